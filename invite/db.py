@@ -1,0 +1,140 @@
+"""PostgreSQL access: the pool, the named-query loader and the migration runner.
+
+All SQL lives in ``sql/``: ``sql/migrations/NNNN_name.sql`` applied in order, and
+``sql/queries/<feature>.sql`` holding statements introduced by a ``-- name: <name>`` line,
+looked up as ``"<feature>.<name>"``. Files are read once per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from invite.settings import Settings
+
+# One number for every replica: pg_advisory_lock serialises concurrent start-ups.
+MIGRATION_LOCK_KEY = 0x1A7E_0001
+_NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class Queries(Mapping[str, str]):
+    """Named SQL statements read from ``<dir>/*.sql``."""
+
+    def __init__(self, directory: Path) -> None:
+        self._sql: dict[str, str] = {}
+        for path in sorted(directory.glob("*.sql")):
+            parts = _NAME_LINE.split(path.read_text(encoding="utf-8"))
+            # parts = [preamble, name1, body1, name2, body2, ...]
+            for name, body in zip(parts[1::2], parts[2::2], strict=True):
+                key = f"{path.stem}.{name}"
+                if key in self._sql:
+                    raise ValueError(f"query {key} is defined twice in {path}")
+                self._sql[key] = body.strip()
+
+    def __getitem__(self, key: str) -> str:
+        return self._sql[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sql)
+
+    def __len__(self) -> int:
+        return len(self._sql)
+
+
+@cache
+def queries(sql_dir: str) -> Queries:
+    return Queries(Path(sql_dir) / "queries")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(sql_dir: str) -> list[Migration]:
+    found = []
+    for path in sorted((Path(sql_dir) / "migrations").glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if not match:
+            raise ValueError(f"migration file {path.name} is not named NNNN_name.sql")
+        found.append(Migration(int(match[1]), path.stem, path.read_text(encoding="utf-8")))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError("two migration files share a number")
+    return found
+
+
+class MigrationChanged(Exception):
+    """An applied migration's file was edited afterwards: add a new migration instead."""
+
+
+async def migrate(conn: asyncpg.Connection, sql_dir: str) -> list[str]:
+    """Apply pending migrations, each once and in its own transaction; return their names.
+
+    Safe when several replicas start at once: the advisory lock makes the others wait and
+    then find nothing left to do.
+    """
+    applied_now: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version integer PRIMARY KEY,
+                   name text NOT NULL,
+                   checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+        for migration in load_migrations(sql_dir):
+            if migration.version in done:
+                if done[migration.version] != migration.checksum:
+                    raise MigrationChanged(f"migration {migration.name} changed after it was applied")
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+            applied_now.append(migration.name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+    return applied_now
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(type_name, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog")
+
+
+def _encode_json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+async def create_pool(dsn: str, settings: Settings, **kwargs: Any) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min(settings.db_pool_min, settings.db_pool_max),
+        max_size=settings.db_pool_max,
+        init=_init_connection,
+        **kwargs,
+    )
+    assert pool is not None
+    return pool

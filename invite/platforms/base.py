@@ -1,0 +1,106 @@
+"""The platform port: what the engine asks of a platform, and the typed outcomes it gets back.
+
+Adapters (the Telegram one on kurigram, the sandbox simulator, later Instagram and
+WhatsApp) implement ``InviteStrategy``; no platform exception ever reaches the engine.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Protocol
+
+import msgspec
+
+
+class OutcomeKind(StrEnum):
+    SUCCESS = "success"
+    ALREADY_MEMBER = "already_member"
+    PRIVACY_RESTRICTED = "privacy_restricted"  # the person does not accept this: skip them
+    NOT_FOUND = "not_found"  # no such person, or an identifier the account cannot resolve
+    TARGET_UNAVAILABLE = "target_unavailable"  # the person can't be reached (kicked, blocked us, ...)
+    FLOOD_WAIT = "flood_wait"  # the account must wait `seconds`
+    PEER_FLOOD = "peer_flood"  # Telegram's spam flag on the account
+    ACCOUNT_DEAD = "account_dead"  # banned, deactivated, session revoked
+    NO_ADMIN_RIGHT = "no_admin_right"  # this account may not invite into / write to the chat
+    CHAT_UNAVAILABLE = "chat_unavailable"  # the group itself refuses (full, private, gone)
+    TRANSIENT = "transient"  # network, timeout, unknown RPC error: retry later
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    kind: OutcomeKind
+    seconds: float = 0.0  # FloodWait / slow-mode wait announced by the server
+    detail: str = ""  # the platform's error id or a short reason, for the execution log
+
+
+class TargetKind(StrEnum):
+    USERNAME = "username"
+    USER_ID = "user_id"
+    PHONE = "phone"
+
+
+class Target(msgspec.Struct, frozen=True):
+    """A person to act on, identified the way the audience gave them."""
+
+    kind: TargetKind
+    value: str  # username without '@', decimal user id, or an E.164 phone
+    data: dict[str, Any] = msgspec.field(default_factory=dict)  # first_name, last_name, ...
+
+    @property
+    def key(self) -> str:
+        """The normalised identity used for "nobody twice" (matches invite_targets.identifier_key)."""
+        prefix = {TargetKind.USERNAME: "u", TargetKind.USER_ID: "id", TargetKind.PHONE: "p"}[self.kind]
+        value = self.value.lower() if self.kind is TargetKind.USERNAME else self.value
+        return f"{prefix}:{value}"
+
+    @classmethod
+    def from_key(cls, key: str, data: dict[str, Any] | None = None) -> Target:
+        prefix, _, value = key.partition(":")
+        kind = {"u": TargetKind.USERNAME, "id": TargetKind.USER_ID, "p": TargetKind.PHONE}[prefix]
+        return cls(kind, value, data or {})
+
+
+class RateLimits(msgspec.Struct, frozen=True):
+    daily_quota: int
+    daily_quota_with_link: int
+    min_pause_seconds: float
+
+
+class AccountData(msgspec.Struct, frozen=True):
+    """An account as the accounts provider hands it out. ``session`` is secret: never log it."""
+
+    id: str
+    user_id: str
+    label: str = ""
+    session: str = msgspec.field(default="", name="session")
+    daily_limit: int | None = None  # the lowest limit the provider reports, if any
+
+    def __repr__(self) -> str:  # keep the session out of every log line and traceback
+        return f"AccountData(id={self.id!r}, user_id={self.user_id!r}, label={self.label!r})"
+
+
+class InviteStrategy(Protocol):
+    """One platform client bound to one account."""
+
+    driver: str
+
+    async def initialize_client(self, account: AccountData) -> Outcome: ...
+
+    async def check_invite_right(self, group_id: str) -> Outcome: ...
+
+    async def invite_to_group(self, target: Target, group_id: str) -> Outcome: ...
+
+    async def send_message(self, target: Target, text: str) -> Outcome: ...
+
+    async def add_to_contacts(self, target: Target) -> Outcome: ...
+
+    def get_rate_limits(self) -> RateLimits: ...
+
+    async def close(self) -> None: ...
+
+
+class StrategyFactory(Protocol):
+    """Makes the strategy for an account (one client per account, reused while leased)."""
+
+    driver: str
+
+    def for_account(self, account: AccountData) -> InviteStrategy: ...

@@ -1,0 +1,115 @@
+"""Every setting of the service, typed, read once from the environment.
+
+Each field is read from the environment variable of the same name in upper case
+(``database_url`` ← ``DATABASE_URL``). A value that does not parse stops start-up with
+one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    # --- storage -------------------------------------------------------------------------
+    database_url: str | None = None  # unset: an embedded PostgreSQL (pgserver) in data_dir
+    data_dir: str = str(ROOT / ".data")
+    db_pool_min: Positive = 2
+    db_pool_max: Positive = 10
+    redis_url: str | None = None  # unset: an in-process cache
+    sql_dir: str = str(ROOT / "sql")
+
+    # --- HTTP ----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
+    api_prefix: Annotated[str, msgspec.Meta(pattern=r"^/[A-Za-z0-9_/\-]*$")] = "/api/v1/invite"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+
+    # --- identity ------------------------------------------------------------------------
+    jwt_secret: str | None = None  # unset: from Vault (kv/jwt secret_key), or a dev secret
+    jwt_algorithm: Literal["HS256"] = "HS256"
+    api_gateway_url: str | None = None  # resolves an email `sub` to the platform's user id
+    vault_addr: str | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: str | None = None
+    vault_token: str | None = None
+    vault_mount: str = "kv"
+
+    # --- neighbours ----------------------------------------------------------------------
+    integration_service_url: str | None = None  # unset: the built-in sandbox accounts provider
+    parsing_service_url: str | None = None
+    http_timeout_seconds: PositiveFloat = 10.0
+    http_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
+    accounts_cache_ttl_seconds: Positive = 30
+
+    # --- Telegram ------------------------------------------------------------------------
+    telegram_driver: Literal["sandbox", "telegram"] = "sandbox"
+    telegram_api_id: int | None = None
+    telegram_api_hash: str | None = None
+    sandbox_accounts_per_tenant: Positive = 5
+    sandbox_seed: int = 1
+
+    # --- product limits ------------------------------------------------------------------
+    max_targets_per_task: Positive = 1000
+    max_active_tasks_per_tenant: Positive = 10
+    max_upload_bytes: Positive = 10 * 1024 * 1024
+    log_retention_days: Positive = 30
+    phone_default_region: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] = "RU"
+
+    # --- engine: Telegram's limits (settings of a task may lower them, never raise) -------
+    daily_quota: Positive = 40
+    daily_quota_with_link: Positive = 10
+    min_pause_seconds: PositiveFloat = 15.0
+    peer_flood_cooldown_seconds: Positive = 24 * 3600
+    max_attempts: Positive = 5
+    recontact_days: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: no cross-task frequency cap
+
+    # --- engine: replicas and leases -----------------------------------------------------
+    replica_id: str = f"{socket.gethostname()}-{os.getpid()}"
+    engine_enabled: bool = True
+    max_accounts_per_replica: Positive = 500
+    account_lease_seconds: PositiveFloat = 60.0
+    target_lease_seconds: PositiveFloat = 300.0
+    poll_interval_seconds: PositiveFloat = 5.0
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment; raise SettingsError naming the bad variable."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, str] = {}
+    for name in msgspec.structs.fields(Settings):
+        value = env.get(name.name.upper())
+        if value is not None and value != "":
+            raw[name.name] = value
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_name_the_variable(str(exc))) from None
+
+
+def _name_the_variable(message: str) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.port`"; the operator knows PORT.
+    reason, _, where = message.rpartition(" - at `$.")
+    if not where:
+        return f"invalid settings: {message}"
+    return f"{where.rstrip('`').upper()}: {reason}"
