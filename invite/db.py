@@ -99,7 +99,10 @@ async def migrate(conn: asyncpg.Connection, sql_dir: str) -> list[str]:
                    checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+        done = {
+            r["version"]: r["checksum"]
+            for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
         for migration in load_migrations(sql_dir):
             if migration.version in done:
                 if done[migration.version] != migration.checksum:
@@ -121,7 +124,9 @@ async def migrate(conn: asyncpg.Connection, sql_dir: str) -> list[str]:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
-        await conn.set_type_codec(type_name, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog")
+        await conn.set_type_codec(
+            type_name, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog"
+        )
 
 
 def _encode_json(value: Any) -> str:

@@ -104,3 +104,43 @@ class StrategyFactory(Protocol):
     driver: str
 
     def for_account(self, account: AccountData) -> InviteStrategy: ...
+
+
+class AccountEvent(StrEnum):
+    """Account-level events reported back to the accounts provider (the platform's vocabulary)."""
+
+    FLOOD_WAIT = "flood_wait"
+    PEER_FLOOD = "peer_flood"
+    AUTH_KEY_ERROR = "auth_key_error"
+    USER_DEACTIVATED = "user_deactivated"
+    PHONE_NUMBER_BANNED = "phone_number_banned"
+    PRIVACY_RESTRICTED = "privacy_restricted"
+    NETWORK_ERROR = "network_error"
+    UNKNOWN_ERROR = "unknown_error"
+
+
+class UsageStats(msgspec.Struct):
+    invites_sent: int = 0
+    messages_sent: int = 0
+    contacts_added: int = 0
+    success: bool = True
+    error_type: str | None = None
+    error_message: str | None = None
+    channels_used: list[str] = msgspec.field(default_factory=list)
+
+
+class AccountsProvider(Protocol):
+    """Where a tenant's accounts come from: the platform's Integration Service, or the sandbox.
+
+    ``lease`` must be called before an account is driven (the platform leases a Telegram
+    session to one service at a time); it returns the account with its session, or None
+    when the account is busy elsewhere.
+    """
+
+    async def list_accounts(self, user_id: str) -> list[AccountData]: ...
+
+    async def lease(self, account_id: str, user_id: str, purpose: str) -> AccountData | None: ...
+
+    async def release(self, account_id: str, user_id: str, usage: UsageStats) -> None: ...
+
+    async def report(self, account_id: str, user_id: str, event: AccountEvent, message: str) -> None: ...

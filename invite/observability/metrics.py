@@ -1,0 +1,38 @@
+"""Prometheus metrics: the brief's names and labels, plus the engine's internals."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+tasks_total = Counter("invite_tasks_total", "Tasks by platform and status reached", ["platform", "status"])
+targets_processed = Counter(
+    "invite_targets_processed", "Targets processed by platform and result", ["platform", "result"]
+)
+accounts_blocked = Counter("invite_accounts_blocked", "Accounts marked blocked", ["platform"])
+floodwait_events = Counter("invite_floodwait_events", "FloodWait answers received", ["platform"])
+task_duration = Histogram(
+    "invite_task_duration_seconds",
+    "From start to completion of a task",
+    ["platform"],
+    buckets=(60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400),
+)
+active_tasks = Gauge("invite_active_tasks", "Tasks running now", ["platform"])
+
+# --- engine internals ---------------------------------------------------------------------
+claim_seconds = Histogram(
+    "invite_engine_claim_seconds",
+    "Latency of one claim statement",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+record_batch_size = Histogram(
+    "invite_engine_record_batch_size",
+    "Outcomes committed per group commit",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250),
+)
+accounts_by_state = Gauge("invite_engine_accounts", "Accounts leased by this replica, by state", ["state"])
+cooldowns = Counter("invite_engine_cooldowns", "Account cooldowns started, by reason", ["reason"])
+breaker_trips = Counter("invite_engine_breaker_trips", "Tasks paused by the circuit breaker", ["reason"])
+lease_takeovers = Counter("invite_engine_lease_takeovers", "Account leases taken over after expiry")
+integration_errors = Counter(
+    "invite_integration_errors", "Failed calls to neighbouring services", ["service"]
+)
