@@ -1,0 +1,77 @@
+"""A task's own settings: they may lower the service's limits, never raise them."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from invite.problems import InvalidParam
+from invite.settings import Settings
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class SendWindow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Hours of the day (in the tenant's time zone) when actions may happen; may wrap midnight."""
+
+    start: str  # "HH:MM"
+    end: str  # "HH:MM"
+    timezone: str = "UTC"
+
+    def bounds(self) -> tuple[time, time, ZoneInfo]:
+        return time.fromisoformat(self.start), time.fromisoformat(self.end), ZoneInfo(self.timezone)
+
+
+class TaskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    account_ids: list[str] | None = None  # the accounts to use; default: all the tenant's accounts
+    daily_limit_per_account: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    min_pause_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    max_parallel_accounts: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    recontact_days: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    send_window: SendWindow | None = None
+
+
+def settings_problems(task: TaskSettings, service: Settings) -> list[InvalidParam]:
+    """What is wrong with ``task`` against the service's limits (empty when it is fine)."""
+    problems: list[InvalidParam] = []
+    if task.daily_limit_per_account is not None and task.daily_limit_per_account > service.daily_quota:
+        problems.append(
+            InvalidParam(
+                "settings.daily_limit_per_account",
+                f"may lower the daily quota, not raise it: at most {service.daily_quota}",
+            )
+        )
+    if task.min_pause_seconds is not None and task.min_pause_seconds < service.min_pause_seconds:
+        problems.append(
+            InvalidParam(
+                "settings.min_pause_seconds",
+                f"may lengthen the pause between actions, not shorten it: at least {service.min_pause_seconds:g}",
+            )
+        )
+    if task.max_attempts is not None and task.max_attempts > service.max_attempts:
+        problems.append(InvalidParam("settings.max_attempts", f"at most {service.max_attempts}"))
+    if task.account_ids is not None and not task.account_ids:
+        problems.append(InvalidParam("settings.account_ids", "give at least one account, or leave it out"))
+    if task.send_window is not None:
+        problems.extend(_window_problems(task.send_window))
+    return problems
+
+
+def _window_problems(window: SendWindow) -> list[InvalidParam]:
+    problems = [
+        InvalidParam(f"settings.send_window.{name}", "must be HH:MM (24 h)")
+        for name, value in (("start", window.start), ("end", window.end))
+        if not _HHMM.match(value)
+    ]
+    try:
+        ZoneInfo(window.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(InvalidParam("settings.send_window.timezone", "unknown time zone (use an IANA name)"))
+    if not problems and window.start == window.end:
+        problems.append(InvalidParam("settings.send_window", "start and end must differ"))
+    return problems
