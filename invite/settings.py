@@ -57,6 +57,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_timeout_seconds: PositiveFloat = 10.0
     http_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
     accounts_cache_ttl_seconds: Positive = 30
+    parsing_max_results: Positive = 100_000  # a parsing task larger than this is refused, not cut
 
     # --- Telegram ------------------------------------------------------------------------
     telegram_driver: Literal["sandbox", "telegram"] = "sandbox"
