@@ -45,6 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret: str | None = None  # unset: from Vault (kv/jwt secret_key), or a dev secret
     jwt_algorithm: Literal["HS256"] = "HS256"
     api_gateway_url: str | None = None  # resolves an email `sub` to the platform's user id
+    identity_cache_ttl_seconds: Positive = 300  # how long an email → user id answer is reused
     vault_addr: str | None = None
     vault_role_id: str | None = None
     vault_secret_id: str | None = None
