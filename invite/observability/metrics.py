@@ -36,3 +36,14 @@ lease_takeovers = Counter("invite_engine_lease_takeovers", "Account leases taken
 integration_errors = Counter(
     "invite_integration_errors", "Failed calls to neighbouring services", ["service"]
 )
+
+# --- HTTP API -----------------------------------------------------------------------------
+http_requests = Counter(
+    "invite_http_requests", "HTTP requests by method, route template and status", ["method", "route", "status"]
+)
+http_request_seconds = Histogram(
+    "invite_http_request_duration_seconds",
+    "HTTP request latency by method, route template and status",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
