@@ -47,3 +47,14 @@ http_request_seconds = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+# --- fleet state read from the shared database (invite/reports/gauges.py refreshes them on
+# every replica, so replicas report the same values: alert rules take max(), not sum()) -------
+accounts_by_status = Gauge(
+    "invite_accounts_by_status", "Accounts known to the service, by platform and status", ["platform", "status"]
+)
+targets_pending = Gauge("invite_targets_pending", "Pending targets of running tasks", ["platform"])
+running_task_idle = Gauge(
+    "invite_running_task_idle_seconds_max",
+    "Longest time any running task with pending targets has gone without an execution log entry",
+)
