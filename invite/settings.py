@@ -66,6 +66,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     telegram_api_hash: str | None = None
     sandbox_accounts_per_tenant: Positive = 5
     sandbox_seed: int = 1
+    sandbox_profile: str = "realistic"  # "zero", "realistic", or a JSON object of SandboxProfile fields
+    sandbox_record_path: str | None = None  # a JSONL file of every sandbox action; unset: in memory
 
     # --- product limits ------------------------------------------------------------------
     max_targets_per_task: Positive = 1000

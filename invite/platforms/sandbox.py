@@ -1,0 +1,505 @@
+"""The sandbox driver: a deterministic Telegram simulator, and a sandbox accounts provider.
+
+A documented product feature, never a silent fallback: dry runs ("how long will this
+campaign take with my accounts?"), demos, load tests. A task records which driver ran it.
+
+Answers are drawn from a hash of (seed, account, action, target, attempt number), never from
+the order of calls, so two replicas, or a process restarted on the same record, get the same
+answers. What belongs to the person (not found, privacy settings, already in the group)
+hashes the person alone, so every account and every retry sees the same person. Every
+action is written to a ``SandboxRecord`` before its answer is returned; the JSONL record is
+appended with one ``write`` per action, so a process killed with SIGKILL leaves the complete
+list of what it "sent", and a new process (or another replica) reads its state back from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Protocol
+
+import msgspec
+
+from invite.platforms.base import (
+    AccountData,
+    AccountEvent,
+    Outcome,
+    OutcomeKind,
+    RateLimits,
+    Target,
+    UsageStats,
+)
+
+if TYPE_CHECKING:
+    from invite.engine.clock import Clock
+    from invite.settings import Settings
+
+DRIVER = "sandbox"
+
+Rate = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Seconds = Annotated[float, msgspec.Meta(ge=0.0)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class SandboxProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the simulated Telegram answers. Success is whatever the other rates leave over."""
+
+    # properties of the person: the same for every account and every attempt
+    not_found_rate: Rate = 0.0
+    privacy_restricted_rate: Rate = 0.0  # invites and messages; adding a contact is not refused
+    already_member_rate: Rate = 0.0  # invites: in the group before the campaign
+    # drawn afresh for each attempt
+    flood_wait_rate: Rate = 0.0
+    flood_wait_seconds: tuple[Seconds, ...] = (30.0,)  # the wait, one of these ...
+    flood_wait_range: tuple[Seconds, Seconds] | None = None  # ... or whole seconds in [min, max]
+    transient_rate: Rate = 0.0
+    death_rate: Rate = 0.0
+    # per account: counted over its answered actions (not refused for flood, spam flag or death)
+    peer_flood_after: Count | None = None  # the spam flag from the (K+1)-th action on; None: never
+    death_after: Count | None = None  # banned from the (N+1)-th action on; None: never
+    latency_seconds: tuple[Seconds, Seconds] = (0.0, 0.0)  # [min, max], slept on the injected clock
+    dead_accounts: frozenset[str] = frozenset()
+    groups_without_right: frozenset[str] = frozenset()  # no account may invite into these
+
+    def __post_init__(self) -> None:
+        if self.not_found_rate + self.privacy_restricted_rate + self.already_member_rate > 1.0:
+            raise ValueError("not_found_rate + privacy_restricted_rate + already_member_rate must be <= 1")
+        if self.flood_wait_rate + self.transient_rate > 1.0:
+            raise ValueError("flood_wait_rate + transient_rate must be <= 1")
+        if not self.flood_wait_seconds:
+            raise ValueError("flood_wait_seconds must name at least one duration")
+        for name, bounds in (
+            ("flood_wait_range", self.flood_wait_range),
+            ("latency_seconds", self.latency_seconds),
+        ):
+            if bounds is not None and not 0 <= bounds[0] <= bounds[1]:
+                raise ValueError(f"{name} must be [min, max] with 0 <= min <= max")
+
+    @classmethod
+    def zero(cls) -> SandboxProfile:
+        """Every action succeeds at once: for benchmarks of the engine itself."""
+        return cls()
+
+    @classmethod
+    def realistic(cls) -> SandboxProfile:
+        """Rough proportions of a real outreach campaign (for demos and dry runs)."""
+        return cls(
+            not_found_rate=0.03,
+            privacy_restricted_rate=0.12,
+            already_member_rate=0.05,
+            flood_wait_rate=0.01,
+            flood_wait_range=(20.0, 900.0),
+            transient_rate=0.01,
+            death_rate=0.0005,
+            latency_seconds=(0.2, 1.2),
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> SandboxProfile:
+        """``zero``, ``realistic``, or a JSON object of fields (e.g. from SANDBOX_PROFILE)."""
+        named = {"zero": cls.zero, "realistic": cls.realistic}
+        if text.strip() in named:
+            return named[text.strip()]()
+        return msgspec.json.decode(text, type=cls)
+
+
+class ActionKind(StrEnum):
+    INVITE = "invite"
+    MESSAGE = "message"
+    CONTACT = "contact"
+
+
+class SandboxAction(msgspec.Struct, frozen=True, kw_only=True):
+    """One action the simulator received, and what it answered. Message texts are kept as a hash."""
+
+    at: datetime
+    account_id: str
+    action: ActionKind
+    target_key: str
+    group_id: str | None = None
+    text_hash: str | None = None
+    attempt: int  # earlier actions of this kind on this person (and group / text)
+    outcome: OutcomeKind
+    seconds: float = 0.0
+    detail: str = ""
+
+    @property
+    def destination(self) -> str:
+        return self.group_id or self.text_hash or ""
+
+
+class SandboxRecord(Protocol):
+    """Where the simulator writes what it did; positions let readers pick up what is new."""
+
+    def append(self, action: SandboxAction) -> None: ...
+
+    def read_since(self, position: int) -> tuple[list[SandboxAction], int]: ...
+
+
+class MemoryRecord:
+    def __init__(self) -> None:
+        self.actions: list[SandboxAction] = []
+
+    def append(self, action: SandboxAction) -> None:
+        self.actions.append(action)
+
+    def read_since(self, position: int) -> tuple[list[SandboxAction], int]:
+        return self.actions[position:], len(self.actions)
+
+
+class JsonlRecord:
+    """An append-only JSON-lines file, shared safely by several processes.
+
+    Each action is one ``os.write`` on an ``O_APPEND`` descriptor: it reaches the kernel
+    before the answer is returned (a SIGKILL loses nothing), and lines of concurrent
+    writers never interleave. ``read_since`` takes byte offsets and complete lines only.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def append(self, action: SandboxAction) -> None:
+        os.write(self._fd, _ENCODER.encode(action) + b"\n")
+
+    def read_since(self, position: int) -> tuple[list[SandboxAction], int]:
+        return _read_jsonl(self.path, position)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(SandboxAction)
+
+
+def _read_jsonl(path: Path, position: int) -> tuple[list[SandboxAction], int]:
+    with path.open("rb") as file:
+        file.seek(position)
+        chunk = file.read()
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    return [_DECODER.decode(line) for line in complete.splitlines() if line], position + len(complete)
+
+
+def read_record(path: str | Path) -> list[SandboxAction]:
+    """Every action in a JSONL record (a last line cut short by a crash is left out)."""
+    return _read_jsonl(Path(path), 0)[0]
+
+
+def sends_per_target(
+    actions: Iterable[SandboxAction], action: ActionKind | None = None
+) -> Counter[tuple[ActionKind, str, str]]:
+    """How many times each person really got each thing: (action, group or text hash, target key) → count.
+
+    Only successful actions count. The same message to the same person twice counts 2, so
+    ``max(counts.values()) == 1`` proves nobody got it twice.
+    """
+    return Counter(
+        (a.action, a.destination, a.target_key)
+        for a in actions
+        if a.outcome is OutcomeKind.SUCCESS and (action is None or a.action is action)
+    )
+
+
+def text_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _unit(seed: int, *parts: object) -> float:
+    """A number in [0, 1) determined by the seed and the parts alone."""
+    digest = hashlib.blake2b("\x1f".join(map(str, (seed, *parts))).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+_ANSWERED = frozenset(
+    {OutcomeKind.SUCCESS, OutcomeKind.ALREADY_MEMBER, OutcomeKind.PRIVACY_RESTRICTED, OutcomeKind.NOT_FOUND}
+)
+
+
+class _World:
+    """What the simulated Telegram remembers, rebuilt from the record (its only input)."""
+
+    def __init__(self, record: SandboxRecord) -> None:
+        self.record = record
+        self.members: defaultdict[str, set[str]] = defaultdict(set)
+        self.attempts: Counter[tuple[ActionKind, str, str]] = Counter()
+        self.answered: Counter[str] = Counter()
+        self.dead: set[str] = set()
+        self.flood_until: dict[str, datetime] = {}
+        self._position = 0
+
+    def catch_up(self) -> None:
+        actions, self._position = self.record.read_since(self._position)
+        for action in actions:
+            self._apply(action)
+
+    def write(self, action: SandboxAction) -> None:
+        self.record.append(action)
+        self.catch_up()
+
+    def _apply(self, a: SandboxAction) -> None:
+        self.attempts[(a.action, a.destination, a.target_key)] += 1
+        if a.outcome in _ANSWERED:
+            self.answered[a.account_id] += 1
+        if a.outcome is OutcomeKind.SUCCESS and a.action is ActionKind.INVITE and a.group_id is not None:
+            self.members[a.group_id].add(a.target_key)
+        elif a.outcome is OutcomeKind.ACCOUNT_DEAD:
+            self.dead.add(a.account_id)
+        elif a.outcome is OutcomeKind.FLOOD_WAIT:
+            until = a.at + timedelta(seconds=a.seconds)
+            self.flood_until[a.account_id] = max(until, self.flood_until.get(a.account_id, until))
+
+
+class SandboxStrategy:
+    """The simulator as seen by one account (implements ``InviteStrategy``)."""
+
+    driver: str = DRIVER
+
+    def __init__(
+        self,
+        world: _World,
+        account: AccountData,
+        *,
+        profile: SandboxProfile,
+        seed: int,
+        clock: Clock,
+        limits: RateLimits,
+    ) -> None:
+        self._world = world
+        self._account_id = account.id
+        self._profile = profile
+        self._seed = seed
+        self._clock = clock
+        self._limits = limits
+
+    async def initialize_client(self, account: AccountData) -> Outcome:
+        self._world.catch_up()
+        if self._is_dead(account.id):
+            return Outcome(OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN")
+        return Outcome(OutcomeKind.SUCCESS)
+
+    async def check_invite_right(self, group_id: str) -> Outcome:
+        self._world.catch_up()
+        if self._is_dead(self._account_id):
+            return Outcome(OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN")
+        if group_id in self._profile.groups_without_right:
+            return Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail="CHAT_ADMIN_REQUIRED")
+        return Outcome(OutcomeKind.SUCCESS)
+
+    async def invite_to_group(self, target: Target, group_id: str) -> Outcome:
+        return await self._act(ActionKind.INVITE, target, group_id=group_id)
+
+    async def send_message(self, target: Target, text: str) -> Outcome:
+        return await self._act(ActionKind.MESSAGE, target, text_hash=text_hash(text))
+
+    async def add_to_contacts(self, target: Target) -> Outcome:
+        return await self._act(ActionKind.CONTACT, target)
+
+    def get_rate_limits(self) -> RateLimits:
+        return self._limits
+
+    async def close(self) -> None:
+        return None
+
+    async def _act(
+        self, action: ActionKind, target: Target, *, group_id: str | None = None, text_hash: str | None = None
+    ) -> Outcome:
+        key = target.key
+        destination = group_id or text_hash or ""
+        self._world.catch_up()
+        attempt = self._world.attempts[(action, destination, key)]
+        latency = self._latency(action, key, attempt)
+        if latency > 0:
+            await self._clock.sleep(latency)
+            self._world.catch_up()
+            attempt = self._world.attempts[(action, destination, key)]
+        # From here to the write nothing awaits: the decision and its record are one step.
+        outcome = self._decide(action, key, group_id, attempt)
+        self._world.write(
+            SandboxAction(
+                at=self._clock.now(),
+                account_id=self._account_id,
+                action=action,
+                target_key=key,
+                group_id=group_id,
+                text_hash=text_hash,
+                attempt=attempt,
+                outcome=outcome.kind,
+                seconds=outcome.seconds,
+                detail=outcome.detail,
+            )
+        )
+        return outcome
+
+    def _decide(self, action: ActionKind, key: str, group_id: str | None, attempt: int) -> Outcome:
+        p, account, seed = self._profile, self._account_id, self._seed
+        if self._is_dead(account):
+            return Outcome(OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN")
+        until = self._world.flood_until.get(account)
+        now = self._clock.now()
+        if until is not None and now < until:
+            return Outcome(
+                OutcomeKind.FLOOD_WAIT, (until - now).total_seconds(), "FLOOD_WAIT_X (still waiting)"
+            )
+        answered = self._world.answered[account]
+        if p.peer_flood_after is not None and answered >= p.peer_flood_after:
+            return Outcome(OutcomeKind.PEER_FLOOD, detail="PEER_FLOOD")
+        # (a zero rate skips its hash: the zero profile is what the engine benchmark drives)
+        died_after_n = p.death_after is not None and answered >= p.death_after
+        if died_after_n or (
+            p.death_rate and _unit(seed, "death", account, action, key, attempt) < p.death_rate
+        ):
+            return Outcome(OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN")
+        draw = (
+            _unit(seed, "attempt", account, action, key, attempt)
+            if p.flood_wait_rate or p.transient_rate
+            else 1.0
+        )
+        if draw < p.flood_wait_rate:
+            return Outcome(OutcomeKind.FLOOD_WAIT, self._flood_seconds(action, key, attempt), "FLOOD_WAIT_X")
+        if draw < p.flood_wait_rate + p.transient_rate:
+            return Outcome(OutcomeKind.TRANSIENT, detail="RPC_CALL_FAIL")
+        person = _unit(seed, "person", key) if p.not_found_rate or p.privacy_restricted_rate else 1.0
+        if person < p.not_found_rate:
+            return Outcome(OutcomeKind.NOT_FOUND, detail="USERNAME_NOT_OCCUPIED")
+        if action is not ActionKind.CONTACT and person < p.not_found_rate + p.privacy_restricted_rate:
+            return Outcome(OutcomeKind.PRIVACY_RESTRICTED, detail="USER_PRIVACY_RESTRICTED")
+        if action is ActionKind.INVITE and group_id is not None and self._is_member(key, group_id):
+            return Outcome(OutcomeKind.ALREADY_MEMBER, detail="USER_ALREADY_PARTICIPANT")
+        return Outcome(OutcomeKind.SUCCESS)
+
+    def _is_dead(self, account_id: str) -> bool:
+        return account_id in self._profile.dead_accounts or account_id in self._world.dead
+
+    def _is_member(self, key: str, group_id: str) -> bool:
+        if key in self._world.members[group_id]:
+            return True
+        # Only people found and not restricted get here; scale so that already_member_rate
+        # is a share of everyone, as the profile's other person rates are.
+        p = self._profile
+        reachable = 1.0 - p.not_found_rate - p.privacy_restricted_rate
+        return (
+            p.already_member_rate > 0
+            and _unit(self._seed, "member", group_id, key) * reachable < p.already_member_rate
+        )
+
+    def _flood_seconds(self, action: ActionKind, key: str, attempt: int) -> float:
+        draw = _unit(self._seed, "flood", self._account_id, action, key, attempt)
+        bounds = self._profile.flood_wait_range
+        if bounds is not None:
+            return float(round(bounds[0] + draw * (bounds[1] - bounds[0])))
+        choices = self._profile.flood_wait_seconds
+        return choices[int(draw * len(choices))]
+
+    def _latency(self, action: ActionKind, key: str, attempt: int) -> float:
+        low, high = self._profile.latency_seconds
+        if high <= 0:
+            return 0.0
+        return low + _unit(self._seed, "latency", self._account_id, action, key, attempt) * (high - low)
+
+
+class SandboxFactory:
+    """Makes one ``SandboxStrategy`` per account, all sharing one simulated Telegram (implements ``StrategyFactory``)."""
+
+    driver: str = DRIVER
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        limits: RateLimits,
+        profile: SandboxProfile | None = None,
+        seed: int = 1,
+        record: SandboxRecord | None = None,
+    ) -> None:
+        self.profile = profile or SandboxProfile.zero()
+        self.record: SandboxRecord = record if record is not None else MemoryRecord()
+        self._clock = clock
+        self._limits = limits
+        self._seed = seed
+        self._world = _World(self.record)
+        self._world.catch_up()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, clock: Clock, *, profile: SandboxProfile | None = None
+    ) -> SandboxFactory:
+        """The service's sandbox: Telegram's limits from settings, SANDBOX_PROFILE, SANDBOX_RECORD_PATH."""
+        limits = RateLimits(
+            daily_quota=settings.daily_quota,
+            daily_quota_with_link=settings.daily_quota_with_link,
+            min_pause_seconds=settings.min_pause_seconds,
+        )
+        record = JsonlRecord(settings.sandbox_record_path) if settings.sandbox_record_path else None
+        return cls(
+            clock,
+            limits=limits,
+            profile=profile or SandboxProfile.parse(settings.sandbox_profile),
+            seed=settings.sandbox_seed,
+            record=record,
+        )
+
+    def for_account(self, account: AccountData) -> SandboxStrategy:
+        return SandboxStrategy(
+            self._world,
+            account,
+            profile=self.profile,
+            seed=self._seed,
+            clock=self._clock,
+            limits=self._limits,
+        )
+
+
+class Released(msgspec.Struct, frozen=True):
+    account_id: str
+    user_id: str
+    usage: UsageStats
+
+
+class Reported(msgspec.Struct, frozen=True):
+    account_id: str
+    user_id: str
+    event: AccountEvent
+    message: str
+
+
+class SandboxAccounts:
+    """The built-in accounts provider when no Integration Service is configured (implements ``AccountsProvider``).
+
+    Each tenant has the same few sandbox accounts; leases always succeed for the tenant's
+    own accounts. What the engine releases and reports is kept so it can be looked at.
+    """
+
+    def __init__(self, accounts_per_tenant: int) -> None:
+        self._per_tenant = accounts_per_tenant
+        self.leases: list[tuple[str, str, str]] = []  # (account_id, user_id, purpose)
+        self.releases: list[Released] = []
+        self.reports: list[Reported] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SandboxAccounts:
+        return cls(settings.sandbox_accounts_per_tenant)
+
+    async def list_accounts(self, user_id: str) -> list[AccountData]:
+        return [
+            AccountData(id=f"sandbox-{user_id}-{n}", user_id=user_id, label=f"Sandbox account {n}")
+            for n in range(1, self._per_tenant + 1)
+        ]
+
+    async def lease(self, account_id: str, user_id: str, purpose: str) -> AccountData | None:
+        """The account with an empty session; None for an id that is not one of this tenant's."""
+        account = next((a for a in await self.list_accounts(user_id) if a.id == account_id), None)
+        if account is not None:
+            self.leases.append((account_id, user_id, purpose))
+        return account
+
+    async def release(self, account_id: str, user_id: str, usage: UsageStats) -> None:
+        self.releases.append(Released(account_id, user_id, usage))
+
+    async def report(self, account_id: str, user_id: str, event: AccountEvent, message: str) -> None:
+        self.reports.append(Reported(account_id, user_id, event, message))
