@@ -51,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vault_secret_id: str | None = None
     vault_token: str | None = None
     vault_mount: str = "kv"
+    secrets_ttl_seconds: PositiveFloat = 300.0  # how long a secret read from Vault is kept
 
     # --- neighbours ----------------------------------------------------------------------
     integration_service_url: str | None = None  # unset: the built-in sandbox accounts provider

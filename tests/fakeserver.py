@@ -13,8 +13,9 @@ and async tests alike and never blocks the test's event loop.
         ... call server.url + "/results/..." ...
         assert server.requests[0].headers["authorization"].startswith("Bearer ")
 
-- A route is a method plus a path pattern; ``{name}`` matches one path segment and lands
-  in ``Request.params``. The query string is not part of the match.
+- A route is a method plus a path pattern; ``{name}`` matches one path segment,
+  ``{name:path}`` the rest of the path (slashes too); both land in ``Request.params``.
+  The query string is not part of the match.
 - A route's answers are a handler (``Request -> Reply``) or a script of Replies served in
   order, the last one repeating. Routing the same method and pattern again replaces it.
 - An unrouted request gets 404 ``{"detail": "Not Found"}``; a handler that raises gets 500.
@@ -71,7 +72,10 @@ Handler = Callable[[Request], Reply]
 
 class _Route:
     def __init__(self, pattern: str, answers: tuple[Reply | Handler, ...]) -> None:
-        self.regex = re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(pattern)) + "$")
+        regex = re.escape(pattern)
+        regex = re.sub(r"\\\{(\w+):path\\\}", r"(?P<\1>.+)", regex)
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", regex)
+        self.regex = re.compile(f"^{regex}$")
         self.answers = list(answers)
         self.served = 0
         self.lock = threading.Lock()
