@@ -17,8 +17,12 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
 from invite.settings import Settings
+
+# A connection of its own or one borrowed from the pool: statements run the same on both.
+DbConnection = asyncpg.Connection | PoolConnectionProxy
 
 # One number for every replica: pg_advisory_lock serialises concurrent start-ups.
 MIGRATION_LOCK_KEY = 0x1A7E_0001
@@ -83,7 +87,7 @@ class MigrationChanged(Exception):
     """An applied migration's file was edited afterwards: add a new migration instead."""
 
 
-async def migrate(conn: asyncpg.Connection, sql_dir: str) -> list[str]:
+async def migrate(conn: DbConnection, sql_dir: str) -> list[str]:
     """Apply pending migrations, each once and in its own transaction; return their names.
 
     Safe when several replicas start at once: the advisory lock makes the others wait and
