@@ -59,6 +59,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_timeout_seconds: PositiveFloat = 10.0
     http_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
     accounts_cache_ttl_seconds: Positive = 30
+    integration_lease_minutes: Positive = 30  # how long the platform leases us an account (renewed before)
     parsing_max_results: Positive = 100_000  # a parsing task larger than this is refused, not cut
 
     # --- Telegram ------------------------------------------------------------------------
