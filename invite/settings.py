@@ -66,6 +66,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     telegram_driver: Literal["sandbox", "telegram"] = "sandbox"
     telegram_api_id: int | None = None
     telegram_api_hash: str | None = None
+    telegram_keep_imported_contacts: bool = False  # keep contacts imported to reach +phone targets
+    telegram_connect_timeout_seconds: PositiveFloat = 30.0
     sandbox_accounts_per_tenant: Positive = 5
     sandbox_seed: int = 1
     sandbox_profile: str = "realistic"  # "zero", "realistic", or a JSON object of SandboxProfile fields
