@@ -1,0 +1,274 @@
+"""The Litestar application: routes, dependencies, auth, error shape and lifespan.
+
+``create_app()`` is the one factory (uvicorn, tests and the CLI use it). The lifespan opens
+the database (DATABASE_URL, or an embedded PostgreSQL), migrates it, and then starts the
+background services; it stops them in reverse order on shutdown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any, Protocol
+
+import asyncpg
+import httpx
+import msgspec
+import structlog
+from litestar import Litestar, Request, Response, Router
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler
+
+from invite.auth import IdentityResolver, Tenant, jwt_auth, jwt_secret
+from invite.db import create_pool, migrate
+from invite.embedded import database_url
+from invite.engine.clock import Clock, RealClock
+from invite.health import health, ready
+from invite.integrations.http import UpstreamError
+from invite.observability.logging import configure_logging
+from invite.observability.request_context import RequestContextMiddleware, echo_request_id
+from invite.observability.scrape import metrics
+from invite.problems import InvalidParam, Problem, ProblemDetails
+from invite.settings import Settings, load_settings
+from invite.tasks.controller import TaskController
+
+log = structlog.get_logger(__name__)
+
+# Every API controller, mounted under settings.api_prefix. Add yours here, one line each.
+API_HANDLERS: list[ControllerRouterHandler] = [
+    health,
+    ready,
+    TaskController,
+]
+
+# Outside the prefix and without auth: Prometheus scrapes this.
+ROOT_HANDLERS: list[ControllerRouterHandler] = [metrics]
+
+# PostgreSQL gone or refusing connections: the client should retry later, not fix its request.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class BackgroundService(Protocol):
+    """A long-running part of the process (the engine): started after the database is ready."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def background_services(state: State) -> list[BackgroundService]:
+    """What runs beside the API; ``state`` holds settings, clock, pool and http. Empty for now."""
+    return []
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
+    settings = settings or load_settings()
+    configure_logging(settings)
+    secret = jwt_secret(settings)
+    auth = jwt_auth(secret, exclude=["^/docs", "^/metrics$"])
+    return Litestar(
+        route_handlers=[Router(path=settings.api_prefix, route_handlers=API_HANDLERS), *ROOT_HANDLERS],
+        on_app_init=[auth.on_app_init, _outermost_request_context],
+        lifespan=[_lifespan],
+        state=State({"settings": settings, "clock": clock or RealClock(), "jwt_secret": secret}),
+        dependencies={
+            # Litestar reports a body field's error as a 500 when the field shares a dependency's
+            # name (e.g. a task's "settings"): keep these names unlike any request field.
+            "app_settings": Provide(_settings, sync_to_thread=False),
+            "clock": Provide(_clock, sync_to_thread=False),
+            "db_pool": Provide(_db_pool, sync_to_thread=False),
+            "tenant": Provide(_tenant, sync_to_thread=False),
+        },
+        exception_handlers={
+            Problem: _problem_response,
+            ValidationException: _validation_response,
+            NotAuthorizedException: _unauthorized_response,
+            HTTPException: _http_response,
+            UpstreamError: _upstream_response,
+            **dict.fromkeys(DATABASE_UNAVAILABLE, _database_unavailable_response),
+            Exception: _internal_error_response,
+        },
+        before_send=[echo_request_id],
+        openapi_config=OpenAPIConfig(
+            title="Invite Service",
+            version="1",
+            path="/docs",
+            description="Outreach campaigns on Telegram within the platform's limits. "
+            "Errors are RFC 9457 problem details (application/problem+json).",
+        ),
+    )
+
+
+def _outermost_request_context(config: AppConfig) -> AppConfig:
+    # after the JWT middleware was inserted first: the request context must wrap it
+    config.middleware.insert(0, RequestContextMiddleware())
+    return config
+
+
+@asynccontextmanager
+async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    state = app.state
+    settings: Settings = state.settings
+    url = await database_url(settings)
+    pool = await create_pool(url, settings)
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn, settings.sql_dir)
+        log.info("database ready", embedded=settings.embedded_database, migrations_applied=applied)
+        async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
+            state.pool = pool
+            state.http = http
+            state.identity = IdentityResolver(settings, state.jwt_secret, http)
+            services = background_services(state)
+            started: list[BackgroundService] = []
+            try:
+                for service in services:
+                    await service.start()
+                    started.append(service)
+                yield
+            finally:
+                for service in reversed(started):
+                    await service.stop()
+    finally:
+        await pool.close()
+
+
+# --- dependencies ---------------------------------------------------------------------------
+
+
+def _settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings
+
+
+def _clock(state: State) -> Clock:
+    clock: Clock = state.clock
+    return clock
+
+
+def _db_pool(state: State) -> asyncpg.Pool:
+    pool: asyncpg.Pool = state.pool
+    return pool
+
+
+def _tenant(request: Request[Tenant, Any, Any]) -> Tenant:
+    return request.user
+
+
+# --- errors as RFC 9457 problem details ------------------------------------------------------
+
+_MSGSPEC_ERROR = re.compile(r"^(?P<reason>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
+_NAMED_FIELD = re.compile(r"(?:missing required|unknown) field `(?P<name>[^`]+)`")
+
+
+def problem_response(
+    request: Request[Any, Any, Any], details: ProblemDetails, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    details.instance = request.url.path
+    body = msgspec.to_builtins(details)
+    body.update(body.pop("extra", None) or {})  # extension members sit at the top level
+    return Response(
+        msgspec.json.encode(body),
+        status_code=details.status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _problem_response(request: Request[Any, Any, Any], exc: Problem) -> Response[bytes]:
+    return problem_response(request, exc.details())
+
+
+def invalid_param(message: str, key: str = "") -> InvalidParam:
+    """A msgspec error ("<reason> - at `$.a.b`", or a reason plus the key Litestar saw) as a field."""
+    match = _MSGSPEC_ERROR.match(message)
+    assert match is not None  # the pattern matches any text
+    reason = match["reason"]
+    path = match["path"] or key
+    path = "" if path in ("data", "body") else path.removeprefix("data.")
+    named = _NAMED_FIELD.search(reason)
+    if named:
+        path = f"{path}.{named['name']}" if path else named["name"]
+    return InvalidParam(path or "body", reason)
+
+
+def _validation_response(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    items = exc.extra if isinstance(exc.extra, list) else []
+    params = [
+        invalid_param(str(item["message"]), str(item.get("key") or ""))
+        for item in items
+        if isinstance(item, dict) and "message" in item
+    ] or [invalid_param(exc.detail)]
+    details = ProblemDetails(
+        title="Invalid request", status=422, detail="the request is not valid", invalid_params=params
+    )
+    return problem_response(request, details)
+
+
+def _unauthorized_response(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[bytes]:
+    return problem_response(
+        request,
+        ProblemDetails(
+            title="Unauthorized", status=401, detail=exc.detail or "a valid bearer token is required"
+        ),
+        headers={"WWW-Authenticate": 'Bearer realm="invite"'},
+    )
+
+
+def _http_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if exc.status_code == 400 and " - at `$" in exc.detail:  # a body msgspec could not decode
+        param = invalid_param(exc.detail)
+        details = ProblemDetails(
+            title="Invalid request", status=422, detail=param.reason, invalid_params=[param]
+        )
+        return problem_response(request, details)
+    if exc.status_code >= 500:
+        log.error("server error", path=request.url.path, exc_info=exc)
+    headers = dict(exc.headers or {})
+    return problem_response(
+        request,
+        ProblemDetails(title=_title(exc.status_code), status=exc.status_code, detail=exc.detail),
+        headers,
+    )
+
+
+def _upstream_response(request: Request[Any, Any, Any], exc: UpstreamError) -> Response[bytes]:
+    details = ProblemDetails(
+        title="Service unavailable", status=503, detail=f"{exc.service} is not answering"
+    )
+    return problem_response(request, details, headers={"Retry-After": "5"})
+
+
+def _database_unavailable_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.warning("database unavailable", error=type(exc).__name__)
+    details = ProblemDetails(title="Service unavailable", status=503, detail="the database is not available")
+    return problem_response(request, details, headers={"Retry-After": "5"})
+
+
+def _internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error", path=request.url.path, exc_info=exc)
+    details = ProblemDetails(
+        title="Internal Server Error", status=500, detail="something went wrong on our side"
+    )
+    return problem_response(request, details)

@@ -1,0 +1,33 @@
+"""The audit log: who did what to which resource, through which request.
+
+Call ``record`` on the connection that makes the change, inside its transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from invite.db import DbConnection, queries
+from invite.observability.request_context import current_request_id
+
+
+async def record(
+    conn: DbConnection,
+    sql_dir: str,
+    *,
+    user_id: str,
+    action: str,
+    resource: str,
+    resource_id: str | None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        queries(sql_dir)["audit.record"],
+        user_id,
+        action,
+        resource,
+        resource_id,
+        current_request_id(),
+        dict(details or {}),
+    )

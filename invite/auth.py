@@ -1,0 +1,178 @@
+"""Who is calling: Litestar's JWT auth (HS256) and the tenant behind the token.
+
+Tenant resolution follows PLATFORM-CONTRACTS.md: a numeric (or UUID) ``sub`` is the tenant
+id; otherwise a ``user_id`` claim (service tokens) is; otherwise an email ``sub`` is looked
+up at the API gateway (``GET /internal/users/by-email``) and cached. Anything else is 401.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import msgspec
+import structlog
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.security.jwt import JWTAuth, Token
+
+from invite.integrations.http import integration_token, request
+from invite.settings import Settings, SettingsError
+
+DEV_SECRET_FILE = "dev-jwt-secret"
+_NUMERIC = re.compile(r"^[0-9]{1,32}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+log = structlog.get_logger(__name__)
+
+
+class Tenant(msgspec.Struct, frozen=True):
+    """The customer a request acts for; every query is scoped by ``user_id`` (opaque)."""
+
+    user_id: str
+
+
+def dev_mode(settings: Settings) -> bool:
+    return settings.jwt_secret is None and settings.vault_addr is None
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The HS256 secret: JWT_SECRET, or (dev mode) one generated once and kept in DATA_DIR.
+
+    The one place the secret is looked up: reading it from Vault goes here.
+    """
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret
+    if settings.vault_addr is not None:
+        raise SettingsError("JWT_SECRET: not set, and reading it from Vault (VAULT_ADDR) is not built yet")
+    path = Path(settings.data_dir) / DEV_SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def issue_token(secret: str, user_id: str, lifetime: timedelta, now: datetime | None = None) -> str:
+    """A tenant's access token, shaped as the platform's user service issues them."""
+    issued = now or datetime.now(UTC)
+    claims = {"sub": user_id, "iat": int(issued.timestamp()), "exp": int((issued + lifetime).timestamp())}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+@dataclass
+class PlatformToken(Token):
+    """Litestar's Token, accepting the platform's service tokens (``user_id``, no ``sub``/``iat``)."""
+
+    @classmethod
+    def decode_payload(
+        cls,
+        encoded_token: str,
+        secret: str,
+        algorithms: list[str],
+        issuer: Any = None,
+        audience: Any = None,
+        options: Any = None,
+    ) -> Any:
+        payload = super().decode_payload(encoded_token, secret, algorithms, issuer, audience, options)
+        if "sub" not in payload and "user_id" in payload:
+            payload["sub"] = f"user_id:{payload['user_id']}"
+        payload.setdefault("iat", int(time.time()))
+        return payload
+
+
+class _GatewayUser(msgspec.Struct):
+    id: int | str
+
+
+class IdentityResolver:
+    """Turns a verified token into a Tenant; email look-ups are cached for a while."""
+
+    def __init__(self, settings: Settings, secret: str, http: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._secret = secret
+        self._http = http
+        self._by_email: dict[str, tuple[float, str]] = {}
+
+    async def tenant(self, token: Token) -> Tenant:
+        sub = token.sub
+        if _NUMERIC.match(sub):
+            return Tenant(sub)
+        if _is_uuid(sub):
+            return Tenant(sub.lower())
+        claimed = token.extras.get("user_id")
+        if claimed is not None:
+            return Tenant(_tenant_claim(claimed))
+        if _EMAIL.match(sub):
+            return Tenant(await self._user_id_for(sub.lower()))
+        raise NotAuthorizedException("the token names no user (sub or user_id)")
+
+    async def _user_id_for(self, email: str) -> str:
+        cached = self._by_email.get(email)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        base = self._settings.api_gateway_url
+        if base is None:
+            log.warning("email subject but API_GATEWAY_URL is not set")
+            raise NotAuthorizedException("email subjects cannot be resolved here")
+        response = await request(
+            self._http,
+            "api-gateway",
+            "GET",
+            f"{base.rstrip('/')}/internal/users/by-email",
+            retries=self._settings.http_retries,
+            params={"email": email},
+            headers={"Authorization": f"Bearer {integration_token(self._secret, datetime.now(UTC))}"},
+            accept_status=frozenset({404}),
+        )
+        if response.status_code == 404:
+            raise NotAuthorizedException("unknown user")
+        try:
+            user = msgspec.json.decode(response.content, type=_GatewayUser)
+        except msgspec.DecodeError:
+            log.warning("api gateway answered an unreadable user", status=response.status_code)
+            raise NotAuthorizedException("unknown user") from None
+        user_id = _tenant_claim(user.id)
+        self._by_email[email] = (time.monotonic() + self._settings.identity_cache_ttl_seconds, user_id)
+        return user_id
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) == 36
+
+
+def _tenant_claim(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | str) or str(value).strip() == "":
+        raise NotAuthorizedException("the token's user id is not usable")
+    return str(value).strip()
+
+
+async def _retrieve_tenant(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> Tenant:
+    resolver: IdentityResolver = connection.app.state.identity
+    tenant = await resolver.tenant(token)
+    structlog.contextvars.bind_contextvars(tenant=tenant.user_id)
+    return tenant
+
+
+def jwt_auth(secret: str, exclude: list[str]) -> JWTAuth[Tenant, PlatformToken]:
+    """The app's auth config; handlers opt out with ``opt={"exclude_from_auth": True}``."""
+    return JWTAuth[Tenant, PlatformToken](
+        token_secret=secret,
+        algorithm="HS256",
+        token_cls=PlatformToken,
+        retrieve_user_handler=_retrieve_tenant,
+        exclude=exclude,
+        description="HS256 JWT from the platform: `sub` is the user id or email, or `user_id` for services.",
+    )

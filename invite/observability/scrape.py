@@ -1,0 +1,39 @@
+"""``GET /metrics``: the default registry in Prometheus' text format, task gauges fresh from the DB."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import structlog
+from litestar import Response, get
+from litestar.di import NamedDependency
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from invite.db import queries
+from invite.observability.metrics import active_tasks
+from invite.settings import Settings
+
+PLATFORMS = ("telegram", "instagram", "whatsapp")
+GAUGE_TIMEOUT_SECONDS = 2.0
+
+log = structlog.get_logger(__name__)
+
+
+async def refresh_task_gauges(pool: asyncpg.Pool, settings: Settings) -> None:
+    async with asyncio.timeout(GAUGE_TIMEOUT_SECONDS):
+        rows = await pool.fetch(queries(settings.sql_dir)["tasks.running_by_platform"])
+    running = {r["platform"]: r["n"] for r in rows}
+    for platform in PLATFORMS:
+        active_tasks.labels(platform=platform).set(running.get(platform, 0))
+
+
+@get("/metrics", opt={"exclude_from_auth": True}, include_in_schema=False)
+async def metrics(
+    db_pool: NamedDependency[asyncpg.Pool], app_settings: NamedDependency[Settings]
+) -> Response[bytes]:
+    try:
+        await refresh_task_gauges(db_pool, app_settings)
+    except Exception as exc:  # a scrape still answers, with the last known values
+        log.warning("task gauges not refreshed", error=type(exc).__name__)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,362 @@
+"""Task use cases: create, list, read, edit, delete and the customer's state changes.
+
+Each mutating call runs in one transaction with its audit row. State changes are applied by
+a guarded UPDATE (see ``sql/queries/tasks.sql``), so concurrent requests cannot both win.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from invite import audit
+from invite.auth import Tenant
+from invite.db import DbConnection, queries
+from invite.engine.clock import Clock
+from invite.observability.metrics import tasks_total
+from invite.problems import InvalidParam, Problem, conflict, invalid, not_found
+from invite.settings import Settings
+from invite.tasks import states
+from invite.tasks.schemas import (
+    TARGET_STATUSES,
+    UNFINISHED_TARGETS,
+    InviteTaskCreate,
+    InviteTaskResponse,
+    InviteTaskUpdate,
+    TaskListResponse,
+    TaskStatusResponse,
+    priority_number,
+)
+from invite.tasks.states import Action, IllegalTransition, TaskStatus
+from invite.tasks.task_settings import TaskSettings, settings_problems
+from invite.tasks.templates import TemplateError, check_template
+
+EVENTS_CHANNEL = "invite_task_events"
+_REASONS = {Action.PAUSE: "paused by the customer", Action.CANCEL: "cancelled by the customer"}
+
+
+class _Draft(msgspec.Struct, kw_only=True):
+    """A task's editable fields, as they will be stored (create, or a row merged with a PUT)."""
+
+    platform: str
+    task_type: str
+    title: str
+    description: str | None
+    target_group_id: str | None
+    message_template: str | None
+    priority: int
+    scheduled_at: datetime | None
+    settings: TaskSettings
+
+
+class _Cursor(msgspec.Struct, array_like=True):
+    """Where a page ended: the last task's (created_at, id), the list's sort key."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+_FIRST_PAGE = _Cursor(datetime.max.replace(tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))
+
+
+class TaskService:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock, tenant: Tenant) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._clock = clock
+        self._tenant = tenant.user_id
+        self._sql = queries(settings.sql_dir)
+
+    # --- reads -------------------------------------------------------------------------
+
+    async def get(self, task_id: uuid.UUID) -> InviteTaskResponse:
+        row = await self._pool.fetchrow(self._sql["tasks.get"], task_id, self._tenant)
+        if row is None:
+            raise not_found("task")
+        return InviteTaskResponse.from_row(row)
+
+    async def list_page(
+        self,
+        *,
+        status: TaskStatus | None,
+        task_type: str | None,
+        platform: str | None,
+        priority: int | None,
+        cursor: str | None,
+        limit: int,
+    ) -> TaskListResponse:
+        after = _decode_cursor(cursor) if cursor else _FIRST_PAGE
+        rows = await self._pool.fetch(
+            self._sql["tasks.list"],
+            self._tenant,
+            after.created_at,
+            after.id,
+            status,
+            task_type,
+            platform,
+            priority,
+            limit + 1,
+        )
+        items = [InviteTaskResponse.from_row(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        last = rows[limit - 1] if more else None
+        return TaskListResponse(
+            items=items,
+            next_cursor=_encode_cursor(_Cursor(last["created_at"], last["id"])) if last else None,
+        )
+
+    async def status_report(self, task_id: uuid.UUID) -> TaskStatusResponse:
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            row = await conn.fetchrow(self._sql["tasks.get"], task_id, self._tenant)
+            if row is None:
+                raise not_found("task")
+            counted = {
+                r["status"]: r["n"] for r in await conn.fetch(self._sql["tasks.target_counts"], task_id)
+            }
+        counts = {name: int(counted.get(name, 0)) for name in TARGET_STATUSES}
+        total = sum(counts.values())
+        processed = total - sum(counts[name] for name in UNFINISHED_TARGETS)
+        return TaskStatusResponse(
+            task_id=str(task_id),
+            status=TaskStatus(row["status"]),
+            status_reason=row["status_reason"],
+            driver=row["driver"],
+            total=total,
+            processed=processed,
+            percent_done=round(100 * processed / total, 1) if total else 0.0,
+            counts=counts,
+        )
+
+    # --- writes ------------------------------------------------------------------------
+
+    async def create(self, body: InviteTaskCreate) -> InviteTaskResponse:
+        draft = _Draft(
+            platform=body.platform,
+            task_type=body.task_type,
+            title=body.title,
+            description=body.description,
+            target_group_id=body.target_group_id,
+            message_template=body.message_template,
+            priority=priority_number(body.priority),
+            scheduled_at=body.scheduled_at,
+            settings=body.settings,
+        )
+        self._validate(draft, check_schedule=True)
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                self._sql["tasks.create"],
+                self._tenant,
+                draft.platform,
+                draft.task_type,
+                draft.title.strip(),
+                draft.description,
+                draft.target_group_id,
+                draft.message_template,
+                draft.priority,
+                draft.settings,
+                draft.scheduled_at,
+                self._settings.telegram_driver,
+                self._clock.now(),
+            )
+            assert row is not None
+            await self._audit(
+                conn, "task.create", row["id"], {"title": row["title"], "task_type": draft.task_type}
+            )
+        tasks_total.labels(platform=draft.platform, status=TaskStatus.DRAFT.value).inc()
+        return InviteTaskResponse.from_row(row)
+
+    async def update(self, task_id: uuid.UUID, body: InviteTaskUpdate) -> InviteTaskResponse:
+        changed = sorted(name for name in body.__struct_fields__ if getattr(body, name) is not msgspec.UNSET)
+        async with self._pool.acquire() as conn, conn.transaction():
+            current = await conn.fetchrow(self._sql["tasks.get_for_update"], task_id, self._tenant)
+            if current is None:
+                raise not_found("task")
+            status = TaskStatus(current["status"])
+            if status not in states.EDITABLE:
+                raise Problem(
+                    409,
+                    "Conflict",
+                    f"a {status.value} task cannot be edited; pause it first",
+                    extra={"status": status.value},
+                )
+            draft = _merge(current, body)
+            self._validate(draft, check_schedule=body.scheduled_at is not msgspec.UNSET)
+            if status is TaskStatus.SCHEDULED and draft.scheduled_at is None:
+                raise invalid("scheduled_at", "a scheduled task needs a start time; pause it to clear it")
+            row = await conn.fetchrow(
+                self._sql["tasks.update"],
+                task_id,
+                self._tenant,
+                list(states.EDITABLE),
+                draft.title.strip(),
+                draft.description,
+                draft.target_group_id,
+                draft.message_template,
+                draft.priority,
+                draft.scheduled_at,
+                draft.settings,
+                self._clock.now(),
+            )
+            assert row is not None  # the row lock held the status still
+            await self._audit(conn, "task.update", task_id, {"fields": changed})
+        return InviteTaskResponse.from_row(row)
+
+    async def delete(self, task_id: uuid.UUID) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            deleted = await conn.fetchval(
+                self._sql["tasks.delete"], task_id, self._tenant, list(states.DELETABLE)
+            )
+            if deleted is None:
+                row = await conn.fetchrow(self._sql["tasks.get"], task_id, self._tenant)
+                if row is None:
+                    raise not_found("task")
+                raise Problem(
+                    409,
+                    "Conflict",
+                    f"the task is {row['status']}: pause or cancel it first",
+                    extra={"status": row["status"]},
+                )
+            await self._audit(conn, "task.delete", task_id, {})
+
+    async def apply(self, task_id: uuid.UUID, action: Action) -> InviteTaskResponse:
+        """start / pause / resume / cancel, as the state machine allows."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if action is Action.START:
+                await conn.execute(self._sql["tasks.lock_tenant_starts"], self._tenant)
+            current = await conn.fetchrow(self._sql["tasks.get"], task_id, self._tenant)
+            if current is None:
+                raise not_found("task")
+            now = self._clock.now()
+            ahead = current["scheduled_at"] is not None and current["scheduled_at"] > now
+            try:
+                target = states.next_status(TaskStatus(current["status"]), action, scheduled_ahead=ahead)
+            except IllegalTransition as exc:
+                raise _illegal(exc.status, action) from None
+            if action is Action.START:
+                await self._check_can_start(conn, task_id)
+            row = await conn.fetchrow(
+                self._sql["tasks.transition"],
+                task_id,
+                self._tenant,
+                list(states.allowed_from(action)),
+                target.value,
+                _REASONS.get(action),
+                now,
+            )
+            if row is None:  # changed under us since the read: report what it is now
+                fresh = await conn.fetchrow(self._sql["tasks.get"], task_id, self._tenant)
+                if fresh is None:
+                    raise not_found("task")
+                raise _illegal(TaskStatus(fresh["status"]), action)
+            if action is Action.CANCEL:
+                await conn.execute(self._sql["tasks.cancel_pending_targets"], task_id)
+            await self._audit(
+                conn, f"task.{action.value}", task_id, {"from": current["status"], "to": target.value}
+            )
+            event = {"task_id": str(task_id), "type": "status", "status": target.value}
+            await conn.execute(self._sql["tasks.notify"], msgspec.json.encode(event).decode())
+        tasks_total.labels(platform=row["platform"], status=target.value).inc()
+        return InviteTaskResponse.from_row(row)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    async def _check_can_start(self, conn: DbConnection, task_id: uuid.UUID) -> None:
+        if not await conn.fetchval(self._sql["tasks.count_targets"], task_id):
+            raise conflict("the task has no targets: import an audience first")
+        limit = self._settings.max_active_tasks_per_tenant
+        active = await conn.fetchval(self._sql["tasks.count_active"], self._tenant, list(states.ACTIVE))
+        if active >= limit:
+            raise Problem(
+                409,
+                "Too many active tasks",
+                f"{active} of {limit} tasks are already active (scheduled, running or paused); "
+                "finish or cancel one first",
+                extra={"active_tasks": active, "limit": limit},
+            )
+
+    def _validate(self, draft: _Draft, *, check_schedule: bool) -> None:
+        problems: list[InvalidParam] = []
+        if draft.platform != "telegram":
+            problems.append(InvalidParam("platform", f"{draft.platform} is not supported yet; use telegram"))
+        if not draft.title.strip():
+            problems.append(InvalidParam("title", "must not be blank"))
+        if draft.task_type == "invite_to_group" and not (draft.target_group_id or "").strip():
+            problems.append(InvalidParam("target_group_id", "required for invite_to_group tasks"))
+        if draft.task_type == "send_messages" and not (draft.message_template or "").strip():
+            problems.append(InvalidParam("message_template", "required for send_messages tasks"))
+        if draft.message_template is not None:
+            try:
+                check_template(draft.message_template)
+            except TemplateError as exc:
+                problems.append(InvalidParam("message_template", str(exc)))
+        if check_schedule and draft.scheduled_at is not None and draft.scheduled_at <= self._clock.now():
+            problems.append(InvalidParam("scheduled_at", "must be in the future"))
+        problems.extend(settings_problems(draft.settings, self._settings))
+        if problems:
+            raise Problem(422, "Invalid request", "the task is not valid", params=problems)
+
+    async def _audit(
+        self, conn: DbConnection, action: str, task_id: uuid.UUID, details: dict[str, Any]
+    ) -> None:
+        await audit.record(
+            conn,
+            self._settings.sql_dir,
+            user_id=self._tenant,
+            action=action,
+            resource="task",
+            resource_id=str(task_id),
+            details=details,
+        )
+
+
+def _merge(row: asyncpg.Record, body: InviteTaskUpdate) -> _Draft:
+    def pick(name: str) -> Any:
+        value = getattr(body, name)
+        return row[name] if value is msgspec.UNSET else value
+
+    settings = (
+        body.settings
+        if body.settings is not msgspec.UNSET
+        else msgspec.convert(row["settings"], TaskSettings)
+    )
+    return _Draft(
+        platform=row["platform"],
+        task_type=row["task_type"],
+        title=pick("title"),
+        description=pick("description"),
+        target_group_id=pick("target_group_id"),
+        message_template=pick("message_template"),
+        priority=priority_number(pick("priority")),
+        scheduled_at=pick("scheduled_at"),
+        settings=settings,
+    )
+
+
+def _illegal(status: TaskStatus, action: Action) -> Problem:
+    return Problem(
+        409,
+        "Illegal transition",
+        f"cannot {action.value} a task that is {status.value}",
+        extra={"status": status.value, "action": action.value},
+    )
+
+
+def _encode_cursor(cursor: _Cursor) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+
+
+def _decode_cursor(text: str) -> _Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        cursor = msgspec.json.decode(raw, type=_Cursor)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise invalid("cursor", "not a cursor this API returned") from None
+    if cursor.created_at.tzinfo is None:
+        raise invalid("cursor", "not a cursor this API returned")
+    return cursor

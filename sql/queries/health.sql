@@ -1,0 +1,3 @@
+-- name: ping
+-- Readiness: the cheapest statement that proves a pooled connection reaches the server.
+SELECT 1
