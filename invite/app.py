@@ -27,7 +27,7 @@ from litestar.types import ControllerRouterHandler
 
 from invite.auth import IdentityResolver, Tenant, jwt_auth, jwt_secret
 from invite.db import create_pool, migrate
-from invite.embedded import database_url
+from invite.embedded import database
 from invite.engine.clock import Clock, RealClock
 from invite.health import health, ready
 from invite.integrations.http import UpstreamError
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Exception: _internal_error_response,
         },
         before_send=[echo_request_id],
+        logging_config=None,  # configure_logging() owns logging
         openapi_config=OpenAPIConfig(
             title="Invite Service",
             version="1",
@@ -123,28 +124,33 @@ def _outermost_request_context(config: AppConfig) -> AppConfig:
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     state = app.state
     settings: Settings = state.settings
-    url = await database_url(settings)
-    pool = await create_pool(url, settings)
+    async with database(settings) as url:
+        pool = await create_pool(url, settings)
+        try:
+            async with pool.acquire() as conn:
+                applied = await migrate(conn, settings.sql_dir)
+            log.info("database ready", embedded=settings.embedded_database, migrations_applied=applied)
+            async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
+                state.pool = pool
+                state.http = http
+                state.identity = IdentityResolver(settings, state.jwt_secret, http)
+                async with _running(background_services(state)):
+                    yield
+        finally:
+            await pool.close()
+
+
+@asynccontextmanager
+async def _running(services: list[BackgroundService]) -> AsyncIterator[None]:
+    started: list[BackgroundService] = []
     try:
-        async with pool.acquire() as conn:
-            applied = await migrate(conn, settings.sql_dir)
-        log.info("database ready", embedded=settings.embedded_database, migrations_applied=applied)
-        async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
-            state.pool = pool
-            state.http = http
-            state.identity = IdentityResolver(settings, state.jwt_secret, http)
-            services = background_services(state)
-            started: list[BackgroundService] = []
-            try:
-                for service in services:
-                    await service.start()
-                    started.append(service)
-                yield
-            finally:
-                for service in reversed(started):
-                    await service.stop()
+        for service in services:
+            await service.start()
+            started.append(service)
+        yield
     finally:
-        await pool.close()
+        for service in reversed(started):
+            await service.stop()
 
 
 # --- dependencies ---------------------------------------------------------------------------

@@ -50,6 +50,7 @@ def configure_logging(settings: Settings) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # initdb's chatter on first start
     # uvicorn's access lines would repeat ours without the request id
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):

@@ -1,0 +1,27 @@
+# Every target runs in .venv, created (and refreshed when pyproject.toml changes) by one rule.
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: venv run test lint migrate
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+run: venv
+	$(BIN)/python -m invite serve
+
+test: venv
+	$(BIN)/pytest $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check invite tests
+	$(BIN)/ruff format --check invite tests
+	$(BIN)/mypy
+
+migrate: venv
+	$(BIN)/python -m invite migrate

@@ -1,0 +1,81 @@
+"""Command line: ``python -m invite serve | migrate | token --user-id X [--minutes N]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import timedelta
+
+import asyncpg
+
+from invite.auth import dev_mode, issue_token, jwt_secret
+from invite.db import migrate
+from invite.embedded import database
+from invite.settings import Settings, SettingsError, load_settings
+
+DEMO_TENANT = "1"
+DEV_TOKEN_LIFETIME = timedelta(hours=24)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="invite", description="Invite Service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the HTTP API (and the engine)")
+    commands.add_parser("migrate", help="apply pending database migrations and exit")
+    token = commands.add_parser("token", help="print a bearer token for a tenant")
+    token.add_argument("--user-id", required=True, help="the tenant's id (the platform's user id)")
+    token.add_argument("--minutes", type=int, default=60, help="lifetime (default 60)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "serve":
+            serve(settings)
+        elif args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        else:
+            secret = jwt_secret(settings)
+            print(issue_token(secret, args.user_id, timedelta(minutes=args.minutes)))
+    except SettingsError as exc:
+        print(f"invite: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from invite.app import create_app
+
+    app = create_app(settings)
+    if dev_mode(settings):
+        _print_dev_banner(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+def _print_dev_banner(settings: Settings) -> None:
+    token = issue_token(jwt_secret(settings), DEMO_TENANT, DEV_TOKEN_LIFETIME)
+    base = f"http://{settings.host}:{settings.port}{settings.api_prefix}"
+    print(
+        "\nDevelopment mode (no JWT_SECRET, no VAULT_ADDR): tokens are signed with a secret kept in "
+        f"{settings.data_dir}.\n"
+        f"Token for demo tenant {DEMO_TENANT} (valid 24 h):\n\n  {token}\n\n"
+        "Try:\n\n"
+        f'  curl -s -H "Authorization: Bearer {token}" {base}/tasks\n\n'
+        f"API docs: http://{settings.host}:{settings.port}/docs\n",
+        flush=True,
+    )
+
+
+async def _migrate(settings: Settings) -> None:
+    async with database(settings) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            applied = await migrate(conn, settings.sql_dir)
+        finally:
+            await conn.close()
+    print("applied: " + ", ".join(applied) if applied else "the database is up to date")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
