@@ -25,6 +25,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from invite.audience.controller import ImportController
 from invite.auth import IdentityResolver, Tenant, jwt_auth, jwt_secret
 from invite.db import create_pool, migrate
 from invite.embedded import database
@@ -45,6 +46,7 @@ API_HANDLERS: list[ControllerRouterHandler] = [
     health,
     ready,
     TaskController,
+    ImportController,
 ]
 
 # Outside the prefix and without auth: Prometheus scrapes this.

@@ -77,6 +77,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_targets_per_task: Positive = 1000
     max_active_tasks_per_tenant: Positive = 10
     max_upload_bytes: Positive = 10 * 1024 * 1024
+    max_xlsx_unpacked_bytes: Positive = 256 * 1024 * 1024  # an XLSX inflating past this is a zip bomb
+    import_rejected_kept: Positive = 10_000  # rejected rows of an import kept for paging
     log_retention_days: Positive = 30
     phone_default_region: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] = "RU"
 

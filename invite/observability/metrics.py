@@ -37,6 +37,10 @@ integration_errors = Counter(
     "invite_integration_errors", "Failed calls to neighbouring services", ["service"]
 )
 
+# --- audience import ----------------------------------------------------------------------
+imports_total = Counter("invite_imports_total", "Audience imports committed, by source", ["source"])
+import_rows = Counter("invite_import_rows", "Rows of committed imports, by outcome", ["outcome"])
+
 # --- HTTP API -----------------------------------------------------------------------------
 http_requests = Counter(
     "invite_http_requests", "HTTP requests by method, route template and status", ["method", "route", "status"]

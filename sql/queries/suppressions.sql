@@ -1,0 +1,52 @@
+-- The tenant's suppression list: people who must never be contacted, whatever the task.
+
+-- name: lock_tenant
+-- Imports and suppression changes of one tenant take turns (a transaction-scoped advisory
+-- lock keyed by the tenant): otherwise a person suppressed while an import is running could
+-- be written by that import after it checked the list.
+SELECT pg_advisory_xact_lock(hashtextextended('invite_suppressions:' || $1, 0))
+
+-- name: add
+-- Many at once from two parallel arrays; people already listed keep their first entry.
+INSERT INTO invite_suppressions (user_id, identifier_key, user_identifier, reason, created_at)
+SELECT $1, x.key, x.identifier, $4, $5
+FROM unnest($2::text[], $3::text[]) AS x(key, identifier)
+ON CONFLICT (user_id, identifier_key) DO NOTHING
+RETURNING identifier_key
+
+-- name: skip_pending_targets
+-- Suppressing someone also takes them out of the tenant's tasks right away: their pending
+-- targets become skipped/suppressed in the same transaction, so the engine never claims
+-- them. A target matches by its identifier_key or by any other identifier kept in its
+-- user_data (the same person imported by user id is caught by a suppressed username).
+-- Targets already in flight are left to finish; done targets are history and stay as they are.
+UPDATE invite_targets t
+SET status = 'skipped', outcome = 'suppressed', error_message = 'on the suppression list', processed_at = $3
+FROM invite_tasks k
+WHERE k.user_id = $1
+  AND t.task_id = k.id
+  AND t.status = 'pending'
+  AND (t.identifier_key = ANY($2::text[])
+       OR 'u:' || lower(t.user_data ->> 'username') = ANY($2::text[])
+       OR 'id:' || (t.user_data ->> 'user_id') = ANY($2::text[])
+       OR 'p:' || (t.user_data ->> 'phone') = ANY($2::text[]))
+
+-- name: page
+-- Newest first, keyset-paged on (created_at, identifier_key) — the index of 0003 in that
+-- order — so a deep page costs the same as the first. $2/$3 are the last row seen (NULL: start).
+SELECT identifier_key, user_identifier, reason, created_at
+FROM invite_suppressions
+WHERE user_id = $1
+  AND ($2::timestamptz IS NULL OR (created_at, identifier_key) < ($2, $3::text))
+ORDER BY created_at DESC, identifier_key DESC
+LIMIT $4
+
+-- name: find
+SELECT identifier_key, user_identifier, reason, created_at
+FROM invite_suppressions
+WHERE user_id = $1 AND identifier_key = $2
+
+-- name: remove
+-- Removing a suppression does not bring back targets it skipped: those stay skipped.
+DELETE FROM invite_suppressions WHERE user_id = $1 AND identifier_key = $2
+RETURNING identifier_key

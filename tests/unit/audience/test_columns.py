@@ -1,0 +1,185 @@
+"""Column detection: English and Russian headers, known exports, title rows, a mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+import pytest
+
+from invite.audience.columns import Role, detect
+from invite.problems import Problem
+
+
+def grid(*rows: Sequence[str | None]) -> pl.DataFrame:
+    width = max(len(r) for r in rows)
+    columns = {f"c{i}": [r[i] if i < len(r) else None for r in rows] for i in range(width)}
+    return pl.DataFrame(columns, schema={name: pl.String for name in columns})
+
+
+def labels(frame: pl.DataFrame, **kwargs: object) -> dict[str, str]:
+    layout = detect(frame, named=False, **kwargs)  # type: ignore[arg-type]
+    return {role.value: label for role, label in layout.labels.items()}
+
+
+def test_english_headers() -> None:
+    found = labels(
+        grid(["Username", "User ID", "Phone Number", "First Name", "Last Name"], ["a", "1", "2", "3", "4"])
+    )
+    assert found == {
+        "username": "Username",
+        "user_id": "User ID",
+        "phone": "Phone Number",
+        "first_name": "First Name",
+        "last_name": "Last Name",
+    }
+
+
+def test_russian_headers() -> None:
+    found = labels(grid(["Логин", "ID пользователя", "Телефон", "Имя", "Фамилия"], ["a", "1", "2", "3", "4"]))
+    assert found == {
+        "username": "Логин",
+        "user_id": "ID пользователя",
+        "phone": "Телефон",
+        "first_name": "Имя",
+        "last_name": "Фамилия",
+    }
+    assert labels(grid(["Ник", "Номер"], ["a", "1"])) == {"username": "Ник", "phone": "Номер"}
+
+
+def test_a_title_row_and_blank_rows_above_the_header() -> None:
+    layout = detect(
+        grid(
+            ["Участники чата «Клуб»", None],
+            [None, None],
+            ["username", "телефон"],
+            ["alice_b", "+79123456789"],
+        ),
+        named=False,
+    )
+    assert (layout.header_row, layout.data_start) == (3, 3)
+    assert layout.columns == {Role.USERNAME: "c0", Role.PHONE: "c1"}
+
+
+def test_the_parsing_service_csv_export_uses_platform_id_not_its_row_id() -> None:
+    header = [
+        "author_phone",
+        "created_at",
+        "display_name",
+        "id",
+        "platform",
+        "platform_id",
+        "task_id",
+        "username",
+    ]
+    header += [
+        "specific_user_id",
+        "specific_first_name",
+        "specific_last_name",
+        "specific_is_bot",
+        "specific_user_type",
+    ]
+    found = labels(grid(header, ["x"] * len(header)))
+    assert found == {
+        "phone": "author_phone",
+        "full_name": "display_name",
+        "user_id": "platform_id",
+        "username": "username",
+        "first_name": "specific_first_name",
+        "last_name": "specific_last_name",
+        "is_bot": "specific_is_bot",
+        "user_type": "specific_user_type",
+    }
+
+
+def test_the_parsing_service_xlsx_export() -> None:
+    header = ["ID", "Task ID", "Platform", "Platform ID", "Username", "Display Name", "Phone", "Created At"]
+    header += ["Extra user_id", "Extra first_name", "Extra is_bot"]
+    found = labels(grid(header, ["x"] * len(header)))
+    assert found["user_id"] == "Platform ID"
+    assert (found["username"], found["phone"], found["first_name"], found["is_bot"]) == (
+        "Username",
+        "Phone",
+        "Extra first_name",
+        "Extra is_bot",
+    )
+
+
+def test_an_export_without_platform_id_still_never_reads_its_row_id_as_a_user() -> None:
+    found = labels(grid(["id", "task_id", "platform", "username"], ["1", "t", "telegram", "a"]))
+    assert found == {"username": "username"}
+
+
+def test_a_plain_id_column_is_a_user_id_elsewhere() -> None:
+    assert labels(grid(["id", "name"], ["42", "Alice"])) == {"user_id": "id", "full_name": "name"}
+
+
+def test_telegram_member_scraper_export() -> None:
+    found = labels(grid(["username", "user id", "access hash", "name", "group", "group id"], ["a"] * 6))
+    assert found == {"username": "username", "user_id": "user id", "full_name": "name"}
+
+
+def test_json_keys_with_nested_platform_data() -> None:
+    frame = pl.DataFrame(
+        {
+            "id": ["1"],
+            "platform_id": ["42"],
+            "username": ["a"],
+            "platform_specific_data.first_name": ["A"],
+            "platform_specific_data.is_bot": ["false"],
+        }
+    )
+    layout = detect(frame, named=True)
+    assert layout.header_row is None
+    assert layout.columns == {
+        Role.USER_ID: "platform_id",
+        Role.USERNAME: "username",
+        Role.FIRST_NAME: "platform_specific_data.first_name",
+        Role.IS_BOT: "platform_specific_data.is_bot",
+    }
+
+
+def test_no_header_means_a_lone_column_of_identifiers() -> None:
+    layout = detect(grid([None], ["@alice_b"], ["12345"]), named=False)
+    assert (layout.columns, layout.labels, layout.header_row, layout.data_start) == (
+        {Role.IDENTIFIER: "c0"},
+        {Role.IDENTIFIER: "column 1"},
+        None,
+        0,
+    )
+
+
+def test_a_header_without_any_identifier_column_is_422() -> None:
+    with pytest.raises(Problem) as caught:
+        detect(grid(["Имя", "Фамилия"], ["Алиса", "Петрова"]), named=False)
+    assert caught.value.status == 422
+    assert caught.value.params[0].name == "file"
+
+
+def test_a_mapping_overrides_detection_role_by_role() -> None:
+    frame = grid(["Контакт", "Логин", "Имя"], ["alice_b", "other", "Алиса"])
+    layout = detect(frame, named=False, mapping={"username": "Контакт", "first_name": None})
+    assert layout.columns == {Role.USERNAME: "c0"}
+    assert layout.header_row == 1
+
+
+def test_a_mapping_finds_a_header_detection_would_not() -> None:
+    frame = grid(["Список", None], ["Кто", "Как звать"], ["alice_b", "Алиса"])
+    layout = detect(frame, named=False, mapping={"username": "кто", "first_name": "Как звать"})
+    assert layout.header_row == 2
+    assert layout.columns == {Role.USERNAME: "c0", Role.FIRST_NAME: "c1"}
+
+
+@pytest.mark.parametrize(
+    ("mapping", "field", "reason"),
+    [
+        ({"username": "Нет такой"}, "mapping.username", "no column 'Нет такой'"),
+        ({"nickname": "Логин"}, "mapping.nickname", "unknown role"),
+    ],
+)
+def test_a_bad_mapping_names_the_field(mapping: dict[str, str | None], field: str, reason: str) -> None:
+    with pytest.raises(Problem) as caught:
+        detect(grid(["Логин"], ["alice_b"]), named=True, mapping=mapping)
+    assert caught.value.status == 422
+    assert caught.value.params[0].name == field
+    assert reason in caught.value.params[0].reason
