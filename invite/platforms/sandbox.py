@@ -34,10 +34,10 @@ from invite.platforms.base import (
     Target,
     UsageStats,
 )
+from invite.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from invite.engine.clock import Clock
-    from invite.settings import Settings
 
 DRIVER = "sandbox"
 
@@ -435,11 +435,18 @@ class SandboxFactory:
             daily_quota_with_link=settings.daily_quota_with_link,
             min_pause_seconds=settings.min_pause_seconds,
         )
+        if profile is None:
+            try:
+                profile = SandboxProfile.parse(settings.sandbox_profile)
+            except msgspec.DecodeError as exc:
+                raise SettingsError(
+                    f"SANDBOX_PROFILE: {exc} (use zero, realistic or a JSON object)"
+                ) from None
         record = JsonlRecord(settings.sandbox_record_path) if settings.sandbox_record_path else None
         return cls(
             clock,
             limits=limits,
-            profile=profile or SandboxProfile.parse(settings.sandbox_profile),
+            profile=profile,
             seed=settings.sandbox_seed,
             record=record,
         )

@@ -34,7 +34,7 @@ from invite.platforms.sandbox import (
     read_record,
     sends_per_target,
 )
-from invite.settings import ROOT, Settings
+from invite.settings import ROOT, Settings, SettingsError
 
 LIMITS = RateLimits(daily_quota=40, daily_quota_with_link=10, min_pause_seconds=15.0)
 GROUP = "-1001234567890"
@@ -374,6 +374,8 @@ async def test_from_settings_takes_limits_profile_seed_and_record(tmp_path: Path
     assert (await strategy.send_message(Target.from_key("u:b"), "x")).kind is OutcomeKind.PEER_FLOOD
     assert len(read_record(path)) == 2
     assert SandboxFactory.from_settings(Settings(), VirtualClock()).profile == SandboxProfile.realistic()
+    with pytest.raises(SettingsError, match="SANDBOX_PROFILE"):
+        SandboxFactory.from_settings(Settings(sandbox_profile='{"transient_rate": 2}'), VirtualClock())
 
 
 async def test_sandbox_accounts_give_each_tenant_stable_accounts_and_remember_what_they_heard() -> None:
