@@ -1,0 +1,463 @@
+"""TelegramStrategy against the stand-in server: connecting, finding people and groups, acting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+
+import pytest
+from pyrogram import raw
+
+from invite.platforms.base import (
+    AccountData,
+    AccountEvent,
+    Outcome,
+    OutcomeKind,
+    RateLimits,
+    Target,
+    TargetKind,
+)
+from invite.platforms.telegram import TelegramFactory, TelegramStrategy
+from invite.platforms.telegram.errors import account_event_for
+from invite.platforms.telegram.strategy import UNKNOWN_USER_ID, chat_ref
+from invite.settings import Settings
+from tests.unit.telegram.conftest import API_HASH, API_ID, LIMITS, telethon_session
+from tests.unit.telegram.standin import ME_ID, OWNER_ID, TelegramServer, marked, rpc_error
+
+SUCCESS = Outcome(OutcomeKind.SUCCESS)
+ALICE = Target(TargetKind.USERNAME, "alice")
+PHONE = "+79991234567"
+
+
+@pytest.fixture
+def world(server: TelegramServer) -> TelegramServer:
+    server.add_person(5001, username="alice")
+    server.add_person(5002, phone=PHONE)
+    server.add_group(900, username="group")
+    return server
+
+
+# --- connecting -------------------------------------------------------------------------------
+async def test_a_telethon_session_connects_with_its_dc_and_key_and_learns_the_user_id(
+    make_factory: Callable[..., TelegramFactory], server: TelegramServer
+) -> None:
+    key = os.urandom(256)
+    account = AccountData(id="acc-7", user_id="42", session=telethon_session(4, "149.154.167.91", 443, key))
+    strategy = make_factory().for_account(account)
+
+    outcome = await strategy.initialize_client(account)
+
+    assert outcome == Outcome(OutcomeKind.SUCCESS, detail=f"connected as user {ME_ID}")
+    [client] = server.clients
+    assert (await client.storage.dc_id(), await client.storage.auth_key()) == (4, key)
+    assert await client.storage.user_id() == ME_ID
+    assert (
+        client.init_kwargs | {"in_memory": True, "no_updates": True, "sleep_threshold": 0}
+        == client.init_kwargs
+    )
+    assert all(isinstance(r, raw.functions.InvokeWithoutUpdates) for r in server.requests)
+    await strategy.close()
+
+
+async def test_the_client_is_started_once_reused_and_stopped_on_close(
+    strategy: TelegramStrategy, account: AccountData, world: TelegramServer
+) -> None:
+    assert await strategy.initialize_client(account) == Outcome(
+        OutcomeKind.SUCCESS, detail="already connected"
+    )
+    assert await strategy.send_message(ALICE, "one") == SUCCESS
+    assert await strategy.send_message(ALICE, "two") == SUCCESS
+    assert (world.connects, len(world.clients)) == (1, 1)
+
+    await strategy.close()
+
+    assert world.sessions_stopped == 1
+    assert not world.clients[0].is_connected
+    assert await strategy.send_message(ALICE, "three") == Outcome(
+        OutcomeKind.TRANSIENT, detail="client not initialized"
+    )
+
+
+async def test_an_unreadable_session_is_a_dead_account_without_a_connection(
+    make_factory: Callable[..., TelegramFactory], server: TelegramServer
+) -> None:
+    account = AccountData(id="acc-1", user_id="42", session="garbage")
+
+    outcome = await make_factory().for_account(account).initialize_client(account)
+
+    assert outcome == Outcome(
+        OutcomeKind.ACCOUNT_DEAD, detail="invalid session: not a Telethon or Pyrogram session string"
+    )
+    assert account_event_for(outcome) is None
+    assert server.connects == 0
+
+
+async def test_a_revoked_session_is_a_dead_account_and_the_client_is_let_go(
+    make_factory: Callable[..., TelegramFactory], account: AccountData, server: TelegramServer
+) -> None:
+    server.script(raw.functions.users.GetFullUser, rpc_error(401, "AUTH_KEY_UNREGISTERED"))
+
+    outcome = await make_factory().for_account(account).initialize_client(account)
+
+    assert outcome == Outcome(OutcomeKind.ACCOUNT_DEAD, detail="AUTH_KEY_UNREGISTERED")
+    assert account_event_for(outcome) is AccountEvent.AUTH_KEY_ERROR
+    assert not server.clients[0].is_connected
+
+
+async def test_no_connection_is_transient(
+    make_factory: Callable[..., TelegramFactory], account: AccountData, server: TelegramServer
+) -> None:
+    server.refuse_connect = ConnectionRefusedError("connection refused")
+
+    outcome = await make_factory().for_account(account).initialize_client(account)
+
+    assert outcome == Outcome(OutcomeKind.TRANSIENT, detail="network: ConnectionRefusedError")
+
+
+async def test_a_connection_that_hangs_times_out_as_transient(
+    make_factory: Callable[..., TelegramFactory], account: AccountData, server: TelegramServer
+) -> None:
+    async def hang(query: object) -> object:
+        await asyncio.Event().wait()  # Telegram never answers
+        raise AssertionError("unreachable")
+
+    server.script(raw.functions.users.GetFullUser, hang)
+    strategy = make_factory(connect_timeout_seconds=0.05).for_account(account)
+
+    outcome = await strategy.initialize_client(account)
+
+    assert outcome == Outcome(OutcomeKind.TRANSIENT, detail="network: TimeoutError")
+    assert not server.clients[0].is_connected
+
+
+async def test_a_flood_wait_under_pyrogram_s_own_threshold_still_reaches_the_engine(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.script(raw.functions.messages.SendMessage, rpc_error(420, "FLOOD_WAIT_5"))
+
+    outcome = await strategy.send_message(ALICE, "hello")
+
+    assert outcome == Outcome(OutcomeKind.FLOOD_WAIT, seconds=5.0, detail="FLOOD_WAIT_X")
+    assert len(world.called(raw.functions.messages.SendMessage)) == 1  # not slept through and retried
+
+
+# --- people ------------------------------------------------------------------------------------
+async def test_a_username_is_resolved_and_invited(strategy: TelegramStrategy, world: TelegramServer) -> None:
+    outcome = await strategy.invite_to_group(Target(TargetKind.USERNAME, "@Alice"), "@group")
+
+    assert outcome == SUCCESS
+    [invite] = world.called(raw.functions.channels.InviteToChannel)
+    assert (invite.channel.channel_id, [u.user_id for u in invite.users]) == (900, [5001])
+    assert invite.users[0].access_hash == world.people[5001].access_hash
+
+
+async def test_a_username_nobody_has_is_not_found(strategy: TelegramStrategy, world: TelegramServer) -> None:
+    outcome = await strategy.invite_to_group(Target(TargetKind.USERNAME, "nobody_here"), "@group")
+
+    assert outcome == Outcome(OutcomeKind.NOT_FOUND, detail="USERNAME_NOT_OCCUPIED")
+    assert world.called(raw.functions.channels.InviteToChannel) == []
+
+
+async def test_a_groups_username_is_not_a_person(strategy: TelegramStrategy, world: TelegramServer) -> None:
+    outcome = await strategy.send_message(Target(TargetKind.USERNAME, "group"), "hello")
+
+    assert outcome.kind is OutcomeKind.NOT_FOUND
+    assert world.sent_messages == []
+
+
+async def test_a_numeric_id_the_account_has_met_is_used(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    assert await strategy.send_message(ALICE, "first, by username") == SUCCESS
+
+    outcome = await strategy.send_message(Target(TargetKind.USER_ID, "5001"), "then by id")
+
+    assert outcome == SUCCESS
+    assert [m.peer.user_id for m in world.sent_messages] == [5001, 5001]
+
+
+async def test_a_numeric_id_the_account_never_met_says_so(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    outcome = await strategy.send_message(Target(TargetKind.USER_ID, "5002"), "hello")
+
+    assert outcome == Outcome(OutcomeKind.NOT_FOUND, detail=f"PEER_ID_INVALID: {UNKNOWN_USER_ID}")
+    assert world.called(raw.functions.users.GetUsers)  # Pyrogram asked Telegram before giving up
+    assert world.sent_messages == []
+
+
+async def test_a_phone_is_imported_acted_on_and_the_contact_deleted(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    target = Target(TargetKind.PHONE, PHONE, {"first_name": "Boris", "last_name": "P"})
+
+    outcome = await strategy.invite_to_group(target, "@group")
+
+    assert outcome == SUCCESS
+    [imported] = world.called(raw.functions.contacts.ImportContacts)
+    assert [(c.phone, c.first_name, c.last_name) for c in imported.contacts] == [(PHONE, "Boris", "P")]
+    [invite] = world.called(raw.functions.channels.InviteToChannel)
+    assert invite.users[0].user_id == 5002
+    assert world.deleted_contacts == [5002]
+    assert world.contacts == set()
+
+
+async def test_imported_contacts_are_kept_when_configured(
+    make_factory: Callable[..., TelegramFactory], account: AccountData, world: TelegramServer
+) -> None:
+    strategy = make_factory(keep_imported_contacts=True).for_account(account)
+    await strategy.initialize_client(account)
+
+    assert await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello") == SUCCESS
+
+    assert world.deleted_contacts == []
+    assert world.contacts == {5002}
+    await strategy.close()
+
+
+async def test_a_contact_the_account_already_had_is_never_deleted(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.contacts.add(5002)
+
+    assert await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello") == SUCCESS
+
+    assert world.deleted_contacts == []
+    assert world.contacts == {5002}
+
+
+async def test_the_contact_is_deleted_even_when_the_action_fails(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.script(raw.functions.messages.SendMessage, rpc_error(403, "USER_PRIVACY_RESTRICTED"))
+
+    outcome = await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello")
+
+    assert outcome == Outcome(OutcomeKind.PRIVACY_RESTRICTED, detail="USER_PRIVACY_RESTRICTED")
+    assert world.deleted_contacts == [5002]
+
+
+async def test_a_phone_telegram_does_not_import_is_not_found(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    outcome = await strategy.send_message(Target(TargetKind.PHONE, "+15550000000"), "hello")
+
+    assert outcome.kind is OutcomeKind.NOT_FOUND
+    assert outcome.detail.startswith("phone not imported")
+    assert world.sent_messages == []
+
+
+async def test_a_phone_in_retry_contacts_is_transient(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.postponed_phones.add(PHONE)
+
+    outcome = await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello")
+
+    assert outcome == Outcome(
+        OutcomeKind.TRANSIENT, detail="retry_contacts: Telegram postponed this contact import"
+    )
+    assert world.sent_messages == []
+
+
+async def test_add_to_contacts_keeps_the_contact(strategy: TelegramStrategy, world: TelegramServer) -> None:
+    assert await strategy.add_to_contacts(Target(TargetKind.PHONE, PHONE)) == SUCCESS
+    assert (
+        await strategy.add_to_contacts(Target(TargetKind.USERNAME, "alice", {"first_name": "Alice"}))
+        == SUCCESS
+    )
+
+    [added] = world.called(raw.functions.contacts.AddContact)
+    assert (added.id.user_id, added.first_name) == (5001, "Alice")
+    assert world.contacts == {5001, 5002}
+    assert world.deleted_contacts == []
+
+
+# --- inviting and messaging --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("premium_would_allow_invite", "premium_required_for_pm", "reason"),
+    [
+        (True, None, "their privacy settings let only contacts and Premium users add them"),
+        (
+            None,
+            True,
+            "their privacy settings let only contacts add them, and only Premium users message them",
+        ),
+        (None, None, "their privacy settings keep them out"),
+    ],
+)
+async def test_a_person_left_out_by_add_chat_members_is_privacy_restricted(
+    strategy: TelegramStrategy,
+    world: TelegramServer,
+    premium_would_allow_invite: bool | None,
+    premium_required_for_pm: bool | None,
+    reason: str,
+) -> None:
+    world.missing_invitees = [
+        raw.types.MissingInvitee(
+            user_id=5001,
+            premium_would_allow_invite=premium_would_allow_invite,
+            premium_required_for_pm=premium_required_for_pm,
+        )
+    ]
+
+    outcome = await strategy.invite_to_group(ALICE, "@group")
+
+    assert outcome == Outcome(OutcomeKind.PRIVACY_RESTRICTED, detail=f"MISSING_INVITEE: not added, {reason}")
+
+
+async def test_the_message_text_is_sent_as_is(strategy: TelegramStrategy, world: TelegramServer) -> None:
+    text = "Hi **Alice**, see <b>https://example.com</b> __now__"
+
+    assert await strategy.send_message(ALICE, text) == SUCCESS
+
+    [sent] = world.sent_messages
+    assert (sent.message, sent.entities) == (text, None)
+
+
+@pytest.mark.parametrize(
+    ("group_id", "expected"),
+    [
+        ("@group", "group"),
+        ("group", "group"),
+        ("https://t.me/group", "group"),
+        ("t.me/group/", "group"),
+        ("-1001234567890", -1001234567890),
+        ("https://t.me/+AbCdEf123", None),
+        ("https://t.me/joinchat/AbCdEf", None),
+        ("not a group!", None),
+    ],
+)
+def test_group_references(group_id: str, expected: int | str | None) -> None:
+    assert chat_ref(group_id) == expected
+
+
+async def test_an_unknown_group_is_unavailable(strategy: TelegramStrategy, world: TelegramServer) -> None:
+    outcome = await strategy.invite_to_group(ALICE, "@no_such_group")
+
+    assert outcome == Outcome(
+        OutcomeKind.CHAT_UNAVAILABLE, detail="USERNAME_NOT_OCCUPIED: this account can't find the group"
+    )
+    assert world.called(raw.functions.channels.InviteToChannel) == []
+
+
+async def test_a_private_invite_link_is_unavailable(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    outcome = await strategy.invite_to_group(ALICE, "https://t.me/+AbCdEf123")
+
+    assert outcome.kind is OutcomeKind.CHAT_UNAVAILABLE
+    assert world.calls == [raw.functions.users.GetFullUser(id=raw.types.InputUserSelf())]
+
+
+async def test_a_numeric_group_id_is_found_in_the_accounts_dialogs(
+    strategy: TelegramStrategy, server: TelegramServer
+) -> None:
+    server.add_person(5001, username="alice")
+    server.add_group(901)
+    server.add_group(902)
+    server.dialog_pages = [[server.groups[901]], [server.groups[902]]]
+
+    outcome = await strategy.invite_to_group(ALICE, str(marked(902)))
+
+    assert outcome == SUCCESS
+    assert len(server.called(raw.functions.messages.GetDialogs)) == 2
+    [invite] = server.called(raw.functions.channels.InviteToChannel)
+    assert invite.channel.channel_id == 902
+
+
+async def test_a_numeric_group_id_not_in_the_dialogs_is_unavailable(
+    strategy: TelegramStrategy, server: TelegramServer
+) -> None:
+    server.add_group(901)
+    server.dialog_pages = [[server.groups[901]]]
+
+    outcome = await strategy.check_invite_right(str(marked(999)))
+
+    assert outcome == Outcome(
+        OutcomeKind.CHAT_UNAVAILABLE, detail="PEER_ID_INVALID: this account can't find the group"
+    )
+
+
+# --- the admin check -----------------------------------------------------------------------------
+
+
+def admin(rights: raw.types.ChatAdminRights) -> raw.types.ChannelParticipantAdmin:
+    return raw.types.ChannelParticipantAdmin(
+        user_id=ME_ID, promoted_by=OWNER_ID, date=1_700_000_000, is_self=True, admin_rights=rights
+    )
+
+
+@pytest.mark.parametrize(
+    ("participant", "expected"),
+    [
+        (
+            raw.types.ChannelParticipantCreator(user_id=ME_ID, admin_rights=raw.types.ChatAdminRights()),
+            Outcome(OutcomeKind.SUCCESS, detail="creator"),
+        ),
+        (
+            admin(raw.types.ChatAdminRights(invite_users=True)),
+            Outcome(OutcomeKind.SUCCESS, detail="administrator with the right to invite"),
+        ),
+        (
+            admin(raw.types.ChatAdminRights(ban_users=True)),
+            Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail="administrator without the right to invite"),
+        ),
+        (
+            raw.types.ChannelParticipantSelf(user_id=ME_ID, inviter_id=OWNER_ID, date=1_700_000_000),
+            Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail="member, not an administrator"),
+        ),
+    ],
+    ids=["creator", "admin-with-invite", "admin-without-invite", "member"],
+)
+async def test_the_invite_right_is_read_from_the_accounts_own_membership(
+    strategy: TelegramStrategy, world: TelegramServer, participant: object, expected: Outcome
+) -> None:
+    world.participant = participant
+
+    assert await strategy.check_invite_right("@group") == expected
+
+    [asked] = world.called(raw.functions.channels.GetParticipant)
+    assert isinstance(asked.participant, raw.types.InputPeerSelf)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        (400, "USER_NOT_PARTICIPANT", Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail="USER_NOT_PARTICIPANT")),
+        (406, "CHANNEL_PRIVATE", Outcome(OutcomeKind.CHAT_UNAVAILABLE, detail="CHANNEL_PRIVATE")),
+    ],
+)
+async def test_the_invite_right_when_the_group_shuts_the_account_out(
+    strategy: TelegramStrategy, world: TelegramServer, code: int, message: str, expected: Outcome
+) -> None:
+    world.script(raw.functions.channels.GetParticipant, rpc_error(code, message))
+
+    assert await strategy.check_invite_right("@group") == expected
+
+
+# --- limits and the factory ----------------------------------------------------------------------
+def test_the_providers_daily_limit_lowers_the_quota(make_factory: Callable[..., TelegramFactory]) -> None:
+    factory = make_factory()
+
+    assert factory.for_account(AccountData(id="a", user_id="1")).get_rate_limits() == LIMITS
+    assert factory.for_account(AccountData(id="a", user_id="1", daily_limit=50)).get_rate_limits() == LIMITS
+    assert factory.for_account(
+        AccountData(id="a", user_id="1", daily_limit=30)
+    ).get_rate_limits() == RateLimits(30, 10, LIMITS.min_pause_seconds)
+    assert factory.for_account(
+        AccountData(id="a", user_id="1", daily_limit=5)
+    ).get_rate_limits() == RateLimits(5, 5, LIMITS.min_pause_seconds)
+
+
+def test_the_factory_from_settings() -> None:
+    settings = Settings(telegram_api_id=API_ID, telegram_api_hash=API_HASH, daily_quota=20)
+
+    factory = TelegramFactory.from_settings(settings)
+
+    assert factory.driver == "telegram"
+    limits = factory.for_account(AccountData(id="a", user_id="1")).get_rate_limits()
+    assert limits == RateLimits(20, settings.daily_quota_with_link, settings.min_pause_seconds)
+    with pytest.raises(ValueError, match="TELEGRAM_API_ID"):
+        TelegramFactory.from_settings(Settings())
