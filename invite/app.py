@@ -25,6 +25,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from invite.accounts.controller import AccountsController
 from invite.audience.controller import ImportController
 from invite.auth import IdentityResolver, Tenant, jwt_auth, jwt_secret
 from invite.db import create_pool, migrate
@@ -45,6 +46,7 @@ log = structlog.get_logger(__name__)
 API_HANDLERS: list[ControllerRouterHandler] = [
     health,
     ready,
+    AccountsController,
     TaskController,
     ImportController,
 ]

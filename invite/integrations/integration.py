@@ -336,7 +336,8 @@ def mask_phone(phone: str) -> str:
     digits = re.sub(r"\D", "", phone)
     if len(digits) < 5:
         return "*" * len(digits)
-    return f"+{digits[0]}{'*' * (len(digits) - 4)}{digits[-3:]}"
+    plus = "+" if phone.lstrip().startswith("+") else ""
+    return f"{plus}{digits[0]}{'*' * (len(digits) - 4)}{digits[-3:]}"
 
 
 def _lowest(*limits: int | None) -> int | None:

@@ -1,0 +1,1 @@
+"""GET /accounts: the tenant's accounts with the engine's live state."""

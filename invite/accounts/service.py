@@ -1,0 +1,75 @@
+"""The tenant's accounts (from the accounts provider) merged with the engine's live state."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from invite.accounts.schemas import AccountList, AccountView
+from invite.db import queries
+from invite.engine.clock import Clock
+from invite.integrations.integration import mask_phone
+from invite.platforms.base import AccountData, AccountsProvider
+from invite.settings import Settings
+
+# A phone number inside free text (a label), not digits inside a username like @anna_1234567.
+_PHONE_IN_TEXT = re.compile(r"(?<![\w@])\+?\d[\d\s().-]{6,}\d")
+
+
+def mask_phones(text: str) -> str:
+    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m[0]), text)
+
+
+class AccountsService:
+    def __init__(
+        self, pool: asyncpg.Pool, provider: AccountsProvider, settings: Settings, clock: Clock, user_id: str
+    ) -> None:
+        self._pool = pool
+        self._provider = provider
+        self._settings = settings
+        self._clock = clock
+        self._user_id = user_id
+
+    async def list_accounts(self) -> AccountList:
+        """The provider's accounts first, in its order; then those only the engine still knows."""
+        listed = [a for a in await self._provider.list_accounts(self._user_id) if a.user_id == self._user_id]
+        now = self._clock.now()
+        with self._clock.busy():
+            rows = await self._pool.fetch(
+                queries(self._settings.sql_dir)["accounts.live_state"], self._user_id, now
+            )
+        state = {row["id"]: row for row in rows}
+        views = [self._view(account, state.pop(account.id, None), now) for account in listed]
+        views += [self._view(None, row, now) for row in state.values()]
+        return AccountList(views)
+
+    def _view(self, account: AccountData | None, row: Any, now: datetime) -> AccountView:
+        limits = [self._settings.daily_quota]
+        if account is not None and account.daily_limit is not None:
+            limits.append(account.daily_limit)
+        if row is not None and row["daily_limit"] is not None:
+            limits.append(row["daily_limit"])
+        label = account.label if account is not None and account.label else (row and row["label"]) or ""
+        view = AccountView(
+            id=account.id if account is not None else row["id"],
+            label=mask_phones(label),
+            available=account is not None,
+            status="active",
+            daily_limit=min(limits),
+        )
+        if row is None:
+            return view
+        view.status = row["status"]
+        view.status_reason = row["status_reason"]
+        view.cooldown_until = row["cooldown_until"]
+        view.used_today = row["used_today"]
+        view.window_resets_at = row["window_resets_at"]
+        view.pace_multiplier = row["pace_multiplier"]
+        view.last_action_at = row["last_action_at"]
+        if view.status == "cooldown" and (view.cooldown_until is None or view.cooldown_until <= now):
+            # over: the engine takes it back on its next pass, the customer sees it as active now
+            view.status, view.status_reason, view.cooldown_until = "active", None, None
+        return view
