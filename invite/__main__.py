@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from invite.auth import dev_mode, issue_token, jwt_secret
+from invite.auth import JwtSecret, dev_mode, dev_secret, issue_token
 from invite.db import migrate
 from invite.embedded import database
 from invite.settings import Settings, SettingsError, load_settings
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         else:
-            secret = jwt_secret(settings)
+            secret = asyncio.run(_jwt_secret(settings))
             print(issue_token(secret, args.user_id, timedelta(minutes=args.minutes)))
     except SettingsError as exc:
         print(f"invite: {exc}", file=sys.stderr)
@@ -54,7 +54,7 @@ def serve(settings: Settings) -> None:
 
 
 def _print_dev_banner(settings: Settings) -> None:
-    token = issue_token(jwt_secret(settings), DEMO_TENANT, DEV_TOKEN_LIFETIME)
+    token = issue_token(dev_secret(settings), DEMO_TENANT, DEV_TOKEN_LIFETIME)
     base = f"http://{settings.host}:{settings.port}{settings.api_prefix}"
     print(
         "\nDevelopment mode (no JWT_SECRET, no VAULT_ADDR): tokens are signed with a secret kept in "
@@ -65,6 +65,14 @@ def _print_dev_banner(settings: Settings) -> None:
         f"API docs: http://{settings.host}:{settings.port}/docs\n",
         flush=True,
     )
+
+
+async def _jwt_secret(settings: Settings) -> str:
+    source = JwtSecret(settings)
+    try:
+        return await source()
+    finally:
+        await source.aclose()
 
 
 async def _migrate(settings: Settings) -> None:

@@ -27,7 +27,7 @@ from litestar.types import ControllerRouterHandler
 
 from invite.accounts.controller import AccountsController
 from invite.audience.controller import ImportController
-from invite.auth import IdentityResolver, Tenant, jwt_auth, jwt_secret
+from invite.auth import IdentityResolver, JwtSecret, Tenant, jwt_auth
 from invite.db import create_pool, migrate
 from invite.embedded import database
 from invite.engine.clock import Clock, RealClock
@@ -82,13 +82,12 @@ def background_services(state: State) -> list[BackgroundService]:
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     settings = settings or load_settings()
     configure_logging(settings)
-    secret = jwt_secret(settings)
-    auth = jwt_auth(secret, exclude=["^/docs", "^/metrics$"])
+    auth = jwt_auth(exclude=["^/docs", "^/metrics$"])
     return Litestar(
         route_handlers=[Router(path=settings.api_prefix, route_handlers=API_HANDLERS), *ROOT_HANDLERS],
         on_app_init=[auth.on_app_init, _outermost_request_context],
         lifespan=[_lifespan],
-        state=State({"settings": settings, "clock": clock or RealClock(), "jwt_secret": secret}),
+        state=State({"settings": settings, "clock": clock or RealClock(), "jwt_secret": JwtSecret(settings)}),
         dependencies={
             # Litestar reports a body field's error as a 500 when the field shares a dependency's
             # name (e.g. a task's "settings"): keep these names unlike any request field.
@@ -128,6 +127,7 @@ def _outermost_request_context(config: AppConfig) -> AppConfig:
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     state = app.state
     settings: Settings = state.settings
+    await state.jwt_secret()  # a missing secret stops start-up here, not at the first request
     async with database(settings) as url:
         pool = await create_pool(url, settings)
         try:
@@ -142,6 +142,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
                     yield
         finally:
             await pool.close()
+            await state.jwt_secret.aclose()
 
 
 @asynccontextmanager

@@ -22,9 +22,11 @@ import msgspec
 import structlog
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
-from litestar.security.jwt import JWTAuth, Token
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from invite.integrations.http import integration_token, request
+from invite.integrations.secrets import SecretMissing, secrets_from_settings
 from invite.settings import Settings, SettingsError
 
 DEV_SECRET_FILE = "dev-jwt-secret"
@@ -44,15 +46,8 @@ def dev_mode(settings: Settings) -> bool:
     return settings.jwt_secret is None and settings.vault_addr is None
 
 
-def jwt_secret(settings: Settings) -> str:
-    """The HS256 secret: JWT_SECRET, or (dev mode) one generated once and kept in DATA_DIR.
-
-    The one place the secret is looked up: reading it from Vault goes here.
-    """
-    if settings.jwt_secret is not None:
-        return settings.jwt_secret
-    if settings.vault_addr is not None:
-        raise SettingsError("JWT_SECRET: not set, and reading it from Vault (VAULT_ADDR) is not built yet")
+def dev_secret(settings: Settings) -> str:
+    """Development mode's secret: generated once, kept in DATA_DIR so tokens survive restarts."""
     path = Path(settings.data_dir) / DEV_SECRET_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,11 +56,53 @@ def jwt_secret(settings: Settings) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+class JwtSecret:
+    """The one place the HS256 secret is looked up, per request (so a rotation in Vault lands).
+
+    Vault (``kv/jwt`` ``secret_key``) when VAULT_ADDR is set, else JWT_SECRET, both through
+    ``invite.integrations.secrets``; with neither, the development secret.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._dev = dev_secret(settings) if dev_mode(settings) else None
+        self._secrets = None if self._dev is not None else secrets_from_settings(settings)
+
+    async def __call__(self) -> str:
+        if self._secrets is None:
+            assert self._dev is not None
+            return self._dev
+        try:
+            return await self._secrets.jwt_secret()
+        except SecretMissing as exc:
+            raise SettingsError(f"JWT_SECRET: {exc}") from None
+
+    async def aclose(self) -> None:
+        if self._secrets is not None:
+            await self._secrets.aclose()
+
+
 def issue_token(secret: str, user_id: str, lifetime: timedelta, now: datetime | None = None) -> str:
     """A tenant's access token, shaped as the platform's user service issues them."""
     issued = now or datetime.now(UTC)
     claims = {"sub": user_id, "iat": int(issued.timestamp()), "exp": int((issued + lifetime).timestamp())}
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+class PlatformJWTMiddleware(JWTAuthenticationMiddleware):
+    """Litestar's JWT middleware, verifying with the secret current at the request (JwtSecret)."""
+
+    async def authenticate_token(
+        self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        secret: JwtSecret = connection.app.state.jwt_secret
+        token = self.token_cls.decode(
+            encoded_token=encoded_token,
+            secret=await secret(),
+            algorithm=self.algorithm,
+            verify_exp=True,
+            verify_nbf=True,
+        )
+        return AuthenticationResult(user=await self.retrieve_user_handler(token, connection), auth=token)
 
 
 @dataclass
@@ -96,7 +133,7 @@ class _GatewayUser(msgspec.Struct):
 class IdentityResolver:
     """Turns a verified token into a Tenant; email look-ups are cached for a while."""
 
-    def __init__(self, settings: Settings, secret: str, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, secret: JwtSecret, http: httpx.AsyncClient) -> None:
         self._settings = settings
         self._secret = secret
         self._http = http
@@ -130,7 +167,7 @@ class IdentityResolver:
             f"{base.rstrip('/')}/internal/users/by-email",
             retries=self._settings.http_retries,
             params={"email": email},
-            headers={"Authorization": f"Bearer {integration_token(self._secret, datetime.now(UTC))}"},
+            headers={"Authorization": f"Bearer {integration_token(await self._secret(), datetime.now(UTC))}"},
             accept_status=frozenset({404}),
         )
         if response.status_code == 404:
@@ -166,12 +203,13 @@ async def _retrieve_tenant(token: Token, connection: ASGIConnection[Any, Any, An
     return tenant
 
 
-def jwt_auth(secret: str, exclude: list[str]) -> JWTAuth[Tenant, PlatformToken]:
+def jwt_auth(exclude: list[str]) -> JWTAuth[Tenant, PlatformToken]:
     """The app's auth config; handlers opt out with ``opt={"exclude_from_auth": True}``."""
     return JWTAuth[Tenant, PlatformToken](
-        token_secret=secret,
+        token_secret="",  # unused: PlatformJWTMiddleware asks JwtSecret on every request
         algorithm="HS256",
         token_cls=PlatformToken,
+        authentication_middleware_class=PlatformJWTMiddleware,
         retrieve_user_handler=_retrieve_tenant,
         exclude=exclude,
         description="HS256 JWT from the platform: `sub` is the user id or email, or `user_id` for services.",

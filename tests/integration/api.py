@@ -36,7 +36,8 @@ def new_tenant() -> str:
 
 
 def token_for(client: Client, user_id: str, minutes: int = 30) -> str:
-    return issue_token(client.app.state.jwt_secret, user_id, timedelta(minutes=minutes))
+    secret = client.app.state.settings.jwt_secret  # tests always set JWT_SECRET
+    return issue_token(secret, user_id, timedelta(minutes=minutes))
 
 
 def auth_headers(client: Client, user_id: str) -> dict[str, str]:
