@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 VARIABLES = frozenset({"username", "first_name", "last_name", "full_name", "user_id", "phone"})
 
+_SHOWN = 40  # characters of an unknown placeholder quoted in the error
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _LINK = re.compile(
     r"(?:https?://|www\.|\bt\.me/|\btelegram\.me/|\b[a-z0-9-]+\.(?:com|ru|net|org|io|me)\b)", re.I
@@ -35,7 +36,8 @@ def check_template(template: str) -> None:
             )
         if name not in VARIABLES:
             known = ", ".join(sorted(VARIABLES))
-            raise TemplateError(f"unknown variable {{{name}}}; known: {known}")
+            shown = name if len(name) <= _SHOWN else name[:_SHOWN] + "…"  # never echo a megabyte back
+            raise TemplateError(f"unknown variable {{{shown}}}; known: {known}")
 
 
 def render(template: str, values: Mapping[str, object]) -> str:
