@@ -285,12 +285,9 @@ class TelegramStrategy:
         return utils.get_peer_id(peer)
 
     async def _resolve_chat(self, client: pyrogram.Client, ref: int | str) -> Any:
-        try:
-            return await client.resolve_peer(ref)
-        except PeerIdInvalid:
-            if not isinstance(ref, int) or not await self._find_in_dialogs(client, ref):
-                raise
-            return await client.resolve_peer(ref)
+        if isinstance(ref, int) and not await _known(client, ref):
+            await self._find_in_dialogs(client, ref)  # Telegram needs the access hash a dialog brings
+        return await client.resolve_peer(ref)
 
     async def _find_in_dialogs(self, client: pyrogram.Client, peer_id: int) -> bool:
         """Page through the account's dialogs until ``peer_id`` is met (``invoke`` stores every peer)."""

@@ -60,9 +60,26 @@ def channel(channel_id: int, username: str | None = None, *, broadcast: bool = F
     )
 
 
+def basic_group(chat_id: int) -> raw.types.Chat:
+    return raw.types.Chat(
+        id=chat_id,
+        title=f"Basic group {chat_id}",
+        photo=raw.types.ChatPhotoEmpty(),
+        participants_count=3,
+        date=DATE,
+        version=1,
+    )
+
+
 def marked(channel_id: int) -> int:
     """The id Pyrogram's methods use for a channel (-100...)."""
     return pyrogram.utils.get_channel_id(channel_id)
+
+
+def peer_of(group: raw.types.Channel | raw.types.Chat) -> Any:
+    if isinstance(group, raw.types.Channel):
+        return raw.types.PeerChannel(channel_id=group.id)
+    return raw.types.PeerChat(chat_id=group.id)
 
 
 def updates(users: list[Any] | None = None) -> raw.types.Updates:
@@ -77,6 +94,7 @@ class TelegramServer:
         self.owner = user(OWNER_ID)  # who created the groups and promoted their admins
         self.people: dict[int, raw.types.User] = {}
         self.groups: dict[int, raw.types.Channel] = {}
+        self.basic_groups: dict[int, raw.types.Chat] = {}
         self.phones: dict[str, int] = {}  # who a phone import finds
         self.postponed_phones: set[str] = set()  # answered in retry_contacts
         self.contacts: set[int] = set()  # the account's contacts
@@ -84,7 +102,7 @@ class TelegramServer:
             user_id=ME_ID, admin_rights=raw.types.ChatAdminRights()
         )
         self.missing_invitees: list[raw.types.MissingInvitee] = []
-        self.dialog_pages: list[list[raw.types.Channel]] = []
+        self.dialog_pages: list[list[Any]] = []  # pages of Channel and Chat
         self.scripted: dict[type, Answer] = {}
         self.refuse_connect: BaseException | None = None
 
@@ -112,6 +130,10 @@ class TelegramServer:
     def add_group(self, channel_id: int, username: str | None = None, *, broadcast: bool = False) -> int:
         self.groups[channel_id] = channel(channel_id, username, broadcast=broadcast)
         return marked(channel_id)
+
+    def add_basic_group(self, chat_id: int) -> int:
+        self.basic_groups[chat_id] = basic_group(chat_id)
+        return -chat_id
 
     def script(self, function: type, answer: Answer) -> None:
         """Answer every call of ``function`` with ``answer`` from now on."""
@@ -158,7 +180,9 @@ class TelegramServer:
             f.contacts.ImportContacts: self._import_contacts,
             f.contacts.DeleteContacts: self._delete_contacts,
             f.contacts.AddContact: self._add_contact,
+            f.messages.GetChats: self._get_chats,
             f.channels.InviteToChannel: self._invite,
+            f.messages.AddChatUser: self._invite,
             f.messages.SendMessage: self._send_message,
             f.channels.GetParticipant: self._get_participant,
             f.messages.GetDialogs: self._get_dialogs,
@@ -220,7 +244,12 @@ class TelegramServer:
         self.contacts.add(query.id.user_id)
         return updates([self.people[query.id.user_id]])
 
-    def _invite(self, query: raw.functions.channels.InviteToChannel) -> Any:
+    def _get_chats(self, query: Any) -> Any:
+        return raw.types.messages.Chats(
+            chats=[self.basic_groups[i] for i in query.id if i in self.basic_groups]
+        )
+
+    def _invite(self, query: Any) -> Any:
         return raw.types.messages.InvitedUsers(
             updates=updates(), missing_invitees=list(self.missing_invitees)
         )
@@ -244,7 +273,7 @@ class TelegramServer:
         page: list[Any] = self.dialog_pages[page_index] if page_index < len(self.dialog_pages) else []
         dialogs: list[Any] = [
             raw.types.Dialog(
-                peer=raw.types.PeerChannel(channel_id=group.id),
+                peer=peer_of(group),
                 top_message=page_index + 1,
                 read_inbox_max_id=0,
                 read_outbox_max_id=0,
@@ -257,9 +286,7 @@ class TelegramServer:
             for group in page
         ]
         messages: list[Any] = [
-            raw.types.Message(
-                id=page_index + 1, peer_id=raw.types.PeerChannel(channel_id=group.id), date=DATE, message=""
-            )
+            raw.types.Message(id=page_index + 1, peer_id=peer_of(group), date=DATE, message="")
             for group in page
         ]
         total = sum(len(p) for p in self.dialog_pages)

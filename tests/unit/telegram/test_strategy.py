@@ -367,6 +367,22 @@ async def test_a_numeric_group_id_is_found_in_the_accounts_dialogs(
     assert invite.channel.channel_id == 902
 
 
+async def test_a_basic_group_is_found_by_id_and_invited_into_with_its_own_call(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    group_id = world.add_basic_group(321)
+    world.missing_invitees = [raw.types.MissingInvitee(user_id=5001)]
+
+    outcome = await strategy.invite_to_group(ALICE, str(group_id))
+
+    assert outcome == Outcome(
+        OutcomeKind.PRIVACY_RESTRICTED,
+        detail="MISSING_INVITEE: not added, their privacy settings keep them out",
+    )
+    [added] = world.called(raw.functions.messages.AddChatUser)
+    assert (added.chat_id, added.user_id.user_id) == (321, 5001)
+
+
 async def test_a_numeric_group_id_not_in_the_dialogs_is_unavailable(
     strategy: TelegramStrategy, server: TelegramServer
 ) -> None:
