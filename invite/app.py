@@ -37,6 +37,10 @@ from invite.observability.logging import configure_logging
 from invite.observability.request_context import RequestContextMiddleware, echo_request_id
 from invite.observability.scrape import metrics
 from invite.problems import InvalidParam, Problem, ProblemDetails
+from invite.reports.controller import ReportController
+from invite.reports.events import TaskEventHub
+from invite.reports.gauges import FleetGauges
+from invite.reports.retention import Retention
 from invite.settings import Settings, load_settings
 from invite.tasks.controller import TaskController
 
@@ -48,6 +52,7 @@ API_HANDLERS: list[ControllerRouterHandler] = [
     ready,
     AccountsController,
     TaskController,
+    ReportController,
     ImportController,
 ]
 
@@ -75,8 +80,13 @@ class BackgroundService(Protocol):
 
 
 def background_services(state: State) -> list[BackgroundService]:
-    """What runs beside the API; ``state`` holds settings, clock, pool and http. Empty for now."""
-    return []
+    """What runs beside the API; ``state`` holds settings, clock, pool and http."""
+    state.event_hub = TaskEventHub(state.settings, state.clock)  # GET /tasks/{id}/events reads it
+    return [
+        state.event_hub,
+        FleetGauges(state.pool, state.settings, state.clock),
+        Retention(state.pool, state.settings, state.clock),
+    ]
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:

@@ -80,7 +80,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_xlsx_unpacked_bytes: Positive = 256 * 1024 * 1024  # an XLSX inflating past this is a zip bomb
     import_rejected_kept: Positive = 10_000  # rejected rows of an import kept for paging
     log_retention_days: Positive = 30
+    finished_task_retention_days: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: keep finished tasks
+    retention_interval_seconds: PositiveFloat = 3600.0
+    retention_batch_size: Positive = 5000
     phone_default_region: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] = "RU"
+
+    # --- reports and live events ---------------------------------------------------------
+    sse_heartbeat_seconds: PositiveFloat = 15.0
+    fleet_gauges_interval_seconds: PositiveFloat = 30.0
 
     # --- engine: Telegram's limits (settings of a task may lower them, never raise) -------
     daily_quota: Positive = 40

@@ -1,0 +1,205 @@
+"""Live task events for Server-Sent Events, on every replica.
+
+The API and the engine publish ``pg_notify('invite_task_events', '{"task_id": ..., "type":
+"status"|"progress", ...}')`` in the transactions that make the change, so an event is seen only
+if the change committed, by every replica. Each replica holds **one** dedicated connection
+that LISTENs on the channel (``TaskEventHub``) and fans the events out in-process to the
+streams open on it, by task id. A stream sends a ``snapshot`` of the task's status first, then
+each event as it arrives, and a comment line as a heartbeat when nothing happened for a while
+(so proxies keep the connection open and a vanished client is noticed).
+
+Progress events can come thousands a second; a slow client gets the newest one instead of a
+queue of stale ones. Status events are always delivered in order. When the listening
+connection is lost, events may have been missed: every open stream is sent a fresh snapshot
+once the hub is listening again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+from litestar.response.sse import ServerSentEventMessage
+
+from invite.db import DbConnection, queries
+from invite.embedded import database_url
+from invite.engine.clock import Clock, wait_event
+from invite.settings import Settings
+
+CHANNEL = "invite_task_events"
+MAX_QUEUED = 256  # events held for one slow stream before it is sent a snapshot instead
+RECONNECT_MIN_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 30.0
+PING_SECONDS = 30.0  # the listening connection proves it is alive this often
+
+log = structlog.get_logger(__name__)
+
+
+class TaskEvent(msgspec.Struct, frozen=True):
+    type: str  # "status", "progress", ... as published; "resync" when events may be lost
+    data: str  # the payload as published (JSON text)
+
+
+RESYNC = TaskEvent("resync", "")
+
+
+class _Header(msgspec.Struct):
+    task_id: str
+    type: str = "status"
+
+
+class Subscription:
+    """Events of one task for one stream; ``wakeup`` is set while some are waiting."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.wakeup = asyncio.Event()
+        self._events: deque[TaskEvent] = deque()
+
+    def push(self, event: TaskEvent) -> None:
+        if event.type == "progress" and self._events and self._events[-1].type == "progress":
+            self._events[-1] = event  # only the newest progress matters
+        elif len(self._events) >= MAX_QUEUED:
+            self._events.clear()
+            self._events.append(RESYNC)
+        else:
+            self._events.append(event)
+        self.wakeup.set()
+
+    def drain(self) -> list[TaskEvent]:
+        events = list(self._events)
+        self._events.clear()
+        self.wakeup.clear()
+        return events
+
+
+class TaskEventHub:
+    """The replica's one LISTEN connection, fanned out to in-process subscriptions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._connect = connect or self._connect_to_database
+        self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
+        self._runner: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    # --- background service ------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._runner = asyncio.create_task(self._listen_forever(), name="task-event-hub")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def subscribe(self, task_id: str) -> Iterator[Subscription]:
+        subscription = Subscription(task_id)
+        self._subscriptions[task_id].add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscribers = self._subscriptions.get(task_id)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self._subscriptions[task_id]
+
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._subscriptions.values())
+
+    def _dispatch(self, _conn: DbConnection, _pid: int, _channel: str, payload: object) -> None:
+        try:
+            header = msgspec.json.decode(str(payload), type=_Header)
+        except msgspec.DecodeError:
+            log.warning("task event ignored: not the expected JSON")
+            return
+        event = TaskEvent(header.type, str(payload))
+        for subscription in self._subscriptions.get(header.task_id, ()):
+            subscription.push(event)
+
+    def _resync_all(self) -> None:
+        for subscribers in self._subscriptions.values():
+            for subscription in subscribers:
+                subscription.push(RESYNC)
+
+    # --- the listening connection ------------------------------------------------------
+
+    async def _connect_to_database(self) -> asyncpg.Connection:
+        return await asyncpg.connect(await database_url(self._settings))
+
+    async def _listen_forever(self) -> None:
+        delay = RECONNECT_MIN_SECONDS
+        ping = queries(self._settings.sql_dir)["health.ping"]
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                with self._clock.busy():
+                    conn = await self._connect()
+                    lost = asyncio.Event()
+                    conn.add_termination_listener(_setter(lost))
+                    await conn.add_listener(CHANNEL, self._dispatch)
+                self.listening.set()
+                self._resync_all()  # anything published while we were not listening is lost
+                delay = RECONNECT_MIN_SECONDS
+                while not await wait_event(self._clock, lost, PING_SECONDS):
+                    with self._clock.busy():
+                        await asyncio.wait_for(conn.fetchval(ping), timeout=PING_SECONDS)
+                log.warning("task events: listening connection lost; reconnecting")
+            except Exception as exc:  # whatever broke, the replica keeps trying to listen
+                log.warning("task events: cannot listen; retrying", error=type(exc).__name__, retry_in=delay)
+            finally:
+                self.listening.clear()
+                if conn is not None:
+                    conn.terminate()
+            await self._clock.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+
+def _setter(event: asyncio.Event) -> Callable[[DbConnection], None]:
+    return lambda _conn: event.set()
+
+
+async def event_stream(
+    hub: TaskEventHub,
+    clock: Clock,
+    task_id: str,
+    snapshot: Callable[[], Awaitable[Any]],
+    heartbeat_seconds: float,
+) -> AsyncIterator[ServerSentEventMessage]:
+    """One client's stream: a snapshot, then the task's events, heartbeats in the silences.
+
+    It ends when the client goes (the response is cancelled) and leaves the hub then.
+    """
+    with hub.subscribe(task_id) as subscription:  # before the snapshot: nothing falls between
+        yield _snapshot_message(await snapshot())
+        while True:
+            if not await wait_event(clock, subscription.wakeup, heartbeat_seconds):
+                yield ServerSentEventMessage(data=None, comment="heartbeat")
+                continue
+            for event in subscription.drain():
+                if event is RESYNC:
+                    yield _snapshot_message(await snapshot())
+                else:
+                    yield ServerSentEventMessage(event=event.type, data=event.data)
+
+
+def _snapshot_message(status: Any) -> ServerSentEventMessage:
+    return ServerSentEventMessage(event="snapshot", data=msgspec.json.encode(status).decode())

@@ -1,0 +1,123 @@
+"""Retention: execution logs older than ``log_retention_days`` are deleted, and (when
+``finished_task_retention_days`` > 0) finished tasks whose completion is older than that are
+removed with their targets and logs.
+
+Deletes run in batches of ``retention_batch_size`` rows, each its own short transaction, so
+that no statement holds locks long or leaves vacuum a mountain at once. One replica does a
+round at a time: the round holds a session-level advisory lock and the others skip it. The
+per-task rollups behind /stats are statistics and stay when old log rows go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import datetime, timedelta
+
+import asyncpg
+import msgspec
+import structlog
+
+from invite.db import DbConnection, queries
+from invite.engine.clock import Clock
+from invite.settings import Settings
+
+TASKS_PER_ROUND = 100
+
+log = structlog.get_logger(__name__)
+
+
+class RetentionRound(msgspec.Struct, kw_only=True):
+    ran: bool  # False: another replica holds the round
+    logs_deleted: int = 0
+    tasks_deleted: int = 0
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])  # "DELETE 5000"
+
+
+class Retention:
+    """The retention job; ``start``/``stop`` run it every ``retention_interval_seconds``."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._clock = clock
+        self._sql = queries(settings.sql_dir)
+        self._runner: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="retention")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+
+    async def run_once(self) -> RetentionRound:
+        async with self._pool.acquire() as conn:
+            if not await conn.fetchval(self._sql["retention.try_lock"]):
+                return RetentionRound(ran=False)
+            try:
+                logs = await self._delete_old_logs(conn)
+                tasks = await self._delete_old_tasks(conn)
+            finally:
+                await conn.fetchval(self._sql["retention.unlock"])
+        if logs or tasks:
+            log.info("retention round", logs_deleted=logs, tasks_deleted=tasks)
+        return RetentionRound(ran=True, logs_deleted=logs, tasks_deleted=tasks)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                with self._clock.busy():
+                    await self.run_once()
+            except Exception as exc:  # the next round tries again
+                log.warning("retention round failed", error=type(exc).__name__)
+            await self._clock.sleep(self._settings.retention_interval_seconds)
+
+    async def _delete_old_logs(self, conn: DbConnection) -> int:
+        cutoff = self._clock.now() - timedelta(days=self._settings.log_retention_days)
+        total = 0
+        while True:
+            done = _count(
+                await conn.execute(
+                    self._sql["retention.delete_old_logs"], cutoff, self._settings.retention_batch_size
+                )
+            )
+            total += done
+            if done < self._settings.retention_batch_size:
+                return total
+
+    async def _delete_old_tasks(self, conn: DbConnection) -> int:
+        days = self._settings.finished_task_retention_days
+        if not days:
+            return 0
+        cutoff = self._clock.now() - timedelta(days=days)
+        deleted = 0
+        for row in await conn.fetch(self._sql["retention.expired_tasks"], cutoff, TASKS_PER_ROUND):
+            if await self._delete_task(conn, row["id"], cutoff):
+                deleted += 1
+        return deleted
+
+    async def _delete_task(self, conn: DbConnection, task_id: uuid.UUID, cutoff: datetime) -> bool:
+        """Logs, then targets, a batch per transaction, then the task; False if it came back to life."""
+        for name in ("retention.delete_task_logs", "retention.delete_task_targets"):
+            while True:
+                async with conn.transaction():
+                    if not await conn.fetchval(self._sql["retention.lock_expired_task"], task_id, cutoff):
+                        return False
+                    done = _count(
+                        await conn.execute(self._sql[name], task_id, self._settings.retention_batch_size)
+                    )
+                if done < self._settings.retention_batch_size:
+                    break
+        async with conn.transaction():
+            if not await conn.fetchval(self._sql["retention.lock_expired_task"], task_id, cutoff):
+                return False
+            await conn.execute(self._sql["retention.delete_task"], task_id)
+        return True

@@ -1,0 +1,84 @@
+"""Response bodies of the reporting endpoints: stats, the final report, the log, retry-failed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from invite.tasks.schemas import InviteTaskResponse
+from invite.tasks.states import TaskStatus
+
+
+class AccountStats(msgspec.Struct, kw_only=True):
+    account_id: str
+    state: str | None  # in this task: active, cooldown, blocked, excluded (None: never assigned)
+    state_reason: str | None
+    cooldown_until: datetime | None
+    actions: int  # execution log entries of this account in this task
+    by_status: dict[str, int]
+    by_outcome: dict[str, int]
+    first_action_at: datetime | None
+    last_action_at: datetime | None
+
+
+class HourStats(msgspec.Struct, kw_only=True):
+    hour: datetime  # start of the UTC hour
+    actions: int
+    by_status: dict[str, int]
+    by_outcome: dict[str, int]
+
+
+class TaskStatsResponse(msgspec.Struct, kw_only=True):
+    task_id: str
+    status: TaskStatus
+    driver: str
+    targets: dict[str, int]  # targets by state, every state present
+    actions: int  # execution log entries (attempts), all accounts
+    by_action: dict[str, int]
+    by_outcome: dict[str, int]  # attempts by the platform's answer (success, flood_wait, ...)
+    by_account: list[AccountStats]
+    by_hour: list[HourStats]  # hours with activity, oldest first, within [since, until)
+
+
+class TargetTotals(msgspec.Struct, kw_only=True):
+    total: int
+    processed: int  # in a final state
+    succeeded: int
+    success_rate: float  # succeeded / processed, 0..1
+    by_status: dict[str, int]
+
+
+class TaskReport(msgspec.Struct, kw_only=True):
+    task: InviteTaskResponse
+    final: bool  # the task is finished (completed, cancelled, failed): the numbers won't change
+    generated_at: datetime
+    duration_seconds: float | None  # from start to completion (or to now while unfinished)
+    targets: TargetTotals
+    actions: int
+    by_outcome: dict[str, int]
+    by_account: list[AccountStats]
+
+
+class LogEntry(msgspec.Struct, kw_only=True):
+    id: str
+    created_at: datetime
+    target_id: str | None
+    user_identifier: str | None
+    account_id: str
+    action: str
+    status: str
+    details: dict[str, Any]
+
+
+class LogPage(msgspec.Struct, kw_only=True):
+    items: list[LogEntry]
+    next_cursor: str | None  # pass as ``cursor`` for the next (older) page; None on the last page
+
+
+class RetryFailedResponse(msgspec.Struct, kw_only=True):
+    task_id: str
+    requeued: int  # targets put back in the queue
+    status: TaskStatus  # the task's status afterwards
+    reopened: bool  # a finished task went back to running

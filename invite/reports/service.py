@@ -1,0 +1,361 @@
+"""Reporting use cases: stats, the final report and its export, the execution log, and
+re-queueing failed targets.
+
+Everything reads trigger-kept counters and rollups (``invite_task_counts``, 0004's
+``invite_stats_by_*``) or pages through an index, so a request costs the same at a thousand
+targets as at a million.
+
+**Retry failed** puts a task's failed targets whose outcome says another try may work
+(``RETRYABLE_OUTCOMES``: a transient error, or an account-side problem another account or a
+later moment can get past) back in the queue: pending, attempts reset, due now, no account.
+Targets skipped for a reason about the person (privacy, not found, ...) stay as they are, and
+``uncertain`` messages are never re-sent. It works on a scheduled, running or paused task, and
+it **reopens** a completed or failed task to running, counting against the tenant's
+active-task limit. A cancelled or draft task is refused (409), as is a finished task already
+past its retention date (it is being removed).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import asyncpg
+import msgspec
+
+from invite import audit
+from invite.auth import Tenant
+from invite.db import DbConnection, queries
+from invite.engine.clock import Clock
+from invite.observability.metrics import tasks_total
+from invite.platforms.base import OutcomeKind
+from invite.problems import Problem, conflict, invalid, not_found
+from invite.reports.schemas import (
+    AccountStats,
+    HourStats,
+    LogEntry,
+    LogPage,
+    RetryFailedResponse,
+    TargetTotals,
+    TaskReport,
+    TaskStatsResponse,
+)
+from invite.settings import Settings
+from invite.tasks import states
+from invite.tasks.schemas import TaskStatusResponse
+from invite.tasks.service import TaskService
+from invite.tasks.states import TaskStatus
+
+EXPORT_PAGE_SIZE = 5000
+RETRYABLE_OUTCOMES = frozenset(
+    {
+        OutcomeKind.TRANSIENT,
+        OutcomeKind.FLOOD_WAIT,
+        OutcomeKind.PEER_FLOOD,
+        OutcomeKind.ACCOUNT_DEAD,
+        OutcomeKind.NO_ADMIN_RIGHT,
+        OutcomeKind.CHAT_UNAVAILABLE,
+    }
+)
+RETRY_FROM = frozenset({TaskStatus.SCHEDULED, TaskStatus.RUNNING, TaskStatus.PAUSED})
+REOPEN_FROM = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED})
+_BEGINNING = datetime.min.replace(tzinfo=UTC)
+_END = datetime.max.replace(tzinfo=UTC)
+
+
+class _LogCursor(msgspec.Struct, array_like=True):
+    """Where a log page ended: its last row's (created_at, id), the sort key."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+class ReportService:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock, tenant: Tenant) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._clock = clock
+        self._tenant = tenant.user_id
+        self._sql = queries(settings.sql_dir)
+        self._tasks = TaskService(pool, settings, clock, tenant)
+
+    async def status(self, task_id: uuid.UUID) -> TaskStatusResponse:
+        """The task's basic status (404 for another tenant's task)."""
+        return await self._tasks.status_report(task_id)
+
+    # --- stats and the report ----------------------------------------------------------
+
+    async def stats(
+        self, task_id: uuid.UUID, since: datetime | None, until: datetime | None
+    ) -> TaskStatsResponse:
+        status = await self._tasks.status_report(task_id)
+        async with self._pool.acquire() as conn:
+            by_account = await self._account_stats(conn, task_id)
+            hours = await conn.fetch(
+                self._sql["reports.stats_by_hour"], task_id, since or _BEGINNING, until or _END
+            )
+        by_action: dict[str, int] = defaultdict(int)
+        by_outcome: dict[str, int] = defaultdict(int)
+        for account in by_account.rows:
+            by_action[account["action"]] += account["n"]
+            by_outcome[account["outcome"]] += account["n"]
+        return TaskStatsResponse(
+            task_id=status.task_id,
+            status=status.status,
+            driver=status.driver,
+            targets=status.counts,
+            actions=sum(by_action.values()),
+            by_action=dict(by_action),
+            by_outcome=dict(by_outcome),
+            by_account=by_account.stats,
+            by_hour=_hour_stats(hours),
+        )
+
+    async def report(self, task_id: uuid.UUID) -> TaskReport:
+        task = await self._tasks.get(task_id)
+        status = await self._tasks.status_report(task_id)
+        async with self._pool.acquire() as conn:
+            by_account = await self._account_stats(conn, task_id)
+        by_outcome: dict[str, int] = defaultdict(int)
+        for row in by_account.rows:
+            by_outcome[row["outcome"]] += row["n"]
+        now = self._clock.now()
+        succeeded = status.counts.get("succeeded", 0)
+        end = task.completed_at or now
+        return TaskReport(
+            task=task,
+            final=task.status in states.FINISHED,
+            generated_at=now,
+            duration_seconds=(end - task.started_at).total_seconds() if task.started_at else None,
+            targets=TargetTotals(
+                total=status.total,
+                processed=status.processed,
+                succeeded=succeeded,
+                success_rate=round(succeeded / status.processed, 4) if status.processed else 0.0,
+                by_status=status.counts,
+            ),
+            actions=sum(by_outcome.values()),
+            by_outcome=dict(by_outcome),
+            by_account=by_account.stats,
+        )
+
+    async def export_pages(self, task_id: uuid.UUID) -> AsyncIterator[Sequence[asyncpg.Record]]:
+        """The task's targets, a page at a time; 404 here, before anything streams."""
+        await self._tasks.status_report(task_id)
+        return self._target_pages(task_id)
+
+    async def _target_pages(self, task_id: uuid.UUID) -> AsyncIterator[Sequence[asyncpg.Record]]:
+        after = 0
+        while True:
+            page = await self._pool.fetch(self._sql["reports.export_page"], task_id, after, EXPORT_PAGE_SIZE)
+            if page:
+                yield page
+            if len(page) < EXPORT_PAGE_SIZE:
+                return
+            after = page[-1]["seq"]
+
+    # --- the execution log -------------------------------------------------------------
+
+    async def logs(
+        self,
+        task_id: uuid.UUID,
+        *,
+        status: str | None,
+        account_id: str | None,
+        action: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        cursor: str | None,
+        limit: int,
+    ) -> LogPage:
+        if since is not None and until is not None and since >= until:
+            raise invalid("since", "must be before until")
+        await self._tasks.status_report(task_id)
+        if cursor is not None:
+            after = _decode_cursor(cursor)
+        else:  # rows strictly before `until`: (until, smallest id) is just past the last one
+            after = (
+                _LogCursor(until, uuid.UUID(int=0))
+                if until
+                else _LogCursor(_END, uuid.UUID(int=(1 << 128) - 1))
+            )
+        args: list[Any] = [
+            task_id,
+            after.created_at,
+            after.id,
+            since or _BEGINNING,
+            status,
+            action,
+            limit + 1,
+        ]
+        name = "reports.logs_page"
+        if account_id is not None:
+            name = "reports.logs_page_by_account"
+            args.append(account_id)
+        rows = await self._pool.fetch(self._sql[name], *args)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return LogPage(
+            items=[_log_entry(r) for r in rows],
+            next_cursor=_encode_cursor(_LogCursor(rows[-1]["created_at"], rows[-1]["id"])) if more else None,
+        )
+
+    # --- retry failed ------------------------------------------------------------------
+
+    async def retry_failed(self, task_id: uuid.UUID) -> RetryFailedResponse:
+        now = self._clock.now()
+        async with self._pool.acquire() as conn, conn.transaction():
+            # the same order of locks as a start: tenant first, then the task's row
+            await conn.execute(self._sql["tasks.lock_tenant_starts"], self._tenant)
+            row = await conn.fetchrow(self._sql["tasks.get_for_update"], task_id, self._tenant)
+            if row is None:
+                raise not_found("task")
+            status = TaskStatus(row["status"])
+            if status not in RETRY_FROM | REOPEN_FROM:
+                raise Problem(
+                    409,
+                    "Conflict",
+                    f"a {status.value} task has nothing to retry",
+                    extra={"status": status.value},
+                )
+            reopening = status in REOPEN_FROM
+            if reopening:
+                self._check_not_expired(row["completed_at"], now)
+            result = await conn.execute(
+                self._sql["reports.requeue_failed"], task_id, sorted(o.value for o in RETRYABLE_OUTCOMES)
+            )
+            requeued = int(result.rsplit(" ", 1)[-1])
+            pending = await self._pending(conn, task_id)
+            reopened = reopening and pending > 0
+            if reopened:
+                await self._check_active_limit(conn)
+                row = await conn.fetchrow(
+                    self._sql["reports.reopen"], task_id, self._tenant, [s.value for s in REOPEN_FROM], now
+                )
+                assert row is not None  # the row lock held the status still
+            await audit.record(
+                conn,
+                self._settings.sql_dir,
+                user_id=self._tenant,
+                action="task.retry_failed",
+                resource="task",
+                resource_id=str(task_id),
+                details={"requeued": requeued, "reopened": reopened, "from": status.value},
+            )
+            event: dict[str, Any] = {"task_id": str(task_id), "type": "progress", "requeued": requeued}
+            if reopened:
+                event = {
+                    "task_id": str(task_id),
+                    "type": "status",
+                    "status": "running",
+                    "reason": "retry_failed",
+                }
+            if requeued or reopened:
+                await conn.execute(self._sql["tasks.notify"], msgspec.json.encode(event).decode())
+        if reopened:
+            tasks_total.labels(platform=row["platform"], status=TaskStatus.RUNNING.value).inc()
+        return RetryFailedResponse(
+            task_id=str(task_id), requeued=requeued, status=TaskStatus(row["status"]), reopened=reopened
+        )
+
+    def _check_not_expired(self, completed_at: datetime | None, now: datetime) -> None:
+        days = self._settings.finished_task_retention_days
+        if days and completed_at is not None and completed_at < now - timedelta(days=days):
+            raise conflict(f"the task finished more than {days} days ago and is being removed")
+
+    async def _check_active_limit(self, conn: DbConnection) -> None:
+        limit = self._settings.max_active_tasks_per_tenant
+        active = await conn.fetchval(self._sql["tasks.count_active"], self._tenant, list(states.ACTIVE))
+        if active >= limit:
+            raise Problem(
+                409,
+                "Too many active tasks",
+                f"{active} of {limit} tasks are already active; finish or cancel one before reopening this one",
+                extra={"active_tasks": active, "limit": limit},
+            )
+
+    async def _pending(self, conn: DbConnection, task_id: uuid.UUID) -> int:
+        counts = {r["status"]: r["n"] for r in await conn.fetch(self._sql["tasks.target_counts"], task_id)}
+        return int(counts.get("pending", 0))
+
+    # --- helpers -----------------------------------------------------------------------
+
+    async def _account_stats(self, conn: DbConnection, task_id: uuid.UUID) -> _AccountRollup:
+        rows = await conn.fetch(self._sql["reports.stats_by_account"], task_id)
+        states_ = await conn.fetch(self._sql["reports.task_accounts"], task_id)
+        return _AccountRollup(rows, _account_stats(rows, states_))
+
+
+class _AccountRollup(NamedTuple):
+    rows: list[asyncpg.Record]  # the rollup as stored
+    stats: list[AccountStats]  # per account, with the account's state in the task
+
+
+def _account_stats(
+    rows: Sequence[asyncpg.Record], task_accounts: Sequence[asyncpg.Record]
+) -> list[AccountStats]:
+    state = {r["account_id"]: r for r in task_accounts}
+    out: dict[str, AccountStats] = {}
+    for account_id in sorted({r["account_id"] for r in rows} | set(state)):
+        known = state.get(account_id)
+        out[account_id] = AccountStats(
+            account_id=account_id,
+            state=known["status"] if known else None,
+            state_reason=known["status_reason"] if known else None,
+            cooldown_until=known["cooldown_until"] if known else None,
+            actions=0,
+            by_status={},
+            by_outcome={},
+            first_action_at=None,
+            last_action_at=None,
+        )
+    for r in rows:
+        stats = out[r["account_id"]]
+        stats.actions += r["n"]
+        stats.by_status[r["status"]] = stats.by_status.get(r["status"], 0) + r["n"]
+        stats.by_outcome[r["outcome"]] = stats.by_outcome.get(r["outcome"], 0) + r["n"]
+        stats.first_action_at = min(filter(None, (stats.first_action_at, r["first_at"])))
+        stats.last_action_at = max(filter(None, (stats.last_action_at, r["last_at"])))
+    return list(out.values())
+
+
+def _hour_stats(rows: Sequence[asyncpg.Record]) -> list[HourStats]:
+    hours: dict[datetime, HourStats] = {}
+    for r in rows:
+        hour = hours.setdefault(r["hour"], HourStats(hour=r["hour"], actions=0, by_status={}, by_outcome={}))
+        hour.actions += r["n"]
+        hour.by_status[r["status"]] = hour.by_status.get(r["status"], 0) + r["n"]
+        hour.by_outcome[r["outcome"]] = hour.by_outcome.get(r["outcome"], 0) + r["n"]
+    return list(hours.values())
+
+
+def _log_entry(row: asyncpg.Record) -> LogEntry:
+    return LogEntry(
+        id=str(row["id"]),
+        created_at=row["created_at"],
+        target_id=str(row["target_id"]) if row["target_id"] else None,
+        user_identifier=row["user_identifier"],
+        account_id=row["account_id"],
+        action=row["action"],
+        status=row["status"],
+        details=row["details"],
+    )
+
+
+def _encode_cursor(cursor: _LogCursor) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+
+
+def _decode_cursor(text: str) -> _LogCursor:
+    try:
+        cursor = msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=_LogCursor)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise invalid("cursor", "not a cursor this API returned") from None
+    if cursor.created_at.tzinfo is None:
+        raise invalid("cursor", "not a cursor this API returned")
+    return cursor

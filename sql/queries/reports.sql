@@ -1,0 +1,113 @@
+-- Reports: stats, the final report and its export, the execution log, retry of failed targets,
+-- and the fleet gauges. Task ownership is checked first with tasks.get (tenant-scoped); the
+-- statements here then read by task id only.
+
+-- name: stats_by_account
+-- The per-account rollup (0004): a few rows per account, however many targets the task has.
+SELECT account_id, action, status, outcome, n, first_at, last_at
+FROM invite_stats_by_account
+WHERE task_id = $1
+
+-- name: stats_by_hour
+-- The per-hour rollup (0004) within [$2, $3): its primary key starts (task_id, hour), so the
+-- window is one index range.
+SELECT hour, action, status, outcome, n
+FROM invite_stats_by_hour
+WHERE task_id = $1 AND hour >= $2 AND hour < $3
+ORDER BY hour
+
+-- name: task_accounts
+-- The task's accounts and their state in this task (a handful of rows).
+SELECT account_id, status, status_reason, cooldown_until, last_used_at
+FROM invite_task_accounts
+WHERE task_id = $1
+ORDER BY account_id
+
+-- name: export_page
+-- One page of the export, keyset over seq (import order) on invite_targets_task_seq: every
+-- page costs the same however deep it is, and each is its own short statement, so a long
+-- download never holds back vacuum on the hot targets table.
+SELECT seq, user_identifier, status, outcome, account_id, attempts, processed_at, error_message,
+       user_data ->> 'username' AS username,
+       user_data ->> 'first_name' AS first_name,
+       user_data ->> 'last_name' AS last_name
+FROM invite_targets
+WHERE task_id = $1 AND seq > $2
+ORDER BY seq
+LIMIT $3
+
+-- name: logs_page
+-- Newest first, keyset over (created_at, id) on idx_invite_logs_task_created. The explicit
+-- created_at bound gives the index its range; the row comparison breaks ties. $2/$3 is the
+-- last row of the previous page (or the upper end of the time range), $4 the lower end.
+-- Optional filters ($n IS NULL) only narrow rows already in that range.
+SELECT l.id, l.created_at, l.target_id, l.account_id, l.action, l.status, l.details,
+       t.user_identifier
+FROM invite_execution_logs l
+LEFT JOIN invite_targets t ON t.id = l.target_id
+WHERE l.task_id = $1
+  AND l.created_at <= $2 AND (l.created_at, l.id) < ($2, $3)
+  AND l.created_at >= $4
+  AND ($5::text IS NULL OR l.status = $5)
+  AND ($6::text IS NULL OR l.action = $6)
+ORDER BY l.created_at DESC, l.id DESC
+LIMIT $7
+
+-- name: logs_page_by_account
+-- logs_page for one account, on invite_logs_task_account_created: a rare account's rows are
+-- found without reading the rest of the task's log. A separate statement (not "$n IS NULL OR
+-- account_id = $n") so that the plan can always use that index.
+SELECT l.id, l.created_at, l.target_id, l.account_id, l.action, l.status, l.details,
+       t.user_identifier
+FROM invite_execution_logs l
+LEFT JOIN invite_targets t ON t.id = l.target_id
+WHERE l.task_id = $1 AND l.account_id = $8
+  AND l.created_at <= $2 AND (l.created_at, l.id) < ($2, $3)
+  AND l.created_at >= $4
+  AND ($5::text IS NULL OR l.status = $5)
+  AND ($6::text IS NULL OR l.action = $6)
+ORDER BY l.created_at DESC, l.id DESC
+LIMIT $7
+
+-- name: requeue_failed
+-- Failed targets whose outcome says another try may work go back to the queue as if new:
+-- attempts reset, due now, no account. One statement on idx_invite_targets_task_status; the
+-- counters follow by trigger.
+UPDATE invite_targets
+SET status = 'pending', outcome = NULL, error_message = NULL, processed_at = NULL,
+    attempts = 0, next_attempt_at = '-infinity', account_id = NULL,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE task_id = $1 AND status = 'failed' AND (outcome IS NULL OR outcome = ANY($2::text[]))
+
+-- name: reopen
+-- A finished task goes back to running for its re-queued targets; guarded by status like
+-- every transition, so it cannot race a concurrent change.
+UPDATE invite_tasks
+SET status = 'running', status_reason = NULL, completed_at = NULL, updated_at = $4
+WHERE id = $1 AND user_id = $2 AND status = ANY($3::text[])
+RETURNING *
+
+-- name: accounts_by_status
+-- Fleet gauge: invite_accounts holds one row per account, thousands at most.
+SELECT platform, status, count(*) AS n FROM invite_accounts GROUP BY platform, status
+
+-- name: pending_by_platform
+-- Fleet gauge: running tasks come from the partial index invite_tasks_running, their pending
+-- counts from the trigger-kept counters; no target is read.
+SELECT t.platform, sum(c.n)::bigint AS n
+FROM invite_tasks t
+JOIN invite_task_counts c ON c.task_id = t.id AND c.status = 'pending'
+WHERE t.status = 'running'
+GROUP BY t.platform
+
+-- name: running_task_idle_max
+-- Fleet gauge: seconds since the most idle running task (with pending targets) last acted,
+-- was started or resumed ($1 = now). The last log row of a task is one backward step on
+-- idx_invite_logs_task_created.
+SELECT COALESCE(max(EXTRACT(EPOCH FROM ($1 - GREATEST(t.started_at, t.updated_at, l.last_at)))), 0)::float8
+FROM invite_tasks t
+JOIN invite_task_counts c ON c.task_id = t.id AND c.status = 'pending' AND c.n > 0
+LEFT JOIN LATERAL (
+    SELECT max(created_at) AS last_at FROM invite_execution_logs WHERE task_id = t.id
+) l ON true
+WHERE t.status = 'running'
