@@ -333,15 +333,19 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     errors.SecurityError,
 )
 
-_BY_ID = {row.error_id: row for row in ERROR_TABLE}
-_ID_IN_VALUE = re.compile(r"^\[-?\d+ ([^\]]+)\]")
-_NUMBER = re.compile(r"_(\d+)")
-
 
 def pyrogram_class(name: str) -> type[RPCError] | None:
     """The installed Pyrogram's error class of this name, if this version has it."""
     cls = getattr(errors, name, None)
     return cls if isinstance(cls, type) and issubclass(cls, RPCError) else None
+
+
+_BY_ID = {row.error_id: row for row in ERROR_TABLE}
+_ROW_CLASSES = [
+    (row, tuple(cls for cls in map(pyrogram_class, row.classes) if cls is not None)) for row in ERROR_TABLE
+]
+_ID_IN_VALUE = re.compile(r"^\[-?\d+ ([^\]]+)\]")
+_NUMBER = re.compile(r"_(\d+)")
 
 
 def error_id(exc: RPCError) -> str:
@@ -420,11 +424,7 @@ def _rpc_outcome(exc: RPCError) -> Outcome:
 
 
 def _row_by_class(exc: RPCError) -> ErrorRow | None:
-    for row in ERROR_TABLE:
-        classes = tuple(cls for cls in map(pyrogram_class, row.classes) if cls is not None)
-        if isinstance(exc, classes):
-            return row
-    return None
+    return next((row for row, classes in _ROW_CLASSES if isinstance(exc, classes)), None)
 
 
 def _category(name: str) -> type[RPCError]:

@@ -126,7 +126,7 @@ class TelegramStrategy:
         self._config = config
         self._client: pyrogram.Client | None = None
         self._contacts_before: set[int] | None = None  # the account's own contacts, read once
-        self._client_ids = 0  # numbers the phone contacts of one import request
+        self._client_ids = 0  # numbers imported contacts; Telegram's answer refers to them by it
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def initialize_client(self, account: AccountData) -> Outcome:
@@ -154,9 +154,11 @@ class TelegramStrategy:
         )
         try:
             user_id = await asyncio.wait_for(_start(client), self._config.connect_timeout_seconds)
-        except Exception as exc:  # the engine never sees a pyrogram exception
+        except BaseException as exc:
             await _stop(client)
-            outcome = outcome_for(exc)
+            if not isinstance(exc, Exception):
+                raise  # cancelled: let go of the half-started client, then go on cancelling
+            outcome = outcome_for(exc)  # the engine never sees a pyrogram exception
             log.info(
                 "telegram_connect_failed",
                 account_id=account.id,

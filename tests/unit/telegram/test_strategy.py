@@ -131,6 +131,27 @@ async def test_a_connection_that_hangs_times_out_as_transient(
     assert not server.clients[0].is_connected
 
 
+async def test_cancelling_the_connection_lets_the_client_go(
+    make_factory: Callable[..., TelegramFactory], account: AccountData, server: TelegramServer
+) -> None:
+    answering = asyncio.Event()
+
+    async def hang(query: object) -> object:
+        answering.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    server.script(raw.functions.users.GetFullUser, hang)
+    connecting = asyncio.create_task(make_factory().for_account(account).initialize_client(account))
+    await answering.wait()
+
+    connecting.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await connecting
+    assert not server.clients[0].is_connected
+
+
 async def test_a_flood_wait_under_pyrogram_s_own_threshold_still_reaches_the_engine(
     strategy: TelegramStrategy, world: TelegramServer
 ) -> None:
