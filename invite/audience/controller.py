@@ -16,7 +16,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter, SkipValidation
 from invite.audience.readers import ReadLimits, SourceFormat, read_file, sheet_from_records
 from invite.audience.schemas import ImportResult, ParsingImport, Source
 from invite.audience.service import ImportSource, check_task, get_import, run_import
-from invite.audience.upload import Upload, multipart_operation, read_upload
+from invite.audience.upload import Upload, hang_up_after_413, multipart_operation, read_upload
 from invite.auth import Tenant
 from invite.engine.clock import Clock
 from invite.integrations.http import UpstreamError
@@ -126,6 +126,7 @@ class ImportController(Controller):
     path = "/"
     tags = ["audience"]  # noqa: RUF012
     dependencies = {"parsing": Provide(provide_parsing_client, sync_to_thread=False)}  # noqa: RUF012
+    exception_handlers = {Problem: hang_up_after_413}  # noqa: RUF012
 
     @post(
         "/import/file",

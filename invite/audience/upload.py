@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar import Request
+from litestar import Request, Response
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -86,6 +86,16 @@ class _Collector:
             if name == FILE_FIELD:
                 raise too_large(self.max_file_bytes)
             raise Problem(413, "Field too large", f"at most {MAX_FIELD_BYTES} bytes", field=name or "body")
+
+
+def hang_up_after_413(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
+    """The app's problem answer, plus ``Connection: close`` on a 413: the rest of an oversized
+    upload is never read, and without the hang-up the server would drain whatever the client
+    keeps sending. Install as a controller's exception handler for Problem."""
+    response: Response[Any] = request.app.exception_handlers[Problem](request, exc)
+    if exc.status == 413:
+        response.headers["Connection"] = "close"
+    return response
 
 
 async def read_upload(request: Request[Any, Any, Any], max_file_bytes: int) -> Upload:
