@@ -105,6 +105,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     target_lease_seconds: PositiveFloat = 300.0
     poll_interval_seconds: PositiveFloat = 5.0
 
+    # --- engine: batching, retries, pacing, circuit breaker ------------------------------
+    claim_batch_window_seconds: PositiveFloat = 0.002  # the claimer gathers ready accounts this long
+    claim_batch_max: Positive = 256  # ... or until this many are waiting
+    record_batch_window_seconds: PositiveFloat = 0.005  # group commit: an outcome waits this long at most
+    record_batch_max: Positive = 1000
+    retry_backoff_seconds: PositiveFloat = 30.0  # transient errors retry after 30 s, 60 s, 120 s, ...
+    retry_backoff_max_seconds: PositiveFloat = 3600.0
+    pace_multiplier_max: Annotated[float, msgspec.Meta(ge=1.0)] = 16.0  # AIMD: FloodWait doubles the pause
+    pace_multiplier_step: Annotated[float, msgspec.Meta(ge=0.0)] = 0.05  # ... each success takes this off
+    breaker_peer_floods: Positive = 3  # spam flags in one task that pause it
+    breaker_window: Positive = 50  # the last N outcomes of a task ...
+    breaker_error_rate: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5  # ... this share of errors pauses it
+
     @property
     def embedded_database(self) -> bool:
         return self.database_url is None

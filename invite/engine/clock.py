@@ -67,6 +67,8 @@ class VirtualClock:
         self._activity = 0
         self._jumper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._quiet = asyncio.Event()  # set while nobody is busy
+        self._quiet.set()
 
     def now(self) -> datetime:
         return self._now
@@ -94,11 +96,14 @@ class VirtualClock:
     def busy(self) -> Iterator[None]:
         self._busy += 1
         self._activity += 1
+        self._quiet.clear()
         try:
             yield
         finally:
             self._busy -= 1
             self._activity += 1
+            if not self._busy:
+                self._quiet.set()
 
     def _ensure_jumper(self) -> None:
         if self._jumper is None or self._jumper.done():
@@ -116,6 +121,9 @@ class VirtualClock:
             if not self._sleepers:
                 self._wake.clear()
                 await self._wake.wait()
+                continue
+            if self._busy:  # someone waits on I/O: wait with them instead of spinning the loop
+                await self._quiet.wait()
                 continue
             if await self._everyone_asleep():
                 self._release_due()

@@ -1,0 +1,51 @@
+"""An account this replica leases and drives: its client, its bucket, its usage."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from invite.engine.bucket import Bucket
+from invite.platforms.base import AccountData, InviteStrategy, RateLimits, UsageStats
+
+
+@dataclass
+class LeasedAccount:
+    data: AccountData
+    strategy: InviteStrategy
+    rate: RateLimits  # what the platform driver says the account may do
+    bucket: Bucket
+    daily_limit: int | None = None  # the lowest limit the accounts provider reports
+    platform: str = "telegram"
+    status: str = "active"  # as last written to invite_accounts: active or cooldown (or blocked)
+    turn: int = 0  # round-robin position among tasks of equal priority
+    rights: set[uuid.UUID] = field(default_factory=set)  # invite tasks whose right was checked
+    usage: UsageStats = field(default_factory=UsageStats)
+    driving: bool = True  # False: finish the action in hand and stop
+    held: bool = True  # False: another replica took the lease over; do not release it
+    blocked: bool = False
+    runner: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.data.id
+
+    @property
+    def user_id(self) -> str:
+        return self.data.user_id
+
+    def load(self, row: asyncpg.Record) -> None:
+        """Take the quota state from the account's row in invite_accounts."""
+        self.bucket = Bucket(
+            window_start=row["daily_window_start"],
+            count=row["daily_count"],
+            last_action_at=row["last_action_at"],
+            cooldown_until=row["cooldown_until"],
+            multiplier=row["pace_multiplier"],
+        )
+        self.daily_limit = row["daily_limit"]
+        self.status = row["status"]
+        self.platform = row["platform"]

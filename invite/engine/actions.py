@@ -1,0 +1,53 @@
+"""The platform call itself: a claimed target becomes an invite or a personal message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from invite.engine.claims import Claim
+from invite.engine.registry import RunningTask
+from invite.platforms.base import InviteStrategy, Outcome, OutcomeKind, Target, TargetKind
+from invite.tasks.templates import TemplateError, render
+
+
+class Unknown(msgspec.Struct, frozen=True):
+    """The driver raised while sending a message: it may or may not have gone out."""
+
+    detail: str
+
+
+async def act(strategy: InviteStrategy, task: RunningTask, claim: Claim) -> Outcome | Unknown:
+    target = Target.from_key(claim.key, claim.data)
+    if task.is_invite:
+        assert task.group_id is not None  # the schema requires it of invite tasks
+        try:
+            return await strategy.invite_to_group(target, task.group_id)
+        except Exception as exc:  # an invite is idempotent: a retry is safe
+            return Outcome(OutcomeKind.TRANSIENT, detail=f"driver error: {exc!r}")
+    try:
+        text = render(task.template or "", _values(target, claim.data))
+    except TemplateError as exc:
+        return Outcome(OutcomeKind.TRANSIENT, detail=f"template: {exc}")
+    try:
+        return await strategy.send_message(target, text)
+    except Exception as exc:
+        return Unknown(f"driver error: {exc!r}")
+
+
+async def check_right(strategy: InviteStrategy, group_id: str) -> Outcome:
+    try:
+        return await strategy.check_invite_right(group_id)
+    except Exception as exc:
+        return Outcome(OutcomeKind.TRANSIENT, detail=f"driver error: {exc!r}")
+
+
+def _values(target: Target, data: dict[str, Any]) -> dict[str, Any]:
+    """The person's data for the template, with the identifier filling in what it can."""
+    known = {
+        TargetKind.USERNAME: "username",
+        TargetKind.USER_ID: "user_id",
+        TargetKind.PHONE: "phone",
+    }
+    return {known[target.kind]: target.value, **{k: v for k, v in data.items() if v not in (None, "")}}

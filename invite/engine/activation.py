@@ -1,0 +1,89 @@
+"""Activation: a task that has just started running gets its accounts, and its audience is screened.
+
+Once per task across replicas (the task's row lock, and "no account attached yet"):
+the tenant's accounts come from the accounts provider (only those in
+``settings.account_ids`` when given), are recorded in invite_accounts under the tenant (an
+account never serves another tenant), and are attached to the task. People on the
+suppression list, and — with ``recontact_days`` — people another task of the tenant
+reached lately, are skipped before anyone is contacted. No usable account: the task fails
+with a reason the customer sees. Whether an account may invite into the group is checked
+by the replica that drives it, before its first invite for the task.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import asyncpg
+import msgspec
+import structlog
+
+from invite.engine.context import EngineContext
+from invite.engine.store import Tx
+from invite.platforms.base import AccountData, AccountsProvider
+from invite.tasks.task_settings import TaskSettings
+
+log = structlog.get_logger(__name__)
+
+
+async def activate(ctx: EngineContext, provider: AccountsProvider, task: asyncpg.Record) -> str | None:
+    """Prepare the task; 'failed' when it cannot run, 'prepared' when it can, None when another did it."""
+    task_id: uuid.UUID = task["id"]
+    settings = msgspec.convert(task["settings"] or {}, TaskSettings)
+    listed = await provider.list_accounts(task["user_id"])
+    chosen = [a for a in listed if settings.account_ids is None or a.id in settings.account_ids]
+    now = ctx.clock.now()
+    async with ctx.store.transaction() as tx:
+        locked = await tx.fetchrow("lock_task_for_activation", task_id)
+        if locked is None or locked["prepared"]:
+            return None
+        reason = await _attach(tx, task, settings, listed, chosen, now)
+        if reason is not None:
+            await tx.fetchrow("fail_task", task_id, reason, now)
+            log.warning("task failed at activation", task_id=str(task_id), reason=reason)
+            return "failed"
+        await tx.execute("skip_suppressed", task_id, task["user_id"], now)
+        days = settings.recontact_days if settings.recontact_days is not None else ctx.settings.recontact_days
+        if days > 0:
+            await tx.execute(
+                "skip_recently_contacted",
+                task_id,
+                task["user_id"],
+                now - timedelta(days=days),
+                now,
+                f"contacted by another of your tasks within the last {days} days",
+            )
+    return "prepared"
+
+
+async def _attach(
+    tx: Tx,
+    task: asyncpg.Record,
+    settings: TaskSettings,
+    listed: list[AccountData],
+    chosen: list[AccountData],
+    now: datetime,
+) -> str | None:
+    """Attach the accounts; the reason the task cannot run, or None."""
+    if not listed:
+        return "no account is connected: connect a Telegram account, then start the task again"
+    if not chosen:
+        return "none of the accounts chosen in the task's settings (account_ids) is connected"
+    await tx.execute(
+        "upsert_accounts",
+        task["user_id"],
+        task["platform"],
+        now,
+        [a.id for a in chosen],
+        [a.label for a in chosen],
+        [a.daily_limit for a in chosen],
+    )
+    rows = await tx.fetch(
+        "attach_accounts", task["id"], task["user_id"], [a.id for a in chosen], settings.max_parallel_accounts
+    )
+    if not rows:
+        return "the accounts listed for you are registered to another customer of this service"
+    if not any(row["status"] == "active" for row in rows):
+        return "every account chosen for the task is blocked (banned, deactivated or logged out)"
+    return None

@@ -1,0 +1,97 @@
+"""One account's token bucket: when may it act next, and what an action costs it.
+
+The rules, all from the injected clock's time:
+
+* **daily quota**: at most ``cap`` actions in a 24 h window; the window opens with the first
+  action after the previous one closed (the same rule the claim statement enforces in SQL);
+* **minimum pause** between two actions, times the AIMD multiplier (FloodWait doubles it,
+  each success takes a step off, never below 1);
+* **pacing**: the quota spread over the time the task may act each day (its send window, or
+  24 h), so a day's quota is never spent in one burst — the gap between two actions is the
+  larger of the pause and the pacing interval;
+* **cooldown**: after a FloodWait or a spam flag, nothing until it is over;
+* **send window**: nothing while the task's window is closed.
+
+The state mirrors the account's row in ``invite_accounts``, loaded when the account is
+leased; the claim statement re-checks quota, pause and cooldown in SQL as the safety net
+across replicas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from invite.engine.windows import DAY, is_open, next_open, open_seconds
+from invite.tasks.task_settings import SendWindow
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one task allows one account."""
+
+    cap: int  # actions per 24 h window
+    min_pause: float  # seconds between two actions, before the AIMD multiplier
+    pacing: float  # seconds: the task's daily open time ÷ cap
+    send_window: SendWindow | None = None
+
+    @classmethod
+    def of(cls, cap: int, min_pause: float, send_window: SendWindow | None = None) -> Limits:
+        return cls(cap, min_pause, open_seconds(send_window) / cap, send_window)
+
+
+@dataclass
+class Bucket:
+    window_start: datetime | None = None
+    count: int = 0
+    last_action_at: datetime | None = None
+    cooldown_until: datetime | None = None
+    multiplier: float = 1.0
+
+    def used(self, at: datetime) -> int:
+        """Actions counted against the quota at ``at`` (0 once the 24 h window has closed)."""
+        if self.window_start is None or at >= self.window_start + DAY:
+            return 0
+        return self.count
+
+    def gap(self, limits: Limits) -> timedelta:
+        return timedelta(seconds=max(limits.min_pause * self.multiplier, limits.pacing))
+
+    def next_allowed(self, now: datetime, limits: Limits) -> datetime:
+        """The earliest moment from ``now`` on when this account may act for a task with ``limits``."""
+        at = now
+        if self.cooldown_until is not None and self.cooldown_until > at:
+            at = self.cooldown_until
+        if self.last_action_at is not None:
+            at = max(at, self.last_action_at + self.gap(limits))
+        if self.used(at) >= limits.cap and self.window_start is not None:
+            at = self.window_start + DAY
+        if limits.send_window is not None:
+            at = next_open(at, limits.send_window)
+        return at
+
+    def shut(self, now: datetime, limits: Limits) -> bool:
+        """True when the task is out of reach for a while: its window is closed or its quota spent."""
+        if limits.send_window is not None and not is_open(now, limits.send_window):
+            return True
+        return self.used(now) >= limits.cap
+
+    def reserve(self, at: datetime) -> None:
+        """Count one action at ``at`` (the claim made the same reservation in the database)."""
+        if self.used(at) == 0:
+            self.window_start, self.count = at, 0
+        self.count += 1
+        self.last_action_at = at
+
+    def cool_down(self, until: datetime) -> None:
+        if self.cooldown_until is None or until > self.cooldown_until:
+            self.cooldown_until = until
+
+    def back_off(self, ceiling: float) -> None:
+        self.multiplier = min(self.multiplier * 2.0, ceiling)
+
+    def relax(self, step: float) -> None:
+        self.multiplier = max(1.0, self.multiplier - step)
+
+    def cooling(self, now: datetime) -> bool:
+        return self.cooldown_until is not None and self.cooldown_until > now

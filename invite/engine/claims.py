@@ -1,0 +1,192 @@
+"""The batched claimer: one per replica, one claim statement per task per batch.
+
+Ready account coroutines ask for a target; the claimer gathers the asks for a few
+milliseconds (or until a batch is full), groups them by task, runs the claim statement once
+per task for all of that task's accounts, and hands the targets out in memory. One
+statement for k accounts instead of k statements: this is what keeps the claim cheap and
+its plan stable as the queue drains (PERF-NOTES.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+
+from invite.engine.account import LeasedAccount
+from invite.engine.bucket import Limits
+from invite.engine.clock import Clock, wait_event
+from invite.engine.registry import Registry, RunningTask
+from invite.engine.store import Store
+from invite.observability.metrics import claim_seconds
+from invite.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# A short claim whose missing targets are only locked by someone else: look again soon.
+_RECHECK = timedelta(milliseconds=50)
+# An account the database refused although its bucket allowed it rests this long (in memory)
+# while the picture is refreshed, instead of asking again at once.
+_REFUSED_REST = timedelta(seconds=1)
+_ERROR_PAUSE = 1.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    target_id: uuid.UUID
+    key: str  # the person's identifier_key
+    data: dict[str, Any]
+    attempts: int  # this claim's attempt number: the recorder writes back only to it
+    at: datetime  # when the quota was reserved (the action's time in the log)
+
+
+@dataclass
+class _Ask:
+    task: RunningTask
+    account: LeasedAccount
+    limits: Limits
+    answer: asyncio.Future[Claim | None]
+
+
+class Claimer:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        settings: Settings,
+        clock: Clock,
+        refresh: Callable[[], None],
+        drained: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._lane = store.lane()
+        self._refresh = refresh  # asks for a fresh picture of tasks and accounts
+        self._drained = drained  # a task has nothing pending left: it may be complete
+        self._registry = registry
+        self._settings = settings
+        self._clock = clock
+        self._asks: list[_Ask] = []
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
+        self._closed = False
+
+    async def claim(self, task: RunningTask, account: LeasedAccount, limits: Limits) -> Claim | None:
+        """A target of ``task`` for ``account`` with its quota reserved, or None (none, or refused)."""
+        if self._closed:
+            return None
+        answer: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
+        self._asks.append(_Ask(task, account, limits, answer))
+        self._arrived.set()
+        if len(self._asks) >= self._settings.claim_batch_max:
+            self._full.set()
+        return await answer
+
+    def close(self) -> None:
+        """Stop handing out targets: every waiting ask gets None."""
+        self._closed = True
+        for ask in self._asks:
+            if not ask.answer.done():
+                ask.answer.set_result(None)
+        self._asks = []
+
+    async def run(self) -> None:
+        try:
+            await self._serve()
+        finally:
+            await self._lane.close()
+
+    async def _serve(self) -> None:
+        while not self._closed:
+            await self._arrived.wait()
+            await wait_event(self._clock, self._full, self._settings.claim_batch_window_seconds)
+            batch, self._asks = self._asks, []
+            self._arrived.clear()
+            self._full.clear()
+            by_task: defaultdict[uuid.UUID, list[_Ask]] = defaultdict(list)
+            for ask in batch:
+                by_task[ask.task.id].append(ask)
+            failed = False
+            for asks in by_task.values():  # one statement per task, one after the other on the lane
+                try:
+                    await self._claim_task(asks)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.error("claim failed", task_id=str(asks[0].task.id), error=repr(exc))
+                    failed = True
+            for ask in batch:
+                if not ask.answer.done():
+                    ask.answer.set_result(None)
+            if failed:
+                await self._clock.sleep(_ERROR_PAUSE)
+
+    async def _claim_task(self, asks: list[_Ask]) -> None:
+        asks.sort(key=lambda a: a.account.id)
+        task = asks[0].task
+        now = self._clock.now()
+        started = time.perf_counter()
+        rows = await self._lane.fetch(
+            "claim",
+            task.id,
+            now,
+            len(asks),
+            self._settings.replica_id,
+            [a.account.id for a in asks],
+            [a.limits.cap for a in asks],
+            [a.limits.min_pause for a in asks],
+            self._settings.target_lease_seconds,
+        )
+        claim_seconds.observe(time.perf_counter() - started)
+        available, running = rows[0]["available"], rows[0]["running"]
+        if not running:  # paused, cancelled or finished since the registry was loaded
+            self._registry.drop_task(task.id)
+            self._refresh()
+            return
+        claimed = {row["account_id"]: row for row in rows if row["id"] is not None}
+        refused: list[LeasedAccount] = []
+        for rank, ask in enumerate(asks):
+            row = claimed.get(ask.account.id)
+            if row is not None:
+                ask.answer.set_result(
+                    Claim(row["id"], row["identifier_key"], row["user_data"] or {}, row["attempts"], now)
+                )
+            elif rank < available:
+                refused.append(ask.account)
+        if available < len(asks):
+            self._mark_idle(task, now, rows[0]["next_due"])
+        if refused:
+            await self._reload(refused, now)
+
+    def _mark_idle(self, task: RunningTask, now: datetime, due: datetime | None) -> None:
+        if due is None:  # nothing pending: wait for a requeue, a notification or the poll
+            until = now + timedelta(seconds=self._settings.poll_interval_seconds)
+            self._drained()
+        else:
+            until = max(due, now + _RECHECK)
+        self._registry.mark_idle(task.id, until)
+
+    async def _reload(self, accounts: list[LeasedAccount], now: datetime) -> None:
+        """The database refused these accounts' reservations: take its word for their state."""
+        by_id = {a.id: a for a in accounts}
+        try:
+            rows = await self._store.fetch("account_state", self._settings.replica_id, list(by_id))
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("account state reload failed", error=repr(exc))
+            return
+        for row in rows:
+            account = by_id[row["id"]]
+            account.load(row)
+            if not row["held"]:
+                account.held = account.driving = False
+            elif row["status"] == "blocked":
+                account.blocked, account.driving = True, False
+            else:
+                account.bucket.cool_down(now + _REFUSED_REST)
+        self._refresh()
+        self._registry.bump()

@@ -1,0 +1,22 @@
+"""What the parts of one engine share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from invite.engine.claims import Claimer
+from invite.engine.clock import Clock
+from invite.engine.recorder import Recorder
+from invite.engine.registry import Registry
+from invite.engine.store import Store
+from invite.settings import Settings
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    settings: Settings
+    clock: Clock
+    store: Store
+    registry: Registry
+    claimer: Claimer
+    recorder: Recorder

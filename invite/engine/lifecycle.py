@@ -1,0 +1,129 @@
+"""Task lifecycle, run by every replica (each step is a guarded statement, so they can race):
+scheduled starts, activation, tasks nobody can serve, closing queues of cancelled and failed
+tasks, the recovery sweep of expired in-flight targets, and completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+
+from invite.engine.activation import activate
+from invite.engine.clock import wait_event
+from invite.engine.context import EngineContext
+from invite.observability.metrics import task_duration, tasks_total
+from invite.platforms.base import AccountsProvider
+
+log = structlog.get_logger(__name__)
+
+SWEEP_BATCH = 1000
+
+
+class Lifecycle:
+    def __init__(
+        self, ctx: EngineContext, provider: AccountsProvider, driver: str, on_change: Callable[[], None]
+    ) -> None:
+        self._ctx = ctx
+        self._provider = provider
+        self._driver = driver
+        self._on_change = on_change  # the picture of tasks and accounts changed
+        self._kick = asyncio.Event()
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    async def run(self) -> None:
+        poll = self._ctx.settings.poll_interval_seconds
+        while True:
+            self._kick.clear()
+            try:
+                wait = await self.tick()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.error("lifecycle step failed", error=repr(exc))
+                wait = poll
+            await wait_event(self._ctx.clock, self._kick, wait)
+
+    async def recover_own(self) -> int:
+        """At start-up: what a previous process under this replica id left in flight."""
+        ctx = self._ctx
+        rows = await ctx.store.fetch("recover_own", ctx.clock.now(), ctx.settings.replica_id)
+        if rows:
+            log.warning("recovered in-flight targets of a previous process", targets=len(rows))
+        return len(rows)
+
+    async def tick(self) -> float:
+        """One round; returns how long to sleep before the next (unless kicked)."""
+        ctx = self._ctx
+        store = ctx.store
+        now = ctx.clock.now()
+        events: list[dict[str, Any]] = []
+        changed = False
+        for row in await store.fetch("start_due", now):
+            tasks_total.labels(platform=row["platform"], status="running").inc()
+            events.append(_status(row["id"], "running"))
+            changed = True
+        for task in await store.fetch("tasks_without_accounts", self._driver):
+            outcome = await self._activate(task)
+            if outcome == "failed":
+                tasks_total.labels(platform=task["platform"], status="failed").inc()
+                events.append(_status(task["id"], "failed"))
+            changed = changed or outcome is not None
+        for row in await store.fetch("fail_unserved", now):
+            tasks_total.labels(platform=row["platform"], status="failed").inc()
+            events.append(_status(row["id"], "failed"))
+            changed = True
+        await store.fetch("close_queues", now)
+        if await self._sweep(now):
+            ctx.registry.wake_all()
+        for row in await store.fetch("complete_tasks", now):
+            tasks_total.labels(platform=row["platform"], status="completed").inc()
+            if row["started_at"] is not None:
+                task_duration.labels(platform=row["platform"]).observe(
+                    (now - row["started_at"]).total_seconds()
+                )
+            events.append(_status(row["id"], "completed"))
+            log.info("task completed", task_id=str(row["id"]))
+            changed = True
+        if events:
+            await store.fetch("notify", [msgspec.json.encode(e).decode() for e in events])
+        if changed:
+            self._on_change()
+        return await self._until_next_start(now)
+
+    async def _activate(self, task: asyncpg.Record) -> str | None:
+        try:
+            return await activate(self._ctx, self._provider, task)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            raise
+        except Exception as exc:  # the accounts provider is away: try again next round
+            log.warning("activation postponed", task_id=str(task["id"]), error=repr(exc))
+            return None
+
+    async def _sweep(self, now: datetime) -> int:
+        """Expired in-flight targets: messages → uncertain, invites → back in the queue."""
+        swept = 0
+        while True:
+            rows = await self._ctx.store.fetch("recover_expired", now, SWEEP_BATCH)
+            swept += len(rows)
+            if len(rows) < SWEEP_BATCH:
+                break
+        if swept:
+            log.warning("recovered expired in-flight targets", targets=swept)
+        return swept
+
+    async def _until_next_start(self, now: datetime) -> float:
+        poll = self._ctx.settings.poll_interval_seconds
+        due: datetime | None = await self._ctx.store.fetchval("next_scheduled")
+        if due is None:
+            return poll
+        return max(0.0, min(poll, (due - now).total_seconds()))
+
+
+def _status(task_id: object, status: str) -> dict[str, Any]:
+    return {"task_id": str(task_id), "type": "status", "status": status}

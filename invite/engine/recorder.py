@@ -1,0 +1,332 @@
+"""Group commit: the outcomes of many actions in one transaction, a few milliseconds later.
+
+What had to be durable before the platform call (the in-flight mark and the quota
+reservation) was committed by the claim. An outcome can wait for company: a crash in between
+leaves its target in flight, which the recovery rules already handle (an uncertain message,
+a retried invite). One transaction writes the targets, the execution log, the accounts, the
+task-account rows, the breaker's verdict and one progress event per task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+import structlog
+
+from invite.engine import breaker
+from invite.engine.clock import Clock, wait_event
+from invite.engine.registry import Registry
+from invite.engine.store import Store
+from invite.observability.metrics import breaker_trips, record_batch_size, targets_processed, tasks_total
+from invite.platforms.base import AccountEvent, AccountsProvider
+from invite.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+_ERROR_PAUSE = 1.0
+_CLOSING_ATTEMPTS = 3
+_T = TypeVar("_T")
+FINAL = frozenset({"succeeded", "skipped", "failed", "uncertain"})
+
+
+@dataclass
+class TargetOutcome:
+    id: uuid.UUID
+    claimed: int  # the attempt number of the claim this outcome belongs to
+    status: str
+    outcome: str
+    processed_at: datetime | None
+    error_message: str | None
+    result: dict[str, Any]
+    attempts: int
+    next_attempt_at: datetime
+
+
+@dataclass
+class LogRow:
+    target_id: uuid.UUID | None
+    account_id: str
+    action: str
+    status: str
+    details: dict[str, Any]
+    at: datetime
+
+
+@dataclass
+class AccountChange:
+    id: str
+    status: str
+    reason: str | None
+    cooldown_until: datetime | None
+    multiplier: float
+    flood_waits: int = 0
+    peer_floods: int = 0
+
+
+@dataclass
+class TaskAccountChange:
+    status: str
+    reason: str | None
+    cooldown_until: datetime | None
+    stats: Counter[str] = field(default_factory=Counter)
+    last_used_at: datetime | None = None
+
+
+@dataclass
+class Entry:
+    """Everything one action (or one check) changes."""
+
+    task_id: uuid.UUID
+    platform: str
+    user_id: str
+    account_id: str
+    target: TargetOutcome | None = None
+    log: LogRow | None = None
+    account: AccountChange | None = None
+    task_account: TaskAccountChange | None = None
+    blocked_reason: str | None = None  # the account died: blocked in every task
+    pause_reason: str | None = None  # the task must pause (the chat refuses)
+    breaker: bool = False  # an error the circuit breaker counts
+    report: tuple[AccountEvent, str] | None = None  # told to the accounts provider
+
+
+class Recorder:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        settings: Settings,
+        clock: Clock,
+        accounts: AccountsProvider,
+        refresh: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._lane = store.lane()
+        self._registry = registry
+        self._settings = settings
+        self._clock = clock
+        self._accounts = accounts
+        self._refresh = refresh
+        self._entries: list[Entry] = []
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
+        self._added = 0
+        self._committed = 0
+        self._progress = asyncio.Event()
+        self._reports: set[asyncio.Task[None]] = set()
+
+    def add(self, entry: Entry) -> None:
+        self._entries.append(entry)
+        self._added += 1
+        self._arrived.set()
+        if len(self._entries) >= self._settings.record_batch_max:
+            self._full.set()
+
+    async def flush(self) -> None:
+        """Return once everything added so far is committed."""
+        goal = self._added
+        while self._committed < goal:
+            self._full.set()
+            progress = self._progress
+            await progress.wait()
+
+    async def run(self) -> None:
+        while True:
+            await self._arrived.wait()
+            await wait_event(self._clock, self._full, self._settings.record_batch_window_seconds)
+            await self._commit_batch(attempts=None)
+
+    async def close(self) -> None:
+        """Commit what is left (a few tries), and wait for the reports to the provider."""
+        while self._entries:
+            if not await self._commit_batch(attempts=_CLOSING_ATTEMPTS):
+                break
+        await self._lane.close()
+        if self._reports:
+            await asyncio.gather(*self._reports, return_exceptions=True)
+
+    async def _commit_batch(self, attempts: int | None) -> bool:
+        batch, self._entries = self._entries, []
+        self._arrived.clear()
+        self._full.clear()
+        if not batch:
+            return True
+        applied = await self._retrying(self._write, batch, attempts)
+        if applied is None:
+            self._entries = batch + self._entries
+            return False
+        self._committed += len(batch)
+        progress, self._progress = self._progress, asyncio.Event()
+        progress.set()
+        paused = await self._retrying(self._follow_up, batch, _CLOSING_ATTEMPTS) or {}
+        self._after_commit(batch, applied, paused)
+        return True
+
+    async def _retrying(
+        self, step: Callable[[list[Entry]], Awaitable[_T]], batch: list[Entry], attempts: int | None
+    ) -> _T | None:
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                return await step(batch)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.error(
+                    "group commit failed",
+                    step=step.__name__,
+                    error=repr(exc),
+                    entries=len(batch),
+                    attempt=tried,
+                )
+                if attempts is not None and tried >= attempts:
+                    return None
+                await self._clock.sleep(_ERROR_PAUSE)
+
+    async def _write(self, batch: list[Entry]) -> set[uuid.UUID]:
+        """The outcomes, in one statement; the ids of the targets it applied to."""
+        targets = [e.target for e in batch if e.target is not None]
+        logs = [(e.task_id, e.log) for e in batch if e.log is not None]
+        accounts = _merge_accounts(batch)
+        task_accounts = list(_merge_task_accounts(batch).items())
+        events = [_event(task_id, "progress") for task_id in dict.fromkeys(e.task_id for e in batch)]
+        rows = await self._lane.fetch(
+            "record",
+            self._settings.replica_id,
+            [t.id for t in targets],
+            [t.claimed for t in targets],
+            [t.status for t in targets],
+            [t.outcome for t in targets],
+            [t.processed_at for t in targets],
+            [t.error_message for t in targets],
+            [_json(t.result) for t in targets],
+            [t.attempts for t in targets],
+            [t.next_attempt_at for t in targets],
+            [task_id for task_id, _ in logs],
+            [r.target_id for _, r in logs],
+            [r.account_id for _, r in logs],
+            [r.action for _, r in logs],
+            [r.status for _, r in logs],
+            [_json(r.details) for _, r in logs],
+            [r.at for _, r in logs],
+            [c.id for c in accounts],
+            [c.status for c in accounts],
+            [c.reason for c in accounts],
+            [c.cooldown_until for c in accounts],
+            [c.multiplier for c in accounts],
+            [c.flood_waits for c in accounts],
+            [c.peer_floods for c in accounts],
+            [task_id for (task_id, _), _ in task_accounts],
+            [account_id for (_, account_id), _ in task_accounts],
+            [c.status for _, c in task_accounts],
+            [c.reason for _, c in task_accounts],
+            [_json(dict(c.stats)) for _, c in task_accounts],
+            [c.cooldown_until for _, c in task_accounts],
+            [c.last_used_at for _, c in task_accounts],
+            events,
+            self._clock.now(),
+        )
+        return set(rows[0]["applied"])
+
+    async def _follow_up(self, batch: list[Entry]) -> dict[uuid.UUID, tuple[str, str]]:
+        """What only some batches need: dead accounts blocked everywhere, the breaker, pauses."""
+        blocked = {e.account_id: e.blocked_reason for e in batch if e.blocked_reason is not None}
+        pauses = {
+            e.task_id: ("chat_unavailable", e.pause_reason) for e in batch if e.pause_reason is not None
+        }
+        suspects = {e.task_id for e in batch if e.breaker} - pauses.keys()
+        paused: dict[uuid.UUID, tuple[str, str]] = {}
+        if not (blocked or pauses or suspects):
+            return paused
+        now = self._clock.now()
+        async with self._store.transaction() as tx:
+            if blocked:
+                await tx.execute("block_task_accounts", list(blocked), list(blocked.values()))
+            for task_id in suspects:
+                tripped = await breaker.check(tx, task_id, self._settings)
+                if tripped is not None:
+                    pauses[task_id] = tripped
+            for task_id, (why, reason) in pauses.items():
+                if await tx.fetchrow("pause_task", task_id, reason, now) is not None:
+                    paused[task_id] = (why, reason)
+            if paused:
+                await tx.execute("notify", [_event(t, "status", status="paused") for t in paused])
+        return paused
+
+    def _after_commit(
+        self, batch: list[Entry], applied: set[uuid.UUID], paused: dict[uuid.UUID, tuple[str, str]]
+    ) -> None:
+        record_batch_size.observe(len(batch))
+        for entry in batch:
+            target = entry.target
+            if target is not None and target.id in applied:
+                if target.status in FINAL:
+                    targets_processed.labels(platform=entry.platform, result=target.outcome).inc()
+                elif target.status == "pending":
+                    self._registry.note_work(entry.task_id, target.next_attempt_at)
+            if entry.report is not None:
+                self._report(entry.account_id, entry.user_id, *entry.report)
+        platforms = {e.task_id: e.platform for e in batch}
+        for task_id, (why, reason) in paused.items():
+            log.warning("task paused", task_id=str(task_id), reason=reason)
+            tasks_total.labels(platform=platforms[task_id], status="paused").inc()
+            if why != "chat_unavailable":
+                breaker_trips.labels(reason=why).inc()
+            self._registry.drop_task(task_id)
+        if paused:
+            self._refresh()
+
+    def _report(self, account_id: str, user_id: str, event: AccountEvent, message: str) -> None:
+        async def report() -> None:
+            try:
+                await self._accounts.report(account_id, user_id, event, message)
+            except Exception as exc:  # the platform hears of it next time; the engine goes on
+                log.warning("account event not reported", account_id=account_id, event=event, error=repr(exc))
+
+        task = asyncio.get_running_loop().create_task(report())
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+
+def _merge_accounts(batch: list[Entry]) -> list[AccountChange]:
+    merged: dict[str, AccountChange] = {}
+    for entry in batch:
+        change = entry.account
+        if change is None:
+            continue
+        before = merged.get(change.id)
+        if before is not None:
+            change.flood_waits += before.flood_waits
+            change.peer_floods += before.peer_floods
+        merged[change.id] = change
+    return [merged[k] for k in sorted(merged)]
+
+
+def _merge_task_accounts(batch: list[Entry]) -> dict[tuple[uuid.UUID, str], TaskAccountChange]:
+    merged: dict[tuple[uuid.UUID, str], TaskAccountChange] = {}
+    for entry in batch:
+        change = entry.task_account
+        if change is None:
+            continue
+        key = (entry.task_id, entry.account_id)
+        before = merged.get(key)
+        if before is not None:
+            change.stats.update(before.stats)
+            change.last_used_at = change.last_used_at or before.last_used_at
+        merged[key] = change
+    return dict(sorted(merged.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])))
+
+
+def _json(value: object) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _event(task_id: uuid.UUID, kind: str, **extra: str) -> str:
+    return _json({"task_id": str(task_id), "type": kind, **extra})

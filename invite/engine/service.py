@@ -1,0 +1,107 @@
+"""The engine: one per process, started and stopped by the app's lifespan (or the worker entry point).
+
+    Engine(pool, settings, clock, strategies, accounts).start() ... .stop()
+
+Inside: a lease keeper (which accounts this replica drives; one coroutine per account), one
+batched claimer, one group-commit recorder, the lifecycle loop (scheduled starts,
+activation, recovery sweep, completion) and a LISTEN connection that wakes them on task
+events. Stop is graceful: no new claims, in-flight actions finish and are committed, leases
+are released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import asyncpg
+import structlog
+
+from invite.engine.claims import Claimer
+from invite.engine.clock import Clock
+from invite.engine.context import EngineContext
+from invite.engine.leases import LeaseKeeper
+from invite.engine.lifecycle import Lifecycle
+from invite.engine.listener import Listener
+from invite.engine.recorder import Recorder
+from invite.engine.registry import Registry
+from invite.engine.store import Store
+from invite.platforms.base import AccountsProvider, StrategyFactory
+from invite.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class Engine:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        clock: Clock,
+        strategies: StrategyFactory,
+        accounts: AccountsProvider,
+    ) -> None:
+        self.settings = settings
+        store = Store(pool, clock, settings.sql_dir)
+        registry = Registry()
+        recorder = Recorder(store, registry, settings, clock, accounts, self._refresh)
+        claimer = Claimer(store, registry, settings, clock, self._refresh, self._drained)
+        self.ctx = EngineContext(settings, clock, store, registry, claimer, recorder)
+        self.keeper = LeaseKeeper(self.ctx, strategies, accounts)
+        self.lifecycle = Lifecycle(self.ctx, accounts, strategies.driver, self._refresh)
+        self.listener = Listener(pool, clock, self._on_event)
+        self._loops: dict[str, asyncio.Task[None]] = {}
+
+    async def start(self) -> None:
+        await self.lifecycle.recover_own()
+        ctx = self.ctx
+        self._spawn("recorder", ctx.recorder.run())
+        self._spawn("claimer", ctx.claimer.run())
+        self._spawn("lifecycle", self.lifecycle.run())
+        self._spawn("leases", self.keeper.run())
+        self._spawn("listener", self.listener.run())
+        log.info("engine started", replica=self.settings.replica_id)
+
+    async def stop(self) -> None:
+        """Graceful shutdown (SIGTERM): stop claiming, finish and record in-flight actions, release leases."""
+        for name in ("listener", "leases", "lifecycle"):
+            await self._cancel(name)
+        await self.keeper.close()
+        for name in ("claimer", "recorder"):
+            await self._cancel(name)
+        await self.ctx.recorder.close()
+        log.info("engine stopped", replica=self.settings.replica_id)
+
+    def abort(self) -> None:
+        """Stop dead without any cleanup — leases and in-flight targets stay behind, as after a kill."""
+        self.keeper.abandon()
+        for task in self._loops.values():
+            task.cancel()
+
+    def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=f"engine-{name}")
+        task.add_done_callback(self._died)
+        self._loops[name] = task
+
+    def _died(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine loop died", loop=task.get_name(), error=repr(task.exception()))
+
+    async def _cancel(self, name: str) -> None:
+        task = self._loops.pop(name, None)
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    def _refresh(self) -> None:
+        self.keeper.kick()
+
+    def _drained(self) -> None:
+        self.lifecycle.kick()
+
+    def _on_event(self) -> None:
+        self.ctx.registry.wake_all()
+        self.keeper.kick()
+        self.lifecycle.kick()

@@ -1,0 +1,428 @@
+-- The engine's statements. Every time is a parameter from the service's clock (never now()),
+-- so a simulated day in tests behaves as a real one. Statements that lock several rows of
+-- invite_accounts lock them in id order (a MATERIALIZED ... ORDER BY id FOR UPDATE CTE), so
+-- the claim, the group commit and the lease heartbeat of one replica never deadlock.
+
+-- name: claim
+-- Claims up to $3 targets of ONE task ($1) for the ready accounts $5 of replica $4 (each with
+-- its daily cap $6 and minimum pause $7), at $2; targets are leased for $8 seconds. One
+-- statement, one commit, BEFORE any platform call: the in-flight mark and the quota
+-- reservation are written together or not at all.
+--  * next: exactly the partial index invite_targets_pending (task_id, next_attempt_at, seq)
+--    WHERE status = 'pending' -- equality on task_id, range on next_attempt_at, the index order
+--    as ORDER BY -- so the plan reads the head of one task's queue and nothing else, however
+--    many targets are finished. SKIP LOCKED: a concurrent claim passes by instead of queueing.
+--  * numbered: window functions may not sit beside FOR UPDATE, so rows are numbered apart.
+--  * wanted: an account is paired with the n-th target; accounts beyond the targets found
+--    reserve nothing.
+--  * reserved: the quota is reserved only where this replica still holds the account's lease,
+--    the account is the task's tenant's, not blocked nor cooling down, its minimum pause has
+--    passed and its 24 h window has room, and the task is running and the account may serve it
+--    (invite_task_accounts active) -- the safety net across replicas and restarts behind the
+--    in-memory bucket, and why pause/cancel take effect before the next action.
+--  * claimed: only targets paired with a successful reservation go in flight.
+-- The final SELECT always returns one row at least: `available` (targets found) tells an empty
+-- queue from a refused account, `running` whether the task still runs, and -- only when the
+-- claim came back short -- `next_due` when the earliest other pending target is due (NULL:
+-- nothing pending at all), read from the head of the same index.
+WITH task AS (
+    SELECT id, user_id FROM invite_tasks WHERE id = $1 AND status = 'running'
+), next AS (
+    SELECT id FROM invite_targets
+    WHERE task_id = $1 AND status = 'pending' AND next_attempt_at <= $2
+    ORDER BY next_attempt_at, seq
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), numbered AS (
+    SELECT id, row_number() OVER () AS n FROM next
+), wanted AS (
+    SELECT w.account_id, w.cap, w.pause, w.n
+    FROM unnest($5::text[], $6::int[], $7::float8[]) WITH ORDINALITY AS w(account_id, cap, pause, n)
+    WHERE w.n <= (SELECT count(*) FROM numbered)
+), locked AS MATERIALIZED (
+    SELECT a.id FROM invite_accounts a
+    WHERE a.id IN (SELECT account_id FROM wanted)
+    ORDER BY a.id
+    FOR UPDATE
+), reserved AS (
+    UPDATE invite_accounts a SET
+        daily_count = CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours'
+                           THEN a.daily_count + 1 ELSE 1 END,
+        daily_window_start = CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours'
+                                  THEN a.daily_window_start ELSE $2 END,
+        last_action_at = $2,
+        updated_at = $2
+    FROM wanted w, locked l, task t
+    WHERE a.id = w.account_id AND l.id = w.account_id
+      AND a.lease_owner = $4 AND a.lease_expires_at > $2
+      AND a.user_id = t.user_id
+      AND a.status <> 'blocked'
+      AND (a.cooldown_until IS NULL OR a.cooldown_until <= $2)
+      AND (a.last_action_at IS NULL OR a.last_action_at <= $2::timestamptz - w.pause * interval '1 second')
+      AND CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours' THEN a.daily_count ELSE 0 END
+          < LEAST(w.cap, COALESCE(a.daily_limit, w.cap))
+      AND EXISTS (SELECT 1 FROM invite_task_accounts ta
+                  WHERE ta.task_id = t.id AND ta.account_id = a.id AND ta.status IN ('active', 'cooldown'))
+    RETURNING a.id, w.n
+), claimed AS (
+    UPDATE invite_targets g SET
+        status = 'in_flight',
+        lease_owner = $4,
+        lease_expires_at = $2::timestamptz + $8::float8 * interval '1 second',
+        account_id = r.id,
+        attempts = g.attempts + 1
+    FROM numbered nb JOIN reserved r ON r.n = nb.n
+    WHERE g.id = nb.id
+    RETURNING g.id, g.account_id, g.identifier_key, g.user_data, g.attempts
+)
+SELECT c.id, c.account_id, c.identifier_key, c.user_data, c.attempts,
+       (SELECT count(*) FROM numbered) AS available,
+       EXISTS (SELECT 1 FROM task) AS running,
+       CASE WHEN (SELECT count(*) FROM numbered) < $3 THEN
+           (SELECT min(p.next_attempt_at) FROM invite_targets p
+            WHERE p.task_id = $1 AND p.status = 'pending' AND p.id NOT IN (SELECT id FROM next))
+       END AS next_due
+FROM (SELECT 1) one LEFT JOIN claimed c ON true
+
+-- name: record
+-- Group commit: the outcomes of many actions in ONE statement (one round trip, atomic):
+--  * targets: only rows this replica still holds for this very claim ($1 owner, the attempt
+--    number it claimed) change -- a row taken over after its lease expired is someone else's
+--    now; an `uncertain` left by a recovery sweep is overwritten (the real outcome is better
+--    than "unknown"); a target going back to the queue loses its lease;
+--  * logs: one execution-log row per platform call (and per failed check of an account's
+--    right, without a target); a target deleted with its task meanwhile is left out;
+--  * accounts: the state the outcomes changed (cooldown, AIMD multiplier, blocked), only on
+--    accounts this replica still leases, locked in id order;
+--  * task_accounts: per task and account its state and its counters by outcome ($29 holds
+--    JSON objects of increments merged into stats); an account that left the task or was
+--    blocked stays so;
+--  * one invite_task_events notification per task ($32), sent when the statement commits;
+--    $33 is the time of the commit.
+-- Each row is touched by one part only, so the parts cannot trip over each other.
+WITH targets AS (
+    UPDATE invite_targets g SET
+        status = u.status,
+        outcome = u.outcome,
+        processed_at = u.processed_at,
+        error_message = u.error_message,
+        result = u.result::jsonb,
+        attempts = u.attempts,
+        next_attempt_at = u.next_attempt_at,
+        lease_owner = CASE WHEN u.status = 'pending' THEN NULL ELSE g.lease_owner END,
+        lease_expires_at = CASE WHEN u.status = 'pending' THEN NULL ELSE g.lease_expires_at END
+    FROM unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[],
+                $9::int[], $10::timestamptz[])
+         AS u(id, claimed, status, outcome, processed_at, error_message, result, attempts, next_attempt_at)
+    WHERE g.id = u.id AND g.lease_owner = $1 AND g.attempts = u.claimed
+      AND g.status IN ('in_flight', 'uncertain')
+    RETURNING g.id
+), logs AS (
+    INSERT INTO invite_execution_logs (task_id, target_id, account_id, action, status, details, created_at)
+    SELECT u.task_id, u.target_id, u.account_id, u.action, u.status, u.details::jsonb, u.created_at
+    FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::text[], $15::text[], $16::text[], $17::timestamptz[])
+         AS u(task_id, target_id, account_id, action, status, details, created_at)
+    WHERE u.target_id IS NULL OR EXISTS (SELECT 1 FROM invite_targets g WHERE g.id = u.target_id)
+    RETURNING 1
+), mine AS MATERIALIZED (
+    SELECT id FROM invite_accounts WHERE id = ANY($18::text[]) AND lease_owner = $1 ORDER BY id FOR UPDATE
+), accounts AS (
+    UPDATE invite_accounts a SET
+        status = u.status,
+        status_reason = u.status_reason,
+        cooldown_until = u.cooldown_until,
+        pace_multiplier = u.multiplier,
+        flood_waits = a.flood_waits + u.flood_waits,
+        peer_floods = a.peer_floods + u.peer_floods,
+        updated_at = $33
+    FROM unnest($18::text[], $19::text[], $20::text[], $21::timestamptz[], $22::float8[], $23::int[], $24::int[])
+         AS u(id, status, status_reason, cooldown_until, multiplier, flood_waits, peer_floods),
+         mine m
+    WHERE a.id = u.id AND m.id = u.id
+    RETURNING 1
+), task_accounts AS (
+    UPDATE invite_task_accounts ta SET
+        status = CASE WHEN ta.status IN ('excluded', 'blocked') THEN ta.status ELSE u.status END,
+        status_reason = CASE WHEN ta.status IN ('excluded', 'blocked') THEN ta.status_reason
+                             ELSE u.status_reason END,
+        cooldown_until = u.cooldown_until,
+        stats = (SELECT COALESCE(jsonb_object_agg(k, COALESCE((ta.stats ->> k)::bigint, 0)
+                                                     + COALESCE((u.stats::jsonb ->> k)::bigint, 0)), '{}')
+                 FROM jsonb_object_keys(ta.stats || u.stats::jsonb) k),
+        last_used_at = COALESCE(u.last_used_at, ta.last_used_at)
+    FROM unnest($25::uuid[], $26::text[], $27::text[], $28::text[], $29::text[], $30::timestamptz[],
+                $31::timestamptz[])
+         AS u(task_id, account_id, status, status_reason, stats, cooldown_until, last_used_at)
+    WHERE ta.task_id = u.task_id AND ta.account_id = u.account_id
+    RETURNING 1
+)
+SELECT (SELECT COALESCE(array_agg(id), '{}') FROM targets) AS applied,
+       (SELECT count(*) FROM logs) AS logged,
+       (SELECT count(*) FROM accounts) AS accounts,
+       (SELECT count(*) FROM task_accounts) AS task_accounts,
+       (SELECT count(pg_notify('invite_task_events', p)) FROM unnest($32::text[]) p) AS notified
+
+-- name: retire_account
+-- An account found dead when its client starts: blocked for good with the reason, if this
+-- replica ($1) still leases it; its task rows follow (block_task_accounts).
+UPDATE invite_accounts SET status = 'blocked', status_reason = $3, updated_at = $4
+WHERE id = $2 AND lease_owner = $1
+
+-- name: block_task_accounts
+-- A dead account is blocked in every task it was attached to, not only the one it died in.
+UPDATE invite_task_accounts ta SET status = 'blocked', status_reason = u.reason
+FROM unnest($1::text[], $2::text[]) AS u(account_id, reason)
+WHERE ta.account_id = u.account_id AND ta.status <> 'blocked'
+
+-- name: notify
+-- Status changes made by the engine: live status pages and the other replicas LISTEN on
+-- invite_task_events.
+SELECT pg_notify('invite_task_events', p) FROM unnest($1::text[]) p
+
+-- name: breaker_window
+-- The circuit breaker's view of a task: spam flags so far (from the per-account counters) and
+-- how many of its last $2 outcomes were errors ($3), newest first on
+-- idx_invite_logs_task_created.
+SELECT (SELECT COALESCE(sum((stats ->> 'peer_flood')::bigint), 0)
+        FROM invite_task_accounts WHERE task_id = $1) AS peer_floods,
+       count(*) AS outcomes,
+       count(*) FILTER (WHERE w.status = ANY($3::text[])) AS errors
+FROM (SELECT status FROM invite_execution_logs WHERE task_id = $1
+      ORDER BY created_at DESC LIMIT $2) w
+
+-- name: pause_task
+-- The breaker or the driver (chat unavailable) pauses a task: only a running one, so a pause
+-- by the customer or a cancel in between wins.
+UPDATE invite_tasks SET status = 'paused', status_reason = $2, updated_at = $3
+WHERE id = $1 AND status = 'running'
+RETURNING platform
+
+-- name: acquire_accounts
+-- Lease up to $3 more accounts for replica $1 at $2 (leases last $5 s): accounts attached to a
+-- running task of their own tenant run by this replica's driver ($6), not blocked, whose lease is free, expired, or already ours
+-- from before a restart -- but not those this process drives or must leave alone ($4).
+-- SKIP LOCKED: two replicas acquiring at once take different accounts. The previous owner is
+-- returned so a takeover of an expired lease can be counted.
+WITH free AS (
+    SELECT a.id, a.lease_owner AS previous_owner
+    FROM invite_accounts a
+    WHERE a.status <> 'blocked'
+      AND (a.lease_owner IS NULL OR a.lease_expires_at <= $2 OR a.lease_owner = $1)
+      AND NOT (a.id = ANY($4::text[]))
+      AND a.id IN (SELECT ta.account_id
+                   FROM invite_tasks t JOIN invite_task_accounts ta ON ta.task_id = t.id
+                   WHERE t.status = 'running' AND t.user_id = a.user_id AND t.driver = $6
+                     AND ta.status IN ('active', 'cooldown'))
+    ORDER BY a.id
+    LIMIT $3
+    FOR UPDATE OF a SKIP LOCKED
+)
+UPDATE invite_accounts a SET lease_owner = $1, lease_expires_at = $2::timestamptz + $5::float8 * interval '1 second',
+    updated_at = $2
+FROM free f
+WHERE a.id = f.id
+RETURNING a.id, a.user_id, a.platform, a.status, a.daily_window_start, a.daily_count, a.daily_limit, a.last_action_at,
+          a.cooldown_until, a.pace_multiplier, f.previous_owner
+
+-- name: renew_leases
+-- The heartbeat: extend this replica's leases on the accounts it drives ($2). An account not
+-- returned was taken over by another replica (our lease had expired): stop driving it.
+WITH mine AS MATERIALIZED (
+    SELECT id FROM invite_accounts WHERE id = ANY($2::text[]) AND lease_owner = $1 ORDER BY id FOR UPDATE
+)
+UPDATE invite_accounts a SET lease_expires_at = $3::timestamptz + $4::float8 * interval '1 second'
+FROM mine m
+WHERE a.id = m.id
+RETURNING a.id
+
+-- name: release_accounts
+-- Graceful release: the accounts are free for any replica at once.
+WITH mine AS MATERIALIZED (
+    SELECT id FROM invite_accounts WHERE id = ANY($2::text[]) AND lease_owner = $1 ORDER BY id FOR UPDATE
+)
+UPDATE invite_accounts a SET lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
+FROM mine m
+WHERE a.id = m.id
+
+-- name: account_state
+-- Re-read the quota state of accounts whose reservation the database refused, and whether this
+-- replica ($1) still holds them.
+SELECT id, platform, daily_window_start, daily_count, daily_limit, last_action_at, cooldown_until,
+       pace_multiplier, status, (lease_owner IS NOT DISTINCT FROM $1) AS held
+FROM invite_accounts WHERE id = ANY($2::text[])
+
+-- name: running_tasks
+-- The scheduler's picture of the work: running tasks are a small set (invite_tasks_running).
+-- Only tasks of this replica's driver ($1): the sandbox never stands in for Telegram.
+SELECT id, user_id, platform, task_type, target_group_id, message_template, priority, settings
+FROM invite_tasks WHERE status = 'running' AND driver = $1
+
+-- name: servable
+-- Which running tasks of driver $2 each of these accounts ($1) may serve: attached and active
+-- or cooling down, of the same tenant, and not blocked.
+SELECT ta.account_id, ta.task_id
+FROM invite_task_accounts ta
+JOIN invite_tasks t ON t.id = ta.task_id
+JOIN invite_accounts a ON a.id = ta.account_id
+WHERE ta.account_id = ANY($1::text[])
+  AND ta.status IN ('active', 'cooldown')
+  AND t.status = 'running' AND t.driver = $2 AND a.user_id = t.user_id AND a.status <> 'blocked'
+
+-- name: start_due
+-- Scheduled tasks whose time has come start exactly once across replicas: the status guard
+-- lets one UPDATE win per row.
+UPDATE invite_tasks SET status = 'running', status_reason = NULL,
+                        started_at = COALESCE(started_at, $1), updated_at = $1
+WHERE status = 'scheduled' AND scheduled_at <= $1
+RETURNING id, platform
+
+-- name: next_scheduled
+-- When the lifecycle loop must wake next for a scheduled start (invite_tasks_due).
+SELECT min(scheduled_at) FROM invite_tasks WHERE status = 'scheduled'
+
+-- name: tasks_without_accounts
+-- Running tasks of driver $1 that no replica has prepared yet (no account attached).
+SELECT t.id, t.user_id, t.platform, t.settings FROM invite_tasks t
+WHERE t.status = 'running' AND t.driver = $1 AND NOT EXISTS (SELECT 1 FROM invite_task_accounts ta WHERE ta.task_id = t.id)
+
+-- name: lock_task_for_activation
+-- Activation happens once: the row lock makes a second replica wait, then find accounts
+-- attached and leave.
+SELECT EXISTS (SELECT 1 FROM invite_task_accounts ta WHERE ta.task_id = t.id) AS prepared
+FROM invite_tasks t WHERE t.id = $1 AND t.status = 'running'
+FOR UPDATE
+
+-- name: upsert_accounts
+-- The tenant's accounts as the provider lists them. An id already owned by another tenant is
+-- left untouched (and then not attached below): an account serves its owner's tasks only.
+INSERT INTO invite_accounts AS a (id, user_id, platform, label, daily_limit, created_at, updated_at)
+SELECT u.id, $1, $2, u.label, u.daily_limit, $3, $3
+FROM unnest($4::text[], $5::text[], $6::int[]) AS u(id, label, daily_limit)
+ON CONFLICT (id) DO UPDATE SET label = EXCLUDED.label, daily_limit = EXCLUDED.daily_limit,
+                               updated_at = EXCLUDED.updated_at
+WHERE a.user_id = EXCLUDED.user_id
+
+-- name: attach_accounts
+-- Attach the tenant's ($2) accounts $3 to task $1, at most $4 of them (usable ones first);
+-- an account already blocked comes in blocked, so the status shows why it does nothing.
+INSERT INTO invite_task_accounts (task_id, account_id, platform, status, status_reason)
+SELECT $1, a.id, a.platform, CASE WHEN a.status = 'blocked' THEN 'blocked' ELSE 'active' END, a.status_reason
+FROM invite_accounts a
+WHERE a.id = ANY($3::text[]) AND a.user_id = $2
+ORDER BY a.status = 'blocked', a.id
+LIMIT $4
+ON CONFLICT (task_id, account_id) DO NOTHING
+RETURNING status
+
+-- name: skip_suppressed
+-- People on the tenant's suppression list are never contacted: one set-based UPDATE over the
+-- task's pending targets (probing the suppression primary key per target).
+UPDATE invite_targets g SET status = 'skipped', outcome = 'suppressed', processed_at = $3,
+                            error_message = 'on the suppression list'
+WHERE g.task_id = $1 AND g.status = 'pending'
+  AND EXISTS (SELECT 1 FROM invite_suppressions s WHERE s.user_id = $2 AND s.identifier_key = g.identifier_key)
+
+-- name: skip_recently_contacted
+-- The cross-task frequency cap: a pending person whom another task of the same tenant reached
+-- since $3 is skipped. Probes each other task's (task_id, identifier_key) unique index.
+UPDATE invite_targets g SET status = 'skipped', outcome = 'recently_contacted', processed_at = $4,
+                            error_message = $5
+WHERE g.task_id = $1 AND g.status = 'pending'
+  AND EXISTS (SELECT 1 FROM invite_tasks o JOIN invite_targets p ON p.task_id = o.id
+              WHERE o.user_id = $2 AND o.id <> $1 AND p.identifier_key = g.identifier_key
+                AND p.status IN ('succeeded', 'uncertain') AND p.processed_at >= $3)
+
+-- name: fail_task
+-- The task cannot go on (no usable account): failed, with the reason the customer sees.
+UPDATE invite_tasks SET status = 'failed', status_reason = $2, completed_at = $3, updated_at = $3
+WHERE id = $1 AND status IN ('running', 'scheduled')
+RETURNING platform
+
+-- name: fail_unserved
+-- Running tasks whose every attached account was blocked or excluded (e.g. none may invite
+-- into the group) fail with the accounts' reasons, instead of waiting forever.
+UPDATE invite_tasks t SET
+    status = 'failed', completed_at = $1, updated_at = $1,
+    status_reason = 'no account can serve this task: ' ||
+        (SELECT string_agg(ta.account_id || ' ' || ta.status || COALESCE(' (' || ta.status_reason || ')', ''),
+                           '; ' ORDER BY ta.account_id)
+         FROM invite_task_accounts ta WHERE ta.task_id = t.id)
+WHERE t.status = 'running'
+  AND EXISTS (SELECT 1 FROM invite_task_accounts ta WHERE ta.task_id = t.id)
+  AND NOT EXISTS (SELECT 1 FROM invite_task_accounts ta JOIN invite_accounts a ON a.id = ta.account_id
+                  WHERE ta.task_id = t.id AND ta.status IN ('active', 'cooldown') AND a.status <> 'blocked')
+RETURNING t.id, t.platform
+
+-- name: close_queues
+-- Targets still pending in a cancelled or failed task will never be acted on: close them
+-- (the API closes a cancelled task's queue itself; this catches failures and stragglers).
+-- The per-status counters find such tasks without scanning targets.
+UPDATE invite_targets g SET
+    status = 'cancelled',
+    outcome = CASE t.status WHEN 'failed' THEN 'task_failed' ELSE 'task_cancelled' END,
+    processed_at = $1,
+    error_message = t.status_reason
+FROM invite_tasks t
+WHERE g.task_id = t.id AND g.status = 'pending' AND t.status IN ('cancelled', 'failed')
+  AND t.id IN (SELECT task_id FROM invite_task_counts WHERE status = 'pending' AND n > 0)
+
+-- name: complete_tasks
+-- Completion is detected once: running → completed only when the trigger-kept counters show
+-- nothing pending or in flight; the status guard lets one replica win.
+UPDATE invite_tasks t SET status = 'completed', status_reason = NULL, completed_at = $1, updated_at = $1
+WHERE t.status = 'running'
+  AND NOT EXISTS (SELECT 1 FROM invite_task_counts c
+                  WHERE c.task_id = t.id AND c.status IN ('pending', 'in_flight') AND c.n > 0)
+RETURNING t.id, t.platform, t.started_at
+
+-- name: recover_expired
+-- The recovery sweep (any replica): in-flight targets whose lease ran out at $1 -- their
+-- worker died or hung -- through the small invite_targets_in_flight index, $2 at a time.
+-- A message may have gone out: it becomes `uncertain` and is never re-sent automatically (it
+-- keeps its owner, so a late outcome from that worker still replaces "unknown"). An invite is
+-- idempotent on Telegram: it goes back to the queue.
+WITH expired AS (
+    SELECT id FROM invite_targets
+    WHERE status = 'in_flight' AND lease_expires_at <= $1
+    ORDER BY lease_expires_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE invite_targets g SET
+    status = CASE WHEN k.task_type = 'send_messages' THEN 'uncertain' ELSE 'pending' END,
+    outcome = CASE WHEN k.task_type = 'send_messages' THEN 'lease_expired' ELSE g.outcome END,
+    processed_at = CASE WHEN k.task_type = 'send_messages' THEN $1 ELSE g.processed_at END,
+    error_message = CASE WHEN k.task_type = 'send_messages'
+        THEN 'the worker sending this message stopped before recording whether it was delivered; '
+             'it is not re-sent, so nobody gets it twice'
+        ELSE g.error_message END,
+    next_attempt_at = CASE WHEN k.task_type = 'send_messages' THEN g.next_attempt_at ELSE $1 END,
+    lease_owner = CASE WHEN k.task_type = 'send_messages' THEN g.lease_owner END,
+    lease_expires_at = CASE WHEN k.task_type = 'send_messages' THEN g.lease_expires_at END
+FROM expired e, invite_tasks k
+WHERE g.id = e.id AND k.id = g.task_id
+RETURNING g.task_id, g.status
+
+-- name: recover_own
+-- At start-up: whatever is still in flight under this replica's own id ($2) was left by a
+-- previous process with the same id that died; nothing is waiting for its outcome, so the
+-- same rules as the sweep apply at once instead of after the lease expires.
+WITH orphaned AS (
+    SELECT id FROM invite_targets
+    WHERE status = 'in_flight' AND lease_owner = $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE invite_targets g SET
+    status = CASE WHEN k.task_type = 'send_messages' THEN 'uncertain' ELSE 'pending' END,
+    outcome = CASE WHEN k.task_type = 'send_messages' THEN 'lease_expired' ELSE g.outcome END,
+    processed_at = CASE WHEN k.task_type = 'send_messages' THEN $1 ELSE g.processed_at END,
+    error_message = CASE WHEN k.task_type = 'send_messages'
+        THEN 'the worker sending this message stopped before recording whether it was delivered; '
+             'it is not re-sent, so nobody gets it twice'
+        ELSE g.error_message END,
+    next_attempt_at = CASE WHEN k.task_type = 'send_messages' THEN g.next_attempt_at ELSE $1 END,
+    lease_owner = NULL,
+    lease_expires_at = CASE WHEN k.task_type = 'send_messages' THEN g.lease_expires_at END
+FROM orphaned o, invite_tasks k
+WHERE g.id = o.id AND k.id = g.task_id
+RETURNING g.task_id, g.status
