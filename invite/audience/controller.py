@@ -43,14 +43,9 @@ def provide_parsing_client(
         raise Problem(
             503, "Service unavailable", "the Parsing Service is not configured (PARSING_SERVICE_URL)"
         )
-    secret: str = state.jwt_secret
-
-    async def jwt_secret() -> str:
-        return secret
-
     return ParsingClient(
         app_settings.parsing_service_url,
-        jwt_secret,
+        state.jwt_secret,  # the app's JwtSecret: looked up per call, so a rotation lands
         retries=app_settings.http_retries,
         max_results=app_settings.parsing_max_results,
         clock=clock,
