@@ -4,9 +4,11 @@ A documented product feature, never a silent fallback: dry runs ("how long will 
 campaign take with my accounts?"), demos, load tests. A task records which driver ran it.
 
 Answers are drawn from a hash of (seed, account, action, target, attempt number), never from
-the order of calls, so two replicas, or a process restarted on the same record, get the same
-answers. What belongs to the person (not found, privacy settings, already in the group)
-hashes the person alone, so every account and every retry sees the same person. Every
+the order of calls, so two replicas sharing a record, or a process restarted on it, get the
+same answers. What belongs to the person (not found, privacy settings, already in the group)
+hashes the person alone, so every account and every retry sees the same person. What belongs
+to the account follows its own history, as on Telegram: a call during a FloodWait is refused
+with the time left, and ``peer_flood_after`` / ``death_after`` count its answered actions. Every
 action is written to a ``SandboxRecord`` before its answer is returned; the JSONL record is
 appended with one ``write`` per action, so a process killed with SIGKILL leaves the complete
 list of what it "sent", and a new process (or another replica) reads its state back from it.
