@@ -50,10 +50,10 @@ RETURNING id
 -- changes, so two requests (or a request and the engine) can never both win.
 -- started_at is the first time the task ran; completed_at is when it finished, however.
 UPDATE invite_tasks
-SET status = $4,
+SET status = $4::text,
     status_reason = $5,
-    started_at = CASE WHEN $4 = 'running' THEN COALESCE(started_at, $6) ELSE started_at END,
-    completed_at = CASE WHEN $4 IN ('completed', 'cancelled', 'failed') THEN $6 ELSE completed_at END,
+    started_at = CASE WHEN $4::text = 'running' THEN COALESCE(started_at, $6) ELSE started_at END,
+    completed_at = CASE WHEN $4::text IN ('completed', 'cancelled', 'failed') THEN $6 ELSE completed_at END,
     updated_at = $6
 WHERE id = $1 AND user_id = $2 AND status = ANY($3::text[])
 RETURNING *

@@ -2,11 +2,15 @@
 
 The fixtures built on these live in ``tests/integration/conftest.py``:
 
-    async def test_something(client: Client, tenant: str, headers: dict[str, str]) -> None:
+    async def test_something(client: Client, headers: dict[str, str], pool: asyncpg.Pool) -> None:
         created = await client.post(f"{PREFIX}/tasks", json=invite_task(), headers=headers)
-        ...
+        await insert_targets(pool, created.json()["id"], 3)
         other = auth_headers(client, new_tenant())   # a second customer
-        pool = db(client)                               # the app's own asyncpg pool
+
+Litestar's test client runs the app (and its pool) in a thread and event loop of its own and
+answers each request before returning: reach the database through the ``pool`` fixture, never
+``client.app.state.pool``, and test races at the service level (``asyncio.gather`` over the
+client does not overlap requests).
 
 Every test gets a new tenant id, so tests share the session database without seeing each
 other's tasks (or counting against each other's limits).
@@ -44,11 +48,6 @@ def auth_headers(client: Client, user_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token_for(client, user_id)}"}
 
 
-def db(client: Client) -> asyncpg.Pool:
-    pool: asyncpg.Pool = client.app.state.pool
-    return pool
-
-
 def invite_task(**overrides: Any) -> dict[str, Any]:
     """A valid InviteTaskCreate body for an invite task."""
     return {
@@ -71,9 +70,9 @@ def message_task(**overrides: Any) -> dict[str, Any]:
     }
 
 
-async def insert_targets(client: Client, task_id: str, count: int) -> None:
+async def insert_targets(pool: asyncpg.Pool, task_id: str, count: int) -> None:
     """Plain rows in invite_targets (the import feature's job in real use)."""
-    await db(client).execute(
+    await pool.execute(
         """INSERT INTO invite_targets (task_id, user_identifier, identifier_key)
            SELECT $1, 'user' || n, 'u:user' || n FROM generate_series(1, $2) AS n""",
         uuid.UUID(task_id),
