@@ -4,14 +4,19 @@ The API and the engine publish ``pg_notify('invite_task_events', '{"task_id": ..
 "status"|"progress", ...}')`` in the transactions that make the change, so an event is seen only
 if the change committed, by every replica. Each replica holds **one** dedicated connection
 that LISTENs on the channel (``TaskEventHub``) and fans the events out in-process to the
-streams open on it, by task id. A stream sends a ``snapshot`` of the task's status first, then
-each event as it arrives, and a comment line as a heartbeat when nothing happened for a while
-(so proxies keep the connection open and a vanished client is noticed).
+streams open on it, by task id.
 
-Progress events can come thousands a second; a slow client gets the newest one instead of a
-queue of stale ones. Status events are always delivered in order. When the listening
-connection is lost, events may have been missed: every open stream is sent a fresh snapshot
-once the hub is listening again.
+What a client receives (``GET /tasks/{id}/events``):
+
+- ``snapshot``: the task's status and target counts (as ``GET /tasks/{id}/status``), first,
+  and again whenever events may have been missed (the hub lost its connection, or the client
+  fell too far behind);
+- ``status``: a change of the task's status, as published, in order;
+- ``progress``: the task's status and counts again, at most once per ``PROGRESS_EVERY``
+  seconds while the engine reports progress (it does so on every group commit, up to
+  hundreds of times a second);
+- a ``: heartbeat`` comment after ``SSE_HEARTBEAT_SECONDS`` of silence, so proxies keep the
+  connection open and a vanished client is noticed.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -37,6 +43,7 @@ MAX_QUEUED = 256  # events held for one slow stream before it is sent a snapshot
 RECONNECT_MIN_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 30.0
 PING_SECONDS = 30.0  # the listening connection proves it is alive this often
+PROGRESS_EVERY = 1.0  # a stream sends the task's counts at most this often
 
 log = structlog.get_logger(__name__)
 
@@ -184,22 +191,37 @@ async def event_stream(
     snapshot: Callable[[], Awaitable[Any]],
     heartbeat_seconds: float,
 ) -> AsyncIterator[ServerSentEventMessage]:
-    """One client's stream: a snapshot, then the task's events, heartbeats in the silences.
-
-    It ends when the client goes (the response is cancelled) and leaves the hub then.
-    """
+    """One client's stream; it ends when the client goes (the response is cancelled)."""
     with hub.subscribe(task_id) as subscription:  # before the snapshot: nothing falls between
-        yield _snapshot_message(await snapshot())
+        yield await _state("snapshot", snapshot)
+        last_sent = clock.now()
+        last_progress: datetime | None = None
+        progress_due = False
         while True:
-            if not await wait_event(clock, subscription.wakeup, heartbeat_seconds):
+            if progress_due and last_progress is not None:
+                wait = PROGRESS_EVERY - (clock.now() - last_progress).total_seconds()
+            else:
+                wait = 0.0 if progress_due else heartbeat_seconds - (clock.now() - last_sent).total_seconds()
+            if await wait_event(clock, subscription.wakeup, max(wait, 0.0)):
+                for event in subscription.drain():
+                    if event is RESYNC:
+                        yield await _state("snapshot", snapshot)
+                    elif event.type == "progress":
+                        progress_due = True
+                        continue
+                    else:
+                        yield ServerSentEventMessage(event=event.type, data=event.data)
+                    last_sent = clock.now()
+            now = clock.now()
+            if progress_due and (
+                last_progress is None or (now - last_progress).total_seconds() >= PROGRESS_EVERY
+            ):
+                yield await _state("progress", snapshot)
+                progress_due, last_progress, last_sent = False, now, now
+            elif (now - last_sent).total_seconds() >= heartbeat_seconds:
                 yield ServerSentEventMessage(data=None, comment="heartbeat")
-                continue
-            for event in subscription.drain():
-                if event is RESYNC:
-                    yield _snapshot_message(await snapshot())
-                else:
-                    yield ServerSentEventMessage(event=event.type, data=event.data)
+                last_sent = now
 
 
-def _snapshot_message(status: Any) -> ServerSentEventMessage:
-    return ServerSentEventMessage(event="snapshot", data=msgspec.json.encode(status).decode())
+async def _state(event: str, snapshot: Callable[[], Awaitable[Any]]) -> ServerSentEventMessage:
+    return ServerSentEventMessage(event=event, data=msgspec.json.encode(await snapshot()).decode())

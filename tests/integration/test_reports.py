@@ -10,12 +10,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import msgspec
 import polars as pl
 import pytest
 
+from invite.settings import Settings
 from tests.integration.api import PREFIX, Client, auth_headers, invite_task, new_tenant
 
 T0 = datetime(2026, 3, 2, 10, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The app without its engine: these tests write the engine's rows themselves."""
+    return msgspec.structs.replace(settings, engine_enabled=False)
 
 
 async def new_task(client: Client, headers: dict[str, str], **overrides: Any) -> str:
