@@ -42,6 +42,7 @@ from invite.reports.events import TaskEventHub
 from invite.reports.gauges import FleetGauges
 from invite.reports.retention import Retention
 from invite.settings import Settings, load_settings
+from invite.suppressions.controller import SuppressionController
 from invite.tasks.controller import TaskController
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,7 @@ API_HANDLERS: list[ControllerRouterHandler] = [
     TaskController,
     ReportController,
     ImportController,
+    SuppressionController,
 ]
 
 # Outside the prefix and without auth: Prometheus scrapes this.

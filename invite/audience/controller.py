@@ -33,7 +33,9 @@ _FORM_FIELDS = {
     '{"username": "Ник", "phone": "Тел.", "first_name": null} (null: do not read that role). Roles: username, '
     "user_id, phone, identifier, first_name, last_name, full_name, is_bot, user_type.",
 }
-_FILE = "CSV (, ; tab |; UTF-8, UTF-8/16 with BOM, cp1251), XLSX or JSON; at most MAX_UPLOAD_BYTES (10 MB)."
+FILE_DESCRIPTION = (
+    "CSV (, ; tab |; UTF-8, UTF-8/16 with BOM, cp1251), XLSX or JSON; at most MAX_UPLOAD_BYTES (10 MB)."
+)
 
 
 def provide_parsing_client(
@@ -53,7 +55,7 @@ def provide_parsing_client(
     )
 
 
-def _limits(settings: Settings) -> ReadLimits:
+def limits(settings: Settings) -> ReadLimits:
     return ReadLimits(
         max_bytes=settings.max_upload_bytes, max_uncompressed_bytes=settings.max_xlsx_unpacked_bytes
     )
@@ -70,7 +72,7 @@ def _task_id(value: str | None, *, required: bool) -> uuid.UUID | None:
         raise invalid("task_id", "must be a uuid") from None
 
 
-def _mapping(value: str | None) -> dict[str, str | None] | None:
+def mapping_field(value: str | None) -> dict[str, str | None] | None:
     if value is None or not value.strip():
         return None
     try:
@@ -81,7 +83,7 @@ def _mapping(value: str | None) -> dict[str, str | None] | None:
 
 async def _file_source(upload: Upload, settings: Settings) -> ImportSource:
     sheet = await asyncio.to_thread(
-        read_file, upload.data, upload.filename, upload.content_type, _limits(settings)
+        read_file, upload.data, upload.filename, upload.content_type, limits(settings)
     )
     source = Source(
         kind="file",
@@ -91,7 +93,7 @@ async def _file_source(upload: Upload, settings: Settings) -> ImportSource:
         delimiter=sheet.delimiter,
         sheet=sheet.sheet_name,
     )
-    return ImportSource(sheet, source, _mapping(upload.fields.get("mapping")))
+    return ImportSource(sheet, source, mapping_field(upload.fields.get("mapping")))
 
 
 async def _parsing_source(parsing: ParsingClient, parsing_task_id: str, user_id: str) -> ImportSource:
@@ -133,7 +135,7 @@ class ImportController(Controller):
         "and reported with their row numbers. Page through all rejected rows at GET /imports/{import_id}.",
         status_code=201,
         request_max_body_size=None,  # read_upload enforces MAX_UPLOAD_BYTES while the body streams in
-        operation_class=multipart_operation(_FILE, _FORM_FIELDS, required=("task_id",)),
+        operation_class=multipart_operation(FILE_DESCRIPTION, _FORM_FIELDS, required=("task_id",)),
     )
     async def import_file(
         self,
@@ -232,7 +234,7 @@ class ImportController(Controller):
         "result with `dry_run: true` and a `preview` of the first targets.",
         status_code=200,
         request_max_body_size=None,
-        operation_class=multipart_operation(_FILE, _FORM_FIELDS),
+        operation_class=multipart_operation(FILE_DESCRIPTION, _FORM_FIELDS),
     )
     async def validate_file(
         self,

@@ -36,6 +36,7 @@ NAME_MAX = 128
 VALUE_SHOWN = 100  # characters of a rejected value echoed back in the report
 
 KEY_COLUMNS = ("key_username", "key_user_id", "key_phone")
+IDENTIFIER_COLUMNS = ("username", "user_id", "phone")  # the values behind KEY_COLUMNS, in order
 DATA_FIELDS = ("username", "user_id", "phone", "first_name", "last_name")
 _TRUE = ["true", "1", "yes", "y", "t", "да"]
 _INVISIBLE = r"[\u200b-\u200f\u2060\ufeff]"
@@ -132,7 +133,7 @@ def people(frame: pl.DataFrame, columns: Mapping[Role, str], region: str) -> pl.
 
     Columns out: ``row``, ``kind``, ``value``, ``key`` (the chosen identifier, as
     ``Target.kind``/``.value``/``.key``), ``key_username``/``key_user_id``/``key_phone`` (every
-    valid identifier's key), ``user_data`` (JSON text), ``shown`` (the identifier as written),
+    valid identifier's key) with ``username``/``user_id``/``phone`` (their values), ``user_data`` (JSON text), ``shown`` (the identifier as written),
     ``code`` and ``reason`` (null when the row is fine; ``invalid``, ``no_identifier`` or ``bot``).
     """
     lone_username, lone_user_id, lone_phone = _split_identifier(_column(frame, columns, Role.IDENTIFIER))
@@ -193,6 +194,7 @@ def people(frame: pl.DataFrame, columns: Mapping[Role, str], region: str) -> pl.
         "value",
         pl.coalesce(KEY_COLUMNS).alias("key"),
         *KEY_COLUMNS,
+        *IDENTIFIER_COLUMNS,
         pl.struct(*DATA_FIELDS).struct.json_encode().alias("user_data"),
         "shown",
         pl.when(pl.col("kind").is_null() & any_raw)

@@ -160,7 +160,7 @@ def _preview(decided: pl.DataFrame) -> list[PreviewTarget]:
     ]
 
 
-def _columns(layout: Layout) -> Columns:
+def columns_of(layout: Layout) -> Columns:
     return Columns(
         header_row=layout.header_row, **{role.value: label for role, label in layout.labels.items()}
     )
@@ -244,7 +244,7 @@ async def run_import(
             task_id=task_id,
             dry_run=dry_run,
             source=what.source,
-            columns=_columns(analysis.layout),
+            columns=columns_of(analysis.layout),
             counts=counts,
             target_limit=limit,
             targets_before=before,

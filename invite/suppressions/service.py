@@ -1,0 +1,158 @@
+"""Adding, listing and removing suppressed people; adding also takes them out of running work.
+
+Identifiers go through the import's normalisation, so ``@Alice``, ``t.me/alice`` and
+``alice`` are one entry, and a person given with several identifiers is suppressed under
+each of them (imports and targets are matched on any identifier they carry).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+import polars as pl
+
+from invite import audit
+from invite.audience.columns import Role
+from invite.audience.normalise import IDENTIFIER_COLUMNS, KEY_COLUMNS, people
+from invite.audience.schemas import Columns
+from invite.audience.service import rejected_rows
+from invite.db import queries
+from invite.problems import invalid, not_found
+from invite.settings import Settings
+from invite.suppressions.schemas import Suppression, SuppressionPage, SuppressionResult
+
+REJECTED_SHOWN = 100
+_KEY_FORM = ("u:", "id:", "p:")
+
+
+def check_identifiers(identifiers: Sequence[str], region: str) -> pl.DataFrame:
+    """normalise.people over a list of lone identifiers, ``row`` being the position (from 1)."""
+    frame = pl.DataFrame({"c0": list(identifiers)}, schema={"c0": pl.String})
+    frame = frame.with_row_index("row", offset=1).with_columns(pl.col("row").cast(pl.Int64))
+    return people(frame, {Role.IDENTIFIER: "c0"}, region)
+
+
+def _entries(checked: pl.DataFrame) -> pl.DataFrame:
+    """(key, identifier) for every valid identifier of every row that names someone; bots too."""
+    usable = checked.filter(pl.col("code").is_null() | (pl.col("code") == "bot"))
+    parts = [
+        usable.select(pl.col(key).alias("key"), pl.col(value).alias("identifier"))
+        for key, value in zip(KEY_COLUMNS, IDENTIFIER_COLUMNS, strict=True)
+    ]
+    return pl.concat(parts).drop_nulls("key").unique("key", keep="first", maintain_order=True)
+
+
+async def suppress(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    user_id: str,
+    checked: pl.DataFrame,
+    reason: str | None,
+    now: datetime,
+    source: str,
+    columns: Columns | None = None,
+) -> SuppressionResult:
+    """Add every valid person of ``checked`` and skip their pending targets, in one transaction."""
+    entries = _entries(checked)
+    keys = entries.get_column("key").to_list()
+    sql = queries(settings.sql_dir)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(sql["suppressions.lock_tenant"], user_id)
+        added = await conn.fetch(
+            sql["suppressions.add"], user_id, keys, entries.get_column("identifier").to_list(), reason, now
+        )
+        status = await conn.execute(sql["suppressions.skip_pending_targets"], user_id, keys, now)
+        skipped = int(status.split()[-1])
+        await audit.record(
+            conn,
+            settings.sql_dir,
+            user_id=user_id,
+            action="suppress",
+            resource="suppressions",
+            resource_id=None,
+            details={"source": source, "added": len(added), "targets_skipped": skipped},
+        )
+    rejected = checked.filter(pl.col("code").is_in(["invalid", "no_identifier"]))
+    return SuppressionResult(
+        received=checked.height,
+        added=len(added),
+        already=len(keys) - len(added),
+        rejected=rejected.height,
+        rejected_rows=rejected_rows(rejected, 0, REJECTED_SHOWN),
+        targets_skipped=skipped,
+        columns=columns,
+    )
+
+
+def key_of(identifier: str, region: str) -> str:
+    """The key of one identifier, given as written (``@alice``) or as a key (``u:alice``)."""
+    if identifier.startswith(_KEY_FORM):
+        return identifier
+    row = check_identifiers([identifier], region).row(0, named=True)
+    if row["key"] is None:
+        raise invalid("identifier", row["reason"] or "not a username, user id or phone")
+    key: str = row["key"]
+    return key
+
+
+def _cursor(created_at: datetime, key: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{key}".encode()).decode()
+
+
+def _after(cursor: str | None) -> tuple[datetime | None, str | None]:
+    if cursor is None:
+        return None, None
+    try:
+        when, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(when), key
+    except (ValueError, binascii.Error):
+        raise invalid("cursor", "not a cursor this endpoint gave out") from None
+
+
+def _suppression(row: asyncpg.Record) -> Suppression:
+    return Suppression(row["user_identifier"], row["identifier_key"], row["reason"], row["created_at"])
+
+
+async def page(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    user_id: str,
+    *,
+    cursor: str | None,
+    limit: int,
+    identifier: str | None,
+) -> SuppressionPage:
+    sql = queries(settings.sql_dir)
+    if identifier is not None:
+        found = await pool.fetchrow(
+            sql["suppressions.find"], user_id, key_of(identifier, settings.phone_default_region)
+        )
+        return SuppressionPage([_suppression(found)] if found else [], None)
+    when, key = _after(cursor)
+    rows = await pool.fetch(sql["suppressions.page"], user_id, when, key, limit + 1)
+    items = [_suppression(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    return SuppressionPage(items, _cursor(items[-1].created_at, items[-1].key) if more else None)
+
+
+async def remove(pool: asyncpg.Pool, settings: Settings, user_id: str, identifier: str) -> None:
+    """Take someone off the list. Targets it skipped stay skipped: nobody is re-queued by this."""
+    key = key_of(identifier, settings.phone_default_region)
+    sql = queries(settings.sql_dir)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(sql["suppressions.lock_tenant"], user_id)
+        if await conn.fetchval(sql["suppressions.remove"], user_id, key) is None:
+            raise not_found("suppression")
+        await audit.record(
+            conn,
+            settings.sql_dir,
+            user_id=user_id,
+            action="unsuppress",
+            resource="suppressions",
+            resource_id=key,
+        )
