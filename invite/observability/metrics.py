@@ -43,7 +43,9 @@ import_rows = Counter("invite_import_rows", "Rows of committed imports, by outco
 
 # --- HTTP API -----------------------------------------------------------------------------
 http_requests = Counter(
-    "invite_http_requests", "HTTP requests by method, route template and status", ["method", "route", "status"]
+    "invite_http_requests",
+    "HTTP requests by method, route template and status",
+    ["method", "route", "status"],
 )
 http_request_seconds = Histogram(
     "invite_http_request_duration_seconds",
