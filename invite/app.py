@@ -3,6 +3,11 @@
 ``create_app()`` is the one factory (uvicorn, tests and the CLI use it). The lifespan opens
 the database (DATABASE_URL, or an embedded PostgreSQL), migrates it, and then starts the
 background services; it stops them in reverse order on shutdown.
+
+Handlers and providers take, as ``NamedDependency[...]``: ``db_pool`` (asyncpg.Pool),
+``tenant`` (Tenant, from the bearer token), ``app_settings`` (Settings) and ``clock``
+(Clock; mark it ``SkipValidation[Clock]``). ``app.state`` also holds ``http`` (a shared
+httpx.AsyncClient) and ``jwt_secret``. Raise ``invite.problems.Problem`` for client errors.
 """
 
 from __future__ import annotations
