@@ -18,6 +18,7 @@ TaskType = Literal["invite_to_group", "send_messages"]
 PriorityIn = Literal[1, 2, 3, "HIGH", "NORMAL", "LOW"]
 PRIORITY_NAMES = {"HIGH": 1, "NORMAL": 2, "LOW": 3}
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Description = Annotated[str, msgspec.Meta(max_length=10_000)]
 GroupId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Template = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]  # Telegram's message limit
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -33,7 +34,7 @@ class InviteTaskCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     platform: Platform
     task_type: TaskType
     title: Title
-    description: str | None = None
+    description: Description | None = None
     target_group_id: GroupId | None = None  # required for invite_to_group
     message_template: Template | None = None  # required for send_messages: {username}, {first_name}, ...
     priority: PriorityIn = 2
@@ -45,7 +46,7 @@ class InviteTaskUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     """Fields to change; a field left out keeps its value, ``null`` clears an optional one."""
 
     title: Title | UnsetType = UNSET
-    description: str | UnsetType | None = UNSET
+    description: Description | UnsetType | None = UNSET
     target_group_id: GroupId | UnsetType | None = UNSET
     message_template: Template | UnsetType | None = UNSET
     priority: PriorityIn | UnsetType = UNSET

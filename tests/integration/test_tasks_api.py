@@ -151,6 +151,7 @@ async def test_priority_by_name_or_number(
         ({"title": ""}, "title", "length >= 1"),
         ({"title": "   "}, "title", "blank"),
         ({"title": "t" * 256}, "title", "length <= 255"),
+        ({"description": "d" * 10_001}, "description", "length <= 10000"),
         ({"priority": 5}, "priority", "Invalid enum value"),
         ({"priority": "URGENT"}, "priority", "Invalid enum value"),
         ({"colour": "red"}, "colour", "unknown field"),
