@@ -1,5 +1,6 @@
--- Tasks as the API sees them. Every statement names the tenant ($2 or $1): another
--- tenant's task is simply not found.
+-- Tasks as the API sees them. Every statement on a task names the tenant ($1 or $2), so
+-- another tenant's task is simply not found; statements on a task's targets and counters run
+-- only after that task was read this way in the same transaction.
 
 -- name: create
 -- created_at/updated_at come from the service's clock ($12) so ordering matches its view of time.
