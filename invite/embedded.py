@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +21,9 @@ PIDS_FILE = ".handle_pids.json"  # pgserver's list of the processes using the se
 
 
 def _start(data_dir: str) -> Any:
-    from pgserver.postgres_server import get_server  # imported lazily: only this mode needs it
+    with warnings.catch_warnings():  # pgserver falls back to /tmp without XDG_RUNTIME_DIR: fine here
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        from pgserver.postgres_server import get_server  # imported lazily: only this mode needs it
 
     pgdata = Path(data_dir).resolve() / "pg"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
