@@ -128,6 +128,15 @@ def _column(frame: pl.DataFrame, columns: Mapping[Role, str], role: Role) -> pl.
     return _clean(pl.col(name).cast(_STR)) if name is not None else pl.lit(None, dtype=_STR)
 
 
+def _json_object(fields: tuple[str, ...]) -> pl.Expr:
+    """A JSON object of the non-null ``fields`` (each member encoded, and so escaped, by polars)."""
+    members = [
+        pl.when(pl.col(name).is_not_null()).then(pl.struct(name).struct.json_encode().str.slice(1).str.head(-1))
+        for name in fields
+    ]
+    return pl.lit("{") + pl.concat_str(members, separator=",", ignore_nulls=True) + pl.lit("}")
+
+
 def people(frame: pl.DataFrame, columns: Mapping[Role, str], region: str) -> pl.DataFrame:
     """One row per input row (``frame`` carries a ``row`` number column).
 
@@ -195,7 +204,7 @@ def people(frame: pl.DataFrame, columns: Mapping[Role, str], region: str) -> pl.
         pl.coalesce(KEY_COLUMNS).alias("key"),
         *KEY_COLUMNS,
         *IDENTIFIER_COLUMNS,
-        pl.struct(*DATA_FIELDS).struct.json_encode().alias("user_data"),
+        _json_object(DATA_FIELDS).alias("user_data"),
         "shown",
         pl.when(pl.col("kind").is_null() & any_raw)
         .then(pl.lit("invalid"))

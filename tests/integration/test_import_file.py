@@ -98,7 +98,6 @@ def expect_parsing_people(rows: list[asyncpg.Record]) -> None:
     assert rows[0]["user_data"] == {
         "username": "alice_p",
         "user_id": "111111111",
-        "phone": None,
         "first_name": "Алиса",
         "last_name": "Петрова",
     }
@@ -233,7 +232,6 @@ async def test_member_scraper_export_with_bom_and_tabs(
     assert rows[0]["user_data"] == {
         "username": "john_smith",
         "user_id": "123456789",
-        "phone": None,
         "first_name": "John",
         "last_name": "Smith",
     }

@@ -141,7 +141,6 @@ async def test_every_page_is_imported_up_to_the_task_limit(
     assert rows[1]["user_data"] == {
         "username": "person_00001",
         "user_id": "100001",
-        "phone": None,
         "first_name": "First1",
         "last_name": "Last",
     }
