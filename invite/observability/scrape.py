@@ -15,7 +15,7 @@ from invite.observability.metrics import active_tasks
 from invite.settings import Settings
 
 PLATFORMS = ("telegram", "instagram", "whatsapp")
-GAUGE_TIMEOUT_SECONDS = 2.0
+GAUGE_TIMEOUT_SECONDS = 5.0  # well inside Prometheus' default 10 s scrape timeout
 
 log = structlog.get_logger(__name__)
 

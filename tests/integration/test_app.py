@@ -126,6 +126,10 @@ class Relay:
             sink.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
+        # shutdown first: a bare close() leaves the accept() blocked in another thread holding
+        # the listening socket open, and the next connection would still get through
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
@@ -276,7 +280,7 @@ def test_serve_without_database_url_runs_an_embedded_postgres(tmp_path: Path) ->
 
 
 def _postgres_running_in(pgdata: Path) -> bool:
-    for _ in range(50):
+    for _ in range(200):  # pg_ctl stop waits for a checkpoint: give a loaded machine time
         if not (pgdata / "postmaster.pid").exists():
             return False
         time.sleep(0.1)
