@@ -131,7 +131,9 @@ def _column(frame: pl.DataFrame, columns: Mapping[Role, str], role: Role) -> pl.
 def _json_object(fields: tuple[str, ...]) -> pl.Expr:
     """A JSON object of the non-null ``fields`` (each member encoded, and so escaped, by polars)."""
     members = [
-        pl.when(pl.col(name).is_not_null()).then(pl.struct(name).struct.json_encode().str.slice(1).str.head(-1))
+        pl.when(pl.col(name).is_not_null()).then(
+            pl.struct(name).struct.json_encode().str.slice(1).str.head(-1)
+        )
         for name in fields
     ]
     return pl.lit("{") + pl.concat_str(members, separator=",", ignore_nulls=True) + pl.lit("}")
