@@ -117,6 +117,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     breaker_peer_floods: Positive = 3  # spam flags in one task that pause it
     breaker_window: Positive = 50  # the last N outcomes of a task ...
     breaker_error_rate: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5  # ... this share of errors pauses it
+    task_stats_interval_seconds: PositiveFloat = 30.0  # per-account counters of a task are written this often
 
     @property
     def embedded_database(self) -> bool:

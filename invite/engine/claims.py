@@ -25,7 +25,7 @@ from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Limits
 from invite.engine.clock import Clock, wait_event
 from invite.engine.registry import Registry, RunningTask
-from invite.engine.store import Store
+from invite.engine.store import Lane, Store
 from invite.observability.metrics import claim_seconds
 from invite.settings import Settings
 
@@ -37,6 +37,9 @@ _RECHECK = timedelta(milliseconds=50)
 # while the picture is refreshed, instead of asking again at once.
 _REFUSED_REST = timedelta(seconds=1)
 _ERROR_PAUSE = 1.0
+# Two claims in flight: one in the database while the next batch gathers and the accounts of
+# the previous one act, so Python and PostgreSQL work at the same time.
+_LANES = 2
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,10 @@ class Claimer:
         drained: Callable[[], None],
     ) -> None:
         self._store = store
-        self._lane = store.lane()
+        self._lanes: asyncio.Queue[Lane] = asyncio.Queue()
+        for _ in range(_LANES):
+            self._lanes.put_nowait(store.lane())
+        self._batches: set[asyncio.Task[None]] = set()
         self._refresh = refresh  # asks for a fresh picture of tasks and accounts
         self._drained = drained  # a task has nothing pending left: it may be complete
         self._registry = registry
@@ -101,22 +107,36 @@ class Claimer:
         try:
             await self._serve()
         finally:
-            await self._lane.close()
+            for batch in self._batches:
+                batch.cancel()
+            await asyncio.gather(*self._batches, return_exceptions=True)
+            while not self._lanes.empty():
+                await self._lanes.get_nowait().close()
 
     async def _serve(self) -> None:
         while not self._closed:
             await self._arrived.wait()
             await wait_event(self._clock, self._full, self._settings.claim_batch_window_seconds)
-            batch, self._asks = self._asks, []
-            self._arrived.clear()
-            self._full.clear()
+            lane = await self._lanes.get()  # both in flight: the asks keep gathering meanwhile
+            size = self._settings.claim_batch_max
+            batch, self._asks = self._asks[:size], self._asks[size:]
+            if len(self._asks) < size:
+                self._full.clear()
+            if not self._asks:
+                self._arrived.clear()
+            running = asyncio.get_running_loop().create_task(self._claim_batch(lane, batch))
+            self._batches.add(running)
+            running.add_done_callback(self._batches.discard)
+
+    async def _claim_batch(self, lane: Lane, batch: list[_Ask]) -> None:
+        try:
             by_task: defaultdict[uuid.UUID, list[_Ask]] = defaultdict(list)
             for ask in batch:
                 by_task[ask.task.id].append(ask)
             failed = False
-            for asks in by_task.values():  # one statement per task, one after the other on the lane
+            for asks in by_task.values():  # one statement per task
                 try:
-                    await self._claim_task(asks)
+                    await self._claim_task(lane, asks)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.error("claim failed", task_id=str(asks[0].task.id), error=repr(exc))
                     failed = True
@@ -125,13 +145,15 @@ class Claimer:
                     ask.answer.set_result(None)
             if failed:
                 await self._clock.sleep(_ERROR_PAUSE)
+        finally:
+            self._lanes.put_nowait(lane)
 
-    async def _claim_task(self, asks: list[_Ask]) -> None:
+    async def _claim_task(self, lane: Lane, asks: list[_Ask]) -> None:
         asks.sort(key=lambda a: a.account.id)
         task = asks[0].task
         now = self._clock.now()
         started = time.perf_counter()
-        rows = await self._lane.fetch(
+        rows = await lane.fetch(
             "claim",
             task.id,
             now,

@@ -120,6 +120,8 @@ class Recorder:
         self._full = asyncio.Event()
         self._added = 0
         self._committed = 0
+        self._ledger = _Ledger()
+        self._barriers = 0  # flush() requests waiting to be part of a commit
         self._progress = asyncio.Event()
         self._reports: set[asyncio.Task[None]] = set()
 
@@ -131,10 +133,13 @@ class Recorder:
             self._full.set()
 
     async def flush(self) -> None:
-        """Return once everything added so far is committed."""
+        """Return once everything added so far is committed, counters of every account included."""
+        self._barriers += 1
+        self._added += 1
         goal = self._added
+        self._arrived.set()
+        self._full.set()
         while self._committed < goal:
-            self._full.set()
             progress = self._progress
             await progress.wait()
 
@@ -155,23 +160,31 @@ class Recorder:
 
     async def _commit_batch(self, attempts: int | None) -> bool:
         batch, self._entries = self._entries, []
+        barriers, self._barriers = self._barriers, 0
         self._arrived.clear()
         self._full.clear()
-        if not batch:
-            return True
-        applied = await self._retrying(self._write, batch, attempts)
+        self._ledger.add(batch)
+        everything = barriers > 0
+        applied = await self._retrying(
+            "write", lambda b: self._write(b, everything=everything), batch, attempts
+        )
         if applied is None:
             self._entries = batch + self._entries
+            self._barriers += barriers
             return False
-        self._committed += len(batch)
+        self._committed += len(batch) + barriers
         progress, self._progress = self._progress, asyncio.Event()
         progress.set()
-        paused = await self._retrying(self._follow_up, batch, _CLOSING_ATTEMPTS) or {}
+        paused = await self._retrying("follow-up", self._follow_up, batch, _CLOSING_ATTEMPTS) or {}
         self._after_commit(batch, applied, paused)
         return True
 
     async def _retrying(
-        self, step: Callable[[list[Entry]], Awaitable[_T]], batch: list[Entry], attempts: int | None
+        self,
+        name: str,
+        step: Callable[[list[Entry]], Awaitable[_T]],
+        batch: list[Entry],
+        attempts: int | None,
     ) -> _T | None:
         tried = 0
         while True:
@@ -181,7 +194,7 @@ class Recorder:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.error(
                     "group commit failed",
-                    step=step.__name__,
+                    step=name,
                     error=repr(exc),
                     entries=len(batch),
                     attempt=tried,
@@ -190,12 +203,17 @@ class Recorder:
                     return None
                 await self._clock.sleep(_ERROR_PAUSE)
 
-    async def _write(self, batch: list[Entry]) -> set[uuid.UUID]:
+    async def _write(self, batch: list[Entry], *, everything: bool) -> set[uuid.UUID]:
         """The outcomes, in one statement; the ids of the targets it applied to."""
         targets = [e.target for e in batch if e.target is not None]
         logs = [(e.task_id, e.log) for e in batch if e.log is not None]
         accounts = _merge_accounts(batch)
-        task_accounts = list(_merge_task_accounts(batch).items())
+        now = self._clock.now()
+        task_accounts = self._ledger.due(
+            now, self._settings.task_stats_interval_seconds, everything=everything
+        )
+        if not (targets or logs or accounts or task_accounts):
+            return set()
         events = [_event(task_id, "progress") for task_id in dict.fromkeys(e.task_id for e in batch)]
         rows = await self._lane.fetch(
             "record",
@@ -231,8 +249,9 @@ class Recorder:
             [c.cooldown_until for _, c in task_accounts],
             [c.last_used_at for _, c in task_accounts],
             events,
-            self._clock.now(),
+            now,
         )
+        self._ledger.written(task_accounts, now)
         return set(rows[0]["applied"])
 
     async def _follow_up(self, batch: list[Entry]) -> dict[uuid.UUID, tuple[str, str]]:
@@ -309,19 +328,51 @@ def _merge_accounts(batch: list[Entry]) -> list[AccountChange]:
     return [merged[k] for k in sorted(merged)]
 
 
-def _merge_task_accounts(batch: list[Entry]) -> dict[tuple[uuid.UUID, str], TaskAccountChange]:
-    merged: dict[tuple[uuid.UUID, str], TaskAccountChange] = {}
-    for entry in batch:
-        change = entry.task_account
-        if change is None:
-            continue
-        key = (entry.task_id, entry.account_id)
-        before = merged.get(key)
-        if before is not None:
-            change.stats.update(before.stats)
-            change.last_used_at = change.last_used_at or before.last_used_at
-        merged[key] = change
-    return dict(sorted(merged.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])))
+class _Ledger:
+    """Per task and account, what invite_task_accounts has not heard yet.
+
+    Counters are merged here and written when the account's state in the task changes, when
+    they are ``interval`` old, and on every flush() (release, shutdown) — not on every batch,
+    which would rewrite one row per account per batch.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[uuid.UUID, str], TaskAccountChange] = {}
+        self._status: dict[tuple[uuid.UUID, str], tuple[str, datetime]] = {}
+
+    def add(self, batch: list[Entry]) -> None:
+        for entry in batch:
+            change = entry.task_account
+            if change is None:
+                continue
+            entry.task_account = None  # the ledger has it now: a retried batch is not counted twice
+            key = (entry.task_id, entry.account_id)
+            before = self._pending.get(key)
+            if before is not None:
+                change.stats.update(before.stats)
+                change.last_used_at = change.last_used_at or before.last_used_at
+            self._pending[key] = change
+
+    def due(
+        self, now: datetime, interval: float, *, everything: bool
+    ) -> list[tuple[tuple[uuid.UUID, str], TaskAccountChange]]:
+        ready = []
+        for key, change in self._pending.items():
+            last = self._status.get(key)
+            if (
+                everything
+                or last is None
+                or last[0] != change.status
+                or (now - last[1]).total_seconds() >= interval
+            ):
+                ready.append((key, change))
+        return sorted(ready, key=lambda kv: (str(kv[0][0]), kv[0][1]))
+
+    def written(self, changes: list[tuple[tuple[uuid.UUID, str], TaskAccountChange]], now: datetime) -> None:
+        for key, change in changes:
+            if self._pending.get(key) is change:
+                del self._pending[key]
+            self._status[key] = (change.status, now)
 
 
 def _json(value: object) -> str:

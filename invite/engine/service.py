@@ -32,6 +32,15 @@ from invite.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+# Connections the engine keeps for itself (two claim lanes, the group-commit lane, LISTEN),
+# plus what its other loops and the API need at the same time.
+HELD_CONNECTIONS = 4
+MIN_POOL = HELD_CONNECTIONS + 2
+
+
+class PoolTooSmall(Exception):
+    """DB_POOL_MAX leaves the engine's loops nothing to share."""
+
 
 class Engine:
     def __init__(
@@ -42,6 +51,11 @@ class Engine:
         strategies: StrategyFactory,
         accounts: AccountsProvider,
     ) -> None:
+        if pool.get_max_size() < MIN_POOL:
+            raise PoolTooSmall(
+                f"DB_POOL_MAX is {pool.get_max_size()}; the engine needs at least {MIN_POOL} "
+                f"({HELD_CONNECTIONS} held for claims, group commit and LISTEN, the rest shared)"
+            )
         self.settings = settings
         store = Store(pool, clock, settings.sql_dir)
         registry = Registry()

@@ -14,7 +14,9 @@
 --    many targets are finished. SKIP LOCKED: a concurrent claim passes by instead of queueing.
 --  * numbered: window functions may not sit beside FOR UPDATE, so rows are numbered apart.
 --  * wanted: an account is paired with the n-th target; accounts beyond the targets found
---    reserve nothing.
+--    reserve nothing. locked: their rows are locked in id order before any is updated (as
+--    every statement of the engine does), so claims, group commits and heartbeats of one
+--    replica cannot deadlock.
 --  * reserved: the quota is reserved only where this replica still holds the account's lease,
 --    the account is the task's tenant's, not blocked nor cooling down, its minimum pause has
 --    passed and its 24 h window has room, and the task is running and the account may serve it
@@ -23,8 +25,8 @@
 --  * claimed: only targets paired with a successful reservation go in flight.
 -- The final SELECT always returns one row at least: `available` (targets found) tells an empty
 -- queue from a refused account, `running` whether the task still runs, and -- only when the
--- claim came back short -- `next_due` when the earliest other pending target is due (NULL:
--- nothing pending at all), read from the head of the same index.
+-- claim came back short -- `next_due` when the earliest other pending target is due, never
+-- before now (NULL: nothing pending at all).
 WITH task AS (
     SELECT id, user_id FROM invite_tasks WHERE id = $1 AND status = 'running'
 ), next AS (
@@ -52,8 +54,8 @@ WITH task AS (
                                   THEN a.daily_window_start ELSE $2 END,
         last_action_at = $2,
         updated_at = $2
-    FROM wanted w, locked l, task t
-    WHERE a.id = w.account_id AND l.id = w.account_id
+    FROM wanted w, task t
+    WHERE a.id = w.account_id AND a.id IN (SELECT id FROM locked)
       AND a.lease_owner = $4 AND a.lease_expires_at > $2
       AND a.user_id = t.user_id
       AND a.status <> 'blocked'
@@ -79,8 +81,9 @@ SELECT c.id, c.account_id, c.identifier_key, c.user_data, c.attempts,
        (SELECT count(*) FROM numbered) AS available,
        EXISTS (SELECT 1 FROM task) AS running,
        CASE WHEN (SELECT count(*) FROM numbered) < $3 THEN
-           (SELECT min(p.next_attempt_at) FROM invite_targets p
-            WHERE p.task_id = $1 AND p.status = 'pending' AND p.id NOT IN (SELECT id FROM next))
+           (SELECT GREATEST(min(p.next_attempt_at), $2::timestamptz) FROM invite_targets p
+            WHERE p.task_id = $1 AND p.status = 'pending' AND p.id NOT IN (SELECT id FROM next)
+            HAVING count(*) > 0)
        END AS next_due
 FROM (SELECT 1) one LEFT JOIN claimed c ON true
 

@@ -29,7 +29,7 @@ def engine_settings(url: str, **overrides: Any) -> Settings:
         "database_url": url,
         "jwt_secret": "test-secret-" + "x" * 32,
         "log_json": False,
-        "db_pool_max": 4,
+        "db_pool_max": 6,
         "replica_id": "replica-a",
         "poll_interval_seconds": 600.0,
         "account_lease_seconds": 3600.0,

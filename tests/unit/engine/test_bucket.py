@@ -1,0 +1,73 @@
+"""The token bucket: daily quota window, pause × AIMD multiplier, pacing, cooldown, send windows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from invite.engine.bucket import Bucket, Limits
+from invite.tasks.task_settings import SendWindow
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_pacing_spreads_the_quota_over_the_day() -> None:
+    limits = Limits.of(cap=40, min_pause=15.0)
+    bucket = Bucket()
+    assert bucket.next_allowed(T0, limits) == T0
+    bucket.reserve(T0)
+    assert bucket.next_allowed(T0, limits) == at(86400 / 40)  # 36 min, not 15 s
+
+
+def test_pause_wins_over_pacing_when_longer_and_grows_with_the_multiplier() -> None:
+    limits = Limits.of(cap=100_000, min_pause=15.0)
+    bucket = Bucket()
+    bucket.reserve(T0)
+    assert bucket.next_allowed(T0, limits) == at(15)
+    bucket.back_off(ceiling=16.0)
+    bucket.back_off(ceiling=16.0)
+    assert bucket.multiplier == 4.0
+    assert bucket.next_allowed(T0, limits) == at(60)
+    for _ in range(10):
+        bucket.back_off(ceiling=16.0)
+    assert bucket.multiplier == 16.0
+    for _ in range(1000):
+        bucket.relax(0.05)
+    assert bucket.multiplier == 1.0
+
+
+def test_daily_quota_holds_until_the_window_that_opened_it_closes() -> None:
+    limits = Limits(cap=3, min_pause=1.0, pacing=1.0)  # no pacing: the quota alone binds
+    bucket = Bucket()
+    for second in (0, 10, 20):
+        assert bucket.next_allowed(at(second), limits) == at(second)
+        bucket.reserve(at(second))
+    assert bucket.shut(at(21), limits)
+    assert bucket.next_allowed(at(21), limits) == at(86400)  # the window opened at T0
+    bucket.reserve(at(86400))
+    assert (bucket.window_start, bucket.count) == (at(86400), 1)
+
+
+def test_cooldown_keeps_the_later_end() -> None:
+    limits = Limits.of(cap=40, min_pause=15.0)
+    bucket = Bucket()
+    bucket.cool_down(at(600))
+    bucket.cool_down(at(300))
+    assert bucket.cooling(at(599))
+    assert not bucket.cooling(at(600))
+    assert bucket.next_allowed(T0, limits) == at(600)
+
+
+def test_send_window_defers_to_its_opening_and_paces_over_its_length() -> None:
+    window = SendWindow(start="10:00", end="12:00", timezone="Europe/Moscow")  # 07:00–09:00 UTC
+    limits = Limits.of(cap=40, min_pause=15.0, send_window=window)
+    assert limits.pacing == 2 * 3600 / 40
+    bucket = Bucket()
+    assert bucket.shut(T0, limits)  # 09:00 UTC is 12:00 in Moscow: just closed
+    assert bucket.next_allowed(T0, limits) == datetime(2026, 1, 6, 7, 0, tzinfo=UTC)
+    opened = datetime(2026, 1, 6, 7, 30, tzinfo=UTC)
+    assert not bucket.shut(opened, limits)
+    assert bucket.next_allowed(opened, limits) == opened
