@@ -35,9 +35,11 @@ async def activate(ctx: EngineContext, provider: AccountsProvider, task: asyncpg
     chosen = [a for a in listed if settings.account_ids is None or a.id in settings.account_ids]
     now = ctx.clock.now()
     async with ctx.store.transaction() as tx:
-        locked = await tx.fetchrow("lock_task_for_activation", task_id)
-        if locked is None or locked["prepared"]:
-            return None
+        if await tx.fetchrow("lock_task_for_activation", task_id) is None:
+            return None  # no longer running
+        prepared = await tx.fetchrow("task_prepared", task_id)
+        if prepared is not None and prepared[0]:
+            return None  # another replica did it
         reason = await _attach(tx, task, settings, listed, chosen, now)
         if reason is not None:
             await tx.fetchrow("fail_task", task_id, reason, now)

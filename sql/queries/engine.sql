@@ -289,11 +289,14 @@ SELECT t.id, t.user_id, t.platform, t.settings FROM invite_tasks t
 WHERE t.status = 'running' AND t.driver = $1 AND NOT EXISTS (SELECT 1 FROM invite_task_accounts ta WHERE ta.task_id = t.id)
 
 -- name: lock_task_for_activation
--- Activation happens once: the row lock makes a second replica wait, then find accounts
--- attached and leave.
-SELECT EXISTS (SELECT 1 FROM invite_task_accounts ta WHERE ta.task_id = t.id) AS prepared
-FROM invite_tasks t WHERE t.id = $1 AND t.status = 'running'
-FOR UPDATE
+-- Activation happens once: the row lock makes a second replica wait here...
+SELECT 1 FROM invite_tasks WHERE id = $1 AND status = 'running' FOR UPDATE
+
+-- name: task_prepared
+-- ... and then find the accounts attached. A statement of its own: under READ COMMITTED a new
+-- statement sees what the first replica committed, while a subquery beside the FOR UPDATE
+-- above would still read the snapshot taken before the wait.
+SELECT EXISTS (SELECT 1 FROM invite_task_accounts WHERE task_id = $1)
 
 -- name: upsert_accounts
 -- The tenant's accounts as the provider lists them. An id already owned by another tenant is
