@@ -27,7 +27,8 @@ from tests.integration.engine.harness import (
 
 
 def _count(status: str) -> float:
-    return tasks_total.labels(platform="telegram", status=status)._value.get()
+    value: float = tasks_total.labels(platform="telegram", status=status)._value.get()
+    return value
 
 
 async def test_scheduled_task_starts_on_time_once_across_replicas_and_completes_once(
@@ -49,6 +50,7 @@ async def test_scheduled_task_starts_on_time_once_across_replicas_and_completes_
             await wait_for_status(pool, clock, task_id, "completed")
         task = await pool.fetchrow("SELECT started_at, completed_at FROM invite_tasks WHERE id = $1", task_id)
         log = await execution_log(pool)
+    assert task is not None
     assert task["started_at"] == due
     assert min(row["created_at"] for row in log) >= due
     assert task["completed_at"] >= max(row["created_at"] for row in log)
