@@ -101,6 +101,7 @@ async def test_account_dead_at_start_is_retired_and_others_serve(fresh_database_
         dead = await pool.fetchrow(
             "SELECT status, lease_owner FROM invite_accounts WHERE id = $1", ACCOUNT[0]
         )
+    assert dead is not None
     assert {r["account_id"] for r in log} == {ACCOUNT[1]}
     assert (dead["status"], dead["lease_owner"]) == ("blocked", None)
     assert [(r.account_id, r.event) for r in provider.reports] == [
