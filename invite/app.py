@@ -77,6 +77,13 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     TimeoutError,
 )
 
+# Text PostgreSQL cannot store (NUL characters, as text or as \u0000 in jsonb): the client's
+# input, wherever a field without its own check let it through.
+UNSTORABLE_TEXT: tuple[type[Exception], ...] = (
+    asyncpg.CharacterNotInRepertoireError,
+    asyncpg.UntranslatableCharacterError,
+)
+
 
 class BackgroundService(Protocol):
     """A long-running part of the process (the engine): started after the database is ready."""
@@ -120,6 +127,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             HTTPException: _http_response,
             UpstreamError: _upstream_response,
             **dict.fromkeys(DATABASE_UNAVAILABLE, _database_unavailable_response),
+            **dict.fromkeys(UNSTORABLE_TEXT, _unstorable_text_response),
             Exception: _internal_error_response,
         },
         before_send=[echo_request_id],
@@ -292,6 +300,18 @@ def _database_unavailable_response(request: Request[Any, Any, Any], exc: Excepti
     log.warning("database unavailable", error=type(exc).__name__)
     details = ProblemDetails(title="Service unavailable", status=503, detail="the database is not available")
     return problem_response(request, details, headers={"Retry-After": "5"})
+
+
+def _unstorable_text_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.warning("unstorable text in a request", error=type(exc).__name__)
+    reason = "text must not contain NUL (\\u0000) characters"
+    details = ProblemDetails(
+        title="Invalid request",
+        status=422,
+        detail=reason,
+        invalid_params=[InvalidParam("body", reason)],
+    )
+    return problem_response(request, details)
 
 
 def _internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
