@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from invite.audience.schemas import Columns, RejectedRow
+from invite.tasks.task_settings import NO_NUL
 
 MAX_IDENTIFIERS = 10_000
 
@@ -21,7 +22,7 @@ class SuppressionsAdd(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             description="Usernames (@name, t.me/name), user ids or phones, normalised as in an import.",
         ),
     ]
-    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=500, pattern=NO_NUL)] | None = None
 
 
 class Suppression(msgspec.Struct, frozen=True):

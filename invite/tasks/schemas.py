@@ -10,17 +10,19 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from invite.tasks.states import TaskStatus
-from invite.tasks.task_settings import TaskSettings
+from invite.tasks.task_settings import NO_NUL, TaskSettings
 
 Platform = Literal["telegram", "instagram", "whatsapp"]
 TaskType = Literal["invite_to_group", "send_messages"]
 # HIGH=1, NORMAL=2, LOW=3; either form is accepted, responses use the number
 PriorityIn = Literal[1, 2, 3, "HIGH", "NORMAL", "LOW"]
 PRIORITY_NAMES = {"HIGH": 1, "NORMAL": 2, "LOW": 3}
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-Description = Annotated[str, msgspec.Meta(max_length=10_000)]
-GroupId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-Template = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]  # Telegram's message limit
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
+Description = Annotated[str, msgspec.Meta(max_length=10_000, pattern=NO_NUL)]
+GroupId = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
+Template = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=4096, pattern=NO_NUL)
+]  # Telegram's message limit
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 TARGET_STATUSES = ("pending", "in_flight", "succeeded", "skipped", "failed", "uncertain", "cancelled")
 UNFINISHED_TARGETS = frozenset({"pending", "in_flight"})

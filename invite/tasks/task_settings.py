@@ -13,6 +13,9 @@ from invite.problems import InvalidParam
 from invite.settings import Settings
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# PostgreSQL stores no NUL character: a text field holding one is refused, naming the field.
+NO_NUL = r"^[^\x00]*$"
+AccountId = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
 
 
 class SendWindow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -20,14 +23,14 @@ class SendWindow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     start: str  # "HH:MM"
     end: str  # "HH:MM"
-    timezone: str = "UTC"
+    timezone: Annotated[str, msgspec.Meta(max_length=64)] = "UTC"
 
     def bounds(self) -> tuple[time, time, ZoneInfo]:
         return time.fromisoformat(self.start), time.fromisoformat(self.end), ZoneInfo(self.timezone)
 
 
 class TaskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    account_ids: list[str] | None = None  # the accounts to use; default: all the tenant's accounts
+    account_ids: list[AccountId] | None = None  # the accounts to use; default: all the tenant's accounts
     daily_limit_per_account: Annotated[int, msgspec.Meta(ge=1)] | None = None
     min_pause_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
     max_parallel_accounts: Annotated[int, msgspec.Meta(ge=1)] | None = None
@@ -70,7 +73,7 @@ def _window_problems(window: SendWindow) -> list[InvalidParam]:
     ]
     try:
         ZoneInfo(window.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         problems.append(InvalidParam("settings.send_window.timezone", "unknown time zone (use an IANA name)"))
     if not problems and window.start == window.end:
         problems.append(InvalidParam("settings.send_window", "start and end must differ"))
