@@ -39,13 +39,13 @@ KEY_COLUMNS = ("key_username", "key_user_id", "key_phone")
 IDENTIFIER_COLUMNS = ("username", "user_id", "phone")  # the values behind KEY_COLUMNS, in order
 DATA_FIELDS = ("username", "user_id", "phone", "first_name", "last_name")
 _TRUE = ["true", "1", "yes", "y", "t", "да"]
-_INVISIBLE = r"[\u200b-\u200f\u2060\ufeff]"
+_INVISIBLE = r"[\x00\u200b-\u200f\u2060\ufeff]"  # and NUL, which PostgreSQL cannot store
 _LINK_PREFIX = r"(?i)^(?:(?:https?://)?(?:www\.)?(?:t\.me|telegram\.me|telegram\.dog)/|tg://resolve\?domain=)"
 _STR = pl.String
 
 
 def _clean(expr: pl.Expr) -> pl.Expr:
-    """Trimmed text with invisible characters removed; empty → null."""
+    """Trimmed text with invisible characters (and NULs) removed; empty → null."""
     text = expr.str.replace_all(_INVISIBLE, "").str.strip_chars()
     return pl.when(text.str.len_chars() > 0).then(text)
 
