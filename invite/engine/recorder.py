@@ -122,6 +122,7 @@ class Recorder:
         self._committed = 0
         self._ledger = _Ledger()
         self._barriers = 0  # flush() requests waiting to be part of a commit
+        self._running = False
         self._progress = asyncio.Event()
         self._reports: set[asyncio.Task[None]] = set()
 
@@ -137,6 +138,9 @@ class Recorder:
         self._barriers += 1
         self._added += 1
         goal = self._added
+        if not self._running:  # no loop to do it (not started, or stopped): commit here
+            await self._commit_batch(attempts=_CLOSING_ATTEMPTS)
+            return
         self._arrived.set()
         self._full.set()
         while self._committed < goal:
@@ -144,10 +148,14 @@ class Recorder:
             await progress.wait()
 
     async def run(self) -> None:
-        while True:
-            await self._arrived.wait()
-            await wait_event(self._clock, self._full, self._settings.record_batch_window_seconds)
-            await self._commit_batch(attempts=None)
+        self._running = True
+        try:
+            while True:
+                await self._arrived.wait()
+                await wait_event(self._clock, self._full, self._settings.record_batch_window_seconds)
+                await self._commit_batch(attempts=None)
+        finally:
+            self._running = False
 
     async def close(self) -> None:
         """Commit what is left (a few tries), and wait for the reports to the provider."""

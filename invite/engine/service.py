@@ -66,6 +66,7 @@ class Engine:
         self.lifecycle = Lifecycle(self.ctx, accounts, strategies.driver, self._refresh)
         self.listener = Listener(pool, clock, self._on_event)
         self._loops: dict[str, asyncio.Task[None]] = {}
+        self._aborted = False
 
     async def start(self) -> None:
         await self.lifecycle.recover_own()
@@ -79,6 +80,8 @@ class Engine:
 
     async def stop(self) -> None:
         """Graceful shutdown (SIGTERM): stop claiming, finish and record in-flight actions, release leases."""
+        if self._aborted:
+            return
         for name in ("listener", "leases", "lifecycle"):
             await self._cancel(name)
         await self.keeper.close()
@@ -89,6 +92,7 @@ class Engine:
 
     def abort(self) -> None:
         """Stop dead without any cleanup — leases and in-flight targets stay behind, as after a kill."""
+        self._aborted = True
         self.keeper.abandon()
         for task in self._loops.values():
             task.cancel()

@@ -26,7 +26,7 @@
 -- The final SELECT always returns one row at least: `available` (targets found) tells an empty
 -- queue from a refused account, `running` whether the task still runs, and -- only when the
 -- claim came back short -- `next_due` when the earliest other pending target is due, never
--- before now (NULL: nothing pending at all).
+-- before now (NULL: nothing pending at all): the first entry of the same index.
 WITH task AS (
     SELECT id, user_id FROM invite_tasks WHERE id = $1 AND status = 'running'
 ), next AS (
@@ -81,9 +81,10 @@ SELECT c.id, c.account_id, c.identifier_key, c.user_data, c.attempts,
        (SELECT count(*) FROM numbered) AS available,
        EXISTS (SELECT 1 FROM task) AS running,
        CASE WHEN (SELECT count(*) FROM numbered) < $3 THEN
-           (SELECT GREATEST(min(p.next_attempt_at), $2::timestamptz) FROM invite_targets p
+           (SELECT GREATEST(p.next_attempt_at, $2::timestamptz) FROM invite_targets p
             WHERE p.task_id = $1 AND p.status = 'pending' AND p.id NOT IN (SELECT id FROM next)
-            HAVING count(*) > 0)
+            ORDER BY p.next_attempt_at, p.seq
+            LIMIT 1)
        END AS next_due
 FROM (SELECT 1) one LEFT JOIN claimed c ON true
 

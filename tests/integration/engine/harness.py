@@ -63,6 +63,18 @@ async def running_engine(
 
 
 @asynccontextmanager
+async def running_replica(
+    settings: Settings, clock: Clock, factory: SandboxFactory, accounts: SandboxAccounts
+) -> AsyncIterator[tuple[Engine, asyncpg.Pool]]:
+    """An engine on a pool of its own, as another process would have."""
+    async with (
+        engine_pool(settings) as pool,
+        running_engine(pool, settings, clock, factory, accounts) as engine,
+    ):
+        yield engine, pool
+
+
+@asynccontextmanager
 async def engine_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     assert settings.database_url is not None
     pool = await create_pool(settings.database_url, settings)

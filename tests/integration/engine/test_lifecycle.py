@@ -17,6 +17,7 @@ from tests.integration.engine.harness import (
     execution_log,
     make_task,
     running_engine,
+    running_replica,
     sandbox,
     set_status,
     target_counts,
@@ -45,7 +46,7 @@ async def test_scheduled_task_starts_on_time_once_across_replicas_and_completes_
             for replica in ("replica-a", "replica-b"):
                 replica_settings = engine_settings(fresh_database_url, replica_id=replica)
                 await stack.enter_async_context(
-                    running_engine(pool, replica_settings, clock, factory, SandboxAccounts(2))
+                    running_replica(replica_settings, clock, factory, SandboxAccounts(2))
                 )
             await wait_for_status(pool, clock, task_id, "completed")
         task = await pool.fetchrow("SELECT started_at, completed_at FROM invite_tasks WHERE id = $1", task_id)

@@ -1,0 +1,97 @@
+"""The claim reads the head of one task's queue through invite_targets_pending — with 100k
+pending targets, under a custom and a generic plan, and again after half the queue was claimed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from invite.db import queries
+from tests.conftest import SQL_DIR
+
+CLAIM = queries(SQL_DIR)["engine.claim"]
+ACCOUNTS = [f"acc-{n:03}" for n in range(100)]
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+async def _claim_plan(conn: asyncpg.Connection, task_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
+    args = (task_id, now, 100, "replica", ACCOUNTS, [10**6] * 100, [0.001] * 100, 300.0)
+    plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + CLAIM, *args)
+    return list(_nodes(plan[0]["Plan"]))
+
+
+def _reads_of_targets(nodes: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {
+        (node["Node Type"], node.get("Index Name", ""))
+        for node in nodes
+        if node.get("Relation Name") == "invite_targets" and "Scan" in node["Node Type"]
+    }
+
+
+async def test_claim_uses_the_pending_index_at_100k(fresh_database_url: str) -> None:
+    conn = await asyncpg.connect(fresh_database_url)
+    await conn.set_type_codec("json", encoder=str, decoder=__import__("json").loads, schema="pg_catalog")
+    try:
+        task_id = await conn.fetchval(
+            """INSERT INTO invite_tasks (user_id, platform, task_type, title, target_group_id, status)
+               VALUES ('t', 'telegram', 'invite_to_group', 'plan', 'g', 'running') RETURNING id"""
+        )
+        other = await conn.fetchval(
+            """INSERT INTO invite_tasks (user_id, platform, task_type, title, target_group_id, status)
+               VALUES ('t', 'telegram', 'invite_to_group', 'other', 'g', 'running') RETURNING id"""
+        )
+        for task in (task_id, other):
+            await conn.execute(
+                """INSERT INTO invite_targets (task_id, user_identifier, identifier_key)
+                   SELECT $1, '@p' || g, 'u:p' || g FROM generate_series(1, 100000) g""",
+                task,
+            )
+        await conn.execute(
+            """INSERT INTO invite_accounts (id, user_id, lease_owner, lease_expires_at)
+               SELECT id, 't', 'replica', now() + interval '1 day' FROM unnest($1::text[]) id""",
+            ACCOUNTS,
+        )
+        await conn.execute(
+            """INSERT INTO invite_task_accounts (task_id, account_id, platform)
+               SELECT $1, id, 'telegram' FROM unnest($2::text[]) id""",
+            task_id,
+            ACCOUNTS,
+        )
+        await conn.execute("ANALYZE")
+        now = datetime.now(UTC)
+        expected = {("Index Scan", "invite_targets_pending"), ("Index Scan", "invite_targets_pkey")}
+
+        assert _reads_of_targets(await _claim_plan(conn, task_id, now)) <= expected
+        assert ("Index Scan", "invite_targets_pending") in _reads_of_targets(
+            await _claim_plan(conn, task_id, now)
+        )
+
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        assert ("Index Scan", "invite_targets_pending") in _reads_of_targets(
+            await _claim_plan(conn, task_id, now)
+        )
+        await conn.execute("RESET plan_cache_mode")
+
+        # mid-run: half the queue claimed 100 at a time, dead entries at the head of the index
+        for step in range(500):
+            at = now + timedelta(seconds=step)
+            rows = await conn.fetch(
+                CLAIM, task_id, at, 100, "replica", ACCOUNTS, [10**6] * 100, [0.0] * 100, 300.0
+            )
+            assert len(rows) == 100
+        assert _reads_of_targets(await _claim_plan(conn, task_id, now + timedelta(hours=1))) <= expected
+        pending = await conn.fetchval(
+            "SELECT count(*) FROM invite_targets WHERE task_id = $1 AND status = 'pending'", task_id
+        )
+        assert pending == 50_000
+    finally:
+        await conn.close()
