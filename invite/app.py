@@ -49,6 +49,7 @@ from invite.reports.retention import Retention
 from invite.settings import Settings, load_settings
 from invite.suppressions.controller import SuppressionController
 from invite.tasks.controller import TaskController
+from invite.wiring import build_engine
 
 log = structlog.get_logger(__name__)
 
@@ -96,11 +97,14 @@ class BackgroundService(Protocol):
 def background_services(state: State) -> list[BackgroundService]:
     """What runs beside the API; ``state`` holds settings, clock, pool and http."""
     state.event_hub = TaskEventHub(state.settings, state.clock)  # GET /tasks/{id}/events reads it
-    return [
+    services: list[BackgroundService] = [
         state.event_hub,
         FleetGauges(state.pool, state.settings, state.clock),
         Retention(state.pool, state.settings, state.clock),
     ]
+    if state.settings.engine_enabled:  # last: started after the rest, stopped (gracefully) first
+        services.append(build_engine(state.pool, state.settings, state.clock))
+    return services
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
