@@ -221,7 +221,7 @@ class ReportService:
                     409,
                     "Conflict",
                     f"a {status.value} task has nothing to retry",
-                    extra={"status": status.value},
+                    extra={"task_status": status.value},
                 )
             reopening = status in REOPEN_FROM
             if reopening:

@@ -183,7 +183,7 @@ class TaskService:
                     409,
                     "Conflict",
                     f"a {status.value} task cannot be edited; pause it first",
-                    extra={"status": status.value},
+                    extra={"task_status": status.value},
                 )
             draft = _merge(current, body)
             self._validate(draft, check_schedule=body.scheduled_at is not msgspec.UNSET)
@@ -220,7 +220,7 @@ class TaskService:
                     409,
                     "Conflict",
                     f"the task is {row['status']}: pause or cancel it first",
-                    extra={"status": row["status"]},
+                    extra={"task_status": row["status"]},
                 )
             await self._audit(conn, "task.delete", task_id, {})
 
@@ -343,7 +343,7 @@ def _illegal(status: TaskStatus, action: Action) -> Problem:
         409,
         "Illegal transition",
         f"cannot {action.value} a task that is {status.value}",
-        extra={"status": status.value, "action": action.value},
+        extra={"task_status": status.value, "action": action.value},
     )
 
 

@@ -503,7 +503,7 @@ async def test_retry_failed_refuses_cancelled_and_draft_tasks(
     task_id = await failed_mix(client, headers, pool, status)
     response = await client.post(f"{PREFIX}/tasks/{task_id}/retry-failed", headers=headers)
     assert response.status_code == 409
-    assert response.json()["status"] == status
+    assert response.json()["task_status"] == status
     left = await pool.fetchval(
         "SELECT count(*) FROM invite_targets WHERE task_id = $1 AND status = 'failed'", uuid.UUID(task_id)
     )

@@ -266,7 +266,8 @@ async def test_every_transition_over_http(
         assert response.status_code == 409, response.text
         problem = response.json()
         assert response.headers["content-type"].startswith(PROBLEM)
-        assert (problem["status"], problem["action"]) == (status.value, action.value)
+        assert (problem["status"], problem["task_status"]) == (409, status.value)
+        assert problem["action"] == action.value
         assert problem["detail"] == f"cannot {action.value} a task that is {status.value}"
         unchanged = (await client.get(f"{TASKS}/{task_id}", headers=headers)).json()
         assert unchanged["status"] == status.value
@@ -462,7 +463,7 @@ async def test_edit_only_while_not_running(
         assert response.status_code == 200, response.text
     else:
         assert response.status_code == 409
-        assert response.json()["status"] == status.value
+        assert response.json()["task_status"] == status.value
 
 
 @pytest.mark.parametrize("status", list(TaskStatus))
