@@ -27,7 +27,6 @@ from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
-from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from invite.accounts.controller import AccountsController
@@ -41,6 +40,7 @@ from invite.integrations.http import UpstreamError
 from invite.observability.logging import configure_logging
 from invite.observability.request_context import RequestContextMiddleware, echo_request_id
 from invite.observability.scrape import metrics
+from invite.openapi import ApiDocumentConfig
 from invite.problems import InvalidParam, Problem, ProblemDetails
 from invite.reports.controller import ReportController
 from invite.reports.events import TaskEventHub
@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         },
         before_send=[echo_request_id],
         logging_config=None,  # configure_logging() owns logging
-        openapi_config=OpenAPIConfig(
+        openapi_config=ApiDocumentConfig(
             title="Invite Service",
             version="1",
             path="/docs",
@@ -220,7 +220,8 @@ def problem_response(
 ) -> Response[bytes]:
     details.instance = request.url.path
     body = msgspec.to_builtins(details)
-    body.update(body.pop("extra", None) or {})  # extension members sit at the top level
+    # extension members sit at the top level, never over a standard member (RFC 9457 §3.1)
+    body = {**(body.pop("extra", None) or {}), **body}
     return Response(
         msgspec.json.encode(body),
         status_code=details.status,
