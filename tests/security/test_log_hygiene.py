@@ -107,6 +107,7 @@ async def test_a_campaigns_logs_hold_no_secrets(
         min_pause_seconds=0.001,
         poll_interval_seconds=0.2,
         db_pool_max=10,
+        engine_enabled=False,  # the app's own engine would drive the sandbox accounts: the one below runs
     )
     assert run.jwt_secret is not None
     tenant = TENANT if provider == "integration" else new_tenant()
