@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -168,7 +168,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             result, finished_per_s, pending = await with_engine(url, settings, task_id, base, args)
         finally:
             server.should_exit = True
-            await serving
+            await bounded(serving, "stopping the server")
         result["engine_targets_per_s"] = finished_per_s
         result["pending_at_end"] = pending
         result["engine_rate_target"] = args.engine_rate
@@ -202,10 +202,21 @@ async def with_engine(
             after, elapsed = await finished(pool, task_id), time.perf_counter() - at
         finally:
             if engine is not None:
-                await engine.stop()
+                await bounded(engine.stop(), "engine.stop()")
     finally:
-        await pool.close()
+        if not await bounded(pool.close(), "closing the engine's pool"):
+            pool.terminate()
     return result, round((after - before) / elapsed), args.targets - after
+
+
+async def bounded(step: Awaitable[None], what: str, seconds: float = 30.0) -> bool:
+    """Shut-down steps may not hang the benchmark: False (and a note) when one took too long."""
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        print(f"{what} took over {seconds:g} s; going on", file=sys.stderr, flush=True)
+        return False
+    return True
 
 
 async def run_load(base: str, task_id: uuid.UUID, args: argparse.Namespace) -> dict[str, Any]:
