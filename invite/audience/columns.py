@@ -209,19 +209,24 @@ def _role_list() -> str:
     return ", ".join(role.value for role in Role)
 
 
+def _label(header: str) -> str:
+    """A header as the report shows it: NULs dropped (PostgreSQL stores none), trimmed."""
+    return header.replace("\x00", "").strip()
+
+
 def detect(frame: pl.DataFrame, *, named: bool, mapping: Mapping[str, str | None] | None = None) -> Layout:
     """Find the header and the role of each column; Problem 422 when no column identifies people."""
     mapping = mapping or {}
     names = frame.columns
     if named:
-        labels, header_row, data_start = list(names), None, 0
+        labels, header_row, data_start = [_label(name) for name in names], None, 0
     else:
         index = _header_index(frame, mapping)
         if index is None:
             if mapping:
                 _check_mapping(mapping, [])
             return _headerless(frame)
-        labels = ["" if c is None else c.strip() for c in frame.row(index)]
+        labels = ["" if c is None else _label(c) for c in frame.row(index)]
         header_row, data_start = index + 1, index + 1
     _check_mapping(mapping, labels)
     chosen = _assign(labels, mapping)

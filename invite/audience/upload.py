@@ -147,7 +147,10 @@ def _upload(parts: list[_Part]) -> Upload:
         raise unreadable("the file is empty", "Empty file")
     return Upload(
         data=bytes(found.body),
-        filename=filename.decode("utf-8", errors="replace") if filename is not None else None,
+        # NULs dropped: the name is stored with the import, and PostgreSQL stores none
+        filename=filename.decode("utf-8", errors="replace").replace("\x00", "")
+        if filename is not None
+        else None,
         content_type=declared.decode("latin-1") if declared is not None else None,
         fields=fields,
     )

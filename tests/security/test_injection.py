@@ -284,3 +284,9 @@ async def test_nul_characters_are_named_or_dropped(
         uuid.UUID(task_id),
     )
     assert [tuple(r) for r in rows] == [("u:alice_b", "Alice")]
+    header = b"user\x00name,\x00phone\ncarol_c,+79123456789\n"
+    checked = await upload(client, owner, header, "p\x00.csv", task_id=task_id, path="/import/validate")
+    imported = await upload(client, owner, header, "p\x00.csv", task_id=task_id)
+    assert (checked.status_code, imported.status_code) == (200, 201), imported.text
+    assert imported.json()["columns"] == {"header_row": 1, "username": "username", "phone": "phone"}
+    assert imported.json()["counts"] == checked.json()["counts"]
