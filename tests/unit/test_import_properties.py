@@ -116,13 +116,12 @@ any_file = st.one_of(st.binary(max_size=2048), csv_files, json_files, xlsx_files
 
 def check(data: bytes, name: str) -> None:
     """Refused as a 4xx problem, or read into a report that accounts for every row."""
+    refused: int | None = None
     try:
         sheet = read_file(data, name, None, LIMITS)
         analysis = analyse(sheet, None, "RU")
     except Problem as problem:
         refused = problem.status
-    else:
-        refused = None
     event("refused" if refused is not None else "read")
     if refused is not None:
         assert 400 <= refused < 500
