@@ -8,12 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -27,6 +26,7 @@ from invite.app import create_app
 from invite.settings import ROOT, Settings
 from tests.conftest import ADMIN_URL, _admin, with_database
 from tests.integration.api import PREFIX, Client, insert_targets, invite_task
+from tests.relay import Relay
 
 TASKS = f"{PREFIX}/tasks"
 
@@ -92,52 +92,6 @@ async def test_an_unexpected_error_is_a_500_problem_without_internals(
 # --- health and an unavailable database ---------------------------------------------------------
 
 
-class Relay:
-    """A TCP relay to PostgreSQL that can be cut, as a network failure or a stopped server would."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self._target = target
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        port: int = self._listener.getsockname()[1]
-        return port
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                client, _ = self._listener.accept()
-                upstream = socket.create_connection(self._target)
-                with self._lock:
-                    self._sockets += [client, upstream]
-                for source, sink in ((client, upstream), (upstream, client)):
-                    threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        # shutdown first: a bare close() leaves the accept() blocked in another thread holding
-        # the listening socket open, and the next connection would still get through
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-
 @pytest.fixture
 def relay() -> Iterator[Relay]:
     admin = urlsplit(ADMIN_URL)
@@ -154,9 +108,7 @@ async def test_health_and_readiness(client: Client) -> None:
 async def test_a_lost_database_is_a_503_and_liveness_stays_up(
     settings: Settings, fresh_database_url: str, relay: Relay, headers: dict[str, str]
 ) -> None:
-    parts = urlsplit(fresh_database_url)
-    via_relay = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{relay.port}"))
-    app = create_app(msgspec.structs.replace(settings, database_url=via_relay))
+    app = create_app(msgspec.structs.replace(settings, database_url=relay.url(fresh_database_url)))
     async with AsyncTestClient(app=app) as client:
         assert (await client.get(TASKS, headers=headers)).status_code == 200
         relay.cut()
