@@ -1,0 +1,248 @@
+"""PostgreSQL goes away and comes back: the service says so, holds still, and picks up by itself.
+
+The database is reached through a TCP relay (tests/relay.py) that is cut and restored; the
+machine's PostgreSQL itself is never touched. Observations go through a pool of their own,
+straight to the server.
+
+- The API: while the database is gone every route that needs it answers a 503 problem with
+  Retry-After (every route of the route table, so a new one is covered), liveness stays up,
+  readiness says not ready; once it is back the same app serves again, without a restart.
+- The engine (sandbox driver, real clock): while the database is gone it sends nothing it had
+  not claimed before the cut, and then nothing at all; once it is back it finishes the campaign
+  by itself, nobody contacted twice, every target in a final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+
+from invite.app import create_app
+from invite.db import create_pool
+from invite.engine.clock import RealClock
+from invite.platforms.base import RateLimits
+from invite.platforms.sandbox import (
+    MemoryRecord,
+    SandboxAccounts,
+    SandboxFactory,
+    SandboxProfile,
+    sends_per_target,
+)
+from invite.settings import Settings
+from invite.wiring import build_engine
+from tests.conftest import ADMIN_URL
+from tests.fakeserver import FakeServer, Reply
+from tests.integration.api import PREFIX, Client, auth_headers, message_task, new_tenant
+from tests.relay import Relay
+from tests.security.test_tenant_isolation import ROUTE_SETTINGS, api_routes
+
+PLENTY = 10_000_000
+FINAL = ("succeeded", "skipped", "failed", "uncertain", "cancelled")
+
+
+@pytest.fixture
+def relay() -> Iterator[Relay]:
+    admin = urlsplit(ADMIN_URL)
+    relay = Relay((admin.hostname or "127.0.0.1", admin.port or 5432))
+    yield relay
+    relay.close()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {seconds} s")
+        await asyncio.sleep(0.1)
+
+
+# --- the API --------------------------------------------------------------------------------------
+
+CSV = b"username\nalice_outage\n"
+BODIES = {
+    ("POST", "/tasks"): message_task(),
+    ("PUT", "/tasks/{task_id}"): {"title": "renamed"},
+    ("POST", "/suppressions"): {"identifiers": ["alice_outage"]},
+    ("POST", "/import/parsing"): {"task_id": "{task_id}", "parsing_task_id": str(uuid.uuid4())},
+}
+UPLOADS = {"/import/file", "/import/validate", "/suppressions/import"}
+QUERIES = {("GET", "/import/validate"): f"?parsing_task_id={uuid.uuid4()}&task_id={{task_id}}"}
+NOT_THE_DATABASE = {("GET", "/health"): 200}  # liveness: the process is up
+
+
+@pytest.fixture
+def parsing() -> Iterator[FakeServer]:
+    with FakeServer() as server:
+        server.route(
+            "GET", "/results/{task_id}", Reply(json={"results": [], "pagination": {"has_more": False}})
+        )
+        yield server
+
+
+@pytest.fixture
+async def relayed_client(
+    settings: Settings, fresh_database_url: str, relay: Relay, parsing: FakeServer
+) -> AsyncIterator[Client]:
+    configured = msgspec.structs.replace(
+        settings,
+        database_url=relay.url(fresh_database_url),
+        engine_enabled=False,
+        parsing_service_url=parsing.url,
+    )
+    async with AsyncTestClient(app=create_app(configured)) as client:
+        yield client
+
+
+async def call(
+    client: Client, method: str, path: str, task_id: str, headers: dict[str, str]
+) -> httpx.Response:
+    url = PREFIX + path.format(task_id=task_id, import_id=uuid.uuid4(), identifier="alice_outage")
+    url += QUERIES.get((method, path), "").format(task_id=task_id)
+    if path in UPLOADS:
+        form = {"task_id": task_id} if path.startswith("/import") else {}
+        return await client.post(url, files={"file": ("p.csv", CSV, "text/csv")}, data=form, headers=headers)
+    body = BODIES.get((method, path))
+    if isinstance(body, dict):
+        body = {k: task_id if v == "{task_id}" else v for k, v in body.items()}
+    return await client.request(method, url, json=body, headers=headers)
+
+
+async def test_the_api_answers_503_while_the_database_is_gone_and_recovers(
+    relayed_client: Client, relay: Relay
+) -> None:
+    client = relayed_client
+    headers = auth_headers(client, new_tenant())
+    created = await client.post(f"{PREFIX}/tasks", json=message_task(), headers=headers)
+    assert created.status_code == 201
+    task_id = created.json()["id"]
+
+    relay.cut()
+    for method, path in sorted(api_routes(ROUTE_SETTINGS)):
+        response = await call(client, method, path, task_id, headers)
+        expected = NOT_THE_DATABASE.get((method, path), 503)
+        assert response.status_code == expected, (
+            f"{method} {path}: {response.status_code} {response.text[:200]}"
+        )
+        if expected == 503:
+            assert response.headers["content-type"].startswith("application/problem+json")
+            if path != "/health/ready":
+                assert response.headers["retry-after"] == "5"
+    ready = await client.get(f"{PREFIX}/health/ready")
+    assert (ready.status_code, ready.json()["detail"]) == (503, "the database does not answer")
+
+    relay.restore()
+
+    async def serving() -> bool:
+        return (await client.get(f"{PREFIX}/health/ready")).status_code == 200
+
+    await eventually(serving, 15, "readiness after the database came back")
+    assert (await client.get(f"{PREFIX}/tasks/{task_id}", headers=headers)).status_code == 200
+    again = await client.post(f"{PREFIX}/tasks", json=message_task(), headers=headers)
+    assert again.status_code == 201
+    assert re.fullmatch(r"[0-9a-f-]{36}", again.json()["id"])
+
+
+# --- the engine -----------------------------------------------------------------------------------
+
+
+async def _counts(pool: asyncpg.Pool | asyncpg.Connection, task_id: uuid.UUID) -> dict[str, int]:
+    rows = await pool.fetch(
+        "SELECT status, count(*) FROM invite_targets WHERE task_id = $1 GROUP BY 1", task_id
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def test_the_engine_holds_still_while_the_database_is_gone_and_resumes(
+    settings: Settings, fresh_database_url: str, relay: Relay
+) -> None:
+    tenant, targets = new_tenant(), 400
+    run = msgspec.structs.replace(
+        settings,
+        database_url=relay.url(fresh_database_url),
+        daily_quota=PLENTY,
+        daily_quota_with_link=PLENTY,
+        min_pause_seconds=0.02,
+        poll_interval_seconds=0.5,
+        account_lease_seconds=3.0,
+        target_lease_seconds=3.0,
+        db_pool_max=8,
+        http_timeout_seconds=2.0,
+    )
+    observer = await asyncpg.connect(fresh_database_url)  # straight to the server, never cut
+    record = MemoryRecord()
+    factory = SandboxFactory(
+        RealClock(),
+        limits=RateLimits(PLENTY, PLENTY, run.min_pause_seconds),
+        profile=SandboxProfile.zero(),
+        record=record,
+    )
+    try:
+        task_id: uuid.UUID = await observer.fetchval(
+            """INSERT INTO invite_tasks (user_id, platform, task_type, title, message_template, status, started_at)
+               VALUES ($1, 'telegram', 'send_messages', 'outage', 'Hello {first_name}', 'running', now())
+               RETURNING id""",
+            tenant,
+        )
+        await observer.execute(
+            """INSERT INTO invite_targets (task_id, user_identifier, identifier_key, user_data)
+               SELECT $1, '@outage' || n, 'u:outage' || n, jsonb_build_object('first_name', 'N' || n)
+               FROM generate_series(1, $2) n""",
+            task_id,
+            targets,
+        )
+        pool = await create_pool(run.database_url or "", run)
+        engine = build_engine(pool, run, RealClock(), strategies=factory, accounts=SandboxAccounts(3))
+        await engine.start()
+        try:
+
+            async def under_way() -> bool:
+                return (await _counts(observer, task_id)).get("succeeded", 0) >= 40
+
+            await eventually(under_way, 30, "the campaign under way")
+            relay.cut()
+            await asyncio.sleep(0.3)  # a commit already on the wire lands or not: the server knows
+            claimed = {
+                row[0]
+                for row in await observer.fetch(
+                    "SELECT identifier_key FROM invite_targets WHERE task_id = $1 AND status = 'in_flight'",
+                    task_id,
+                )
+            }
+            seen = len(record.actions)
+            await asyncio.sleep(1.5)
+            during = record.actions[seen:]
+            assert {a.target_key for a in during} <= claimed, "sent to someone not claimed before the cut"
+            quiet = len(record.actions)
+            await asyncio.sleep(1.5)
+            assert len(record.actions) == quiet, "the engine kept acting without its database"
+
+            relay.restore()
+
+            async def finished() -> bool:
+                status = await observer.fetchval("SELECT status FROM invite_tasks WHERE id = $1", task_id)
+                return bool(status == "completed")
+
+            await eventually(finished, 60, "the campaign finished after the database came back")
+        finally:
+            await engine.stop()
+            await pool.close()
+        counts = await _counts(observer, task_id)
+        sent = sends_per_target(record.actions)
+        assert max(sent.values()) == 1, "someone got the message twice"
+        assert counts.get("uncertain", 0) <= len(claimed), counts
+        assert counts.get("succeeded", 0) == len(sent)
+        assert (
+            await observer.fetchval("SELECT status FROM invite_tasks WHERE id = $1", task_id) == "completed"
+        )
+    finally:
+        await observer.close()
