@@ -7,7 +7,8 @@ Base ``{INTEGRATION_SERVICE_URL}/api/v1``; every call carries the service JWT an
   Accounts the platform reports ``blocked`` or ``disabled`` (or not ``is_active``) are left
   out: the engine must not pick them. ``flood_wait`` accounts stay listed; the platform
   refuses to lease them until the wait is over, and ``lease`` then answers None.
-- ``lease``: ``POST /account-manager/allocate`` for exactly that account. ``session`` is the
+- ``lease``: ``POST /account-manager/allocate`` for exactly that account, with the platform's
+  purpose for the engine's (see PURPOSES). ``session`` is the
   allocation's ``session_data.encrypted_session`` unchanged (base64 of a Telethon
   StringSession today), which the Telegram adapter reads (platforms/telegram/sessions.py);
   a ``session_data`` without that key is passed on as its JSON. 404 means none is free →
@@ -41,12 +42,18 @@ from invite.platforms.base import AccountData, AccountEvent, UsageStats
 from invite.settings import Settings
 
 SERVICE = "integration-service"
+# The engine's lease purpose → the platform's (its AccountPurpose enum).
 PURPOSES = {
     "invite_campaign": "invite_campaign",
     "message_campaign": "message_campaign",
     # the engine may name the purpose after the task type
     "invite_to_group": "invite_campaign",
     "send_messages": "message_campaign",
+    # A lease for the service as a whole: the engine holds an account for every running task
+    # it serves, invites and messages alike. The platform's "general" purpose leases it without
+    # checking one kind of daily counter; the engine keeps the daily limits itself (the lowest
+    # of ours, the task's and the platform's).
+    SERVICE_NAME: "general",
 }
 ACCOUNT_ENDING = frozenset(
     {

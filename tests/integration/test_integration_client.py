@@ -94,7 +94,7 @@ class IntegrationService:
         assert self.authorised(request)
         assert body["user_id"] == int(TENANT)
         assert body["service_name"] == "invite-service"
-        assert body["purpose"] in ("invite_campaign", "message_campaign")
+        assert body["purpose"] in ("invite_campaign", "message_campaign", "general")  # its AccountPurpose
         free = [
             a
             for a in self.accounts.values()
@@ -406,6 +406,22 @@ async def test_a_list_that_is_not_the_contract_is_an_upstream_error(
 
     with pytest.raises(UpstreamError):
         await client.list_accounts(TENANT)
+
+
+@pytest.mark.parametrize(
+    ("purpose", "sent"),
+    [
+        ("invite_to_group", "invite_campaign"),
+        ("send_messages", "message_campaign"),
+        ("invite-service", "general"),  # the engine's lease of an account for all its tasks
+    ],
+)
+async def test_the_engines_purpose_is_sent_in_the_platforms_words(
+    server: FakeServer, platform: IntegrationService, client: IntegrationClient, purpose: str, sent: str
+) -> None:
+    assert await client.lease(A1, TENANT, purpose) is not None
+
+    assert server.requests_to("POST", "/api/v1/account-manager/allocate")[0].json()["purpose"] == sent
 
 
 async def test_an_unknown_purpose_is_refused(client: IntegrationClient) -> None:

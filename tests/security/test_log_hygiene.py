@@ -77,17 +77,7 @@ def in_clear(phone: str) -> list[str]:
     return [digits, digits[1:]]
 
 
-ENGINE_PURPOSE_BUG = (
-    "engine bug: LeaseKeeper leases with purpose 'invite-service' (invite/engine/leases.py PURPOSE), "
-    "which the Integration Service client refuses (it takes invite_campaign/message_campaign or the "
-    "task type): with INTEGRATION_SERVICE_URL set no account is ever leased and no campaign runs"
-)
-
-
-@pytest.mark.parametrize(
-    "provider",
-    ["sandbox", pytest.param("integration", marks=pytest.mark.xfail(strict=True, reason=ENGINE_PURPOSE_BUG))],
-)
+@pytest.mark.parametrize("provider", ["sandbox", "integration"])
 async def test_a_campaigns_logs_hold_no_secrets(
     provider: str,
     fresh_database_url: str,
