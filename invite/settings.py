@@ -107,7 +107,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # --- engine: batching, retries, pacing, circuit breaker ------------------------------
     claim_batch_window_seconds: PositiveFloat = 0.002  # the claimer gathers ready accounts this long
-    claim_batch_max: Positive = 256  # ... or until this many are waiting
+    claim_batch_max: Positive = 50  # ... or until this many are waiting (smaller batches pipeline on two lanes)
     record_batch_window_seconds: PositiveFloat = 0.005  # group commit: an outcome waits this long at most
     record_batch_max: Positive = 1000
     retry_backoff_seconds: PositiveFloat = 30.0  # transient errors retry after 30 s, 60 s, 120 s, ...

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from invite.engine.bucket import Bucket
+from invite.engine.bucket import Bucket, Limits
+from invite.engine.registry import RunningTask
 from invite.platforms.base import AccountData, InviteStrategy, RateLimits, UsageStats
+from invite.settings import Settings
 
 
 @dataclass
@@ -28,6 +30,7 @@ class LeasedAccount:
     held: bool = True  # False: another replica took the lease over; do not release it
     blocked: bool = False
     runner: asyncio.Task[None] | None = None
+    _limits: dict[uuid.UUID, tuple[RunningTask, Limits | None]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -47,5 +50,15 @@ class LeasedAccount:
             multiplier=row["pace_multiplier"],
         )
         self.daily_limit = row["daily_limit"]
+        self._limits.clear()
         self.status = row["status"]
         self.platform = row["platform"]
+
+    def limits_for(self, task: RunningTask, settings: Settings) -> Limits | None:
+        """The task's limits for this account, kept until the task or the account's limit changes."""
+        cached = self._limits.get(task.id)
+        if cached is not None and cached[0] is task:
+            return cached[1]
+        limits = task.limits(settings, self.rate, self.daily_limit)
+        self._limits[task.id] = (task, limits)
+        return limits

@@ -26,7 +26,7 @@ from invite.engine.windows import DAY, is_open, next_open, open_seconds
 from invite.tasks.task_settings import SendWindow
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Limits:
     """What one task allows one account."""
 
@@ -40,7 +40,7 @@ class Limits:
         return cls(cap, min_pause, open_seconds(send_window) / cap, send_window)
 
 
-@dataclass
+@dataclass(slots=True)
 class Bucket:
     window_start: datetime | None = None
     count: int = 0

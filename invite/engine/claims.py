@@ -42,7 +42,7 @@ _ERROR_PAUSE = 1.0
 _LANES = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claim:
     target_id: uuid.UUID
     key: str  # the person's identifier_key
@@ -51,7 +51,7 @@ class Claim:
     at: datetime  # when the quota was reserved (the action's time in the log)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Ask:
     task: RunningTask
     account: LeasedAccount
@@ -91,8 +91,8 @@ class Claimer:
         answer: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
         self._asks.append(_Ask(task, account, limits, answer))
         self._arrived.set()
-        if len(self._asks) >= self._settings.claim_batch_max:
-            self._full.set()
+        if len(self._asks) >= min(self._settings.claim_batch_max, self._registry.driven):
+            self._full.set()  # everyone who could ask has asked: no reason to wait for the window
         return await answer
 
     def close(self) -> None:

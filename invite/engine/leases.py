@@ -156,6 +156,7 @@ class LeaseKeeper:
             await self._give_back([account_id])
             return
         self.held[account_id] = account
+        self._ctx.registry.driven = len(self.held)
         account.runner = asyncio.get_running_loop().create_task(
             self._drive(account), name=f"account-{account_id}"
         )
@@ -205,6 +206,7 @@ class LeaseKeeper:
             await ctx.store.fetch("release_accounts", ctx.settings.replica_id, still_ours, ctx.clock.now())
         for account in accounts:
             self.held.pop(account.id, None)
+            ctx.registry.driven = len(self.held)
             await self._accounts_release(account)
             await account.strategy.close()
 

@@ -3,7 +3,6 @@ for the group commit."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime, timedelta
 
 from invite.engine.account import LeasedAccount
@@ -178,7 +177,7 @@ def _task_account(
     ctx: EngineContext,
 ) -> TaskAccountChange:
     bucket = account.bucket
-    stats = Counter({kind: 1}) if claim is not None else Counter[str]()
+    stats = {kind: 1} if claim is not None else {}
     used = claim.at if claim is not None else None
     if decision.account is AccountEffect.BLOCK:
         return TaskAccountChange("blocked", f"account dead: {detail}", bucket.cooldown_until, stats, used)

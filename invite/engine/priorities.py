@@ -18,7 +18,7 @@ from invite.engine.registry import Registry, RunningTask
 from invite.settings import Settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Choice:
     task: RunningTask
     limits: Limits
@@ -31,7 +31,7 @@ def choose(account: LeasedAccount, registry: Registry, settings: Settings, now: 
     reachable: list[Choice] = []
     later: list[Choice] = []
     for task in registry.tasks_for(account.id):
-        limits = task.limits(settings, account.rate, account.daily_limit)
+        limits = account.limits_for(task, settings)
         if limits is None:
             continue
         when = bucket.next_allowed(now, limits)
@@ -42,6 +42,8 @@ def choose(account: LeasedAccount, registry: Registry, settings: Settings, now: 
             later.append(Choice(task, limits, when))
         else:
             reachable.append(Choice(task, limits, when))
+    if len(reachable) == 1:
+        return reachable[0]
     if reachable:
         best = min(c.task.priority for c in reachable)
         peers = sorted((c for c in reachable if c.task.priority == best), key=lambda c: c.task.id)

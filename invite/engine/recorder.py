@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,7 +36,7 @@ _T = TypeVar("_T")
 FINAL = frozenset({"succeeded", "skipped", "failed", "uncertain"})
 
 
-@dataclass
+@dataclass(slots=True)
 class TargetOutcome:
     id: uuid.UUID
     claimed: int  # the attempt number of the claim this outcome belongs to
@@ -50,7 +49,7 @@ class TargetOutcome:
     next_attempt_at: datetime
 
 
-@dataclass
+@dataclass(slots=True)
 class LogRow:
     target_id: uuid.UUID | None
     account_id: str
@@ -60,7 +59,7 @@ class LogRow:
     at: datetime
 
 
-@dataclass
+@dataclass(slots=True)
 class AccountChange:
     id: str
     status: str
@@ -71,16 +70,16 @@ class AccountChange:
     peer_floods: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskAccountChange:
     status: str
     reason: str | None
     cooldown_until: datetime | None
-    stats: Counter[str] = field(default_factory=Counter)
+    stats: dict[str, int] = field(default_factory=dict)
     last_used_at: datetime | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """Everything one action (or one check) changes."""
 
@@ -253,7 +252,7 @@ class Recorder:
             [account_id for (_, account_id), _ in task_accounts],
             [c.status for _, c in task_accounts],
             [c.reason for _, c in task_accounts],
-            [_json(dict(c.stats)) for _, c in task_accounts],
+            [_json(c.stats) for _, c in task_accounts],
             [c.cooldown_until for _, c in task_accounts],
             [c.last_used_at for _, c in task_accounts],
             events,
@@ -291,15 +290,19 @@ class Recorder:
         self, batch: list[Entry], applied: set[uuid.UUID], paused: dict[uuid.UUID, tuple[str, str]]
     ) -> None:
         record_batch_size.observe(len(batch))
+        finished: dict[tuple[str, str], int] = {}
         for entry in batch:
             target = entry.target
             if target is not None and target.id in applied:
                 if target.status in FINAL:
-                    targets_processed.labels(platform=entry.platform, result=target.outcome).inc()
+                    key = (entry.platform, target.outcome)
+                    finished[key] = finished.get(key, 0) + 1
                 elif target.status == "pending":
                     self._registry.note_work(entry.task_id, target.next_attempt_at)
             if entry.report is not None:
                 self._report(entry.account_id, entry.user_id, *entry.report)
+        for (platform, outcome), n in finished.items():
+            targets_processed.labels(platform=platform, result=outcome).inc(n)
         platforms = {e.task_id: e.platform for e in batch}
         for task_id, (why, reason) in paused.items():
             log.warning("task paused", task_id=str(task_id), reason=reason)
@@ -357,7 +360,8 @@ class _Ledger:
             key = (entry.task_id, entry.account_id)
             before = self._pending.get(key)
             if before is not None:
-                change.stats.update(before.stats)
+                for kind, n in before.stats.items():
+                    change.stats[kind] = change.stats.get(kind, 0) + n
                 change.last_used_at = change.last_used_at or before.last_used_at
             self._pending[key] = change
 

@@ -79,6 +79,7 @@ class Registry:
         self._servable: dict[str, set[uuid.UUID]] = {}
         self._idle_until: dict[uuid.UUID, datetime] = {}
         self._changed = asyncio.Event()
+        self.driven = 0  # accounts this replica drives right now (the lease keeper keeps it)
 
     @property
     def changed(self) -> asyncio.Event:
