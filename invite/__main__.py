@@ -46,7 +46,10 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from invite.app import create_app
+    from invite.wiring import check_credentials
 
+    # a missing secret stops start-up with one line here, not with a traceback from the lifespan
+    asyncio.run(check_credentials(settings, engine=settings.engine_enabled))
     app = create_app(settings)
     if dev_mode(settings):
         _print_dev_banner(settings)

@@ -7,7 +7,8 @@ background services; it stops them in reverse order on shutdown.
 Handlers and providers take, as ``NamedDependency[...]``: ``db_pool`` (asyncpg.Pool),
 ``tenant`` (Tenant, from the bearer token), ``app_settings`` (Settings) and ``clock``
 (Clock; mark it ``SkipValidation[Clock]``). ``app.state`` also holds ``http`` (a shared
-httpx.AsyncClient) and ``jwt_secret``. Raise ``invite.problems.Problem`` for client errors.
+httpx.AsyncClient), ``jwt_secret`` and ``accounts_provider`` (the process's one: see
+``invite.wiring``). Raise ``invite.problems.Problem`` for client errors.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from invite.reports.retention import Retention
 from invite.settings import Settings, load_settings
 from invite.suppressions.controller import SuppressionController
 from invite.tasks.controller import TaskController
-from invite.wiring import build_engine
+from invite.wiring import build_engine, open_accounts, strategies_from_settings
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +96,7 @@ class BackgroundService(Protocol):
 
 
 def background_services(state: State) -> list[BackgroundService]:
-    """What runs beside the API; ``state`` holds settings, clock, pool and http."""
+    """What runs beside the API; ``state`` holds settings, clock, pool, http and the adapters."""
     state.event_hub = TaskEventHub(state.settings, state.clock)  # GET /tasks/{id}/events reads it
     services: list[BackgroundService] = [
         state.event_hub,
@@ -103,7 +104,10 @@ def background_services(state: State) -> list[BackgroundService]:
         Retention(state.pool, state.settings, state.clock),
     ]
     if state.settings.engine_enabled:  # last: started after the rest, stopped (gracefully) first
-        services.append(build_engine(state.pool, state.settings, state.clock))
+        strategies, accounts = state.strategies, state.accounts_provider
+        services.append(
+            build_engine(state.pool, state.settings, state.clock, strategies=strategies, accounts=accounts)
+        )
     return services
 
 
@@ -157,15 +161,23 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     state = app.state
     settings: Settings = state.settings
     await state.jwt_secret()  # a missing secret stops start-up here, not at the first request
+    # before the database: missing Telegram credentials stop start-up at once
+    state.strategies = (
+        await strategies_from_settings(settings, state.clock) if settings.engine_enabled else None
+    )
     async with database(settings) as url:
         pool = await create_pool(url, settings)
         try:
             async with pool.acquire() as conn:
                 applied = await migrate(conn, settings.sql_dir)
             log.info("database ready", embedded=settings.embedded_database, migrations_applied=applied)
-            async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
+            async with (
+                httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http,
+                open_accounts(settings, state.jwt_secret) as accounts,
+            ):
                 state.pool = pool
                 state.http = http
+                state.accounts_provider = accounts  # GET /accounts and the engine share it
                 state.identity = IdentityResolver(settings, state.jwt_secret, http)
                 async with _running(background_services(state)):
                     yield

@@ -70,9 +70,11 @@ class Secrets:
         api_id = data.get("telegram_api_id") or self._settings.telegram_api_id
         api_hash = data.get("telegram_api_hash") or self._settings.telegram_api_hash
         if not api_id or not api_hash:
+            missing = [name for name, value in (("api_id", api_id), ("api_hash", api_hash)) if not value]
+            in_vault = " and ".join(f"telegram_{name}" for name in missing)
+            in_env = " and ".join(f"TELEGRAM_{name.upper()}" for name in missing)
             raise SecretMissing(
-                f"no Telegram API credentials: set kv/{TELEGRAM_PATH} telegram_api_id and "
-                "telegram_api_hash in Vault, or TELEGRAM_API_ID and TELEGRAM_API_HASH"
+                f"no Telegram {' and '.join(missing)}: set {in_vault} in Vault (kv/{TELEGRAM_PATH}), or {in_env}"
             )
         try:
             return TelegramCredentials(int(api_id), str(api_hash))
