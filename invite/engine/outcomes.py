@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from invite.engine.account import LeasedAccount
 from invite.engine.actions import Unknown
 from invite.engine.claims import Claim
-from invite.engine.context import EngineContext
 from invite.engine.decisions import (
     UNKNOWN_DELIVERY,
     AccountEffect,
@@ -19,22 +18,22 @@ from invite.engine.decisions import (
     decide,
 )
 from invite.engine.recorder import AccountChange, Entry, LogRow, TargetOutcome, TaskAccountChange
-from invite.engine.registry import RunningTask
+from invite.engine.registry import Registry, RunningTask
 from invite.observability.metrics import accounts_blocked, cooldowns, floodwait_events
 from invite.platforms.base import Outcome, OutcomeKind
 from invite.settings import Settings
 
 
 def settle(
-    ctx: EngineContext,
+    settings: Settings,
+    registry: Registry,
+    now: datetime,
     account: LeasedAccount,
     task: RunningTask,
     result: Outcome | Unknown,
     claim: Claim | None,
 ) -> Entry:
     """Everything ``result`` changes. ``claim`` is None for the check of the account's right."""
-    now = ctx.clock.now()
-    settings = ctx.settings
     if isinstance(result, Unknown):
         decision, kind, detail, seconds = UNKNOWN_DELIVERY, "driver_error", result.detail, 0.0
     else:
@@ -77,7 +76,7 @@ def settle(
     if decision.task is TaskEffect.PAUSE:
         chat = f"the group {task.group_id}" if task.group_id else "Telegram"
         entry.pause_reason = f"{chat} refuses: {detail or kind}; fix it, then resume the task"
-    entry.task_account = _task_account(decision, account, task, kind, detail, claim, now, ctx)
+    entry.task_account = _task_account(decision, account, task, kind, detail, claim, now, registry)
     _count_usage(account, task, kind, claim)
     return entry
 
@@ -174,7 +173,7 @@ def _task_account(
     detail: str,
     claim: Claim | None,
     now: datetime,
-    ctx: EngineContext,
+    registry: Registry,
 ) -> TaskAccountChange:
     bucket = account.bucket
     stats = {kind: 1} if claim is not None else {}
@@ -182,7 +181,7 @@ def _task_account(
     if decision.account is AccountEffect.BLOCK:
         return TaskAccountChange("blocked", f"account dead: {detail}", bucket.cooldown_until, stats, used)
     if decision.task is TaskEffect.LEAVE:
-        ctx.registry.forbid(account.id, task.id)
+        registry.forbid(account.id, task.id)
         what = f"invite into {task.group_id}" if task.is_invite else "write to these people"
         return TaskAccountChange("excluded", f"no right to {what}: {detail}", None, stats, used)
     if bucket.cooling(now):

@@ -29,7 +29,9 @@ async def run_account(ctx: EngineContext, account: LeasedAccount) -> None:
             if verdict.kind is OutcomeKind.SUCCESS:
                 account.rights.add(task.id)
             else:
-                ctx.recorder.add(settle(ctx, account, task, verdict, claim=None))
+                ctx.recorder.add(
+                    settle(ctx.settings, ctx.registry, ctx.clock.now(), account, task, verdict, None)
+                )
             continue
         claim = await ctx.claimer.claim(task, account, choice.limits)  # in flight + quota, committed
         if claim is None:
@@ -37,4 +39,4 @@ async def run_account(ctx: EngineContext, account: LeasedAccount) -> None:
         account.bucket.reserve(claim.at)
         account.turn += 1
         outcome = await act(account.strategy, task, claim)
-        ctx.recorder.add(settle(ctx, account, task, outcome, claim))
+        ctx.recorder.add(settle(ctx.settings, ctx.registry, ctx.clock.now(), account, task, outcome, claim))
