@@ -5,16 +5,18 @@ Run: ``.venv/bin/python bench/api.py [--quick]`` (DATABASE_URL: a server where t
 create and drop a scratch database; default the local one). The last printed line is one
 JSON object.
 
-On a fresh scratch database one task of ``--targets`` (1,000,000) invites is written, then the
-service is started as production runs it — the Litestar app under uvicorn on uvloop — with
-the sandbox engine in the same process and event loop, driving ``--accounts`` (100) sandbox
-accounts with the limits lifted (the sandbox answers at once; a quota of 10^9 a day), so the
-engine works as hard as it can for the whole measurement. After ``--warmup`` seconds, a
-load generator in a separate process (so that its own work is not counted against the
-service) sends GET /tasks/{id}/status and GET /tasks/{id}/stats alternately at a fixed
-``--rate`` (200 requests/s) for ``--seconds`` (30), open loop: each request is sent at its
-scheduled instant whatever the previous ones are doing, and its latency is counted from that
-instant (no coordinated omission).
+On a fresh scratch database one running task of ``--targets`` (1,000,000) invites is written,
+then the service is started as production runs it — ``create_app`` under uvicorn on uvloop,
+its engine in the app's lifespan on the app's pool (default size) — with the sandbox driver
+answering at once (``SANDBOX_PROFILE=zero``) over ``--accounts`` (100) sandbox accounts whose
+limits pace the campaign to ``--engine-rate`` (1,000) targets/s, far beyond any real fleet
+(40 actions a day per account: that is 2 million accounts); ``--engine-rate 0`` lifts the
+limits and lets the engine run flat out. After ``--warmup`` seconds, a load generator in a
+separate process (so that its own work is not counted against the service) sends
+GET /tasks/{id}/status and GET /tasks/{id}/stats alternately at a fixed ``--rate`` (200
+requests/s) for ``--seconds`` (30), open loop: each request is sent at its scheduled instant
+whatever the previous ones are doing, and its latency is counted from that instant (no
+coordinated omission). ``--no-engine`` measures the API alone for comparison.
 
 Reported: ``status_p50_ms``, ``status_p99_ms``, ``stats_p50_ms``, ``stats_p99_ms``, ``rps``
 (responses per second achieved), ``errors`` (non-200 answers or failed requests),
@@ -51,12 +53,8 @@ sys.path.insert(0, str(ROOT))
 
 from invite.app import create_app  # noqa: E402
 from invite.auth import issue_token  # noqa: E402
-from invite.db import create_pool, migrate  # noqa: E402
-from invite.engine.clock import RealClock  # noqa: E402
-from invite.platforms.base import RateLimits  # noqa: E402
-from invite.platforms.sandbox import SandboxAccounts, SandboxFactory, SandboxProfile  # noqa: E402
+from invite.db import migrate  # noqa: E402
 from invite.settings import Settings  # noqa: E402
-from invite.wiring import build_engine  # noqa: E402
 
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TENANT = "900001"
@@ -117,8 +115,10 @@ async def populate(url: str, targets: int) -> uuid.UUID:
     return task_id
 
 
-def service_settings(url: str, accounts: int, engine_rate: float) -> Settings:
-    """Limits that pace the engine to ``engine_rate`` targets/s over ``accounts`` (0: unthrottled)."""
+def service_settings(url: str, args: argparse.Namespace) -> Settings:
+    """The service's defaults, but the sandbox answering at once, ``--accounts`` sandbox accounts,
+    and limits that pace the engine to ``--engine-rate`` targets/s (0: unthrottled)."""
+    accounts, engine_rate = args.accounts, args.engine_rate
     quota, pause = 10**9, 0.0001
     if engine_rate > 0:
         quota, pause = math.ceil(engine_rate * 86400 / accounts), accounts / engine_rate
@@ -128,7 +128,9 @@ def service_settings(url: str, accounts: int, engine_rate: float) -> Settings:
         log_json=True,
         log_level="WARNING",
         replica_id="bench-api",
-        engine_enabled=False,  # the engine below is wired by hand, with the sandbox unthrottled
+        engine_enabled=not args.no_engine,  # the app's own engine, in its lifespan, on its pool
+        sandbox_profile="zero",
+        sandbox_accounts_per_tenant=accounts,
         daily_quota=quota,
         daily_quota_with_link=quota,
         min_pause_seconds=pause,
@@ -137,8 +139,8 @@ def service_settings(url: str, accounts: int, engine_rate: float) -> Settings:
     )
 
 
-async def finished(pool: asyncpg.Pool, task_id: uuid.UUID) -> int:
-    counts = await pool.fetch("SELECT status, n FROM invite_task_counts WHERE task_id = $1", task_id)
+async def finished(conn: asyncpg.Connection, task_id: uuid.UUID) -> int:
+    counts = await conn.fetch("SELECT status, n FROM invite_task_counts WHERE task_id = $1", task_id)
     return sum(r["n"] for r in counts if r["status"] not in ("pending", "in_flight"))
 
 
@@ -147,7 +149,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         task_id = await populate(url, args.targets)
         print(f"{args.targets:,} targets written in {time.perf_counter() - started:.1f} s", flush=True)
-        settings = service_settings(url, args.accounts, args.engine_rate)
+        settings = service_settings(url, args)
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(settings),
@@ -165,7 +167,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(0.05)
         try:
             base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-            result, finished_per_s, pending = await with_engine(url, settings, task_id, base, args)
+            result, finished_per_s, pending = await with_engine(url, task_id, base, args)
         finally:
             server.should_exit = True
             await bounded(serving, "stopping the server")
@@ -178,34 +180,18 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def with_engine(
-    url: str, settings: Settings, task_id: uuid.UUID, base: str, args: argparse.Namespace
+    url: str, task_id: uuid.UUID, base: str, args: argparse.Namespace
 ) -> tuple[dict[str, Any], int, int]:
-    """The sandbox engine on the task while the load runs: (load result, targets/s, pending at end)."""
-    pool = await create_pool(url, msgspec.structs.replace(settings, db_pool_max=8))
+    """The load while the app's engine works: (load result, targets/s finished, pending at end)."""
+    conn = await asyncpg.connect(url)
     try:
-        engine = None
-        if not args.no_engine:
-            clock = RealClock()
-            limits = RateLimits(
-                settings.daily_quota, settings.daily_quota_with_link, settings.min_pause_seconds
-            )
-            factory = SandboxFactory(clock, limits=limits, profile=SandboxProfile.zero())
-            engine = build_engine(
-                pool, settings, clock, strategies=factory, accounts=SandboxAccounts(args.accounts)
-            )
-            await engine.start()
-        try:
-            await asyncio.sleep(args.warmup)
-            before, at = await finished(pool, task_id), time.perf_counter()
-            print(f"warmed up: {before:,} targets done; measuring for {args.seconds:g} s", flush=True)
-            result = await run_load(base, task_id, args)
-            after, elapsed = await finished(pool, task_id), time.perf_counter() - at
-        finally:
-            if engine is not None:
-                await bounded(engine.stop(), "engine.stop()")
+        await asyncio.sleep(args.warmup)
+        before, at = await finished(conn, task_id), time.perf_counter()
+        print(f"warmed up: {before:,} targets done; measuring for {args.seconds:g} s", flush=True)
+        result = await run_load(base, task_id, args)
+        after, elapsed = await finished(conn, task_id), time.perf_counter() - at
     finally:
-        if not await bounded(pool.close(), "closing the engine's pool"):
-            pool.terminate()
+        await conn.close()
     return result, round((after - before) / elapsed), args.targets - after
 
 
