@@ -1,0 +1,282 @@
+"""A campaign without the sandbox: the engine drives the real Telegram adapter and the real
+Integration Service client, and everything it did shows in the execution log.
+
+- Accounts come from ``IntegrationClient`` (made by ``invite.wiring.open_accounts``) against a
+  local HTTP server answering as PLATFORM-CONTRACTS.md says: list, allocate (sessions made by
+  the real ``telethon`` package, base64-wrapped as the platform stores them, and one native
+  Pyrogram session), release, handle-error.
+- Actions go through ``TelegramFactory``/``TelegramStrategy`` on kurigram; only the network ends
+  in the stand-in for Telegram's servers, one per account (Telegram knows an account by its
+  session), all sharing one world of people and one group. Errors are pyrogram's real classes,
+  raised by pyrogram's own ``RPCError.raise_it`` from Telegram's error codes and messages.
+- One invite task and one message task of 10 people each, three accounts: one dies (its session
+  is revoked: AUTH_KEY_UNREGISTERED) at its first action; the first invite of one person meets a
+  FloodWait, the first message to another a PeerFlood; some people are private, already in the
+  group, or not on Telegram. The engine runs on a virtual clock (hours of pacing in seconds).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from pyrogram import errors, raw
+
+from invite.engine.clock import VirtualClock
+from invite.platforms.telegram import TelegramFactory
+from invite.platforms.telegram.sessions import pyrogram_session_string
+from invite.wiring import build_engine, open_accounts
+from tests.fakeserver import FakeServer, Reply, Request
+from tests.integration.engine.harness import (
+    engine_pool,
+    engine_settings,
+    execution_log,
+    make_task,
+    wait_for_status,
+)
+from tests.integration.test_integration_client import TENANT, Account, IntegrationService, secret
+from tests.unit.telegram.conftest import API_HASH, API_ID, telethon_session
+from tests.unit.telegram.standin import DATE, StandInClient, TelegramServer, rpc_error, updates
+from tests.unit.telegram.test_sessions import pyrogram_exported
+
+ALPHA, BETA, DEAD = (
+    "0a1b2c3d-0000-4000-8000-00000000000a",
+    "0a1b2c3d-0000-4000-8000-00000000000b",
+    "0a1b2c3d-0000-4000-8000-00000000000d",
+)
+GROUP = "campaign_group"
+PEOPLE = 10
+FLOOD_SECONDS = 120
+TEMPLATE = "Hello {first_name}!"
+
+# who the people are (invitees inv1..inv10, recipients msg1..msg10, as the harness names them)
+PRIVATE, MEMBER, NOBODY, FLOODED = "inv6", "inv7", "inv8", "inv9"
+FLAGGED, NOBODY_TO_WRITE = "msg3", "msg8"
+INVITEES = {f"inv{n}" for n in range(1, PEOPLE + 1)}
+RECIPIENTS = {f"msg{n}" for n in range(1, PEOPLE + 1)}
+SESSION_USES = (  # every call an action starts with: a revoked session fails at the first
+    raw.functions.channels.GetParticipant,
+    raw.functions.contacts.ResolveUsername,
+    raw.functions.channels.InviteToChannel,
+    raw.functions.messages.SendMessage,
+    raw.functions.users.GetUsers,
+)
+
+
+def person_id(username: str) -> int:
+    return (5000 if username.startswith("inv") else 6000) + int(username[3:])
+
+
+class Telegram:
+    """What Telegram answers about the people, whichever account asks; one server per account."""
+
+    def __init__(self) -> None:
+        self.flood_waited = False  # the first invite of FLOODED meets a FloodWait
+        self.spam_flagged = False  # the first message to FLAGGED meets a PeerFlood
+        self.messages: dict[int, list[str]] = {}  # person → texts received
+        self.servers: dict[str, TelegramServer] = {}  # by the Pyrogram session the client is given
+
+    def account(self, session: str, *, revoked: bool = False) -> TelegramServer:
+        server = TelegramServer()
+        for n in range(1, PEOPLE + 1):
+            for name in (f"inv{n}", f"msg{n}"):
+                if name not in (NOBODY, NOBODY_TO_WRITE):
+                    server.add_person(person_id(name), username=name)
+        server.add_group(900, username=GROUP)
+        server.script(raw.functions.channels.InviteToChannel, self._invite)
+        server.script(raw.functions.messages.SendMessage, self._send)
+        if revoked:  # the session was good at connect, and is revoked by its first action
+            for function in SESSION_USES:
+                server.script(function, rpc_error(401, "AUTH_KEY_UNREGISTERED"))
+        self.servers[pyrogram_session_string(session, API_ID)] = server
+        return server
+
+    def client(self, **kwargs: Any) -> StandInClient:
+        """``pyrogram.Client`` for ``TelegramFactory``: connected to the account's own server."""
+        return StandInClient(server=self.servers[kwargs["session_string"]], **kwargs)
+
+    def raised(self) -> list[BaseException]:
+        return [exc for server in self.servers.values() for exc in server.raised]
+
+    def _invite(self, query: Any) -> Any:
+        [invitee] = query.users
+        if invitee.user_id == person_id(PRIVATE):
+            return rpc_error(403, "USER_PRIVACY_RESTRICTED")
+        if invitee.user_id == person_id(MEMBER):
+            return rpc_error(400, "USER_ALREADY_PARTICIPANT")
+        if invitee.user_id == person_id(FLOODED) and not self.flood_waited:
+            self.flood_waited = True
+            return rpc_error(420, f"FLOOD_WAIT_{FLOOD_SECONDS}")
+        return raw.types.messages.InvitedUsers(updates=updates(), missing_invitees=[])
+
+    def _send(self, query: Any) -> Any:
+        if query.peer.user_id == person_id(FLAGGED) and not self.spam_flagged:
+            self.spam_flagged = True
+            return rpc_error(400, "PEER_FLOOD")
+        texts = self.messages.setdefault(query.peer.user_id, [])
+        texts.append(query.message)
+        return raw.types.UpdateShortSentMessage(id=len(texts), pts=1, pts_count=1, date=DATE, out=True)
+
+
+class Platform(IntegrationService):
+    """The Integration Service of the client's contract tests, with these accounts and sessions."""
+
+    def __init__(self, server: FakeServer, sessions: dict[str, str]) -> None:
+        super().__init__(server)
+        self.sessions = sessions
+        self.accounts = {
+            ALPHA: Account(ALPHA, "+79123450001", "alpha_account"),
+            BETA: Account(BETA, "+79123450002", "beta_account"),
+            DEAD: Account(DEAD, "+79123450003", "dead_account"),
+        }
+
+    def allocate(self, request: Request) -> Reply:
+        reply = super().allocate(request)
+        body: Any = reply.json
+        if reply.status == 200:
+            allocation = body["allocation"]
+            allocation["session_data"] = {"encrypted_session": self.sessions[allocation["account_id"]]}
+        return Reply(reply.status, json=body)
+
+
+def platform_session(key: bytes) -> str:
+    """``session_data.encrypted_session`` as the platform stores it: base64 of a Telethon string."""
+    return base64.b64encode(telethon_session(key=key).encode()).decode()
+
+
+async def test_a_campaign_through_kurigram_and_the_integration_service(
+    fresh_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # pyrogram appends unknown errors to ./unknown_errors.txt
+    telegram = Telegram()
+    sessions = {
+        ALPHA: platform_session(os.urandom(256)),
+        BETA: await pyrogram_exported(4, os.urandom(256), user_id=0),
+        DEAD: platform_session(os.urandom(256)),
+    }
+    telegram.account(sessions[ALPHA])
+    telegram.account(sessions[BETA])
+    telegram.account(sessions[DEAD], revoked=True)
+    clock = VirtualClock()
+
+    with FakeServer() as server:
+        platform = Platform(server, sessions)
+        settings = engine_settings(
+            fresh_database_url, integration_service_url=server.url, telegram_driver="telegram"
+        )
+        strategies = TelegramFactory.from_settings(
+            settings, api_id=API_ID, api_hash=API_HASH, client_factory=telegram.client
+        )
+        async with engine_pool(settings) as pool, open_accounts(settings, secret) as accounts:
+            invites = await make_task(pool, targets=PEOPLE, user_id=TENANT, group=GROUP, prefix="inv")
+            messages = await make_task(
+                pool,
+                targets=PEOPLE,
+                user_id=TENANT,
+                task_type="send_messages",
+                template=TEMPLATE,
+                prefix="msg",
+            )
+            await pool.execute(
+                "UPDATE invite_tasks SET driver = 'telegram'"
+            )  # the harness makes sandbox tasks
+            engine = build_engine(pool, settings, clock, strategies=strategies, accounts=accounts)
+            await engine.start()
+            try:
+                await wait_for_status(pool, clock, invites, "completed")
+                await wait_for_status(pool, clock, messages, "completed")
+            finally:
+                await engine.stop()
+            log = await execution_log(pool)
+            details = await _details(pool)
+            finals = await _final_states(pool)
+            dead_account = await pool.fetchrow(
+                "SELECT status, status_reason FROM invite_accounts WHERE id = $1", DEAD
+            )
+
+    # every outcome shows in the execution log, for the person it belongs to
+    outcomes = {(row["identifier_key"], row["status"]) for row in log}
+    assert {
+        ("u:inv1", "success"),
+        (f"u:{PRIVATE}", "privacy_restricted"),
+        (f"u:{MEMBER}", "already_member"),
+        (f"u:{NOBODY}", "not_found"),
+        (f"u:{FLOODED}", "flood_wait"),
+        (f"u:{FLOODED}", "success"),
+        (f"u:{FLAGGED}", "peer_flood"),
+        (f"u:{FLAGGED}", "success"),
+        (f"u:{NOBODY_TO_WRITE}", "not_found"),
+    } <= outcomes
+    assert {row["account_id"] for row in log} == {ALPHA, BETA, DEAD}  # Telethon and Pyrogram sessions alike
+    [death] = [row for row in log if row["status"] == "account_dead"]
+    assert death["account_id"] == DEAD
+    assert {row["status"] for row in log if row["account_id"] == DEAD} == {"account_dead"}
+    assert details["flood_wait"] == {"detail": "FLOOD_WAIT_X", "seconds": FLOOD_SECONDS}
+    assert details["privacy_restricted"]["detail"] == "USER_PRIVACY_RESTRICTED"
+    assert details["account_dead"]["detail"] == "AUTH_KEY_UNREGISTERED"
+    raised = {type(exc) for exc in telegram.raised()}
+    assert {
+        errors.FloodWait,
+        errors.PeerFlood,
+        errors.UserPrivacyRestricted,
+        errors.UserAlreadyParticipant,
+        errors.UsernameNotOccupied,
+        errors.AuthKeyUnregistered,
+    } <= raised  # pyrogram's own classes, from Telegram's codes and messages
+
+    # the people end where they belong (already in the group counts as done); each message
+    # went out once, rendered
+    invited = INVITEES - {PRIVATE, NOBODY, MEMBER}
+    written = RECIPIENTS - {NOBODY_TO_WRITE}
+    skipped = {PRIVATE, NOBODY, NOBODY_TO_WRITE}
+    assert finals == {f"u:{name}": "succeeded" for name in invited | written | {MEMBER}} | {
+        f"u:{name}": "skipped" for name in skipped
+    }
+    assert telegram.messages == {person_id(name): [f"Hello Name{name[3:]}!"] for name in written}
+
+    # the dead account is blocked here and reported to the platform in its words
+    assert dead_account is not None
+    assert dead_account["status"] == "blocked"
+    assert "AUTH_KEY_UNREGISTERED" in dead_account["status_reason"]
+    reports = [
+        (r.params["account_id"], r.json())
+        for r in server.requests_to("POST", "/api/v1/account-manager/handle-error/")
+    ]
+    by_type = {body["error_type"]: (account_id, body["error_message"]) for account_id, body in reports}
+    assert by_type["auth_key_error"][0] == DEAD
+    flooded_by = next(row["account_id"] for row in log if row["status"] == "flood_wait")
+    assert by_type["flood_wait"][0] == flooded_by
+    first_number = re.search(r"\d+", by_type["flood_wait"][1])
+    assert first_number is not None
+    assert int(first_number[0]) == FLOOD_SECONDS  # the platform takes the first number as the seconds
+    assert by_type["peer_flood"][0] == next(row["account_id"] for row in log if row["status"] == "peer_flood")
+    assert len(reports) == 3
+
+    # every lease was released, with what the account did under it
+    allocated = [r.json() for r in server.requests_to("POST", "/api/v1/account-manager/allocate")]
+    assert {a["preferred_account_id"] for a in allocated} == {
+        account_id for account_id, _ in platform.releases
+    }
+    assert all(account.locked_by is None for account in platform.accounts.values())
+    usage = [stats["usage_stats"] for _, stats in platform.releases]
+    assert sum(u["invites_sent"] for u in usage) == len(invited)
+    assert sum(u["messages_sent"] for u in usage) == len(written)
+    [dead_release] = [stats["usage_stats"] for account_id, stats in platform.releases if account_id == DEAD]
+    assert (dead_release["success"], dead_release["error_type"]) == (False, "auth_key_error")
+
+
+async def _details(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
+    rows = await pool.fetch("SELECT status, details FROM invite_execution_logs")
+    return {
+        row["status"]: {k: v for k, v in row["details"].items() if k in ("detail", "seconds")} for row in rows
+    }
+
+
+async def _final_states(pool: asyncpg.Pool) -> dict[str, str]:
+    rows = await pool.fetch("SELECT identifier_key, status FROM invite_targets")
+    return {row["identifier_key"]: row["status"] for row in rows}
