@@ -30,6 +30,7 @@ from invite.platforms.base import AccountsProvider, OutcomeKind, StrategyFactory
 log = structlog.get_logger(__name__)
 
 PURPOSE = "invite-service"
+_STARTING_AT_ONCE = 16
 
 
 class LeaseKeeper:
@@ -126,7 +127,14 @@ class LeaseKeeper:
                 log.info(
                     "account lease taken over", account_id=row["id"], previous_owner=row["previous_owner"]
                 )
-            await self._take(row)
+        # clients start side by side (a Telegram login takes a while): the heartbeat must not lag
+        starting = asyncio.Semaphore(_STARTING_AT_ONCE)
+
+        async def take(row: asyncpg.Record) -> None:
+            async with starting:
+                await self._take(row)
+
+        await asyncio.gather(*(take(row) for row in rows))
         if rows:
             await self._refresh()
 

@@ -10,6 +10,7 @@ task-account rows, the breaker's verdict and one progress event per task.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -326,6 +327,8 @@ class Recorder:
 
 
 def _merge_accounts(batch: list[Entry]) -> list[AccountChange]:
+    """One change per account: its latest state, the counters summed (the batch is left as it
+    was, so a retried write counts nothing twice)."""
     merged: dict[str, AccountChange] = {}
     for entry in batch:
         change = entry.account
@@ -333,8 +336,11 @@ def _merge_accounts(batch: list[Entry]) -> list[AccountChange]:
             continue
         before = merged.get(change.id)
         if before is not None:
-            change.flood_waits += before.flood_waits
-            change.peer_floods += before.peer_floods
+            change = dataclasses.replace(
+                change,
+                flood_waits=change.flood_waits + before.flood_waits,
+                peer_floods=change.peer_floods + before.peer_floods,
+            )
         merged[change.id] = change
     return [merged[k] for k in sorted(merged)]
 
