@@ -3,7 +3,8 @@
 Once per task across replicas (the task's row lock, and "no account attached yet"):
 the tenant's accounts come from the accounts provider (only those in
 ``settings.account_ids`` when given), are recorded in invite_accounts under the tenant (an
-account never serves another tenant), and are attached to the task. People on the
+account never serves another tenant), and are attached to the task (at most the task's
+``max_parallel_accounts``, usable ones first). People on the
 suppression list, and — with ``recontact_days`` — people another task of the tenant
 reached lately, are skipped before anyone is contacted. No usable account: the task fails
 with a reason the customer sees. Whether an account may invite into the group is checked
