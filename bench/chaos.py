@@ -390,13 +390,15 @@ def explain(
         expires = row["lease_expires_at"].timestamp() if row["lease_expires_at"] else None
         cause = None
         if expires is not None:
-            claimed = expires - LEASE_SECONDS - 1.0
+            # the lease ran from the claim to ``expires``: the holder died (or lost its database)
+            # while it was live; the owner is kept by the sweep, cleared by a restart's recovery
+            claimed = expires - LEASE_SECONDS - 0.2
             for at, replica in events.kills:
-                if claimed <= at <= expires + 0.5 and row["lease_owner"] in (None, replica):
+                if claimed <= at <= expires + 0.2 and row["lease_owner"] in (None, replica):
                     cause = f"{replica} killed"
                     break
             for down, back in events.pg_restarts:
-                if cause is None and claimed <= back and down <= expires + 0.5:
+                if cause is None and claimed <= back and down <= expires + 0.2:
                     cause = "PostgreSQL restarted"
         if cause is None:
             unexplained.append(row["identifier_key"])
