@@ -1,6 +1,7 @@
 """Reports of a campaign the engine really ran (sandbox driver, virtual clock): every number
 /stats and /report give agrees with the execution log and the targets, the export has one
-row per target, and retry-failed sends the failed ones round again."""
+row per target, retry-failed sends the failed ones round again, and /metrics shows the
+brief's metrics."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import asyncpg
 import msgspec
 import polars as pl
 from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from invite.app import create_app
 from invite.auth import issue_token
@@ -136,4 +138,26 @@ async def test_reports_of_a_sandbox_campaign(fresh_database_url: str) -> None:
         assert after["failed"] < targets["failed"] or after["failed"] == 0
         async with AsyncTestClient(app=create_app(api_settings)) as client:
             stats = (await client.get(f"{PREFIX}/tasks/{task_id}/stats", headers=headers)).json()
+            scrape = await client.get("/metrics")
         assert stats["by_outcome"] == dict(outcomes_after)
+
+        # the brief's metrics, as Prometheus reads them (counters are per process: at least this run)
+        families = {f.name: f for f in text_string_to_metric_families(scrape.text)}
+        processed = families["invite_targets_processed"].samples
+        # every target's final outcome, and the retried ones' second one
+        assert sum(s.value for s in processed if s.name.endswith("_total")) >= 60 + targets["failed"]
+        assert {s.labels["result"] for s in processed} >= {"success", "privacy_restricted", "not_found"}
+        completed = [
+            s
+            for s in families["invite_tasks"].samples
+            if s.name == "invite_tasks_total" and s.labels["status"] == "completed"
+        ]
+        assert completed
+        assert completed[0].value >= 2
+        assert families["invite_floodwait_events"].samples
+        assert {
+            "invite_task_duration_seconds",
+            "invite_accounts_blocked",
+            "invite_active_tasks",
+            "invite_engine_claim_seconds",
+        } <= set(families)
