@@ -5,7 +5,8 @@ The rules, all from the injected clock's time:
 * **daily quota**: at most ``cap`` actions in a 24 h window; the window opens with the first
   action after the previous one closed (the same rule the claim statement enforces in SQL);
 * **minimum pause** between two actions, times the AIMD multiplier (FloodWait doubles it,
-  each success takes a step off, never below 1);
+  each success takes a step off, never below 1), counted from the moment the platform
+  answered the previous one;
 * **pacing**: the quota spread over the time the task may act each day (its send window, or
   24 h), so a day's quota is never spent in one burst — the gap between two actions is the
   larger of the pause and the pacing interval;
@@ -82,6 +83,12 @@ class Bucket:
             self.window_start, self.count = at, 0
         self.count += 1
         self.last_action_at = at
+
+    def acted(self, at: datetime) -> None:
+        """The platform answered at ``at``: the next gap counts from the answer, not from the
+        reservation, so no claim latency can bring two sends closer than the pause."""
+        if self.last_action_at is None or at > self.last_action_at:
+            self.last_action_at = at
 
     def cool_down(self, until: datetime) -> None:
         if self.cooldown_until is None or until > self.cooldown_until:

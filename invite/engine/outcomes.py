@@ -33,7 +33,8 @@ def settle(
     result: Outcome | Unknown,
     claim: Claim | None,
 ) -> Entry:
-    """Everything ``result`` changes. ``claim`` is None for the check of the account's right."""
+    """Everything ``result`` changes; ``now`` is when the platform answered (the time the
+    execution log shows). ``claim`` is None for the check of the account's right."""
     if isinstance(result, Unknown):
         decision, kind, detail, seconds = UNKNOWN_DELIVERY, "driver_error", result.detail, 0.0
     else:
@@ -57,9 +58,7 @@ def settle(
         if seconds:
             details["seconds"] = seconds
         action = task.action if claim is not None else "check_invite_right"
-        entry.log = LogRow(
-            claim.target_id if claim else None, account.id, action, kind, details, claim.at if claim else now
-        )
+        entry.log = LogRow(claim.target_id if claim else None, account.id, action, kind, details, now)
     entry.account = _account(
         decision, account, seconds, detail, task.platform, settings, now, relax=claim is not None
     )
@@ -177,7 +176,7 @@ def _task_account(
 ) -> TaskAccountChange:
     bucket = account.bucket
     stats = {kind: 1} if claim is not None else {}
-    used = claim.at if claim is not None else None
+    used = now if claim is not None else None
     if decision.account is AccountEffect.BLOCK:
         return TaskAccountChange("blocked", f"account dead: {detail}", bucket.cooldown_until, stats, used)
     if decision.task is TaskEffect.LEAVE:

@@ -39,4 +39,6 @@ async def run_account(ctx: EngineContext, account: LeasedAccount) -> None:
         account.bucket.reserve(claim.at)
         account.turn += 1
         outcome = await act(account.strategy, task, claim)
-        ctx.recorder.add(settle(ctx.settings, ctx.registry, ctx.clock.now(), account, task, outcome, claim))
+        answered = ctx.clock.now()
+        account.bucket.acted(answered)  # the next pause counts from here
+        ctx.recorder.add(settle(ctx.settings, ctx.registry, answered, account, task, outcome, claim))

@@ -5,10 +5,12 @@ record shows that nobody got the message twice. Real clock, tiny pauses."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -111,3 +113,10 @@ async def test_sigkill_mid_campaign_loses_nothing_and_sends_nothing_twice(
     assert max(sent.values()) == 1  # nobody got the message twice
     delivered = {key for (_, _, key) in sent}
     assert len(delivered) >= final["succeeded"]
+    # the pause held between the sends themselves, as the simulator saw them, across the kill
+    by_account: dict[str, list[datetime]] = {}
+    for action in actions:
+        by_account.setdefault(action.account_id, []).append(action.at)
+    for stamps in by_account.values():
+        stamps.sort()
+        assert min(b - a for a, b in itertools.pairwise(stamps)) >= timedelta(seconds=0.05)

@@ -71,3 +71,13 @@ def test_send_window_defers_to_its_opening_and_paces_over_its_length() -> None:
     opened = datetime(2026, 1, 6, 7, 30, tzinfo=UTC)
     assert not bucket.shut(opened, limits)
     assert bucket.next_allowed(opened, limits) == opened
+
+
+def test_the_pause_counts_from_the_answer_not_from_the_reservation() -> None:
+    limits = Limits(cap=1000, min_pause=15.0, pacing=1.0)
+    bucket = Bucket()
+    bucket.reserve(T0)
+    bucket.acted(at(2.5))  # a slow claim, then the send: Telegram saw it at +2.5 s
+    assert bucket.next_allowed(at(3), limits) == at(17.5)
+    bucket.acted(at(1))  # an earlier time never moves it back
+    assert bucket.last_action_at == at(2.5)
