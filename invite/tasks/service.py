@@ -208,6 +208,16 @@ class TaskService:
         return InviteTaskResponse.from_row(row)
 
     async def delete(self, task_id: uuid.UUID) -> None:
+        # The engine may be recording this task's last outcomes as it goes: the cascade then
+        # meets its row locks, and PostgreSQL breaks a lock cycle by failing one side.
+        for _ in range(2):
+            try:
+                return await self._delete_once(task_id)
+            except asyncpg.DeadlockDetectedError:
+                continue
+        await self._delete_once(task_id)
+
+    async def _delete_once(self, task_id: uuid.UUID) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             deleted = await conn.fetchval(
                 self._sql["tasks.delete"], task_id, self._tenant, list(states.DELETABLE)
