@@ -5,8 +5,8 @@ The rules, all from the injected clock's time:
 * **daily quota**: at most ``cap`` actions in a 24 h window; the window opens with the first
   action after the previous one closed (the same rule the claim statement enforces in SQL);
 * **minimum pause** between two actions, times the AIMD multiplier (FloodWait doubles it,
-  each success takes a step off, never below 1), counted from the moment the platform
-  answered the previous one;
+  each success takes a step off, never below 1) — between reservations, and again between
+  the sends themselves (``send_wait``);
 * **pacing**: the quota spread over the time the task may act each day (its send window, or
   24 h), so a day's quota is never spent in one burst — the gap between two actions is the
   larger of the pause and the pacing interval;
@@ -48,6 +48,7 @@ class Bucket:
     last_action_at: datetime | None = None
     cooldown_until: datetime | None = None
     multiplier: float = 1.0
+    answered_at: datetime | None = None  # when the platform answered the last action (in memory)
 
     def used(self, at: datetime) -> int:
         """Actions counted against the quota at ``at`` (0 once the 24 h window has closed)."""
@@ -84,11 +85,17 @@ class Bucket:
         self.count += 1
         self.last_action_at = at
 
-    def acted(self, at: datetime) -> None:
-        """The platform answered at ``at``: the next gap counts from the answer, not from the
-        reservation, so no claim latency can bring two sends closer than the pause."""
-        if self.last_action_at is None or at > self.last_action_at:
-            self.last_action_at = at
+    def answered(self, at: datetime) -> None:
+        """The platform answered the last action at ``at``."""
+        self.answered_at = at
+
+    def send_wait(self, now: datetime, limits: Limits) -> float:
+        """Seconds to hold a claimed target so that the gap is kept between the sends themselves:
+        claims are spaced from reservation to reservation, and a slow claim or a slow answer
+        could otherwise bring two sends closer than the pause."""
+        if self.answered_at is None:
+            return 0.0
+        return max(0.0, (self.answered_at + self.gap(limits) - now).total_seconds())
 
     def cool_down(self, until: datetime) -> None:
         if self.cooldown_until is None or until > self.cooldown_until:

@@ -38,7 +38,10 @@ async def run_account(ctx: EngineContext, account: LeasedAccount) -> None:
             continue
         account.bucket.reserve(claim.at)
         account.turn += 1
+        hold = account.bucket.send_wait(ctx.clock.now(), choice.limits)
+        if hold > 0:  # the pause holds between the sends too, whatever the claim's latency
+            await ctx.clock.sleep(hold)
         outcome = await act(account.strategy, task, claim)
         answered = ctx.clock.now()
-        account.bucket.acted(answered)  # the next pause counts from here
+        account.bucket.answered(answered)
         ctx.recorder.add(settle(ctx.settings, ctx.registry, answered, account, task, outcome, claim))

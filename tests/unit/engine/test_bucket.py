@@ -73,11 +73,11 @@ def test_send_window_defers_to_its_opening_and_paces_over_its_length() -> None:
     assert bucket.next_allowed(opened, limits) == opened
 
 
-def test_the_pause_counts_from_the_answer_not_from_the_reservation() -> None:
+def test_the_pause_also_holds_between_the_sends() -> None:
     limits = Limits(cap=1000, min_pause=15.0, pacing=1.0)
     bucket = Bucket()
     bucket.reserve(T0)
-    bucket.acted(at(2.5))  # a slow claim, then the send: Telegram saw it at +2.5 s
-    assert bucket.next_allowed(at(3), limits) == at(17.5)
-    bucket.acted(at(1))  # an earlier time never moves it back
-    assert bucket.last_action_at == at(2.5)
+    bucket.answered(at(2.5))  # a slow claim and a slow answer: Telegram saw it at +2.5 s
+    assert bucket.next_allowed(at(3), limits) == at(15)  # the next claim may go at +15 s ...
+    assert bucket.send_wait(at(15.2), limits) == 2.3  # ... and its send waits until +17.5 s
+    assert bucket.send_wait(at(18), limits) == 0.0
