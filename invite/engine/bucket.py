@@ -85,6 +85,11 @@ class Bucket:
         self.count += 1
         self.last_action_at = at
 
+    def acted_by(self, at: datetime) -> None:
+        """The last action may have happened as late as ``at`` (an owner that died cannot say)."""
+        if self.last_action_at is None or at > self.last_action_at:
+            self.last_action_at = at
+
     def answered(self, at: datetime) -> None:
         """The platform answered the last action at ``at``."""
         self.answered_at = at

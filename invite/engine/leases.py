@@ -156,6 +156,10 @@ class LeaseKeeper:
             ready = None
         account = LeasedAccount(data, strategy, strategy.get_rate_limits(), Bucket())
         account.load(row)
+        if row["previous_owner"] is not None:
+            # not released gracefully: its last send may have come after the reservation the
+            # row shows, as late as now; no claim until a whole gap from now
+            account.bucket.acted_by(self._ctx.clock.now())
         if ready is not None and ready.kind is OutcomeKind.ACCOUNT_DEAD:
             await self._retire(account, ready.detail)
         if ready is None or ready.kind is not OutcomeKind.SUCCESS:
@@ -197,7 +201,9 @@ class LeaseKeeper:
         now = ctx.clock.now()
         for account_id in account_ids:
             self._avoid[account_id] = now + timedelta(seconds=ctx.settings.poll_interval_seconds)
-        await ctx.store.fetch("release_accounts", ctx.settings.replica_id, account_ids, now)
+        await ctx.store.fetch(
+            "release_accounts", ctx.settings.replica_id, account_ids, now, [None] * len(account_ids)
+        )
 
     async def _release(self, accounts: list[LeasedAccount]) -> None:
         if not accounts:
@@ -209,9 +215,15 @@ class LeaseKeeper:
         runners = [a.runner for a in accounts if a.runner is not None]
         await asyncio.gather(*runners, return_exceptions=True)
         await ctx.recorder.flush()
-        still_ours = [a.id for a in accounts if a.held]
+        still_ours = [a for a in accounts if a.held]
         if still_ours:
-            await ctx.store.fetch("release_accounts", ctx.settings.replica_id, still_ours, ctx.clock.now())
+            await ctx.store.fetch(
+                "release_accounts",
+                ctx.settings.replica_id,
+                [a.id for a in still_ours],
+                ctx.clock.now(),
+                [a.bucket.answered_at for a in still_ours],
+            )
         for account in accounts:
             self.held.pop(account.id, None)
             ctx.registry.driven = len(self.held)

@@ -240,13 +240,16 @@ WHERE a.id = m.id
 RETURNING a.id
 
 -- name: release_accounts
--- Graceful release: the accounts are free for any replica at once.
+-- Graceful release: the accounts are free for any replica at once. The pause runs from the
+-- platform's answer to the last action ($4, per account; NULL: none), later than the
+-- reservation the claim wrote, so the next owner counts it from there.
 WITH mine AS MATERIALIZED (
     SELECT id FROM invite_accounts WHERE id = ANY($2::text[]) AND lease_owner = $1 ORDER BY id FOR UPDATE
 )
-UPDATE invite_accounts a SET lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
-FROM mine m
-WHERE a.id = m.id
+UPDATE invite_accounts a SET lease_owner = NULL, lease_expires_at = NULL, updated_at = $3,
+                             last_action_at = GREATEST(a.last_action_at, u.answered_at)
+FROM mine m, unnest($2::text[], $4::timestamptz[]) AS u(id, answered_at)
+WHERE a.id = m.id AND u.id = m.id
 
 -- name: account_state
 -- Re-read the quota state of accounts whose reservation the database refused, and whether this

@@ -81,3 +81,11 @@ def test_the_pause_also_holds_between_the_sends() -> None:
     assert bucket.next_allowed(at(3), limits) == at(15)  # the next claim may go at +15 s ...
     assert bucket.send_wait(at(15.2), limits) == 2.3  # ... and its send waits until +17.5 s
     assert bucket.send_wait(at(18), limits) == 0.0
+
+
+def test_after_a_hand_over_without_release_the_gap_counts_from_the_hand_over() -> None:
+    limits = Limits(cap=1000, min_pause=15.0, pacing=1.0)
+    bucket = Bucket(last_action_at=T0)
+    bucket.acted_by(at(100))
+    assert bucket.next_allowed(at(100), limits) == at(115)
+    assert bucket.send_wait(at(115), limits) == 0.0  # nothing held once the claim is made
