@@ -107,7 +107,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # --- engine: batching, retries, pacing, circuit breaker ------------------------------
     claim_batch_window_seconds: PositiveFloat = 0.002  # the claimer gathers ready accounts this long
-    claim_batch_max: Positive = 50  # ... or until this many are waiting (smaller batches pipeline on two lanes)
+    # ... or until this many are waiting (smaller batches pipeline on two lanes)
+    claim_batch_max: Positive = 50
     record_batch_window_seconds: PositiveFloat = 0.005  # group commit: an outcome waits this long at most
     record_batch_max: Positive = 1000
     retry_backoff_seconds: PositiveFloat = 30.0  # transient errors retry after 30 s, 60 s, 120 s, ...
@@ -116,7 +117,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pace_multiplier_step: Annotated[float, msgspec.Meta(ge=0.0)] = 0.05  # ... each success takes this off
     breaker_peer_floods: Positive = 3  # spam flags in one task that pause it
     breaker_window: Positive = 50  # the last N outcomes of a task ...
-    breaker_error_rate: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5  # ... this share of errors pauses it
+    # ... this share of errors pauses it
+    breaker_error_rate: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5
     task_stats_interval_seconds: PositiveFloat = 30.0  # per-account counters of a task are written this often
 
     @property

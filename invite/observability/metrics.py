@@ -57,7 +57,9 @@ http_request_seconds = Histogram(
 # --- fleet state read from the shared database (invite/reports/gauges.py refreshes them on
 # every replica, so replicas report the same values: alert rules take max(), not sum()) -------
 accounts_by_status = Gauge(
-    "invite_accounts_by_status", "Accounts known to the service, by platform and status", ["platform", "status"]
+    "invite_accounts_by_status",
+    "Accounts known to the service, by platform and status",
+    ["platform", "status"],
 )
 targets_pending = Gauge("invite_targets_pending", "Pending targets of running tasks", ["platform"])
 running_task_idle = Gauge(
