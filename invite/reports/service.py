@@ -314,13 +314,15 @@ def _account_stats(
             first_action_at=None,
             last_action_at=None,
         )
-    for r in rows:
-        stats = out[r["account_id"]]
-        stats.actions += r["n"]
-        stats.by_status[r["status"]] = stats.by_status.get(r["status"], 0) + r["n"]
-        stats.by_outcome[r["outcome"]] = stats.by_outcome.get(r["outcome"], 0) + r["n"]
-        stats.first_action_at = min(filter(None, (stats.first_action_at, r["first_at"])))
-        stats.last_action_at = max(filter(None, (stats.last_action_at, r["last_at"])))
+    for account_id, _action, status, outcome, n, first_at, last_at in rows:  # stats_by_account's columns
+        stats = out[account_id]
+        stats.actions += n
+        stats.by_status[status] = stats.by_status.get(status, 0) + n
+        stats.by_outcome[outcome] = stats.by_outcome.get(outcome, 0) + n
+        if stats.first_action_at is None or first_at < stats.first_action_at:
+            stats.first_action_at = first_at
+        if stats.last_action_at is None or last_at > stats.last_action_at:
+            stats.last_action_at = last_at
     return list(out.values())
 
 
