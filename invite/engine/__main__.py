@@ -1,8 +1,9 @@
 """The engine alone, without the HTTP API: ``python -m invite.engine``.
 
 A worker replica (settings from the environment, as for ``invite serve``): it migrates the
-database, runs the engine with the adapters ``invite.wiring`` chooses, and on SIGTERM or
-SIGINT stops gracefully — in-flight actions finish and are recorded, leases are released.
+database, runs the engine with the adapters ``invite.wiring`` chooses from the settings (the
+sandbox, or Telegram and the Integration Service), and on SIGTERM or SIGINT stops
+gracefully — in-flight actions finish and are recorded, leases are released.
 """
 
 from __future__ import annotations
@@ -13,22 +14,27 @@ import sys
 
 import structlog
 
+from invite.auth import JwtSecret
 from invite.db import create_pool, migrate
 from invite.embedded import database
+from invite.engine.clock import RealClock
 from invite.observability.logging import configure_logging
 from invite.settings import Settings, SettingsError, load_settings
-from invite.wiring import build_engine
+from invite.wiring import build_engine, open_accounts, strategies_from_settings
 
 log = structlog.get_logger("invite.engine")
 
 
 async def run(settings: Settings) -> None:
-    async with database(settings) as url:
+    clock = RealClock()
+    secret = JwtSecret(settings)  # the service token the Integration Service client signs with
+    strategies = await strategies_from_settings(settings, clock)
+    async with database(settings) as url, open_accounts(settings, secret) as accounts:
         pool = await create_pool(url, settings)
         try:
             async with pool.acquire() as conn:
                 await migrate(conn, settings.sql_dir)
-            engine = build_engine(pool, settings)
+            engine = build_engine(pool, settings, clock, strategies=strategies, accounts=accounts)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -39,6 +45,7 @@ async def run(settings: Settings) -> None:
             await engine.stop()
         finally:
             await pool.close()
+            await secret.aclose()
 
 
 def main() -> int:
