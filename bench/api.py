@@ -129,14 +129,14 @@ def service_settings(url: str, args: argparse.Namespace) -> Settings:
         log_json=True,
         log_level="WARNING",
         replica_id="bench-api",
-        engine_enabled=not args.no_engine,  # the app's own engine, in its lifespan, on its pool
+        # the app's own engine, in its lifespan, on its pool (or a worker process, or none)
+        engine_enabled=not (args.no_engine or args.engine_process),
         sandbox_profile="zero",
         sandbox_accounts_per_tenant=accounts,
         daily_quota=quota,
         daily_quota_with_link=quota,
         min_pause_seconds=pause,
         max_accounts_per_replica=accounts,
-        poll_interval_seconds=1.0,
     )
 
 
@@ -162,6 +162,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
         serving = asyncio.create_task(server.serve())
+        worker = await start_worker(settings) if args.engine_process else None
         while not server.started:
             if serving.done():
                 serving.result()
@@ -170,14 +171,33 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
             result, finished_per_s, pending = await with_engine(url, task_id, base, args)
         finally:
+            if worker is not None:
+                worker.terminate()  # SIGTERM: a graceful stop
+                if not await bounded(worker.wait(), "stopping the engine worker"):
+                    worker.kill()
             server.should_exit = True
             await bounded(serving, "stopping the server")
         result["engine_targets_per_s"] = finished_per_s
         result["pending_at_end"] = pending
         result["engine_rate_target"] = args.engine_rate
+        result["engine"] = (
+            "none" if args.no_engine else "worker process" if args.engine_process else "in process"
+        )
         result["targets"] = args.targets
         result["accounts"] = args.accounts
         return result
+
+
+async def start_worker(settings: Settings) -> asyncio.subprocess.Process:
+    """``python -m invite.engine`` with the same settings (those that differ from the defaults)."""
+    defaults = Settings()
+    env = dict(os.environ)
+    for field in msgspec.structs.fields(Settings):
+        value = getattr(settings, field.name)
+        if value != getattr(defaults, field.name):
+            env[field.name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    env.update(ENGINE_ENABLED="true", REPLICA_ID="bench-api-worker")
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "invite.engine", env=env, cwd=ROOT)
 
 
 async def with_engine(
@@ -196,7 +216,7 @@ async def with_engine(
     return result, round((after - before) / elapsed), args.targets - after
 
 
-async def bounded(step: Awaitable[None], what: str, seconds: float = 30.0) -> bool:
+async def bounded(step: Awaitable[object], what: str, seconds: float = 30.0) -> bool:
     """Shut-down steps may not hang the benchmark: False (and a note) when one took too long."""
     try:
         await asyncio.wait_for(step, seconds)
@@ -350,6 +370,11 @@ def parse() -> argparse.Namespace:
         help="targets/s the campaign is paced to through the accounts' limits (0: as fast as it goes)",
     )
     parser.add_argument("--no-engine", action="store_true", help="the API alone, for comparison")
+    parser.add_argument(
+        "--engine-process",
+        action="store_true",
+        help="the engine in a worker process (python -m invite.engine) instead of the API's",
+    )
     parser.add_argument("--load", nargs=2, metavar=("BASE_URL", "TASK_ID"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
