@@ -33,6 +33,7 @@ import msgspec
 import structlog
 from litestar.response.sse import ServerSentEventMessage
 
+from invite.background import BackgroundLoop
 from invite.db import DbConnection, queries
 from invite.embedded import database_url
 from invite.engine.clock import Clock, wait_event
@@ -86,8 +87,10 @@ class Subscription:
         return events
 
 
-class TaskEventHub:
+class TaskEventHub(BackgroundLoop):
     """The replica's one LISTEN connection, fanned out to in-process subscriptions."""
+
+    name = "task-event-hub"
 
     def __init__(
         self,
@@ -99,20 +102,9 @@ class TaskEventHub:
         self._clock = clock
         self._connect = connect or self._connect_to_database
         self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
-        self._runner: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
     # --- background service ------------------------------------------------------------
-
-    async def start(self) -> None:
-        self._runner = asyncio.create_task(self._listen_forever(), name="task-event-hub")
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -152,7 +144,7 @@ class TaskEventHub:
     async def _connect_to_database(self) -> asyncpg.Connection:
         return await asyncpg.connect(await database_url(self._settings))
 
-    async def _listen_forever(self) -> None:
+    async def _run(self) -> None:
         delay = RECONNECT_MIN_SECONDS
         ping = queries(self._settings.sql_dir)["health.ping"]
         while True:

@@ -8,11 +8,11 @@ values; the rules in ``deploy/alerts.yml`` take max() across replicas.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import asyncpg
 import structlog
 
+from invite.background import BackgroundLoop
 from invite.db import queries
 from invite.engine.clock import Clock
 from invite.observability.metrics import accounts_by_status, running_task_idle, targets_pending
@@ -42,24 +42,15 @@ async def refresh_fleet_gauges(pool: asyncpg.Pool, settings: Settings, clock: Cl
     running_task_idle.set(idle)
 
 
-class FleetGauges:
+class FleetGauges(BackgroundLoop):
     """Background service: refreshes the fleet gauges every ``fleet_gauges_interval_seconds``."""
+
+    name = "fleet-gauges"
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
         self._pool = pool
         self._settings = settings
         self._clock = clock
-        self._runner: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._runner = asyncio.create_task(self._run(), name="fleet-gauges")
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
 
     async def _run(self) -> None:
         while True:

@@ -10,8 +10,6 @@ per-task rollups behind /stats are statistics and stay when old log rows go.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from datetime import datetime, timedelta
 
@@ -19,6 +17,7 @@ import asyncpg
 import msgspec
 import structlog
 
+from invite.background import BackgroundLoop
 from invite.db import DbConnection, queries
 from invite.engine.clock import Clock
 from invite.settings import Settings
@@ -38,25 +37,16 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])  # "DELETE 5000"
 
 
-class Retention:
+class Retention(BackgroundLoop):
     """The retention job; ``start``/``stop`` run it every ``retention_interval_seconds``."""
+
+    name = "retention"
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
         self._pool = pool
         self._settings = settings
         self._clock = clock
         self._sql = queries(settings.sql_dir)
-        self._runner: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._runner = asyncio.create_task(self._run(), name="retention")
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
 
     async def run_once(self) -> RetentionRound:
         async with self._pool.acquire() as conn:
