@@ -146,18 +146,8 @@ class ImportController(Controller):
         rejected_offset: RejectedOffset = 0,
         rejected_limit: RejectedLimit = 100,
     ) -> ImportResult:
-        upload = await read_upload(request, app_settings.max_upload_bytes)
-        task_id = _task_id(upload.fields.get("task_id"), required=True)
-        source = await _file_source(upload, app_settings)
-        return await run_import(
-            db_pool,
-            app_settings,
-            user_id=tenant.user_id,
-            task_id=task_id,
-            what=source,
-            dry_run=False,
-            rejected_offset=rejected_offset,
-            rejected_limit=rejected_limit,
+        return await _import_upload(
+            request, db_pool, app_settings, tenant, rejected_offset, rejected_limit, dry_run=False
         )
 
     @post(
@@ -245,18 +235,8 @@ class ImportController(Controller):
         rejected_offset: RejectedOffset = 0,
         rejected_limit: RejectedLimit = 100,
     ) -> ImportResult:
-        upload = await read_upload(request, app_settings.max_upload_bytes)
-        task_id = _task_id(upload.fields.get("task_id"), required=False)
-        source = await _file_source(upload, app_settings)
-        return await run_import(
-            db_pool,
-            app_settings,
-            user_id=tenant.user_id,
-            task_id=task_id,
-            what=source,
-            dry_run=True,
-            rejected_offset=rejected_offset,
-            rejected_limit=rejected_limit,
+        return await _import_upload(
+            request, db_pool, app_settings, tenant, rejected_offset, rejected_limit, dry_run=True
         )
 
     @get(
@@ -277,3 +257,29 @@ class ImportController(Controller):
         return await get_import(
             db_pool, app_settings, tenant.user_id, import_id, rejected_offset, rejected_limit
         )
+
+
+async def _import_upload(
+    request: Request[Tenant, Any, Any],
+    db_pool: asyncpg.Pool,
+    app_settings: Settings,
+    tenant: Tenant,
+    rejected_offset: int,
+    rejected_limit: int,
+    *,
+    dry_run: bool,
+) -> ImportResult:
+    """A multipart upload through the import pipeline; a dry run may leave out the task."""
+    upload = await read_upload(request, app_settings.max_upload_bytes)
+    task_id = _task_id(upload.fields.get("task_id"), required=not dry_run)
+    source = await _file_source(upload, app_settings)
+    return await run_import(
+        db_pool,
+        app_settings,
+        user_id=tenant.user_id,
+        task_id=task_id,
+        what=source,
+        dry_run=dry_run,
+        rejected_offset=rejected_offset,
+        rejected_limit=rejected_limit,
+    )
