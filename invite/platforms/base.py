@@ -6,6 +6,7 @@ WhatsApp) implement ``InviteStrategy``; no platform exception ever reaches the e
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -92,6 +93,13 @@ class InviteStrategy(Protocol):
     async def send_message(self, target: Target, text: str) -> Outcome: ...
 
     async def add_to_contacts(self, target: Target) -> Outcome: ...
+
+    async def was_message_sent(self, target: Target, since: datetime) -> bool | None:
+        """Whether this account sent ``target`` a message at or after ``since`` (timezone-aware),
+        as the platform itself tells: None when it cannot tell (the person can't be resolved, the
+        platform refuses or errs). Never raises. The engine asks it of messages whose worker died
+        mid-send: True means delivered, False that it never went out, None leaves them uncertain."""
+        ...
 
     def get_rate_limits(self) -> RateLimits: ...
 

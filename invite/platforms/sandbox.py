@@ -233,6 +233,7 @@ class _World:
         self.answered: Counter[str] = Counter()
         self.dead: set[str] = set()
         self.flood_until: dict[str, datetime] = {}
+        self.messaged: dict[tuple[str, str], datetime] = {}  # (account, person) → its latest message
         self._position = 0
 
     def catch_up(self) -> None:
@@ -250,6 +251,9 @@ class _World:
             self.answered[a.account_id] += 1
         if a.outcome is OutcomeKind.SUCCESS and a.action is ActionKind.INVITE and a.group_id is not None:
             self.members[a.group_id].add(a.target_key)
+        elif a.outcome is OutcomeKind.SUCCESS and a.action is ActionKind.MESSAGE:
+            key = (a.account_id, a.target_key)
+            self.messaged[key] = max(a.at, self.messaged.get(key, a.at))
         elif a.outcome is OutcomeKind.ACCOUNT_DEAD:
             self.dead.add(a.account_id)
         elif a.outcome is OutcomeKind.FLOOD_WAIT:
@@ -301,6 +305,18 @@ class SandboxStrategy:
 
     async def add_to_contacts(self, target: Target) -> Outcome:
         return await self._act(ActionKind.CONTACT, target)
+
+    async def was_message_sent(self, target: Target, since: datetime) -> bool | None:
+        """From the record, as Telegram would tell from the account's dialog with the person: a
+        dead account can't ask, a person nobody finds can't be looked up."""
+        self._world.catch_up()
+        p = self._profile
+        if self._is_dead(self._account_id):
+            return None
+        if p.not_found_rate and _unit(self._seed, "person", target.key) < p.not_found_rate:
+            return None
+        sent = self._world.messaged.get((self._account_id, target.key))
+        return sent is not None and sent >= since
 
     def get_rate_limits(self) -> RateLimits:
         return self._limits

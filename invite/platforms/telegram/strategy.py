@@ -14,6 +14,9 @@ account had before are never deleted).
 
 Groups are named by ``@username``, a ``t.me/`` link or a numeric id; a numeric id the client has
 not met is looked up in the account's dialogs (a few pages).
+
+Whether a message went out (asked of one whose worker died mid-send) is read from the account's
+own dialog with the person: an outgoing message dated since the attempt began.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyrogram
@@ -39,6 +43,12 @@ log = structlog.get_logger(__name__)
 DRIVER = "telegram"
 UNKNOWN_USER_ID = "user id not known to this account; import by username or phone"
 DIALOGS_PAGE = 100
+HISTORY_PAGE = 50
+HISTORY_PAGES = 4  # more than this many messages in the dialog since the send: "can't tell"
+# Telegram dates a message by its own clock, in whole seconds: a message this much older than
+# the moment asked about still counts as that send (a false "sent" is safe, a false "not sent"
+# would message the person twice)
+CLOCK_TOLERANCE = timedelta(seconds=30)
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 _LINK_PREFIX = re.compile(r"^(?:https?://)?(?:t\.me|telegram\.me|telegram\.dog)/", re.IGNORECASE)
 
@@ -254,6 +264,33 @@ class TelegramStrategy:
 
         return await self._guarded(add)
 
+    async def was_message_sent(self, target: Target, since: datetime) -> bool | None:
+        """Read from the account's own dialog with the person: an outgoing message dated at or
+        after ``since`` (less ``CLOCK_TOLERANCE``). The raw ``messages.getHistory``, not
+        ``get_chat_history``: that one sleeps through FloodWaits under a minute, and only the
+        date and direction of each message are needed."""
+        client = self._client
+        if client is None:
+            return None
+        try:
+            person = await self._person(client, target)
+            if isinstance(person, Outcome):
+                log.info("telegram_delivery_unknown", account_id=self._account.id, detail=person.detail)
+                return None
+            try:
+                return await _sent_since(client, person.user_id, since - CLOCK_TOLERANCE)
+            finally:
+                await self._forget(client, person)
+        except Exception as exc:  # the engine never sees a pyrogram exception
+            outcome = outcome_for(exc)
+            log.info(
+                "telegram_delivery_unknown",
+                account_id=self._account.id,
+                outcome=str(outcome.kind),
+                detail=outcome.detail,
+            )
+            return None
+
     # --- helpers -------------------------------------------------------------------------------
     async def _guarded(self, action: Callable[[pyrogram.Client], Awaitable[Outcome]]) -> Outcome:
         client = self._client
@@ -407,6 +444,41 @@ async def _stop(client: pyrogram.Client) -> None:
             await client.disconnect()
     except Exception as exc:
         log.warning("telegram_stop_failed", error_class=type(exc).__name__)
+
+
+async def _sent_since(client: pyrogram.Client, user_id: int, since: datetime) -> bool | None:
+    """Whether the dialog with ``user_id`` holds an outgoing message dated ``since`` or later,
+    newest first, a page at a time; None when more than ``HISTORY_PAGES`` pages are that new."""
+    peer = await client.resolve_peer(user_id)
+    if not isinstance(peer, raw.types.InputPeerUser):
+        return None
+    oldest = int(since.timestamp())
+    offset_id = 0
+    for _ in range(HISTORY_PAGES):
+        page = await client.invoke(
+            raw.functions.messages.GetHistory(
+                peer=peer,
+                offset_id=offset_id,
+                offset_date=0,
+                add_offset=0,
+                limit=HISTORY_PAGE,
+                max_id=0,
+                min_id=0,
+                hash=0,
+            )
+        )
+        if isinstance(page, raw.types.messages.MessagesNotModified):
+            return None
+        messages = [m for m in page.messages if not isinstance(m, raw.types.MessageEmpty)]
+        for message in messages:
+            if message.date < oldest:
+                return False
+            if message.out:
+                return True
+        if not messages or not isinstance(page, raw.types.messages.MessagesSlice):
+            return False  # that was the whole dialog
+        offset_id = messages[-1].id
+    return None
 
 
 async def _known(client: pyrogram.Client, peer_id: int) -> bool:

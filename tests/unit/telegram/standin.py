@@ -114,6 +114,8 @@ class TelegramServer:
         self.raised: list[BaseException] = []
         self.unexpected: list[str] = []
         self.sent_messages: list[Any] = []  # messages.SendMessage requests
+        self.dialogs: dict[int, list[raw.types.Message]] = {}  # per person, oldest first
+        self.now = DATE  # the date Telegram gives the messages sent from here on
         self.deleted_contacts: list[int] = []
         self._message_ids = itertools.count(1)
 
@@ -134,6 +136,19 @@ class TelegramServer:
     def add_basic_group(self, chat_id: int) -> int:
         self.basic_groups[chat_id] = basic_group(chat_id)
         return -chat_id
+
+    def add_message(self, user_id: int, *, out: bool, date: int) -> raw.types.Message:
+        """A message in the account's dialog with ``user_id``, sent by the account (``out``) or to it."""
+        message = raw.types.Message(
+            id=next(self._message_ids),
+            peer_id=raw.types.PeerUser(user_id=user_id),
+            from_id=None if out else raw.types.PeerUser(user_id=user_id),
+            date=date,
+            message="hello",
+            out=out,
+        )
+        self.dialogs.setdefault(user_id, []).append(message)
+        return message
 
     def script(self, function: type, answer: Answer) -> None:
         """Answer every call of ``function`` with ``answer`` from now on."""
@@ -186,6 +201,7 @@ class TelegramServer:
             f.messages.SendMessage: self._send_message,
             f.channels.GetParticipant: self._get_participant,
             f.messages.GetDialogs: self._get_dialogs,
+            f.messages.GetHistory: self._get_history,
         }
 
     def _get_full_user(self, query: raw.functions.users.GetFullUser) -> Any:
@@ -256,9 +272,26 @@ class TelegramServer:
 
     def _send_message(self, query: raw.functions.messages.SendMessage) -> Any:
         self.sent_messages.append(query)
+        peer: Any = query.peer
+        message = self.add_message(peer.user_id, out=True, date=self.now)
         return raw.types.UpdateShortSentMessage(
-            id=next(self._message_ids), pts=1, pts_count=1, date=DATE, out=True
+            id=message.id, pts=1, pts_count=1, date=message.date, out=True
         )
+
+    def _get_history(self, query: Any) -> Any:
+        """Newest first, older than ``offset_id`` when one is given, ``limit`` at a time."""
+        user_id = query.peer.user_id
+        if user_id not in self.people:
+            return rpc_error(400, "PEER_ID_INVALID")
+        newest_first = sorted(self.dialogs.get(user_id, []), key=lambda m: m.id, reverse=True)
+        older = [m for m in newest_first if not query.offset_id or m.id < query.offset_id]
+        page: list[Any] = older[: query.limit]
+        users: list[Any] = [self.people[user_id], self.me]
+        if len(page) < len(newest_first):
+            return raw.types.messages.MessagesSlice(
+                count=len(newest_first), messages=page, topics=[], chats=[], users=users
+            )
+        return raw.types.messages.Messages(messages=page, topics=[], chats=[], users=users)
 
     def _get_participant(self, query: Any) -> Any:
         channel_id = query.channel.channel_id

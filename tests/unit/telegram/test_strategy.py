@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from pyrogram import raw
@@ -20,10 +21,10 @@ from invite.platforms.base import (
 )
 from invite.platforms.telegram import TelegramFactory, TelegramStrategy
 from invite.platforms.telegram.errors import account_event_for
-from invite.platforms.telegram.strategy import UNKNOWN_USER_ID, chat_ref
+from invite.platforms.telegram.strategy import HISTORY_PAGE, HISTORY_PAGES, UNKNOWN_USER_ID, chat_ref
 from invite.settings import Settings
 from tests.unit.telegram.conftest import API_HASH, API_ID, LIMITS, telethon_session
-from tests.unit.telegram.standin import ME_ID, OWNER_ID, TelegramServer, marked, rpc_error
+from tests.unit.telegram.standin import DATE, ME_ID, OWNER_ID, TelegramServer, marked, rpc_error
 
 SUCCESS = Outcome(OutcomeKind.SUCCESS)
 ALICE = Target(TargetKind.USERNAME, "alice")
@@ -498,3 +499,119 @@ def test_the_factory_from_settings() -> None:
     assert limits == RateLimits(20, settings.daily_quota_with_link, settings.min_pause_seconds)
     with pytest.raises(ValueError, match="TELEGRAM_API_ID"):
         TelegramFactory.from_settings(Settings())
+
+
+# --- did a message go out? -------------------------------------------------------------------------
+def at(date: int) -> datetime:
+    return datetime.fromtimestamp(date, UTC)
+
+
+async def test_a_message_the_account_sent_is_found_in_its_dialog(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.now = DATE + 100
+    assert await strategy.send_message(ALICE, "hello") == SUCCESS
+    world.add_message(5001, out=False, date=DATE + 160)  # Alice answered
+
+    assert await strategy.was_message_sent(ALICE, at(DATE + 100)) is True
+    assert await strategy.was_message_sent(ALICE, at(DATE + 100 + 600)) is False
+    [history, *_] = world.called(raw.functions.messages.GetHistory)
+    assert history.peer.user_id == 5001
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "expected"),
+    [(DATE - 10, True), (DATE - 40, False)],
+    ids=["within-the-clock-tolerance", "before-the-attempt"],
+)
+async def test_a_message_dated_a_little_before_the_attempt_still_counts(
+    strategy: TelegramStrategy, world: TelegramServer, sent_at: int, expected: bool
+) -> None:
+    world.add_message(5001, out=True, date=sent_at)
+
+    assert await strategy.was_message_sent(ALICE, at(DATE)) is expected
+
+
+async def test_only_the_persons_own_messages_since_then_are_not_a_send(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.add_message(5001, out=True, date=DATE - 3600)  # an earlier campaign's
+    world.add_message(5001, out=False, date=DATE + 5)
+
+    assert await strategy.was_message_sent(ALICE, at(DATE)) is False
+
+
+async def test_the_dialog_is_read_page_by_page_back_to_the_attempt(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.add_message(5001, out=True, date=DATE)
+    for n in range(70):  # a chatty answer pushes the send to the second page
+        world.add_message(5001, out=False, date=DATE + 1 + n)
+
+    assert await strategy.was_message_sent(ALICE, at(DATE)) is True
+
+    pages = world.called(raw.functions.messages.GetHistory)
+    first, second = pages
+    assert first.offset_id == 0
+    assert second.offset_id == min(m.id for m in world.dialogs[5001][-HISTORY_PAGE:])
+
+
+async def test_a_dialog_too_long_to_read_back_cannot_tell(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.add_message(5001, out=True, date=DATE)
+    for n in range(HISTORY_PAGE * HISTORY_PAGES):
+        world.add_message(5001, out=False, date=DATE + 1 + n)
+
+    assert await strategy.was_message_sent(ALICE, at(DATE)) is None
+    assert len(world.called(raw.functions.messages.GetHistory)) == HISTORY_PAGES
+
+
+async def test_a_phone_is_looked_up_for_the_check_and_the_contact_deleted(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.add_message(5002, out=True, date=DATE)
+
+    assert await strategy.was_message_sent(Target(TargetKind.PHONE, PHONE), at(DATE)) is True
+    assert world.deleted_contacts == [5002]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [Target(TargetKind.USERNAME, "nobody_here"), Target(TargetKind.USER_ID, "5002")],
+    ids=["unknown-username", "never-met-id"],
+)
+async def test_a_person_the_account_cannot_find_cannot_tell(
+    strategy: TelegramStrategy, world: TelegramServer, target: Target
+) -> None:
+    assert await strategy.was_message_sent(target, at(DATE)) is None
+    assert world.called(raw.functions.messages.GetHistory) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "message"), [(420, "FLOOD_WAIT_5"), (401, "AUTH_KEY_UNREGISTERED"), (400, "PEER_ID_INVALID")]
+)
+async def test_an_error_while_reading_the_dialog_cannot_tell(
+    strategy: TelegramStrategy, world: TelegramServer, code: int, message: str
+) -> None:
+    world.script(raw.functions.messages.GetHistory, rpc_error(code, message))
+
+    assert await strategy.was_message_sent(ALICE, at(DATE)) is None
+    assert len(world.called(raw.functions.messages.GetHistory)) == 1  # not slept through nor retried
+
+
+async def test_a_network_failure_while_reading_cannot_tell(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.script(raw.functions.messages.GetHistory, ConnectionResetError("reset by peer"))
+
+    assert await strategy.was_message_sent(ALICE, at(DATE)) is None
+
+
+async def test_without_a_client_it_cannot_tell(
+    make_factory: Callable[..., TelegramFactory], account: AccountData, world: TelegramServer
+) -> None:
+    strategy = make_factory().for_account(account)
+
+    assert await strategy.was_message_sent(ALICE, at(DATE)) is None
+    assert world.calls == []
