@@ -168,17 +168,16 @@ class ImportController(Controller):
         rejected_offset: RejectedOffset = 0,
         rejected_limit: RejectedLimit = 100,
     ) -> ImportResult:
-        await check_task(db_pool, app_settings, tenant.user_id, data.task_id)
-        source = await _parsing_source(parsing, data.parsing_task_id, tenant.user_id)
-        return await run_import(
+        return await _import_parsing(
             db_pool,
             app_settings,
-            user_id=tenant.user_id,
-            task_id=data.task_id,
-            what=source,
+            tenant,
+            parsing,
+            data.parsing_task_id,
+            data.task_id,
+            rejected_offset,
+            rejected_limit,
             dry_run=False,
-            rejected_offset=rejected_offset,
-            rejected_limit=rejected_limit,
         )
 
     @get(
@@ -202,18 +201,16 @@ class ImportController(Controller):
         rejected_offset: RejectedOffset = 0,
         rejected_limit: RejectedLimit = 100,
     ) -> ImportResult:
-        if task_id is not None:
-            await check_task(db_pool, app_settings, tenant.user_id, task_id)
-        source = await _parsing_source(parsing, parsing_task_id, tenant.user_id)
-        return await run_import(
+        return await _import_parsing(
             db_pool,
             app_settings,
-            user_id=tenant.user_id,
-            task_id=task_id,
-            what=source,
+            tenant,
+            parsing,
+            parsing_task_id,
+            task_id,
+            rejected_offset,
+            rejected_limit,
             dry_run=True,
-            rejected_offset=rejected_offset,
-            rejected_limit=rejected_limit,
         )
 
     @post(
@@ -273,6 +270,37 @@ async def _import_upload(
     upload = await read_upload(request, app_settings.max_upload_bytes)
     task_id = _task_id(upload.fields.get("task_id"), required=not dry_run)
     source = await _file_source(upload, app_settings)
+    return await run_import(
+        db_pool,
+        app_settings,
+        user_id=tenant.user_id,
+        task_id=task_id,
+        what=source,
+        dry_run=dry_run,
+        rejected_offset=rejected_offset,
+        rejected_limit=rejected_limit,
+    )
+
+
+async def _import_parsing(
+    db_pool: asyncpg.Pool,
+    app_settings: Settings,
+    tenant: Tenant,
+    parsing: ParsingClient,
+    parsing_task_id: str,
+    task_id: uuid.UUID | None,
+    rejected_offset: int,
+    rejected_limit: int,
+    *,
+    dry_run: bool,
+) -> ImportResult:
+    """A Parsing Service task through the import pipeline; a dry run may leave out the task.
+
+    The task is checked before the Parsing Service is asked, so a 404/409 costs it nothing.
+    """
+    if task_id is not None:
+        await check_task(db_pool, app_settings, tenant.user_id, task_id)
+    source = await _parsing_source(parsing, parsing_task_id, tenant.user_id)
     return await run_import(
         db_pool,
         app_settings,
