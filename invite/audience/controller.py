@@ -13,7 +13,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter, SkipValidation
 
-from invite.audience.readers import ReadLimits, SourceFormat, read_file, sheet_from_records
+from invite.audience.readers import ReadLimits, Sheet, SourceFormat, read_file, sheet_from_records
 from invite.audience.schemas import ImportResult, ParsingImport, Source
 from invite.audience.service import ImportSource, check_task, get_import, run_import
 from invite.audience.upload import Upload, hang_up_after_413, multipart_operation, read_upload
@@ -55,10 +55,12 @@ def provide_parsing_client(
     )
 
 
-def limits(settings: Settings) -> ReadLimits:
-    return ReadLimits(
+async def read_sheet(upload: Upload, settings: Settings) -> Sheet:
+    """The uploaded file as a sheet, read off the event loop within the upload limits."""
+    limits = ReadLimits(
         max_bytes=settings.max_upload_bytes, max_uncompressed_bytes=settings.max_xlsx_unpacked_bytes
     )
+    return await asyncio.to_thread(read_file, upload.data, upload.filename, upload.content_type, limits)
 
 
 def _task_id(value: str | None, *, required: bool) -> uuid.UUID | None:
@@ -82,9 +84,7 @@ def mapping_field(value: str | None) -> dict[str, str | None] | None:
 
 
 async def _file_source(upload: Upload, settings: Settings) -> ImportSource:
-    sheet = await asyncio.to_thread(
-        read_file, upload.data, upload.filename, upload.content_type, limits(settings)
-    )
+    sheet = await read_sheet(upload, settings)
     source = Source(
         kind="file",
         name=upload.filename,

@@ -10,8 +10,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter, SkipValidation
 
-from invite.audience.controller import FILE_DESCRIPTION, limits, mapping_field
-from invite.audience.readers import read_file
+from invite.audience.controller import FILE_DESCRIPTION, mapping_field, read_sheet
 from invite.audience.service import analyse, columns_of
 from invite.audience.upload import hang_up_after_413, multipart_operation, read_upload
 from invite.auth import Tenant
@@ -112,9 +111,7 @@ class SuppressionController(Controller):
         reason = upload.fields.get("reason") or None
         if reason is not None and len(reason) > 500:
             raise Problem(422, "Invalid request", "at most 500 characters", field="reason")
-        sheet = await asyncio.to_thread(
-            read_file, upload.data, upload.filename, upload.content_type, limits(app_settings)
-        )
+        sheet = await read_sheet(upload, app_settings)
         analysis = await asyncio.to_thread(
             analyse, sheet, mapping_field(upload.fields.get("mapping")), app_settings.phone_default_region
         )
