@@ -17,8 +17,6 @@ past its retention date (it is being removed).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -30,6 +28,7 @@ import msgspec
 
 from invite import audit
 from invite.auth import Tenant
+from invite.cursors import Cursor, decode_cursor, encode_cursor
 from invite.db import DbConnection, queries
 from invite.engine.clock import Clock
 from invite.observability.metrics import tasks_total
@@ -66,13 +65,6 @@ RETRY_FROM = frozenset({TaskStatus.SCHEDULED, TaskStatus.RUNNING, TaskStatus.PAU
 REOPEN_FROM = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED})
 _BEGINNING = datetime.min.replace(tzinfo=UTC)
 _END = datetime.max.replace(tzinfo=UTC)
-
-
-class _LogCursor(msgspec.Struct, array_like=True):
-    """Where a log page ended: its last row's (created_at, id), the sort key."""
-
-    created_at: datetime
-    id: uuid.UUID
 
 
 class ReportService:
@@ -177,13 +169,9 @@ class ReportService:
             raise invalid("since", "must be before until")
         await self._tasks.status_report(task_id)
         if cursor is not None:
-            after = _decode_cursor(cursor)
+            after = decode_cursor(cursor)
         else:  # rows strictly before `until`: (until, smallest id) is just past the last one
-            after = (
-                _LogCursor(until, uuid.UUID(int=0))
-                if until
-                else _LogCursor(_END, uuid.UUID(int=(1 << 128) - 1))
-            )
+            after = Cursor(until, uuid.UUID(int=0)) if until else Cursor(_END, uuid.UUID(int=(1 << 128) - 1))
         args: list[Any] = [
             task_id,
             after.created_at,
@@ -202,7 +190,7 @@ class ReportService:
         rows = rows[:limit]
         return LogPage(
             items=[_log_entry(r) for r in rows],
-            next_cursor=_encode_cursor(_LogCursor(rows[-1]["created_at"], rows[-1]["id"])) if more else None,
+            next_cursor=encode_cursor(Cursor(rows[-1]["created_at"], rows[-1]["id"])) if more else None,
         )
 
     # --- retry failed ------------------------------------------------------------------
@@ -347,17 +335,3 @@ def _log_entry(row: asyncpg.Record) -> LogEntry:
         status=row["status"],
         details=row["details"],
     )
-
-
-def _encode_cursor(cursor: _LogCursor) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
-
-
-def _decode_cursor(text: str) -> _LogCursor:
-    try:
-        cursor = msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=_LogCursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise invalid("cursor", "not a cursor this API returned") from None
-    if cursor.created_at.tzinfo is None:
-        raise invalid("cursor", "not a cursor this API returned")
-    return cursor

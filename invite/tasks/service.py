@@ -6,8 +6,6 @@ a guarded UPDATE (see ``sql/queries/tasks.sql``), so concurrent requests cannot 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +15,7 @@ import msgspec
 
 from invite import audit
 from invite.auth import Tenant
+from invite.cursors import Cursor, decode_cursor, encode_cursor
 from invite.db import DbConnection, queries
 from invite.engine.clock import Clock
 from invite.observability.metrics import tasks_total
@@ -55,14 +54,7 @@ class _Draft(msgspec.Struct, kw_only=True):
     settings: TaskSettings
 
 
-class _Cursor(msgspec.Struct, array_like=True):
-    """Where a page ended: the last task's (created_at, id), the list's sort key."""
-
-    created_at: datetime
-    id: uuid.UUID
-
-
-_FIRST_PAGE = _Cursor(datetime.max.replace(tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))
+_FIRST_PAGE = Cursor(datetime.max.replace(tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))
 
 
 class TaskService:
@@ -91,7 +83,7 @@ class TaskService:
         cursor: str | None,
         limit: int,
     ) -> TaskListResponse:
-        after = _decode_cursor(cursor) if cursor else _FIRST_PAGE
+        after = decode_cursor(cursor) if cursor else _FIRST_PAGE
         rows = await self._pool.fetch(
             self._sql["tasks.list"],
             self._tenant,
@@ -108,7 +100,7 @@ class TaskService:
         last = rows[limit - 1] if more else None
         return TaskListResponse(
             items=items,
-            next_cursor=_encode_cursor(_Cursor(last["created_at"], last["id"])) if last else None,
+            next_cursor=encode_cursor(Cursor(last["created_at"], last["id"])) if last else None,
         )
 
     async def status_report(self, task_id: uuid.UUID) -> TaskStatusResponse:
@@ -355,18 +347,3 @@ def _illegal(status: TaskStatus, action: Action) -> Problem:
         f"cannot {action.value} a task that is {status.value}",
         extra={"task_status": status.value, "action": action.value},
     )
-
-
-def _encode_cursor(cursor: _Cursor) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
-
-
-def _decode_cursor(text: str) -> _Cursor:
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        cursor = msgspec.json.decode(raw, type=_Cursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise invalid("cursor", "not a cursor this API returned") from None
-    if cursor.created_at.tzinfo is None:
-        raise invalid("cursor", "not a cursor this API returned")
-    return cursor
