@@ -17,8 +17,9 @@ from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
 from invite.settings import Settings
-from tests.fakeserver import FakeServer, Reply, Request
+from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import PREFIX, Client, invite_task, new_tenant
+from tests.integration.gateway import api_gateway
 
 TASKS = f"{PREFIX}/tasks"
 KNOWN = {"alice@example.com": 424242}
@@ -50,17 +51,9 @@ def unsigned(claims: dict[str, Any]) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
-def gateway_answer(request: Request) -> Reply:
-    email = request.arg("email") or ""
-    if email in KNOWN:
-        return Reply(json={"id": KNOWN[email], "email": email})
-    return Reply(404, json={"detail": "User not found"})
-
-
 @pytest.fixture
 def gateway() -> Iterator[FakeServer]:
-    with FakeServer() as server:
-        server.route("GET", "/internal/users/by-email", gateway_answer)
+    with api_gateway(KNOWN) as server:
         yield server
 
 

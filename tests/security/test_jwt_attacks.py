@@ -25,8 +25,9 @@ from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
 from invite.settings import Settings
-from tests.fakeserver import FakeServer, Reply, Request
+from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import PREFIX, Client, new_tenant
+from tests.integration.gateway import api_gateway
 from tests.security.test_tenant_isolation import ROUTE_SETTINGS, TENANT_FREE, api_routes
 
 OTHER_SECRET = "another-secret-" + "y" * 32
@@ -35,6 +36,7 @@ GATEWAY_USERS: dict[str, Any] = {
     "blank-id@example.com": "  ",
     "bool-id@example.com": True,
     "list-id@example.com": [1],
+    "broken@example.com": Reply(200, body=b"<html>not json</html>"),
 }
 
 
@@ -164,19 +166,9 @@ async def test_the_control_token_is_accepted(client: Client, app_settings: Setti
 # --- email subjects through the API gateway -----------------------------------------------------
 
 
-def gateway_answer(request: Request) -> Reply:
-    email = request.arg("email") or ""
-    if email == "broken@example.com":
-        return Reply(200, body=b"<html>not json</html>")
-    if email in GATEWAY_USERS:
-        return Reply(json={"id": GATEWAY_USERS[email], "email": email})
-    return Reply(404, json={"detail": "User not found"})
-
-
 @pytest.fixture
 def gateway() -> Iterator[FakeServer]:
-    with FakeServer() as server:
-        server.route("GET", "/internal/users/by-email", gateway_answer)
+    with api_gateway(GATEWAY_USERS) as server:
         yield server
 
 
