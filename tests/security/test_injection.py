@@ -48,6 +48,9 @@ PAYLOADS = {
     "control": "\r\n\t\x1b[31m\x7f",
     "json-ish": '{"user_id": "1"}',
 }
+each_payload = pytest.mark.parametrize(
+    "value", [PAYLOADS[name] for name in sorted(PAYLOADS)], ids=sorted(PAYLOADS)
+)
 
 
 def _tables_query() -> str:
@@ -116,32 +119,29 @@ def task_bodies(value: str) -> list[dict[str, Any]]:
 STORED_FIELDS = ("title", "description", "message_template", "target_group_id")
 
 
-@pytest.mark.parametrize("name", sorted(PAYLOADS))
+@each_payload
 async def test_task_fields(
-    client: Client, owner: dict[str, str], pool: asyncpg.Pool, bystander: Bystander, name: str
+    client: Client, owner: dict[str, str], pool: asyncpg.Pool, bystander: Bystander, value: str
 ) -> None:
-    headers = owner
-    value = PAYLOADS[name]
-    task_id = await draft(client, headers, pool)
+    task_id = await draft(client, owner, pool)
     for body in task_bodies(value):
-        created = no_500(await client.post(f"{PREFIX}/tasks", json=body, headers=headers))
+        created = no_500(await client.post(f"{PREFIX}/tasks", json=body, headers=owner))
         if created.status_code == 201:
             for key in STORED_FIELDS:  # what was accepted is stored as sent, byte for byte
                 if body.get(key) == value:
-                    read = await client.get(f"{PREFIX}/tasks/{created.json()['id']}", headers=headers)
+                    read = await client.get(f"{PREFIX}/tasks/{created.json()['id']}", headers=owner)
                     assert read.json()[key] in (value, value.strip())  # titles are trimmed
         update = {k: v for k, v in body.items() if k not in ("platform", "task_type")}
-        no_500(await client.put(f"{PREFIX}/tasks/{task_id}", json=update, headers=headers))
+        no_500(await client.put(f"{PREFIX}/tasks/{task_id}", json=update, headers=owner))
     assert await bystander_state(pool, bystander.task_id) == bystander.rows
 
 
-@pytest.mark.parametrize("name", sorted(PAYLOADS))
+@each_payload
 async def test_filters_cursors_and_paths(
-    client: Client, owner: dict[str, str], pool: asyncpg.Pool, bystander: Bystander, name: str
+    client: Client, owner: dict[str, str], pool: asyncpg.Pool, bystander: Bystander, value: str
 ) -> None:
-    headers = owner
-    value = quote(PAYLOADS[name][:8000], safe="")  # a URL stays under httpx's 64 KB
-    task_id = await draft(client, headers, pool)
+    value = quote(value[:8000], safe="")  # a URL stays under httpx's 64 KB
+    task_id = await draft(client, owner, pool)
     task = f"{PREFIX}/tasks/{task_id}"
     urls = [
         *(
@@ -162,26 +162,24 @@ async def test_filters_cursors_and_paths(
         f"{PREFIX}/tasks/{value}/status",
     ]
     for url in urls:
-        no_500(await client.get(url, headers=headers))
-    no_500(await client.delete(f"{PREFIX}/suppressions/{value}", headers=headers))
-    no_500(await client.delete(f"{PREFIX}/tasks/{value}", headers=headers))
+        no_500(await client.get(url, headers=owner))
+    no_500(await client.delete(f"{PREFIX}/suppressions/{value}", headers=owner))
+    no_500(await client.delete(f"{PREFIX}/tasks/{value}", headers=owner))
     assert await bystander_state(pool, bystander.task_id) == bystander.rows
 
 
-@pytest.mark.parametrize("name", sorted(PAYLOADS))
+@each_payload
 async def test_suppression_fields(
-    client: Client, owner: dict[str, str], pool: asyncpg.Pool, bystander: Bystander, name: str
+    client: Client, owner: dict[str, str], pool: asyncpg.Pool, bystander: Bystander, value: str
 ) -> None:
-    headers = owner
-    value = PAYLOADS[name]
     bodies: list[dict[str, Any]] = [
         {"identifiers": [value]},
         {"identifiers": ["alice_b", value], "reason": value},
         {"identifiers": ["alice_b"], "reason": value},
     ]
     for body in bodies:
-        no_500(await client.post(f"{PREFIX}/suppressions", json=body, headers=headers))
-    listed = no_500(await client.get(f"{PREFIX}/suppressions?limit=500", headers=headers)).json()["items"]
+        no_500(await client.post(f"{PREFIX}/suppressions", json=body, headers=owner))
+    listed = no_500(await client.get(f"{PREFIX}/suppressions?limit=500", headers=owner)).json()["items"]
     reasons = {item["reason"] for item in listed}
     assert reasons <= {None, value}
     assert await bystander_state(pool, bystander.task_id) == bystander.rows
@@ -199,37 +197,31 @@ def csv_with(value: str) -> bytes:
     return "\n".join(",".join(f'"{cell}"' for cell in row) for row in rows).encode("utf-8", "surrogatepass")
 
 
-@pytest.mark.parametrize("name", sorted(PAYLOADS))
+@each_payload
 async def test_import_rows_and_form_fields(
-    client: Client, owner: dict[str, str], pool: asyncpg.Pool, bystander: Bystander, name: str
+    client: Client, owner: dict[str, str], pool: asyncpg.Pool, bystander: Bystander, value: str
 ) -> None:
-    headers = owner
-    value = PAYLOADS[name]
-    task_id = await draft(client, headers, pool)
+    task_id = await draft(client, owner, pool)
     data = csv_with(value)
     as_json = json.dumps([{"username": value, "first_name": value}, {"username": "bob_the_b"}]).encode()
     for path in ("/import/file", "/import/validate"):
-        for name_, payload in (("people.csv", data), ("people.json", as_json), (value[:200] + ".csv", data)):
-            no_500(await upload(client, headers, payload, name_, task_id=task_id, path=path))
+        for name, payload in (("people.csv", data), ("people.json", as_json), (value[:200] + ".csv", data)):
+            no_500(await upload(client, owner, payload, name, task_id=task_id, path=path))
         no_500(
             await upload(
-                client, headers, data, "p.csv", task_id=task_id, path=path, mapping={"username": value}
+                client, owner, data, "p.csv", task_id=task_id, path=path, mapping={"username": value}
             )
         )
         no_500(
-            await upload(
-                client, headers, data, "p.csv", task_id=task_id, path=path, mapping={value[:200]: "x"}
-            )
+            await upload(client, owner, data, "p.csv", task_id=task_id, path=path, mapping={value[:200]: "x"})
         )
-        no_500(await upload(client, headers, data, "p.csv", path=path, fields={"task_id": value}))
-    no_500(
-        await upload(client, headers, data, "s.csv", path="/suppressions/import", fields={"reason": value})
-    )
+        no_500(await upload(client, owner, data, "p.csv", path=path, fields={"task_id": value}))
+    no_500(await upload(client, owner, data, "s.csv", path="/suppressions/import", fields={"reason": value}))
     parsing = {"task_id": task_id, "parsing_task_id": value}
-    no_500(await client.post(f"{PREFIX}/import/parsing", json=parsing, headers=headers))
+    no_500(await client.post(f"{PREFIX}/import/parsing", json=parsing, headers=owner))
     no_500(
         await client.post(
-            f"{PREFIX}/import/parsing", json={"task_id": value, "parsing_task_id": value}, headers=headers
+            f"{PREFIX}/import/parsing", json={"task_id": value, "parsing_task_id": value}, headers=owner
         )
     )
     assert await bystander_state(pool, bystander.task_id) == bystander.rows
