@@ -34,6 +34,20 @@ class Clock:
         return self.t
 
 
+def vault_reply(**body: Any) -> Reply:
+    """Vault's response envelope around ``body`` (its ``auth`` or ``data``)."""
+    return Reply(
+        json={
+            "request_id": "r",
+            "lease_id": "",
+            "renewable": False,
+            "lease_duration": 0,
+            "data": None,
+            **body,
+        }
+    )
+
+
 class FakeVault:
     """Vault's AppRole login and KV v2 read endpoints, with tokens that can be revoked."""
 
@@ -60,22 +74,15 @@ class FakeVault:
         self.logins += 1
         token = f"hvs.token-{next(self._serial)}"
         self.tokens.add(token)
-        return Reply(
-            json={
-                "request_id": "r",
-                "lease_id": "",
-                "renewable": False,
-                "lease_duration": 0,
-                "data": None,
-                "auth": {
-                    "client_token": token,
-                    "accessor": "acc",
-                    "policies": ["default", "invite-service"],
-                    "token_policies": ["default", "invite-service"],
-                    "metadata": {"role_name": "invite-service"},
-                    "lease_duration": self.lease_duration,
-                    "renewable": True,
-                },
+        return vault_reply(
+            auth={
+                "client_token": token,
+                "accessor": "acc",
+                "policies": ["default", "invite-service"],
+                "token_policies": ["default", "invite-service"],
+                "metadata": {"role_name": "invite-service"},
+                "lease_duration": self.lease_duration,
+                "renewable": True,
             }
         )
 
@@ -85,20 +92,14 @@ class FakeVault:
         data = self.kv.get(request.params["path"])
         if data is None:
             return Reply(404, json={"errors": []})
-        return Reply(
-            json={
-                "request_id": "r",
-                "lease_id": "",
-                "renewable": False,
-                "lease_duration": 0,
-                "data": {
-                    "data": data,
-                    "metadata": {
-                        "created_time": "2026-01-05T09:00:00Z",
-                        "deletion_time": "",
-                        "destroyed": False,
-                        "version": 1,
-                    },
+        return vault_reply(
+            data={
+                "data": data,
+                "metadata": {
+                    "created_time": "2026-01-05T09:00:00Z",
+                    "deletion_time": "",
+                    "destroyed": False,
+                    "version": 1,
                 },
             }
         )
