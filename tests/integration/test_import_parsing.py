@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
-import jwt
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
@@ -22,6 +21,7 @@ from invite.settings import Settings
 from tests.fakeserver import FakeServer, Reply, Request
 from tests.integration.api import PREFIX, Client, auth_headers, new_tenant
 from tests.integration.audience import new_task, problem, targets, written
+from tests.integration.parsing import ParsingService
 
 PARSING_TASK = "0b6f7f2e-9a41-4d55-8d0e-1c2b3a4d5e6f"
 RESULTS = f"/results/{PARSING_TASK}"
@@ -49,37 +49,6 @@ def result(n: int) -> dict[str, Any]:
             "chat_id": -1001234567890,
         },
     }
-
-
-class ParsingService:
-    """``GET /results/{task_id}``: offset pagination over a fixed list, checking the JWT."""
-
-    def __init__(self, secret: str, people: list[dict[str, Any]]) -> None:
-        self.secret = secret
-        self.people = people
-        self.tenants: list[object] = []
-
-    def __call__(self, request: Request) -> Reply:
-        claims = jwt.decode(
-            request.headers["authorization"].removeprefix("Bearer "), self.secret, algorithms=["HS256"]
-        )
-        assert claims["service"] == "invite-service"
-        self.tenants.append(claims["user_id"])
-        limit = int(request.arg("limit") or 1000)
-        offset = int(request.arg("offset") or 0)
-        return Reply(
-            json={
-                "task_id": request.params["task_id"],
-                "results": self.people[offset : offset + limit],
-                "total": len(self.people),
-                "format": "json",
-                "pagination": {
-                    "offset": offset,
-                    "limit": limit,
-                    "has_more": offset + limit < len(self.people),
-                },
-            }
-        )
 
 
 @pytest.fixture

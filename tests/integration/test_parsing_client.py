@@ -12,6 +12,7 @@ import pytest
 from invite.integrations.http import UpstreamError
 from invite.integrations.parsing import InvalidTaskId, ParsingClient, TooManyResults
 from tests.fakeserver import FakeServer, Reply, Request
+from tests.integration.parsing import ParsingService
 
 SECRET = "parsing-test-secret-" + "s" * 24
 TASK = "0b6f7f2e-9a41-4d55-8d0e-1c2b3a4d5e6f"
@@ -47,34 +48,6 @@ def result(n: int, task: str = TASK) -> dict[str, Any]:
     }
 
 
-class ParsingService:
-    """The service's /results/{task_id}: offset pagination over a fixed result set."""
-
-    def __init__(self, people: list[dict[str, Any]]) -> None:
-        self.people = people
-
-    def __call__(self, request: Request) -> Reply:
-        token = request.headers["authorization"].removeprefix("Bearer ")
-        claims = jwt.decode(token, SECRET, algorithms=["HS256"])
-        assert claims["service"] == "invite-service"
-        limit = int(request.arg("limit") or 1000)
-        offset = int(request.arg("offset") or 0)
-        page = self.people[offset : offset + limit]
-        return Reply(
-            json={
-                "task_id": request.params["task_id"],
-                "results": page,
-                "total": len(self.people),
-                "format": "json",
-                "pagination": {
-                    "offset": offset,
-                    "limit": limit,
-                    "has_more": offset + limit < len(self.people),
-                },
-            }
-        )
-
-
 async def secret() -> str:
     return SECRET
 
@@ -97,7 +70,7 @@ async def client(server: FakeServer) -> AsyncIterator[ParsingClient]:
 
 
 async def test_follows_pagination_over_three_pages(server: FakeServer, client: ParsingClient) -> None:
-    server.route("GET", "/results/{task_id}", ParsingService([result(n) for n in range(5)]))
+    server.route("GET", "/results/{task_id}", ParsingService(SECRET, [result(n) for n in range(5)]))
 
     people = await client.fetch_results(TASK, "42")
 
@@ -117,7 +90,7 @@ async def test_follows_pagination_over_three_pages(server: FakeServer, client: P
 
 async def test_unknown_task_is_an_empty_list(server: FakeServer, client: ParsingClient) -> None:
     # the service answers an unknown or foreign task with an empty list, not 404
-    server.route("GET", "/results/{task_id}", ParsingService([]))
+    server.route("GET", "/results/{task_id}", ParsingService(SECRET, []))
 
     assert await client.fetch_results(str(uuid.uuid4()), "42") == []
 
@@ -143,7 +116,7 @@ async def test_failing_service_raises_after_retries(server: FakeServer, client: 
 async def test_a_500_in_the_middle_is_retried_and_the_result_is_whole(
     server: FakeServer, client: ParsingClient
 ) -> None:
-    service = ParsingService([result(n) for n in range(5)])
+    service = ParsingService(SECRET, [result(n) for n in range(5)])
     failed: list[str] = []
 
     def flaky(request: Request) -> Reply:
@@ -162,7 +135,7 @@ async def test_a_500_in_the_middle_is_retried_and_the_result_is_whole(
 async def test_a_page_that_keeps_failing_gives_nothing_partial(
     server: FakeServer, client: ParsingClient
 ) -> None:
-    service = ParsingService([result(n) for n in range(5)])
+    service = ParsingService(SECRET, [result(n) for n in range(5)])
     server.route(
         "GET",
         "/results/{task_id}",
@@ -217,7 +190,7 @@ async def test_a_body_that_is_not_the_contract_raises_upstream_error(
 
 
 async def test_more_results_than_allowed_are_refused(server: FakeServer, client: ParsingClient) -> None:
-    server.route("GET", "/results/{task_id}", ParsingService([result(n) for n in range(7)]))
+    server.route("GET", "/results/{task_id}", ParsingService(SECRET, [result(n) for n in range(7)]))
 
     with pytest.raises(TooManyResults) as caught:
         await client.fetch_results(TASK, "42", max_results=4)
