@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import jwt
@@ -146,27 +147,25 @@ async def test_a_page_that_keeps_failing_gives_nothing_partial(
         await client.fetch_results(TASK, "42")
 
 
+async def upstream_error(client: ParsingClient) -> UpstreamError:
+    """The UpstreamError that fetching TASK with ``client`` raises; the client is closed after."""
+    async with aclosing(client):
+        with pytest.raises(UpstreamError) as caught:
+            await client.fetch_results(TASK, "42")
+    return caught.value
+
+
 async def test_timeout_raises_upstream_error(server: FakeServer) -> None:
     server.route("GET", "/results/{task_id}", Reply(json={"results": []}, delay=1.0))
     client = ParsingClient(server.url, secret, timeout_seconds=0.1, retries=1, backoff_seconds=0.01)
 
-    try:
-        with pytest.raises(UpstreamError) as caught:
-            await client.fetch_results(TASK, "42")
-    finally:
-        await client.aclose()
-
-    assert "timed out" in caught.value.detail
+    assert "timed out" in (await upstream_error(client)).detail
 
 
 async def test_unreachable_service_raises_upstream_error() -> None:
     client = ParsingClient("http://127.0.0.1:1", secret, retries=1, backoff_seconds=0.01)
-    try:
-        with pytest.raises(UpstreamError) as caught:
-            await client.fetch_results(TASK, "42")
-    finally:
-        await client.aclose()
-    assert "unreachable" in caught.value.detail
+
+    assert "unreachable" in (await upstream_error(client)).detail
 
 
 @pytest.mark.parametrize(
