@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.registry import RunningTask
-from invite.platforms.base import AccountData, InviteStrategy, RateLimits, UsageStats
+from invite.platforms.base import AccountData, InviteStrategy, LeasePurpose, RateLimits, UsageStats
 from invite.settings import Settings
 
 
@@ -22,6 +23,8 @@ class LeasedAccount:
     bucket: Bucket
     daily_limit: int | None = None  # the lowest limit the accounts provider reports
     platform: str = "telegram"
+    purpose: LeasePurpose = LeasePurpose.INVITE_CAMPAIGN  # what the accounts provider leased it for
+    renew_at: datetime | None = None  # when to renew the provider's lease (None: it never runs out)
     status: str = "active"  # as last written to invite_accounts: active or cooldown (or blocked)
     turn: int = 0  # round-robin position among tasks of equal priority
     rights: set[uuid.UUID] = field(default_factory=set)  # invite tasks whose right was checked

@@ -4,14 +4,24 @@ A heartbeat renews the replica's leases (every third of the lease time, or soone
 kicked), reloads the picture of running tasks, lets go of accounts with nothing left to
 serve, and leases more — accounts of running tasks whose lease is free or expired, up to
 ``max_accounts_per_replica``. A lease that expired elsewhere is a takeover: the account's
-quota state comes from its row, so nothing about its limits is forgotten. Before an
-account is driven the accounts provider leases it too; on release it hears the usage.
+quota state comes from its row, so nothing about its limits is forgotten.
+
+Before an account is driven the accounts provider leases it too (the platform hands a
+Telegram session to one service at a time), for an invite campaign when the account
+serves a running invite task, else for a message campaign. A provider's lease that runs
+out (``lease_seconds``) is renewed, for the same purpose, once a third of it is left: the
+heartbeat wakes for that moment if its own beat would come later. A renewal refused or
+failed stops the account after the action in hand and releases it, as a lost lease does:
+driving a session the platform may have handed to another service risks
+AUTH_KEY_DUPLICATED. A later heartbeat leases it again if the provider allows. On release
+the provider hears the usage.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -25,12 +35,11 @@ from invite.engine.decisions import dead_account_event
 from invite.engine.registry import RunningTask
 from invite.engine.runner import run_account
 from invite.observability.metrics import accounts_blocked, accounts_by_state, lease_takeovers
-from invite.platforms.base import AccountsProvider, OutcomeKind, StrategyFactory
+from invite.platforms.base import AccountData, AccountsProvider, LeasePurpose, OutcomeKind, StrategyFactory
 
 log = structlog.get_logger(__name__)
 
-PURPOSE = "invite-service"
-_STARTING_AT_ONCE = 16
+_AT_ONCE = 16  # client starts and provider renewals side by side
 
 
 class LeaseKeeper:
@@ -52,9 +61,11 @@ class LeaseKeeper:
             self._kick.clear()
             try:
                 await self.tick()
+                wait = self._until_next_beat(heartbeat)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.error("lease heartbeat failed", error=repr(exc))
-            await wait_event(self._ctx.clock, self._kick, heartbeat)
+                wait = heartbeat
+            await wait_event(self._ctx.clock, self._kick, wait)
 
     async def tick(self) -> None:
         await self._renew()
@@ -82,6 +93,13 @@ class LeaseKeeper:
     def _serves(self, account: LeasedAccount) -> bool:
         return self._ctx.registry.serves_anything(account.id)
 
+    def _until_next_beat(self, heartbeat: float) -> float:
+        """Seconds to the next heartbeat: a whole beat, or less when a provider's lease is due before."""
+        due = [a.renew_at for a in self.held.values() if a.driving and a.renew_at is not None]
+        if not due:
+            return heartbeat
+        return min(heartbeat, max((min(due) - self._ctx.clock.now()).total_seconds(), 0.0))
+
     async def _renew(self) -> None:
         if not self.held:
             return
@@ -97,12 +115,39 @@ class LeaseKeeper:
                 account.held = account.driving = False
         if len(kept) < len(self.held):
             ctx.registry.bump()
+        due = [a for a in self.held.values() if a.driving and a.renew_at is not None and a.renew_at <= now]
+        at_once = asyncio.Semaphore(_AT_ONCE)
 
-    async def _refresh(self) -> None:
+        async def renew(account: LeasedAccount) -> None:
+            async with at_once:
+                await self._renew_provider_lease(account)
+
+        await asyncio.gather(*(renew(account) for account in due))
+
+    async def _renew_provider_lease(self, account: LeasedAccount) -> None:
+        ctx = self._ctx
+        asked = ctx.clock.now()
+        error: str | None = None
+        try:
+            with ctx.clock.busy():
+                data = await self._accounts.renew(account.id, account.user_id, account.purpose)
+        except Exception as exc:
+            data, error = None, repr(exc)
+        if data is None:
+            log.warning(
+                "accounts provider lease not renewed: account stopped", account_id=account.id, error=error
+            )
+            account.driving = False
+            self._avoid[account.id] = asked + timedelta(seconds=ctx.settings.poll_interval_seconds)
+            return
+        account.renew_at = _renew_at(asked, data)
+
+    async def _refresh(self, taking: Iterable[str] = ()) -> None:
+        """Reload the running tasks and what the held accounts (and those being taken) may serve."""
         ctx = self._ctx
         driver = self._strategies.driver
         tasks = [RunningTask.from_row(row) for row in await ctx.store.fetch("running_tasks", driver)]
-        servable = await ctx.store.fetch("servable", list(self.held), driver)
+        servable = await ctx.store.fetch("servable", [*self.held, *taking], driver)
         ctx.registry.replace(tasks, [(row["account_id"], row["task_id"]) for row in servable])
 
     async def _acquire(self) -> None:
@@ -127,21 +172,25 @@ class LeaseKeeper:
                 log.info(
                     "account lease taken over", account_id=row["id"], previous_owner=row["previous_owner"]
                 )
+        if not rows:
+            return
+        await self._refresh(row["id"] for row in rows)  # the lease purpose follows their tasks
         # clients start side by side (a Telegram login takes a while): the heartbeat must not lag
-        starting = asyncio.Semaphore(_STARTING_AT_ONCE)
+        starting = asyncio.Semaphore(_AT_ONCE)
 
         async def take(row: asyncpg.Record) -> None:
             async with starting:
                 await self._take(row)
 
         await asyncio.gather(*(take(row) for row in rows))
-        if rows:
-            await self._refresh()
 
     async def _take(self, row: asyncpg.Record) -> None:
         account_id, user_id = row["id"], row["user_id"]
+        purpose = _purpose(self._ctx.registry.tasks_for(account_id))
+        asked = self._ctx.clock.now()
         try:
-            data = await self._accounts.lease(account_id, user_id, PURPOSE)
+            with self._ctx.clock.busy():
+                data = await self._accounts.lease(account_id, user_id, purpose)
         except Exception as exc:
             log.warning("accounts provider would not lease", account_id=account_id, error=repr(exc))
             data = None
@@ -154,7 +203,14 @@ class LeaseKeeper:
         except Exception as exc:
             log.warning("client did not start", account_id=account_id, error=repr(exc))
             ready = None
-        account = LeasedAccount(data, strategy, strategy.get_rate_limits(), Bucket())
+        account = LeasedAccount(
+            data,
+            strategy,
+            strategy.get_rate_limits(),
+            Bucket(),
+            purpose=purpose,
+            renew_at=_renew_at(asked, data),
+        )
         account.load(row)
         if row["previous_owner"] is not None:
             # not released gracefully: its last send may have come after the reservation the
@@ -235,3 +291,15 @@ class LeaseKeeper:
             await self._accounts.release(account.id, account.user_id, account.usage)
         except Exception as exc:
             log.warning("accounts provider release failed", account_id=account.id, error=repr(exc))
+
+
+def _purpose(tasks: Iterable[RunningTask]) -> LeasePurpose:
+    """An invite campaign when the account serves an invite task: the platform then checks its invite counter."""
+    return LeasePurpose.INVITE_CAMPAIGN if any(t.is_invite for t in tasks) else LeasePurpose.MESSAGE_CAMPAIGN
+
+
+def _renew_at(asked: datetime, data: AccountData) -> datetime | None:
+    """When a third of the provider's lease is left; it began no earlier than we asked for it."""
+    if data.lease_seconds is None:
+        return None
+    return asked + timedelta(seconds=data.lease_seconds * 2 / 3)

@@ -7,16 +7,21 @@ Base ``{INTEGRATION_SERVICE_URL}/api/v1``; every call carries the service JWT an
   Accounts the platform reports ``blocked`` or ``disabled`` (or not ``is_active``) are left
   out: the engine must not pick them. ``flood_wait`` accounts stay listed; the platform
   refuses to lease them until the wait is over, and ``lease`` then answers None.
-- ``lease``: ``POST /account-manager/allocate`` for exactly that account, with the platform's
-  purpose for the engine's (see PURPOSES). ``session`` is the
+- ``lease``: ``POST /account-manager/allocate`` for exactly that account, for the purpose
+  the engine names (``invite_campaign`` or ``message_campaign``: the platform checks that
+  daily counter), for ``timeout_minutes``. ``session`` is the
   allocation's ``session_data.encrypted_session`` unchanged (base64 of a Telethon
   StringSession today), which the Telegram adapter reads (platforms/telegram/sessions.py);
-  a ``session_data`` without that key is passed on as its JSON. 404 means none is free →
-  None. Not retried: a second allocate could lock a second account.
-- ``renew``: allocate again with ``preferred_account_id`` before ``lease_expires_at``. The
-  platform does not hand out an account that is locked, even to its holder, so when that
-  is refused the lease is released and taken again at once (a window of one round trip in
-  which another service could take it: then renew answers None).
+  a ``session_data`` without that key is passed on as its JSON. ``lease_seconds`` is the
+  allocation's ``expires_at - allocated_at`` (both the platform's clock, so no skew between
+  its clock and ours matters), else the minutes asked for. 404 means none is free → None.
+  Not retried: a second allocate could lock a second account.
+- ``renew``: the engine's heartbeat calls it when a third of the lease is left; it
+  allocates again with ``preferred_account_id`` and the same purpose. The platform does
+  not hand out an account that is locked, even to its holder, so when that is refused the
+  lease is released (with no usage: the engine's own release at the end reports it all)
+  and taken again at once (a window of one round trip in which another service could take
+  it: then renew answers None, and the engine stops driving the account).
 - ``release`` and ``report`` are retried (the platform treats repeats as harmless).
   ``report`` for an account-ending event drops the tenant's cached list.
 
@@ -38,23 +43,10 @@ import structlog
 from invite.engine.clock import Clock, RealClock
 from invite.integrations.cache import Cache, get_struct, set_struct
 from invite.integrations.http import SERVICE_NAME, UpstreamError, integration_token, request
-from invite.platforms.base import AccountData, AccountEvent, UsageStats
+from invite.platforms.base import AccountData, AccountEvent, LeasePurpose, UsageStats
 from invite.settings import Settings
 
 SERVICE = "integration-service"
-# The engine's lease purpose → the platform's (its AccountPurpose enum).
-PURPOSES = {
-    "invite_campaign": "invite_campaign",
-    "message_campaign": "message_campaign",
-    # the engine may name the purpose after the task type
-    "invite_to_group": "invite_campaign",
-    "send_messages": "message_campaign",
-    # A lease for the service as a whole: the engine holds an account for every running task
-    # it serves, invites and messages alike. The platform's "general" purpose leases it without
-    # checking one kind of daily counter; the engine keeps the daily limits itself (the lowest
-    # of ours, the task's and the platform's).
-    SERVICE_NAME: "general",
-}
 ACCOUNT_ENDING = frozenset(
     {
         AccountEvent.PEER_FLOOD,
@@ -99,6 +91,7 @@ class _Limits(msgspec.Struct):
 
 class _Allocation(msgspec.Struct):
     account_id: str
+    allocated_at: str | None = None
     expires_at: str | None = None
     phone: str | None = None
     session_data: dict[str, object] | str | None = None
@@ -140,7 +133,6 @@ class IntegrationClient:
         self._backoff = backoff_seconds
         self._clock = clock or RealClock()
         self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_seconds))
-        self._expiries: dict[str, datetime] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -164,7 +156,7 @@ class IntegrationClient:
         """Forget the tenant's cached account list (an account was blocked, say)."""
         await self._cache.delete(_cache_key(user_id))
 
-    async def lease(self, account_id: str, user_id: str, purpose: str) -> AccountData | None:
+    async def lease(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None:
         """The account with its session, leased to us; None when the platform has it busy or resting."""
         response = await self._call(
             "POST",
@@ -173,7 +165,7 @@ class IntegrationClient:
             retries=0,
             json={
                 "user_id": _tenant(user_id),
-                "purpose": _purpose(purpose),
+                "purpose": purpose.value,
                 "service_name": SERVICE_NAME,
                 "preferred_account_id": account_id,
                 "timeout_minutes": self._lease_minutes,
@@ -193,8 +185,6 @@ class IntegrationClient:
             # Another account than the one asked for: not ours to drive. Give it back.
             await self.release(allocation.account_id, user_id, UsageStats())
             return None
-        if allocation.expires_at:
-            self._expiries[account_id] = _utc(allocation.expires_at)
         return AccountData(
             id=account_id,
             user_id=user_id,
@@ -204,13 +194,10 @@ class IntegrationClient:
                 allocation.limits.daily_invite_limit if allocation.limits else None,
                 allocation.limits.daily_message_limit if allocation.limits else None,
             ),
+            lease_seconds=self._lease_seconds(allocation),
         )
 
-    def lease_expires_at(self, account_id: str) -> datetime | None:
-        """When the platform's lease on ``account_id`` runs out (renew before then)."""
-        return self._expiries.get(account_id)
-
-    async def renew(self, account_id: str, user_id: str, purpose: str) -> AccountData | None:
+    async def renew(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None:
         """Extend our lease on ``account_id``; None when it could not be kept."""
         account = await self.lease(account_id, user_id, purpose)
         if account is not None:
@@ -219,7 +206,6 @@ class IntegrationClient:
         return await self.lease(account_id, user_id, purpose)
 
     async def release(self, account_id: str, user_id: str, usage: UsageStats) -> None:
-        self._expiries.pop(account_id, None)
         response = await self._call(
             "POST",
             f"/account-manager/release/{account_id}",
@@ -274,6 +260,13 @@ class IntegrationClient:
             accept_status=accept_status,
         )
 
+    def _lease_seconds(self, allocation: _Allocation) -> float:
+        if allocation.allocated_at and allocation.expires_at:
+            seconds = (_utc(allocation.expires_at) - _utc(allocation.allocated_at)).total_seconds()
+            if seconds > 0:
+                return seconds
+        return self._lease_minutes * 60.0
+
     @staticmethod
     def _unexpected(what: str, exc: Exception) -> UpstreamError:
         return UpstreamError(SERVICE, f"answered an unexpected {what} body ({exc})")
@@ -306,13 +299,6 @@ def _cache_key(user_id: str) -> str:
 def _tenant(user_id: str) -> int | str:
     # the platform's ids are integers today; keep anything else as given
     return int(user_id) if user_id.isdigit() else user_id
-
-
-def _purpose(purpose: str) -> str:
-    try:
-        return PURPOSES[purpose]
-    except KeyError:
-        raise ValueError(f"unknown lease purpose {purpose!r}") from None
 
 
 def _usable(account: _PlatformAccount) -> bool:

@@ -74,6 +74,8 @@ class AccountData(msgspec.Struct, frozen=True):
     label: str = ""
     session: str = msgspec.field(default="", name="session")
     daily_limit: int | None = None  # the lowest limit the provider reports, if any
+    # how long the provider's lease on it lasts from when it was granted (None: it never runs out)
+    lease_seconds: float | None = None
 
     def __repr__(self) -> str:  # keep the session out of every log line and traceback
         return f"AccountData(id={self.id!r}, user_id={self.user_id!r}, label={self.label!r})"
@@ -127,6 +129,14 @@ class AccountEvent(StrEnum):
     UNKNOWN_ERROR = "unknown_error"
 
 
+class LeasePurpose(StrEnum):
+    """What an account is leased for, in the platform's words (its AccountPurpose): the platform
+    checks that kind of daily counter before it hands the account out."""
+
+    INVITE_CAMPAIGN = "invite_campaign"
+    MESSAGE_CAMPAIGN = "message_campaign"
+
+
 class UsageStats(msgspec.Struct):
     invites_sent: int = 0
     messages_sent: int = 0
@@ -142,12 +152,16 @@ class AccountsProvider(Protocol):
 
     ``lease`` must be called before an account is driven (the platform leases a Telegram
     session to one service at a time); it returns the account with its session, or None
-    when the account is busy elsewhere.
+    when the account is busy elsewhere. A lease with ``lease_seconds`` runs out: ``renew``
+    it, with the same purpose, before then; None from ``renew`` means the lease could not
+    be kept and the account must not be driven any more.
     """
 
     async def list_accounts(self, user_id: str) -> list[AccountData]: ...
 
-    async def lease(self, account_id: str, user_id: str, purpose: str) -> AccountData | None: ...
+    async def lease(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None: ...
+
+    async def renew(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None: ...
 
     async def release(self, account_id: str, user_id: str, usage: UsageStats) -> None: ...
 

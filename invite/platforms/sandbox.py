@@ -30,6 +30,7 @@ import msgspec
 from invite.platforms.base import (
     AccountData,
     AccountEvent,
+    LeasePurpose,
     Outcome,
     OutcomeKind,
     RateLimits,
@@ -497,12 +498,13 @@ class SandboxAccounts:
     """The built-in accounts provider when no Integration Service is configured (implements ``AccountsProvider``).
 
     Each tenant has the same few sandbox accounts; leases always succeed for the tenant's
-    own accounts. What the engine releases and reports is kept so it can be looked at.
+    own accounts and never run out (no ``lease_seconds``: nothing to renew). What the engine
+    releases and reports is kept so it can be looked at.
     """
 
     def __init__(self, accounts_per_tenant: int) -> None:
         self._per_tenant = accounts_per_tenant
-        self.leases: list[tuple[str, str, str]] = []  # (account_id, user_id, purpose)
+        self.leases: list[tuple[str, str, LeasePurpose]] = []  # (account_id, user_id, purpose)
         self.releases: list[Released] = []
         self.reports: list[Reported] = []
 
@@ -516,12 +518,16 @@ class SandboxAccounts:
             for n in range(1, self._per_tenant + 1)
         ]
 
-    async def lease(self, account_id: str, user_id: str, purpose: str) -> AccountData | None:
+    async def lease(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None:
         """The account with an empty session; None for an id that is not one of this tenant's."""
-        account = next((a for a in await self.list_accounts(user_id) if a.id == account_id), None)
+        account = await self.renew(account_id, user_id, purpose)
         if account is not None:
             self.leases.append((account_id, user_id, purpose))
         return account
+
+    async def renew(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None:
+        """The account again (its lease never runs out); None for an id that is not one of this tenant's."""
+        return next((a for a in await self.list_accounts(user_id) if a.id == account_id), None)
 
     async def release(self, account_id: str, user_id: str, usage: UsageStats) -> None:
         self.releases.append(Released(account_id, user_id, usage))

@@ -124,10 +124,12 @@ class Telegram:
 
 
 class Platform(IntegrationService):
-    """The Integration Service of the client's contract tests, with these accounts and sessions."""
+    """The Integration Service of the client's contract tests, with these accounts and sessions, on
+    the engine's clock: its 30-minute leases are renewed and the rests it gives after a FloodWait
+    or a spam flag end in simulated time."""
 
-    def __init__(self, server: FakeServer, sessions: dict[str, str]) -> None:
-        super().__init__(server)
+    def __init__(self, server: FakeServer, sessions: dict[str, str], clock: VirtualClock) -> None:
+        super().__init__(server, clock)
         self.sessions = sessions
         self.accounts = {
             ALPHA: Account(ALPHA, "+79123450001", "alpha_account"),
@@ -165,7 +167,7 @@ async def test_a_campaign_through_kurigram_and_the_integration_service(
     clock = VirtualClock()
 
     with FakeServer() as server:
-        platform = Platform(server, sessions)
+        platform = Platform(server, sessions, clock)
         settings = engine_settings(
             fresh_database_url, integration_service_url=server.url, telegram_driver="telegram"
         )

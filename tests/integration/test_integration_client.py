@@ -2,7 +2,9 @@
 
 The fake keeps the platform's account-manager state the way its code does: allocate hands
 out only accounts that are active, not locked and not resting (so a held account is not
-re-allocated, even to its holder), release unlocks, handle-error changes the status.
+re-allocated, even to its holder), release unlocks, handle-error changes the status and
+rests the account (a FloodWait for its seconds and a minute, a spam flag for 24 hours). Its
+time stands still unless it is given a clock (the engine's, in the engine's tests).
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
 import msgspec
 import pytest
 
+from invite.engine.clock import Clock
 from invite.integrations.cache import MemoryCache
 from invite.integrations.http import UpstreamError
 from invite.integrations.integration import IntegrationClient
-from invite.platforms.base import AccountEvent, UsageStats
+from invite.platforms.base import AccountEvent, LeasePurpose, UsageStats
 from tests.fakeserver import FakeServer, Reply, Request
 
 SECRET = "integration-test-secret-" + "i" * 20
@@ -44,6 +47,7 @@ class Account:
     is_active: bool = True
     locked_by: str | None = None
     flood_wait_seconds: int | None = None
+    resting_until: datetime | None = None  # after a FloodWait or a spam flag: allocatable again then
 
     def listed(self) -> dict[str, Any]:
         return {
@@ -65,7 +69,8 @@ class Account:
 
 
 class IntegrationService:
-    def __init__(self, server: FakeServer) -> None:
+    def __init__(self, server: FakeServer, clock: Clock | None = None) -> None:
+        self.clock = clock
         self.accounts = {
             A1: Account(A1, "+79123456781", "anna_one"),
             A2: Account(A2, "+79123456782", None),
@@ -84,6 +89,14 @@ class IntegrationService:
         claims = jwt.decode(token, SECRET, algorithms=["HS256"])
         return claims["sub"] == "service:invite-service" and request.headers.get("x-user-id") == TENANT
 
+    def now(self) -> datetime:
+        """The platform's time: naive UTC, as it writes it (datetime.utcnow())."""
+        return self.clock.now().replace(tzinfo=None) if self.clock else datetime(2026, 1, 5, 9, 0)
+
+    def usable(self, account: Account) -> bool:
+        rested = account.resting_until is not None and account.resting_until <= self.now()
+        return account.is_active and (account.status == "active" or rested)
+
     def list(self, request: Request) -> Reply:
         if not self.authorised(request):
             return Reply(401)
@@ -94,19 +107,15 @@ class IntegrationService:
         assert self.authorised(request)
         assert body["user_id"] == int(TENANT)
         assert body["service_name"] == "invite-service"
-        assert body["purpose"] in ("invite_campaign", "message_campaign", "general")  # its AccountPurpose
-        free = [
-            a
-            for a in self.accounts.values()
-            if a.status == "active" and a.is_active and a.locked_by is None and not a.flood_wait_seconds
-        ]
+        assert body["purpose"] in ("invite_campaign", "message_campaign")  # the contract's purposes
+        free = [a for a in self.accounts.values() if self.usable(a) and a.locked_by is None]
         if body.get("preferred_account_id"):
             free = [a for a in free if a.id == body["preferred_account_id"]]
         if not free:
             return Reply(404, json={"detail": "No available accounts found for the specified criteria"})
         account = free[0]
         account.locked_by = body["service_name"]
-        now = datetime(2026, 1, 5, 9, 0)
+        now = self.now()
         return Reply(
             json={
                 "success": True,
@@ -146,10 +155,12 @@ class IntegrationService:
             match = re.search(r"(\d+)", body["error_message"])  # exactly how the platform reads it
             account.flood_wait_seconds = int(match[1]) if match else 300
             account.status = "flood_wait"
+            account.resting_until = self.now() + timedelta(seconds=account.flood_wait_seconds + 60)
         elif body["error_type"] in ("auth_key_error", "user_deactivated", "phone_number_banned"):
             account.status = "disabled"
         elif body["error_type"] == "peer_flood":
             account.status = "blocked"
+            account.resting_until = self.now() + timedelta(hours=24)
         return Reply(
             json={"success": True, "result": {"account_id": account.id, "new_status": account.status}}
         )
@@ -236,7 +247,7 @@ async def test_flood_wait_seconds_are_the_first_number_the_platform_reads(
 async def test_lease_gives_the_session_and_the_allocations_limits(
     server: FakeServer, platform: IntegrationService, client: IntegrationClient
 ) -> None:
-    account = await client.lease(A1, TENANT, "invite_campaign")
+    account = await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
 
     assert account is not None
     assert (account.id, account.user_id, account.daily_limit) == (A1, TENANT, 30)
@@ -251,7 +262,7 @@ async def test_lease_gives_the_session_and_the_allocations_limits(
         "preferred_account_id": A1,
         "timeout_minutes": 30,
     }
-    assert client.lease_expires_at(A1) == datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    assert account.lease_seconds == 30 * 60  # expires_at - allocated_at, in the platform's clock
 
 
 async def test_lease_of_a_busy_account_is_none(
@@ -259,7 +270,7 @@ async def test_lease_of_a_busy_account_is_none(
 ) -> None:
     platform.accounts[A1].locked_by = "parsing-service"
 
-    assert await client.lease(A1, TENANT, "send_messages") is None
+    assert await client.lease(A1, TENANT, LeasePurpose.MESSAGE_CAMPAIGN) is None
 
 
 async def test_an_allocation_of_another_account_is_given_back(
@@ -278,7 +289,7 @@ async def test_an_allocation_of_another_account_is_given_back(
     server.route("POST", "/api/v1/account-manager/allocate", ignores_preference)
     platform.accounts[A1].locked_by = "parsing-service"
 
-    assert await client.lease(A1, TENANT, "invite_campaign") is None
+    assert await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN) is None
     assert platform.accounts[A2].locked_by is None  # released again
     assert [account_id for account_id, _ in platform.releases] == [A2]
 
@@ -286,12 +297,12 @@ async def test_an_allocation_of_another_account_is_given_back(
 async def test_renew_keeps_the_account_although_the_platform_refuses_to_reallocate_a_held_one(
     server: FakeServer, platform: IntegrationService, client: IntegrationClient
 ) -> None:
-    await client.lease(A1, TENANT, "invite_campaign")
+    await client.lease(A1, TENANT, LeasePurpose.MESSAGE_CAMPAIGN)
 
-    renewed = await client.renew(A1, TENANT, "invite_campaign")
+    renewed = await client.renew(A1, TENANT, LeasePurpose.MESSAGE_CAMPAIGN)
 
     assert renewed is not None
-    assert renewed.id == A1
+    assert (renewed.id, renewed.session, renewed.lease_seconds) == (A1, TELETHON_B64, 30 * 60)
     assert platform.accounts[A1].locked_by == "invite-service"
     paths = [r.path for r in server.requests]
     assert paths == [
@@ -300,19 +311,50 @@ async def test_renew_keeps_the_account_although_the_platform_refuses_to_realloca
         f"/api/v1/account-manager/release/{A1}",
         "/api/v1/account-manager/allocate",
     ]
+    allocations = [r.json() for r in server.requests_to("POST", "/api/v1/account-manager/allocate")]
+    assert {(a["preferred_account_id"], a["purpose"]) for a in allocations} == {(A1, "message_campaign")}
+    # the usage under the lease is the engine's to report when it lets the account go
+    assert platform.releases == [
+        (A1, {"service_name": "invite-service", "usage_stats": msgspec.to_builtins(UsageStats())})
+    ]
 
 
 async def test_renew_answers_none_when_the_platform_no_longer_hands_the_account_out(
     server: FakeServer, platform: IntegrationService, client: IntegrationClient
 ) -> None:
-    await client.lease(A1, TENANT, "invite_campaign")
+    await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
     platform.accounts[A1].status = "flood_wait"  # the platform rests it in between
 
-    assert await client.renew(A1, TENANT, "invite_campaign") is None
+    assert await client.renew(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN) is None
+
+
+async def test_renew_fails_loudly_when_the_platform_is_down(
+    server: FakeServer, platform: IntegrationService, client: IntegrationClient
+) -> None:
+    await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
+    server.route("POST", "/api/v1/account-manager/allocate", Reply(500))
+
+    with pytest.raises(UpstreamError):
+        await client.renew(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
+
+
+async def test_a_lease_without_its_times_lasts_the_minutes_asked_for(server: FakeServer) -> None:
+    server.route(
+        "POST",
+        "/api/v1/account-manager/allocate",
+        Reply(json={"success": True, "allocation": {"account_id": A1, "session_data": {}}}),
+    )
+    client = IntegrationClient(server.url, secret, MemoryCache(), lease_minutes=12)
+    try:
+        account = await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
+    finally:
+        await client.aclose()
+    assert account is not None
+    assert account.lease_seconds == 12 * 60
 
 
 async def test_release_sends_the_usage_stats(platform: IntegrationService, client: IntegrationClient) -> None:
-    await client.lease(A1, TENANT, "invite_campaign")
+    await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
     usage = UsageStats(invites_sent=7, contacts_added=2, channels_used=["-1001234"])
 
     await client.release(A1, TENANT, usage)
@@ -335,7 +377,6 @@ async def test_release_sends_the_usage_stats(platform: IntegrationService, clien
             },
         )
     ]
-    assert client.lease_expires_at(A1) is None
 
 
 async def test_releasing_an_account_the_platform_does_not_know_is_not_an_error(
@@ -369,7 +410,7 @@ async def test_allocate_is_never_retried(server: FakeServer, client: Integration
     server.route("POST", "/api/v1/account-manager/allocate", Reply(500))
 
     with pytest.raises(UpstreamError):
-        await client.lease(A1, TENANT, "invite_campaign")
+        await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
 
     assert len(server.requests) == 1
 
@@ -410,20 +451,15 @@ async def test_a_list_that_is_not_the_contract_is_an_upstream_error(
 
 @pytest.mark.parametrize(
     ("purpose", "sent"),
-    [
-        ("invite_to_group", "invite_campaign"),
-        ("send_messages", "message_campaign"),
-        ("invite-service", "general"),  # the engine's lease of an account for all its tasks
-    ],
+    [(LeasePurpose.INVITE_CAMPAIGN, "invite_campaign"), (LeasePurpose.MESSAGE_CAMPAIGN, "message_campaign")],
 )
-async def test_the_engines_purpose_is_sent_in_the_platforms_words(
-    server: FakeServer, platform: IntegrationService, client: IntegrationClient, purpose: str, sent: str
+async def test_the_purpose_is_sent_in_the_platforms_words(
+    server: FakeServer,
+    platform: IntegrationService,
+    client: IntegrationClient,
+    purpose: LeasePurpose,
+    sent: str,
 ) -> None:
     assert await client.lease(A1, TENANT, purpose) is not None
 
     assert server.requests_to("POST", "/api/v1/account-manager/allocate")[0].json()["purpose"] == sent
-
-
-async def test_an_unknown_purpose_is_refused(client: IntegrationClient) -> None:
-    with pytest.raises(ValueError, match="purpose"):
-        await client.lease(A1, TENANT, "parsing")

@@ -84,7 +84,7 @@ async def test_the_integration_service_serves_the_accounts_endpoint_and_the_engi
 
     allocations = [r.json() for r in server.requests_to("POST", "/api/v1/account-manager/allocate")]
     assert allocations
-    assert all(a["purpose"] == "general" for a in allocations)
+    assert all(a["purpose"] == "message_campaign" for a in allocations)  # a message task's accounts
     assert {account_id for account_id, _ in platform.releases} <= {A1, A2}
     assert sum(stats["usage_stats"]["messages_sent"] for _, stats in platform.releases) == TARGETS
 

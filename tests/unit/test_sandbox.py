@@ -17,6 +17,7 @@ from invite.platforms.base import (
     AccountData,
     AccountEvent,
     AccountsProvider,
+    LeasePurpose,
     OutcomeKind,
     RateLimits,
     StrategyFactory,
@@ -385,14 +386,18 @@ async def test_sandbox_accounts_give_each_tenant_stable_accounts_and_remember_wh
     assert [a.id for a in accounts] == ["sandbox-42-1", "sandbox-42-2", "sandbox-42-3"]
     assert [a.label for a in accounts] == ["Sandbox account 1", "Sandbox account 2", "Sandbox account 3"]
     assert accounts == await provider.list_accounts("42")
-    leased = await provider.lease("sandbox-42-2", "42", "invite task 7")
+    leased = await provider.lease("sandbox-42-2", "42", LeasePurpose.INVITE_CAMPAIGN)
     assert leased is not None
     assert leased.session == ""
     assert leased.user_id == "42"
-    assert await provider.lease("sandbox-42-2", "43", "invite task 8") is None  # not that tenant's
+    assert leased.lease_seconds is None  # never runs out: renewing just finds it again
+    assert await provider.renew("sandbox-42-2", "42", LeasePurpose.INVITE_CAMPAIGN) == leased
+    assert (
+        await provider.lease("sandbox-42-2", "43", LeasePurpose.INVITE_CAMPAIGN) is None
+    )  # not that tenant's
     await provider.release("sandbox-42-2", "42", UsageStats(invites_sent=3))
     await provider.report("sandbox-42-1", "42", AccountEvent.FLOOD_WAIT, "FloodWait 30 s")
-    assert sandbox.leases == [("sandbox-42-2", "42", "invite task 7")]
+    assert sandbox.leases == [("sandbox-42-2", "42", LeasePurpose.INVITE_CAMPAIGN)]
     assert sandbox.releases[0].usage.invites_sent == 3
     assert sandbox.reports[0].event is AccountEvent.FLOOD_WAIT
     assert len(await SandboxAccounts.from_settings(Settings()).list_accounts("42")) == 5

@@ -1,0 +1,190 @@
+"""The platform's leases on accounts, as the engine keeps them: leased for the right purpose,
+renewed before they run out, and an account whose lease the platform will not renew is let go.
+
+The engine runs on a virtual clock with the sandbox driver for the actions, and the real
+Integration Service client against the contract tests' Integration Service on loopback HTTP
+(it answers allocate with a 30-minute lease, and refuses to hand out an account that is
+held, even to its holder), on the engine's clock. This stand-in also notes when each
+allocate came and whether it came from the holder (a renewal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+import asyncpg
+
+from invite.engine.clock import VirtualClock
+from invite.integrations.cache import MemoryCache
+from invite.integrations.integration import integration_from_settings
+from invite.settings import Settings
+from invite.wiring import build_engine
+from tests.fakeserver import FakeServer, Reply, Request
+from tests.integration.engine.harness import (
+    engine_pool,
+    engine_settings,
+    execution_log,
+    make_task,
+    sandbox,
+    wait_for_status,
+    wait_until,
+)
+from tests.integration.test_integration_client import A1, A2, TENANT, IntegrationService, secret
+
+PLATFORM_LEASE = timedelta(minutes=30)  # integration_lease_minutes, as the engine asks for it
+
+
+@dataclass(frozen=True)
+class Allocate:
+    at: datetime  # on the engine's clock
+    account_id: str
+    purpose: str
+    renewing: bool  # asked by the service that holds the account
+    status: int
+
+
+class Platform(IntegrationService):
+    def __init__(self, server: FakeServer, clock: VirtualClock) -> None:
+        super().__init__(server, clock)
+        self.allocates: list[Allocate] = []
+        self.refused: set[str] = set()  # accounts the platform no longer hands out (resting, say)
+
+    def allocate(self, request: Request) -> Reply:
+        body = request.json()
+        account = self.accounts[body["preferred_account_id"]]
+        renewing = account.locked_by == body["service_name"]
+        if account.id in self.refused:
+            reply = Reply(404, json={"detail": "No available accounts found for the specified criteria"})
+        else:
+            reply = super().allocate(request)
+        at = self.now().replace(tzinfo=UTC)
+        self.allocates.append(Allocate(at, account.id, body["purpose"], renewing, reply.status))
+        return reply
+
+    def of(self, account_id: str) -> list[Allocate]:
+        return [a for a in self.allocates if a.account_id == account_id]
+
+
+@asynccontextmanager
+async def engine_with_platform(
+    url: str, **overrides: Any
+) -> AsyncIterator[tuple[Platform, VirtualClock, asyncpg.Pool, Settings]]:
+    """A fresh platform and a pool; the engine starts with ``running`` and stops on exit."""
+    clock = VirtualClock()
+    with FakeServer() as server:
+        platform = Platform(server, clock)
+        settings = engine_settings(url, integration_service_url=server.url, **overrides)
+        async with engine_pool(settings) as pool:
+            yield platform, clock, pool, settings
+
+
+@asynccontextmanager
+async def running(pool: asyncpg.Pool, settings: Settings, clock: VirtualClock) -> AsyncIterator[None]:
+    accounts = integration_from_settings(settings, secret, MemoryCache())
+    assert accounts is not None
+    engine = build_engine(pool, settings, clock, strategies=sandbox(clock, settings), accounts=accounts)
+    await engine.start()
+    try:
+        yield
+    finally:
+        await engine.stop()
+        await accounts.aclose()
+
+
+async def test_the_platform_lease_is_renewed_before_it_runs_out_and_the_account_keeps_working(
+    fresh_database_url: str,
+) -> None:
+    # the engine's own heartbeat (a third of 2 h) would come after the platform's lease ran out
+    async with engine_with_platform(fresh_database_url, account_lease_seconds=7200.0) as (
+        platform,
+        clock,
+        pool,
+        settings,
+    ):
+        task = await make_task(pool, targets=6, user_id=TENANT, settings={"account_ids": [A1]})
+        async with running(pool, settings, clock):
+            await wait_for_status(pool, clock, task, "completed")
+        log = await execution_log(pool)
+
+    allocates = platform.of(A1)
+    held = [a for a in allocates if a.status == 200]  # the first lease, then each renewal
+    assert not allocates[0].renewing
+    assert all(a.purpose == "invite_campaign" for a in allocates)
+    assert [a.renewing for a in allocates if a.status == 404] == [True] * (len(held) - 1)
+    assert len(held) >= 5  # hours of pacing: renewed again and again
+    for before, after in pairwise(held):
+        # when a third of the lease is left, never after it ran out
+        assert PLATFORM_LEASE * 2 / 3 <= after.at - before.at < PLATFORM_LEASE
+    # driven all along, long after the first lease would have run out
+    assert {row["account_id"] for row in log} == {A1}
+    assert [row["status"] for row in log] == ["success"] * 6
+    assert max(row["created_at"] for row in log) > held[0].at + 3 * PLATFORM_LEASE
+    # each renewal gave the lease back for a moment with no usage; the last release has it all
+    usage = [stats["usage_stats"]["invites_sent"] for account_id, stats in platform.releases]
+    assert usage == [0] * (len(held) - 1) + [6]
+    assert platform.accounts[A1].locked_by is None
+
+
+async def test_an_account_whose_lease_the_platform_refuses_to_renew_stops_and_is_released(
+    fresh_database_url: str,
+) -> None:
+    async with engine_with_platform(fresh_database_url) as (platform, clock, pool, settings):
+        task = await make_task(pool, targets=8, user_id=TENANT)  # both usable accounts serve it
+        async with running(pool, settings, clock):
+
+            async def a1_acted() -> bool:
+                return any(row["account_id"] == A1 for row in await execution_log(pool))
+
+            await wait_until(clock, a1_acted, step=60)
+            platform.refused.add(A1)  # e.g. the platform rests it: no renewal
+            await wait_for_status(pool, clock, task, "completed")
+        log = await execution_log(pool)
+
+    [refusal] = [a for a in platform.of(A1) if a.renewing]
+    assert refusal.status == 404
+    assert refusal.at - platform.of(A1)[0].at >= PLATFORM_LEASE * 2 / 3
+    # not driven after the refusal; the other account finished the campaign
+    a1_actions = [row for row in log if row["account_id"] == A1]
+    assert a1_actions
+    assert all(row["created_at"] <= refusal.at for row in a1_actions)
+    assert any(row["account_id"] == A2 and row["created_at"] > refusal.at for row in log)
+    assert [row["status"] for row in log] == ["success"] * 8
+    # released (the client's renewal gave it back first), with what it did under the lease
+    a1_releases = [
+        stats["usage_stats"]["invites_sent"] for account_id, stats in platform.releases if account_id == A1
+    ]
+    assert a1_releases == [0, len(a1_actions)]
+    # a later heartbeat asked for it again, as a new lease
+    later = [a for a in platform.of(A1) if a.at > refusal.at and not a.renewing]
+    assert later
+    assert all(a.status == 404 for a in later)
+
+
+async def test_the_lease_purpose_is_an_invite_campaign_when_the_account_serves_an_invite_task(
+    fresh_database_url: str,
+) -> None:
+    async with engine_with_platform(fresh_database_url) as (platform, clock, pool, settings):
+        await make_task(pool, targets=5, user_id=TENANT, settings={"account_ids": [A1]})
+        await make_task(
+            pool,
+            targets=5,
+            user_id=TENANT,
+            task_type="send_messages",
+            template="Hello {first_name}!",
+            prefix="msg",
+            settings={"account_ids": [A1, A2]},
+        )
+        async with running(pool, settings, clock):
+
+            async def both_leased() -> bool:
+                return {a.account_id for a in platform.allocates if a.status == 200} == {A1, A2}
+
+            await wait_until(clock, both_leased, step=60)
+
+    first = {account_id: platform.of(account_id)[0].purpose for account_id in (A1, A2)}
+    assert first == {A1: "invite_campaign", A2: "message_campaign"}  # A1 serves both tasks
