@@ -221,7 +221,7 @@ class ReportService:
             pending = await self._pending(conn, task_id)
             reopened = reopening and pending > 0
             if reopened:
-                await self._check_active_limit(conn)
+                await self._tasks.check_active_limit(conn, "before reopening this one")
                 row = await conn.fetchrow(
                     self._sql["reports.reopen"], task_id, self._tenant, [s.value for s in REOPEN_FROM], now
                 )
@@ -255,17 +255,6 @@ class ReportService:
         days = self._settings.finished_task_retention_days
         if days and completed_at is not None and completed_at < now - timedelta(days=days):
             raise conflict(f"the task finished more than {days} days ago and is being removed")
-
-    async def _check_active_limit(self, conn: DbConnection) -> None:
-        limit = self._settings.max_active_tasks_per_tenant
-        active = await conn.fetchval(self._sql["tasks.count_active"], self._tenant, list(states.ACTIVE))
-        if active >= limit:
-            raise Problem(
-                409,
-                "Too many active tasks",
-                f"{active} of {limit} tasks are already active; finish or cancel one before reopening this one",
-                extra={"active_tasks": active, "limit": limit},
-            )
 
     async def _pending(self, conn: DbConnection, task_id: uuid.UUID) -> int:
         counts = {r["status"]: r["n"] for r in await conn.fetch(self._sql["tasks.target_counts"], task_id)}

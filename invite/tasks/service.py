@@ -271,6 +271,10 @@ class TaskService:
     async def _check_can_start(self, conn: DbConnection, task_id: uuid.UUID) -> None:
         if not await conn.fetchval(self._sql["tasks.count_targets"], task_id):
             raise conflict("the task has no targets: import an audience first")
+        await self.check_active_limit(conn, "first")
+
+    async def check_active_limit(self, conn: DbConnection, when: str) -> None:
+        """409 when the tenant is at its limit of active tasks; the detail ends "finish or cancel one {when}"."""
         limit = self._settings.max_active_tasks_per_tenant
         active = await conn.fetchval(self._sql["tasks.count_active"], self._tenant, list(states.ACTIVE))
         if active >= limit:
@@ -278,7 +282,7 @@ class TaskService:
                 409,
                 "Too many active tasks",
                 f"{active} of {limit} tasks are already active (scheduled, running or paused); "
-                "finish or cancel one first",
+                f"finish or cancel one {when}",
                 extra={"active_tasks": active, "limit": limit},
             )
 
