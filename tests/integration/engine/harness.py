@@ -14,7 +14,7 @@ import asyncpg
 import msgspec
 
 from invite.db import create_pool
-from invite.engine.clock import Clock, VirtualClock
+from invite.engine.clock import Clock
 from invite.engine.service import Engine
 from invite.platforms.base import RateLimits
 from invite.platforms.sandbox import SandboxAccounts, SandboxFactory, SandboxProfile
@@ -199,7 +199,3 @@ async def execution_log(pool: asyncpg.Pool) -> list[asyncpg.Record]:
                FROM invite_execution_logs l LEFT JOIN invite_targets g ON g.id = l.target_id
                ORDER BY l.created_at, l.id"""
         )
-
-
-def virtual_clock() -> VirtualClock:
-    return VirtualClock()
