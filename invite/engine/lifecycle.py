@@ -23,6 +23,7 @@ from invite.platforms.base import AccountsProvider
 log = structlog.get_logger(__name__)
 
 SWEEP_BATCH = 1000
+CLOSE_BATCH = 1000  # targets closed per cancelled or failed task per statement
 
 
 class Lifecycle:
@@ -78,7 +79,9 @@ class Lifecycle:
             tasks_total.labels(platform=row["platform"], status="failed").inc()
             events.append(_status(row["id"], "failed"))
             changed = True
-        await store.fetch("close_queues", now)
+        closed = CLOSE_BATCH
+        while closed >= CLOSE_BATCH:  # a full batch: there may be more
+            closed = await store.fetchval("close_queues", now, CLOSE_BATCH)
         if await self._sweep(now):
             ctx.registry.wake_all()
         for row in await store.fetch("complete_tasks", now):

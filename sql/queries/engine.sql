@@ -364,17 +364,43 @@ WHERE t.status = 'running'
 RETURNING t.id, t.platform
 
 -- name: close_queues
--- Targets still pending in a cancelled or failed task will never be acted on: close them
--- (the API closes a cancelled task's queue itself; this catches failures and stragglers).
--- The per-status counters find such tasks without scanning targets.
-UPDATE invite_targets g SET
-    status = 'cancelled',
-    outcome = CASE t.status WHEN 'failed' THEN 'task_failed' ELSE 'task_cancelled' END,
-    processed_at = $1,
-    error_message = t.status_reason
-FROM invite_tasks t
-WHERE g.task_id = t.id AND g.status = 'pending' AND t.status IN ('cancelled', 'failed')
-  AND t.id IN (SELECT task_id FROM invite_task_counts WHERE status = 'pending' AND n > 0)
+-- Targets still pending in a cancelled or failed task will never be acted on: close them,
+-- at most $2 per task per call (the caller repeats while $2 or more come back), so a big
+-- failed task is closed in short statements. The API closes a cancelled task's queue
+-- itself; this catches failures and stragglers, and finds nothing on almost every pass.
+-- Each lifecycle pass runs it, so it must cost nothing then: as a plain join of targets,
+-- tasks and counters the planner hashed the counters and seq-scanned every pending target
+-- of the running tasks on every pass (a second of PostgreSQL's time at a million targets).
+--  * closing: the few cancelled or failed tasks whose trigger-kept counters still show
+--    something pending -- found without reading a target.
+--  * queued: each one's pending targets, from the partial index invite_targets_pending (the
+--    ORDER BY is its order, so reading the index beats a scan and a sort). The LATERAL,
+--    which its LIMIT keeps from being flattened into a join, makes the index the inner side
+--    of a nested loop driven by `closing`: when nothing needs closing, no target is read.
+--  * closed: the rows by primary key (= ANY of the ids found), never a scan of the table.
+WITH closing AS MATERIALIZED (
+    SELECT t.id, t.status, t.status_reason
+    FROM invite_task_counts c JOIN invite_tasks t ON t.id = c.task_id
+    WHERE c.status = 'pending' AND c.n > 0 AND t.status IN ('cancelled', 'failed')
+), queued AS (
+    SELECT p.id
+    FROM closing k CROSS JOIN LATERAL (
+        SELECT id FROM invite_targets
+        WHERE task_id = k.id AND status = 'pending'
+        ORDER BY next_attempt_at, seq
+        LIMIT $2
+    ) p
+), closed AS (
+    UPDATE invite_targets g SET
+        status = 'cancelled',
+        outcome = CASE k.status WHEN 'failed' THEN 'task_failed' ELSE 'task_cancelled' END,
+        processed_at = $1,
+        error_message = k.status_reason
+    FROM closing k
+    WHERE g.id = ANY (ARRAY(SELECT id FROM queued)) AND g.task_id = k.id AND g.status = 'pending'
+    RETURNING g.task_id
+)
+SELECT count(*) FROM closed
 
 -- name: complete_tasks
 -- Completion is detected once: running → completed only when the trigger-kept counters show
