@@ -2,7 +2,8 @@
 
 ``create_app()`` is the one factory (uvicorn, tests and the CLI use it). The lifespan opens
 the database (DATABASE_URL, or an embedded PostgreSQL), migrates it, and then starts the
-background services; it stops them in reverse order on shutdown.
+background services; it stops them in reverse order on shutdown. The engine gets a pool of its
+own (``engine_pool``), so a request never waits for a connection behind it.
 
 Handlers and providers take, as ``NamedDependency[...]``: ``db_pool`` (asyncpg.Pool),
 ``tenant`` (Tenant, from the bearer token), ``app_settings`` (Settings) and ``clock``
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -106,7 +107,9 @@ def background_services(state: State) -> list[BackgroundService]:
     if state.settings.engine_enabled:  # last: started after the rest, stopped (gracefully) first
         strategies, accounts = state.strategies, state.accounts_provider
         services.append(
-            build_engine(state.pool, state.settings, state.clock, strategies=strategies, accounts=accounts)
+            build_engine(
+                state.engine_pool, state.settings, state.clock, strategies=strategies, accounts=accounts
+            )
         )
     return services
 
@@ -165,12 +168,16 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     state.strategies = (
         await strategies_from_settings(settings, state.clock) if settings.engine_enabled else None
     )
-    async with database(settings) as url:
-        pool = await create_pool(url, settings)
+    async with database(settings) as url, AsyncExitStack() as pools:
         try:
+            pool = await create_pool(url, settings)
+            pools.push_async_callback(pool.close)
             async with pool.acquire() as conn:
                 applied = await migrate(conn, settings.sql_dir)
             log.info("database ready", embedded=settings.embedded_database, migrations_applied=applied)
+            if settings.engine_enabled:
+                state.engine_pool = await create_pool(url, settings, engine=True)
+                pools.push_async_callback(state.engine_pool.close)
             async with (
                 httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http,
                 open_accounts(settings, state.jwt_secret) as accounts,
@@ -182,7 +189,6 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
                 async with _running(background_services(state)):
                     yield
         finally:
-            await pool.close()
             await state.jwt_secret.aclose()
 
 

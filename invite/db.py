@@ -137,11 +137,14 @@ def _encode_json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-async def create_pool(dsn: str, settings: Settings, **kwargs: Any) -> asyncpg.Pool:
+async def create_pool(dsn: str, settings: Settings, *, engine: bool = False, **kwargs: Any) -> asyncpg.Pool:
+    """The API's pool (DB_POOL_MAX), or with ``engine`` the engine's own (ENGINE_DB_POOL_MAX): two
+    pools, so that a request never waits for a connection behind the engine's statements."""
+    max_size = settings.engine_db_pool_max if engine else settings.db_pool_max
     pool = await asyncpg.create_pool(
         dsn,
-        min_size=min(settings.db_pool_min, settings.db_pool_max),
-        max_size=settings.db_pool_max,
+        min_size=min(settings.db_pool_min, max_size),
+        max_size=max_size,
         init=_init_connection,
         **kwargs,
     )

@@ -31,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: str = str(ROOT / ".data")
     db_pool_min: Positive = 2
     db_pool_max: Positive = 10
+    engine_db_pool_max: Positive = 8  # the engine's own pool: the API never queues behind it
     redis_url: str | None = None  # unset: an in-process cache
     sql_dir: str = str(ROOT / "sql")
 

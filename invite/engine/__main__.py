@@ -30,7 +30,7 @@ async def run(settings: Settings) -> None:
     secret = JwtSecret(settings)  # the service token the Integration Service client signs with
     strategies = await strategies_from_settings(settings, clock)
     async with database(settings) as url, open_accounts(settings, secret) as accounts:
-        pool = await create_pool(url, settings)
+        pool = await create_pool(url, settings, engine=True)
         try:
             async with pool.acquire() as conn:
                 await migrate(conn, settings.sql_dir)

@@ -33,13 +33,13 @@ from invite.settings import Settings
 log = structlog.get_logger(__name__)
 
 # Connections the engine keeps for itself (two claim lanes, the group-commit lane, LISTEN),
-# plus what its other loops and the API need at the same time.
+# plus what its other loops need at the same time (the API has a pool of its own).
 HELD_CONNECTIONS = 4
 MIN_POOL = HELD_CONNECTIONS + 2
 
 
 class PoolTooSmall(Exception):
-    """DB_POOL_MAX leaves the engine's loops nothing to share."""
+    """ENGINE_DB_POOL_MAX leaves the engine's loops nothing to share."""
 
 
 class Engine:
@@ -53,7 +53,8 @@ class Engine:
     ) -> None:
         if pool.get_max_size() < MIN_POOL:
             raise PoolTooSmall(
-                f"DB_POOL_MAX is {pool.get_max_size()}; the engine needs at least {MIN_POOL} "
+                f"the engine's pool (ENGINE_DB_POOL_MAX) is {pool.get_max_size()}; "
+                f"it needs at least {MIN_POOL} "
                 f"({HELD_CONNECTIONS} held for claims, group commit and LISTEN, the rest shared)"
             )
         self.settings = settings
