@@ -14,6 +14,7 @@ httpx.AsyncClient), ``jwt_secret`` and ``accounts_provider`` (the process's one:
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -186,10 +187,22 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
                 state.http = http
                 state.accounts_provider = accounts  # GET /accounts and the engine share it
                 state.identity = IdentityResolver(settings, state.jwt_secret, http)
-                async with _running(background_services(state)):
+                async with _running(background_services(state)), _frozen_heap():
                     yield
         finally:
             await state.jwt_secret.aclose()
+
+
+@asynccontextmanager
+async def _frozen_heap() -> AsyncIterator[None]:
+    """What start-up built (modules, routes, the engine's loops) lives as long as the process: out of
+    the collector's sight, a full collection walks only what came later. Each full pass used to
+    stop the event loop for ~100 ms, the worst of the API's latency under the engine's load."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @asynccontextmanager

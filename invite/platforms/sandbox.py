@@ -117,8 +117,12 @@ class ActionKind(StrEnum):
     CONTACT = "contact"
 
 
-class SandboxAction(msgspec.Struct, frozen=True, kw_only=True):
-    """One action the simulator received, and what it answered. Message texts are kept as a hash."""
+class SandboxAction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One action the simulator received, and what it answered. Message texts are kept as a hash.
+
+    Plain values only, so the record (an action per target) stays out of the garbage collector's
+    full passes, which otherwise grow with it and stall the event loop the service shares.
+    """
 
     at: datetime
     account_id: str
@@ -230,7 +234,8 @@ class _World:
     def __init__(self, record: SandboxRecord) -> None:
         self.record = record
         self.members: defaultdict[str, set[str]] = defaultdict(set)
-        self.attempts: Counter[tuple[ActionKind, str, str]] = Counter()
+        # keyed by plain strings (the kind's value): such tuples leave the collector's sight too
+        self.attempts: Counter[tuple[str, str, str]] = Counter()
         self.answered: Counter[str] = Counter()
         self.dead: set[str] = set()
         self.flood_until: dict[str, datetime] = {}
@@ -247,7 +252,7 @@ class _World:
         self.catch_up()
 
     def _apply(self, a: SandboxAction) -> None:
-        self.attempts[(a.action, a.destination, a.target_key)] += 1
+        self.attempts[(a.action.value, a.destination, a.target_key)] += 1
         if a.outcome in _ANSWERED:
             self.answered[a.account_id] += 1
         if a.outcome is OutcomeKind.SUCCESS and a.action is ActionKind.INVITE and a.group_id is not None:
@@ -331,12 +336,12 @@ class SandboxStrategy:
         key = target.key
         destination = group_id or text_hash or ""
         self._world.catch_up()
-        attempt = self._world.attempts[(action, destination, key)]
+        attempt = self._world.attempts[(action.value, destination, key)]
         latency = self._latency(action, key, attempt)
         if latency > 0:
             await self._clock.sleep(latency)
             self._world.catch_up()
-            attempt = self._world.attempts[(action, destination, key)]
+            attempt = self._world.attempts[(action.value, destination, key)]
         # From here to the write nothing awaits: the decision and its record are one step.
         outcome = self._decide(action, key, group_id, attempt)
         self._world.write(
