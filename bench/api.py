@@ -1,17 +1,18 @@
 """The API benchmark: latency of /status and /stats on a million-target task while the engine
 works through it in the same process.
 
-Run: ``.venv/bin/python bench/api.py [--quick]`` (DATABASE_URL: a server where this may
-create and drop a scratch database; default the local one). The last printed line is one
-JSON object.
+Run: ``.venv/bin/python bench/api.py [--quick] [--engine-rate 100]`` (DATABASE_URL: a server
+where this may create and drop a scratch database; default the local one). The last printed
+line is one JSON object.
 
 On a fresh scratch database one running task of ``--targets`` (1,000,000) invites is written,
 then the service is started as production runs it — ``create_app`` under uvicorn on uvloop,
-its engine in the app's lifespan on the app's pool (default size) — with the sandbox driver
-answering at once (``SANDBOX_PROFILE=zero``) over ``--accounts`` (100) sandbox accounts whose
-limits pace the campaign to ``--engine-rate`` (1,000) targets/s, far beyond any real fleet
-(40 actions a day per account: that is 2 million accounts); ``--engine-rate 0`` lifts the
-limits and lets the engine run flat out. After ``--warmup`` seconds, a load generator in a
+its engine in the app's lifespan on the engine's own pool, the API on its pool (default sizes)
+— with the sandbox driver answering at once (``SANDBOX_PROFILE=zero``) over ``--accounts``
+(100) sandbox accounts whose limits pace the campaign to ``--engine-rate`` (1,000) targets/s,
+far beyond any real fleet (40 actions a day per account: that is 2 million accounts;
+``--engine-rate 100`` is still 200,000); ``--engine-rate 0`` lifts the limits and lets the
+engine run flat out. After ``--warmup`` seconds, a load generator in a
 separate process (so that its own work is not counted against the service) sends
 GET /tasks/{id}/status and GET /tasks/{id}/stats alternately at a fixed ``--rate`` (200
 requests/s) for ``--seconds`` (30), open loop: each request is sent at its scheduled instant
@@ -20,14 +21,17 @@ coordinated omission). ``--no-engine`` measures the API alone for comparison.
 
 Reported: ``status_p50_ms``, ``status_p99_ms``, ``stats_p50_ms``, ``stats_p99_ms``, ``rps``
 (responses per second achieved), ``errors`` (non-200 answers or failed requests),
-``engine_targets_per_s`` (targets the engine finished during the measurement) and
-``pending_at_end`` (the task was still being worked on throughout when > 0).
+``engine_targets_per_s`` (targets the engine finished during the measurement),
+``pending_at_end`` (the task was still being worked on throughout when > 0), and what held the
+service's event loop meanwhile: ``loop_lag_p99_ms``/``loop_lag_max_ms`` (how late a 10 ms timer
+fired) and ``gc_pause_max_ms`` (the longest garbage collection, which stops the loop).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import re
@@ -209,11 +213,48 @@ async def with_engine(
         await asyncio.sleep(args.warmup)
         before, at = await finished(conn, task_id), time.perf_counter()
         print(f"warmed up: {before:,} targets done; measuring for {args.seconds:g} s", flush=True)
-        result = await run_load(base, task_id, args)
+        async with watching_the_loop() as stalls:
+            result = await run_load(base, task_id, args)
+        result.update(stalls)
         after, elapsed = await finished(conn, task_id), time.perf_counter() - at
     finally:
         await conn.close()
     return result, round((after - before) / elapsed), args.targets - after
+
+
+@asynccontextmanager
+async def watching_the_loop(period: float = 0.01) -> AsyncIterator[dict[str, float]]:
+    """How late a timer of ``period`` fires in the service's loop, and the collector's pauses
+    (each stops the loop), while the block runs; the figures fill the dict yielded at its end."""
+    lags: list[float] = []
+    pauses: list[float] = []
+    began = 0.0
+
+    def collecting(phase: str, _info: dict[str, int]) -> None:
+        nonlocal began
+        if phase == "start":
+            began = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - began)
+
+    async def tick() -> None:
+        while True:
+            due = time.perf_counter() + period
+            await asyncio.sleep(period)
+            lags.append(time.perf_counter() - due)
+
+    figures: dict[str, float] = {}
+    gc.callbacks.append(collecting)
+    ticker = asyncio.create_task(tick())
+    try:
+        yield figures
+    finally:
+        ticker.cancel()
+        gc.callbacks.remove(collecting)
+    lags.sort()
+    figures["loop_lag_p99_ms"] = round(lags[int(0.99 * (len(lags) - 1))] * 1000, 2) if lags else 0.0
+    figures["loop_lag_max_ms"] = round(lags[-1] * 1000, 2) if lags else 0.0
+    figures["gc_pause_max_ms"] = round(max(pauses, default=0.0) * 1000, 2)
 
 
 async def bounded(step: Awaitable[object], what: str, seconds: float = 30.0) -> bool:
