@@ -5,6 +5,11 @@ reservation) was committed by the claim. An outcome can wait for company: a cras
 leaves its target in flight, which the recovery rules already handle (an uncertain message,
 a retried invite). One transaction writes the targets, the execution log, the accounts, the
 task-account rows, the breaker's verdict and one progress event per task.
+
+When PostgreSQL is away the recorder keeps its outcomes in memory and tries again, with a
+``backoff()`` on the injected clock, for as long as it takes. Meanwhile it is not ``writable`` (nor while a full batch waits), and the
+account runners act on nothing more: no outcome is made that could not be written, and what
+it holds stays bounded by a batch plus one action per driven account.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -31,7 +36,8 @@ from invite.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-_ERROR_PAUSE = 1.0
+ERROR_PAUSE = 0.25  # the first pause after a database error; it doubles up to ERROR_PAUSE_MAX
+ERROR_PAUSE_MAX = 5.0
 _CLOSING_ATTEMPTS = 3
 _T = TypeVar("_T")
 FINAL = frozenset({"succeeded", "skipped", "failed", "uncertain"})
@@ -58,6 +64,8 @@ class LogRow:
     status: str
     details: dict[str, Any]
     at: datetime
+    # chosen here, so a batch written again after a commit whose answer was lost adds no row twice
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 @dataclass(slots=True)
@@ -125,6 +133,18 @@ class Recorder:
         self._running = False
         self._progress = asyncio.Event()
         self._reports: set[asyncio.Task[None]] = set()
+        self._failing = False
+
+    @property
+    def failing(self) -> bool:
+        """The last try to write failed: the database is away."""
+        return self._failing
+
+    @property
+    def writable(self) -> bool:
+        """Outcomes can be committed now: the database answered the last write and no full
+        batch waits. When it turns writable again the registry's ``changed`` fires."""
+        return not self._failing and len(self._entries) < self._settings.record_batch_max
 
     def add(self, entry: Entry) -> None:
         self._entries.append(entry)
@@ -167,6 +187,7 @@ class Recorder:
             await asyncio.gather(*self._reports, return_exceptions=True)
 
     async def _commit_batch(self, attempts: int | None) -> bool:
+        held_back = not self.writable
         batch, self._entries = self._entries, []
         barriers, self._barriers = self._barriers, 0
         self._arrived.clear()
@@ -183,8 +204,10 @@ class Recorder:
         self._committed += len(batch) + barriers
         progress, self._progress = self._progress, asyncio.Event()
         progress.set()
-        paused = await self._retrying("follow-up", self._follow_up, batch, _CLOSING_ATTEMPTS) or {}
+        paused = await self._retrying("follow-up", self._follow_up, batch, attempts) or {}
         self._after_commit(batch, applied, paused)
+        if held_back and self.writable:
+            self._registry.bump()
         return True
 
     async def _retrying(
@@ -195,11 +218,13 @@ class Recorder:
         attempts: int | None,
     ) -> _T | None:
         tried = 0
+        pauses = backoff()
         while True:
             tried += 1
             try:
-                return await step(batch)
+                done = await step(batch)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self._failing = True
                 log.error(
                     "group commit failed",
                     step=name,
@@ -209,7 +234,10 @@ class Recorder:
                 )
                 if attempts is not None and tried >= attempts:
                     return None
-                await self._clock.sleep(_ERROR_PAUSE)
+                await self._clock.sleep(next(pauses))
+                continue
+            self._failing = False
+            return done
 
     async def _write(self, batch: list[Entry], *, everything: bool) -> set[uuid.UUID]:
         """The outcomes, in one statement; the ids of the targets it applied to."""
@@ -222,7 +250,7 @@ class Recorder:
         )
         if not (targets or logs or accounts or task_accounts):
             return set()
-        events = [_event(task_id, "progress") for task_id in dict.fromkeys(e.task_id for e in batch)]
+        events = [task_event(task_id, "progress") for task_id in dict.fromkeys(e.task_id for e in batch)]
         rows = await self._lane.fetch(
             "record",
             self._settings.replica_id,
@@ -258,6 +286,7 @@ class Recorder:
             [c.last_used_at for _, c in task_accounts],
             events,
             now,
+            [r.id for _, r in logs],
         )
         self._ledger.written(task_accounts, now)
         return set(rows[0]["applied"])
@@ -284,7 +313,7 @@ class Recorder:
                 if await tx.fetchrow("pause_task", task_id, reason, now) is not None:
                     paused[task_id] = (why, reason)
             if paused:
-                await tx.execute("notify", [_event(t, "status", status="paused") for t in paused])
+                await tx.execute("notify", [task_event(t, "status", status="paused") for t in paused])
         return paused
 
     def _after_commit(
@@ -397,5 +426,14 @@ def _json(value: object) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def _event(task_id: uuid.UUID, kind: str, **extra: str) -> str:
+def backoff() -> Iterator[float]:
+    """Pauses between tries at a database that is away: doubling from ERROR_PAUSE, capped."""
+    pause = ERROR_PAUSE
+    while True:
+        yield pause
+        pause = min(pause * 2, ERROR_PAUSE_MAX)
+
+
+def task_event(task_id: uuid.UUID, kind: str, **extra: str) -> str:
+    """A task's notification on invite_task_events (progress, or a status change)."""
     return _json({"task_id": str(task_id), "type": kind, **extra})

@@ -95,7 +95,9 @@ FROM (SELECT 1) one LEFT JOIN claimed c ON true
 --    now; an `uncertain` left by a recovery sweep is overwritten (the real outcome is better
 --    than "unknown"); a target going back to the queue loses its lease;
 --  * logs: one execution-log row per platform call (and per failed check of an account's
---    right, without a target); a target deleted with its task meanwhile is left out;
+--    right, without a target), under the id the recorder gave it ($34): a batch written
+--    again because the answer to its commit was lost adds none twice; a target deleted with
+--    its task meanwhile is left out;
 --  * accounts: the state the outcomes changed (cooldown, AIMD multiplier, blocked), only on
 --    accounts this replica still leases, locked in id order;
 --  * task_accounts: per task and account its state and its counters by outcome ($29 holds
@@ -122,11 +124,13 @@ WITH targets AS (
       AND g.status IN ('in_flight', 'uncertain')
     RETURNING g.id
 ), logs AS (
-    INSERT INTO invite_execution_logs (task_id, target_id, account_id, action, status, details, created_at)
-    SELECT u.task_id, u.target_id, u.account_id, u.action, u.status, u.details::jsonb, u.created_at
-    FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::text[], $15::text[], $16::text[], $17::timestamptz[])
-         AS u(task_id, target_id, account_id, action, status, details, created_at)
+    INSERT INTO invite_execution_logs (id, task_id, target_id, account_id, action, status, details, created_at)
+    SELECT u.id, u.task_id, u.target_id, u.account_id, u.action, u.status, u.details::jsonb, u.created_at
+    FROM unnest($34::uuid[], $11::uuid[], $12::uuid[], $13::text[], $14::text[], $15::text[], $16::text[],
+                $17::timestamptz[])
+         AS u(id, task_id, target_id, account_id, action, status, details, created_at)
     WHERE u.target_id IS NULL OR EXISTS (SELECT 1 FROM invite_targets g WHERE g.id = u.target_id)
+    ON CONFLICT (id) DO NOTHING
     RETURNING 1
 ), mine AS MATERIALIZED (
     SELECT id FROM invite_accounts WHERE id = ANY($18::text[]) AND lease_owner = $1 ORDER BY id FOR UPDATE

@@ -246,3 +246,96 @@ async def test_the_engine_holds_still_while_the_database_is_gone_and_resumes(
         )
     finally:
         await observer.close()
+
+
+async def test_outcomes_held_through_a_long_outage_land_when_the_database_returns(
+    settings: Settings, fresh_database_url: str, relay: Relay
+) -> None:
+    """The recorder keeps what was done while the database is away, however long (here longer
+    than its retries once lasted), and writes it when the database is back: no target that was
+    acted on is left in doubt."""
+    tenant, targets = new_tenant(), 200
+    run = msgspec.structs.replace(
+        settings,
+        database_url=relay.url(fresh_database_url),
+        daily_quota=PLENTY,
+        daily_quota_with_link=PLENTY,
+        min_pause_seconds=0.02,
+        poll_interval_seconds=0.5,
+        account_lease_seconds=60.0,  # nothing expires during the outage: every outcome is still ours
+        target_lease_seconds=60.0,
+        db_pool_max=8,
+        http_timeout_seconds=2.0,
+    )
+    observer = await asyncpg.connect(fresh_database_url)
+    record = MemoryRecord()
+    factory = SandboxFactory(
+        RealClock(),
+        limits=RateLimits(PLENTY, PLENTY, run.min_pause_seconds),
+        profile=SandboxProfile(latency_seconds=(0.05, 0.2)),  # an action in hand when the cut comes
+        record=record,
+    )
+    try:
+        task_id: uuid.UUID = await observer.fetchval(
+            """INSERT INTO invite_tasks (user_id, platform, task_type, title, message_template, status, started_at)
+               VALUES ($1, 'telegram', 'send_messages', 'long outage', 'Hello {first_name}', 'running', now())
+               RETURNING id""",
+            tenant,
+        )
+        await observer.execute(
+            """INSERT INTO invite_targets (task_id, user_identifier, identifier_key, user_data)
+               SELECT $1, '@long' || n, 'u:long' || n, jsonb_build_object('first_name', 'N' || n)
+               FROM generate_series(1, $2) n""",
+            task_id,
+            targets,
+        )
+        pool = await create_pool(run.database_url or "", run)
+        engine = build_engine(pool, run, RealClock(), strategies=factory, accounts=SandboxAccounts(3))
+        await engine.start()
+        try:
+
+            async def under_way() -> bool:
+                return (await _counts(observer, task_id)).get("succeeded", 0) >= 40
+
+            await eventually(under_way, 30, "the campaign under way")
+            relay.cut()
+
+            async def failing() -> bool:
+                return engine.ctx.recorder.failing
+
+            await eventually(failing, 10, "an outcome the recorder could not write")
+            await asyncio.sleep(0.5)  # the other actions in hand are answered
+            seen = len(record.actions)
+            await asyncio.sleep(6.0)  # longer than the old recorder's retries lasted
+            assert len(record.actions) == seen, "the engine acted while it could not record"
+            held = {a.target_key for a in record.actions} - {
+                row[0]
+                for row in await observer.fetch(
+                    "SELECT identifier_key FROM invite_targets WHERE task_id = $1 AND status = 'succeeded'",
+                    task_id,
+                )
+            }
+            assert held
+
+            relay.restore()
+
+            async def finished() -> bool:
+                status = await observer.fetchval("SELECT status FROM invite_tasks WHERE id = $1", task_id)
+                return bool(status == "completed")
+
+            await eventually(finished, 60, "the campaign finished after the database came back")
+        finally:
+            await engine.stop()
+            await pool.close()
+        counts = await _counts(observer, task_id)
+        sent = sends_per_target(record.actions)
+        logged = await observer.fetchval(
+            "SELECT count(*) FROM invite_execution_logs WHERE task_id = $1 AND action = 'send_message'",
+            task_id,
+        )
+        assert counts == {"succeeded": targets}
+        assert max(sent.values()) == 1
+        assert len(sent) == targets
+        assert logged == len(record.actions)  # the log rows of the held outcomes landed too
+    finally:
+        await observer.close()
