@@ -70,9 +70,11 @@ class Claimer:
         drained: Callable[[], None],
     ) -> None:
         self._store = store
+        # every lane, wherever it is: a batch cancelled before it starts never puts its lane back
+        self._all_lanes = [store.lane() for _ in range(_LANES)]
         self._lanes: asyncio.Queue[Lane] = asyncio.Queue()
-        for _ in range(_LANES):
-            self._lanes.put_nowait(store.lane())
+        for lane in self._all_lanes:
+            self._lanes.put_nowait(lane)
         self._batches: set[asyncio.Task[None]] = set()
         self._refresh = refresh  # asks for a fresh picture of tasks and accounts
         self._drained = drained  # a task has nothing pending left: it may be complete
@@ -110,8 +112,8 @@ class Claimer:
             for batch in self._batches:
                 batch.cancel()
             await asyncio.gather(*self._batches, return_exceptions=True)
-            while not self._lanes.empty():
-                await self._lanes.get_nowait().close()
+            for lane in self._all_lanes:
+                await lane.close()
 
     async def _serve(self) -> None:
         while not self._closed:

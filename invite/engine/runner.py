@@ -38,8 +38,9 @@ async def run_account(ctx: EngineContext, account: LeasedAccount) -> None:
             continue
         account.bucket.reserve(claim.at)
         account.turn += 1
-        hold = account.bucket.send_wait(ctx.clock.now(), choice.limits)
-        if hold > 0:  # the pause holds between the sends too, whatever the claim's latency
+        # the pause holds between the sends too, whatever the claim's latency (asked again after
+        # each sleep: an event loop's timer may fire a little early, uvloop's by up to a millisecond)
+        while (hold := account.bucket.send_wait(ctx.clock.now(), choice.limits)) > 0:
             await ctx.clock.sleep(hold)
         outcome = await act(account.strategy, task, claim)
         answered = ctx.clock.now()
