@@ -65,10 +65,5 @@ def test_every_uncertain_message_is_explained(verdict: dict[str, Any]) -> None:
     assert verdict["uncertain_unexplained"] == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open engine bug: some runs still show two sends of one account closer than "
-    "MIN_PAUSE_SECONDS around a SIGKILL take-over (the graceful and in-process cases hold)",
-)
 def test_no_account_acts_faster_than_its_limits(verdict: dict[str, Any]) -> None:
     assert verdict["quota_violations"] == 0, verdict["quota"]
