@@ -187,19 +187,7 @@ async def test_the_engine_holds_still_while_the_database_is_gone_and_resumes(
         record=record,
     )
     try:
-        task_id: uuid.UUID = await observer.fetchval(
-            """INSERT INTO invite_tasks (user_id, platform, task_type, title, message_template, status, started_at)
-               VALUES ($1, 'telegram', 'send_messages', 'outage', 'Hello {first_name}', 'running', now())
-               RETURNING id""",
-            tenant,
-        )
-        await observer.execute(
-            """INSERT INTO invite_targets (task_id, user_identifier, identifier_key, user_data)
-               SELECT $1, '@outage' || n, 'u:outage' || n, jsonb_build_object('first_name', 'N' || n)
-               FROM generate_series(1, $2) n""",
-            task_id,
-            targets,
-        )
+        task_id = await _running_messages(observer, tenant, "outage", targets)
         pool = await create_pool(run.database_url or "", run)
         engine = build_engine(pool, run, RealClock(), strategies=factory, accounts=SandboxAccounts(3))
         await engine.start()
@@ -276,19 +264,7 @@ async def test_outcomes_held_through_a_long_outage_land_when_the_database_return
         record=record,
     )
     try:
-        task_id: uuid.UUID = await observer.fetchval(
-            """INSERT INTO invite_tasks (user_id, platform, task_type, title, message_template, status, started_at)
-               VALUES ($1, 'telegram', 'send_messages', 'long outage', 'Hello {first_name}', 'running', now())
-               RETURNING id""",
-            tenant,
-        )
-        await observer.execute(
-            """INSERT INTO invite_targets (task_id, user_identifier, identifier_key, user_data)
-               SELECT $1, '@long' || n, 'u:long' || n, jsonb_build_object('first_name', 'N' || n)
-               FROM generate_series(1, $2) n""",
-            task_id,
-            targets,
-        )
+        task_id = await _running_messages(observer, tenant, "long", targets)
         pool = await create_pool(run.database_url or "", run)
         engine = build_engine(pool, run, RealClock(), strategies=factory, accounts=SandboxAccounts(3))
         await engine.start()
@@ -339,3 +315,25 @@ async def test_outcomes_held_through_a_long_outage_land_when_the_database_return
         assert logged == len(record.actions)  # the log rows of the held outcomes landed too
     finally:
         await observer.close()
+
+
+async def _running_messages(
+    observer: asyncpg.Connection, tenant: str, prefix: str, targets: int
+) -> uuid.UUID:
+    """A running message task of ``targets`` people named after ``prefix``."""
+    task_id: uuid.UUID = await observer.fetchval(
+        """INSERT INTO invite_tasks (user_id, platform, task_type, title, message_template, status, started_at)
+           VALUES ($1, 'telegram', 'send_messages', $2, 'Hello {first_name}', 'running', now())
+           RETURNING id""",
+        tenant,
+        prefix,
+    )
+    await observer.execute(
+        """INSERT INTO invite_targets (task_id, user_identifier, identifier_key, user_data)
+           SELECT $1, '@' || $3 || n, 'u:' || $3 || n, jsonb_build_object('first_name', 'N' || n)
+           FROM generate_series(1, $2) n""",
+        task_id,
+        targets,
+        prefix,
+    )
+    return task_id
