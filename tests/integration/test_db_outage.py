@@ -43,6 +43,7 @@ from invite.wiring import build_engine
 from tests.conftest import ADMIN_URL
 from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import PREFIX, Client, auth_headers, message_task, new_tenant
+from tests.integration.engine.harness import make_task
 from tests.relay import Relay
 from tests.security.test_tenant_isolation import ROUTE_SETTINGS, api_routes
 
@@ -178,7 +179,7 @@ async def test_the_engine_holds_still_while_the_database_is_gone_and_resumes(
         db_pool_max=8,
         http_timeout_seconds=2.0,
     )
-    observer = await asyncpg.connect(fresh_database_url)  # straight to the server, never cut
+    observer = await create_pool(fresh_database_url, settings)  # straight to the server, never cut
     record = MemoryRecord()
     factory = SandboxFactory(
         RealClock(),
@@ -187,7 +188,14 @@ async def test_the_engine_holds_still_while_the_database_is_gone_and_resumes(
         record=record,
     )
     try:
-        task_id = await _running_messages(observer, tenant, "outage", targets)
+        task_id = await make_task(
+            observer,
+            targets=targets,
+            user_id=tenant,
+            task_type="send_messages",
+            template="Hello {first_name}",
+            prefix="outage",
+        )
         pool = await create_pool(run.database_url or "", run)
         engine = build_engine(pool, run, RealClock(), strategies=factory, accounts=SandboxAccounts(3))
         await engine.start()
@@ -255,7 +263,7 @@ async def test_outcomes_held_through_a_long_outage_land_when_the_database_return
         db_pool_max=8,
         http_timeout_seconds=2.0,
     )
-    observer = await asyncpg.connect(fresh_database_url)
+    observer = await create_pool(fresh_database_url, settings)  # straight to the server, never cut
     record = MemoryRecord()
     factory = SandboxFactory(
         RealClock(),
@@ -264,7 +272,14 @@ async def test_outcomes_held_through_a_long_outage_land_when_the_database_return
         record=record,
     )
     try:
-        task_id = await _running_messages(observer, tenant, "long", targets)
+        task_id = await make_task(
+            observer,
+            targets=targets,
+            user_id=tenant,
+            task_type="send_messages",
+            template="Hello {first_name}",
+            prefix="long",
+        )
         pool = await create_pool(run.database_url or "", run)
         engine = build_engine(pool, run, RealClock(), strategies=factory, accounts=SandboxAccounts(3))
         await engine.start()
@@ -315,25 +330,3 @@ async def test_outcomes_held_through_a_long_outage_land_when_the_database_return
         assert logged == len(record.actions)  # the log rows of the held outcomes landed too
     finally:
         await observer.close()
-
-
-async def _running_messages(
-    observer: asyncpg.Connection, tenant: str, prefix: str, targets: int
-) -> uuid.UUID:
-    """A running message task of ``targets`` people named after ``prefix``."""
-    task_id: uuid.UUID = await observer.fetchval(
-        """INSERT INTO invite_tasks (user_id, platform, task_type, title, message_template, status, started_at)
-           VALUES ($1, 'telegram', 'send_messages', $2, 'Hello {first_name}', 'running', now())
-           RETURNING id""",
-        tenant,
-        prefix,
-    )
-    await observer.execute(
-        """INSERT INTO invite_targets (task_id, user_identifier, identifier_key, user_data)
-           SELECT $1, '@' || $3 || n, 'u:' || $3 || n, jsonb_build_object('first_name', 'N' || n)
-           FROM generate_series(1, $2) n""",
-        task_id,
-        targets,
-        prefix,
-    )
-    return task_id
