@@ -167,26 +167,10 @@ async def test_the_engine_holds_still_while_the_database_is_gone_and_resumes(
     settings: Settings, fresh_database_url: str, relay: Relay
 ) -> None:
     tenant, targets = new_tenant(), 400
-    run = msgspec.structs.replace(
-        settings,
-        database_url=relay.url(fresh_database_url),
-        daily_quota=PLENTY,
-        daily_quota_with_link=PLENTY,
-        min_pause_seconds=0.02,
-        poll_interval_seconds=0.5,
-        account_lease_seconds=3.0,
-        target_lease_seconds=3.0,
-        db_pool_max=8,
-        http_timeout_seconds=2.0,
-    )
+    run = _through_relay(settings, relay.url(fresh_database_url), lease_seconds=3.0)
     observer = await create_pool(fresh_database_url, settings)  # straight to the server, never cut
     record = MemoryRecord()
-    factory = SandboxFactory(
-        RealClock(),
-        limits=RateLimits(PLENTY, PLENTY, run.min_pause_seconds),
-        profile=SandboxProfile.zero(),
-        record=record,
-    )
+    factory = _sandbox(run, record, SandboxProfile.zero())
     try:
         task_id = await make_task(
             observer,
@@ -251,26 +235,12 @@ async def test_outcomes_held_through_a_long_outage_land_when_the_database_return
     than its retries once lasted), and writes it when the database is back: no target that was
     acted on is left in doubt."""
     tenant, targets = new_tenant(), 200
-    run = msgspec.structs.replace(
-        settings,
-        database_url=relay.url(fresh_database_url),
-        daily_quota=PLENTY,
-        daily_quota_with_link=PLENTY,
-        min_pause_seconds=0.02,
-        poll_interval_seconds=0.5,
-        account_lease_seconds=60.0,  # nothing expires during the outage: every outcome is still ours
-        target_lease_seconds=60.0,
-        db_pool_max=8,
-        http_timeout_seconds=2.0,
-    )
+    # nothing expires during the outage: every outcome is still ours
+    run = _through_relay(settings, relay.url(fresh_database_url), lease_seconds=60.0)
     observer = await create_pool(fresh_database_url, settings)  # straight to the server, never cut
     record = MemoryRecord()
-    factory = SandboxFactory(
-        RealClock(),
-        limits=RateLimits(PLENTY, PLENTY, run.min_pause_seconds),
-        profile=SandboxProfile(latency_seconds=(0.05, 0.2)),  # an action in hand when the cut comes
-        record=record,
-    )
+    # an action in hand when the cut comes
+    factory = _sandbox(run, record, SandboxProfile(latency_seconds=(0.05, 0.2)))
     try:
         task_id = await make_task(
             observer,
@@ -330,3 +300,25 @@ async def test_outcomes_held_through_a_long_outage_land_when_the_database_return
         assert logged == len(record.actions)  # the log rows of the held outcomes landed too
     finally:
         await observer.close()
+
+
+def _through_relay(settings: Settings, url: str, *, lease_seconds: float) -> Settings:
+    """An engine reaching the database through the relay, fast and with no quota in the way."""
+    return msgspec.structs.replace(
+        settings,
+        database_url=url,
+        daily_quota=PLENTY,
+        daily_quota_with_link=PLENTY,
+        min_pause_seconds=0.02,
+        poll_interval_seconds=0.5,
+        account_lease_seconds=lease_seconds,
+        target_lease_seconds=lease_seconds,
+        db_pool_max=8,
+        http_timeout_seconds=2.0,
+    )
+
+
+def _sandbox(run: Settings, record: MemoryRecord, profile: SandboxProfile) -> SandboxFactory:
+    return SandboxFactory(
+        RealClock(), limits=RateLimits(PLENTY, PLENTY, run.min_pause_seconds), profile=profile, record=record
+    )
