@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import asyncpg
 import structlog
@@ -38,6 +39,7 @@ from invite.observability.metrics import accounts_blocked, accounts_by_state, le
 from invite.platforms.base import AccountData, AccountsProvider, LeasePurpose, OutcomeKind, StrategyFactory
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 _AT_ONCE = 16  # client starts and provider renewals side by side
 
@@ -116,13 +118,7 @@ class LeaseKeeper:
         if len(kept) < len(self.held):
             ctx.registry.bump()
         due = [a for a in self.held.values() if a.driving and a.renew_at is not None and a.renew_at <= now]
-        at_once = asyncio.Semaphore(_AT_ONCE)
-
-        async def renew(account: LeasedAccount) -> None:
-            async with at_once:
-                await self._renew_provider_lease(account)
-
-        await asyncio.gather(*(renew(account) for account in due))
+        await _side_by_side(self._renew_provider_lease, due)
 
     async def _renew_provider_lease(self, account: LeasedAccount) -> None:
         ctx = self._ctx
@@ -176,13 +172,7 @@ class LeaseKeeper:
             return
         await self._refresh(row["id"] for row in rows)  # the lease purpose follows their tasks
         # clients start side by side (a Telegram login takes a while): the heartbeat must not lag
-        starting = asyncio.Semaphore(_AT_ONCE)
-
-        async def take(row: asyncpg.Record) -> None:
-            async with starting:
-                await self._take(row)
-
-        await asyncio.gather(*(take(row) for row in rows))
+        await _side_by_side(self._take, rows)
 
     async def _take(self, row: asyncpg.Record) -> None:
         account_id, user_id = row["id"], row["user_id"]
@@ -303,3 +293,14 @@ def _renew_at(asked: datetime, data: AccountData) -> datetime | None:
     if data.lease_seconds is None:
         return None
     return asked + timedelta(seconds=data.lease_seconds * 2 / 3)
+
+
+async def _side_by_side(work: Callable[[T], Awaitable[None]], items: Iterable[T]) -> None:
+    """``work`` on every item, at most _AT_ONCE at a time."""
+    at_once = asyncio.Semaphore(_AT_ONCE)
+
+    async def one(item: T) -> None:
+        async with at_once:
+            await work(item)
+
+    await asyncio.gather(*(one(item) for item in items))
