@@ -18,7 +18,6 @@ past its retention date (it is being removed).
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -47,7 +46,7 @@ from invite.reports.schemas import (
 from invite.settings import Settings
 from invite.tasks import states
 from invite.tasks.schemas import TaskStatusResponse
-from invite.tasks.service import TaskService
+from invite.tasks.service import TaskService, status_response
 from invite.tasks.states import TaskStatus
 
 EXPORT_PAGE_SIZE = 5000
@@ -85,37 +84,23 @@ class ReportService:
     async def stats(
         self, task_id: uuid.UUID, since: datetime | None, until: datetime | None
     ) -> TaskStatsResponse:
-        status = await self._tasks.status_report(task_id)
-        async with self._pool.acquire() as conn:
-            by_account = await self._account_stats(conn, task_id)
-            hours = await conn.fetch(
-                self._sql["reports.stats_by_hour"], task_id, since or _BEGINNING, until or _END
-            )
-        by_action: dict[str, int] = defaultdict(int)
-        by_outcome: dict[str, int] = defaultdict(int)
-        for account in by_account.rows:
-            by_action[account["action"]] += account["n"]
-            by_outcome[account["outcome"]] += account["n"]
+        stats = await self._stats(task_id, since or _BEGINNING, until or _END)
         return TaskStatsResponse(
-            task_id=status.task_id,
-            status=status.status,
-            driver=status.driver,
-            targets=status.counts,
-            actions=sum(by_action.values()),
-            by_action=dict(by_action),
-            by_outcome=dict(by_outcome),
-            by_account=by_account.stats,
-            by_hour=_hour_stats(hours),
+            task_id=stats.status.task_id,
+            status=stats.status.status,
+            driver=stats.status.driver,
+            targets=stats.status.counts,
+            actions=sum(stats.by_action.values()),
+            by_action=stats.by_action,
+            by_outcome=stats.by_outcome,
+            by_account=stats.by_account,
+            by_hour=stats.by_hour,
         )
 
     async def report(self, task_id: uuid.UUID) -> TaskReport:
         task = await self._tasks.get(task_id)
-        status = await self._tasks.status_report(task_id)
-        async with self._pool.acquire() as conn:
-            by_account = await self._account_stats(conn, task_id)
-        by_outcome: dict[str, int] = defaultdict(int)
-        for row in by_account.rows:
-            by_outcome[row["outcome"]] += row["n"]
+        stats = await self._stats(task_id, _END, _END)  # no hours
+        status = stats.status
         now = self._clock.now()
         succeeded = status.counts.get("succeeded", 0)
         end = task.completed_at or now
@@ -131,10 +116,17 @@ class ReportService:
                 success_rate=round(succeeded / status.processed, 4) if status.processed else 0.0,
                 by_status=status.counts,
             ),
-            actions=sum(by_outcome.values()),
-            by_outcome=dict(by_outcome),
-            by_account=by_account.stats,
+            actions=sum(stats.by_outcome.values()),
+            by_outcome=stats.by_outcome,
+            by_account=stats.by_account,
         )
+
+    async def _stats(self, task_id: uuid.UUID, since: datetime, until: datetime) -> _Stats:
+        """reports.stats: one statement, folded here (404 for another tenant's task)."""
+        row = await self._pool.fetchrow(self._sql["reports.stats"], task_id, self._tenant, since, until)
+        if row is None:
+            raise not_found("task")
+        return _fold_stats(task_id, row)
 
     async def export_pages(self, task_id: uuid.UUID) -> AsyncIterator[Sequence[asyncpg.Record]]:
         """The task's targets, a page at a time; 404 here, before anything streams."""
@@ -262,37 +254,43 @@ class ReportService:
 
     # --- helpers -----------------------------------------------------------------------
 
-    async def _account_stats(self, conn: DbConnection, task_id: uuid.UUID) -> _AccountRollup:
-        rows = await conn.fetch(self._sql["reports.stats_by_account"], task_id)
-        states_ = await conn.fetch(self._sql["reports.task_accounts"], task_id)
-        return _AccountRollup(rows, _account_stats(rows, states_))
+
+class _Stats(NamedTuple):
+    status: TaskStatusResponse
+    by_action: dict[str, int]
+    by_outcome: dict[str, int]
+    by_account: list[AccountStats]  # by account id, with the account's state in the task
+    by_hour: list[HourStats]  # oldest first
 
 
-class _AccountRollup(NamedTuple):
-    rows: list[asyncpg.Record]  # the rollup as stored
-    stats: list[AccountStats]  # per account, with the account's state in the task
-
-
-def _account_stats(
-    rows: Sequence[asyncpg.Record], task_accounts: Sequence[asyncpg.Record]
-) -> list[AccountStats]:
-    state = {r["account_id"]: r for r in task_accounts}
-    out: dict[str, AccountStats] = {}
-    for account_id in sorted({r["account_id"] for r in rows} | set(state)):
-        known = state.get(account_id)
-        out[account_id] = AccountStats(
-            account_id=account_id,
-            state=known["status"] if known else None,
-            state_reason=known["status_reason"] if known else None,
-            cooldown_until=known["cooldown_until"] if known else None,
-            actions=0,
-            by_status={},
-            by_outcome={},
-            first_action_at=None,
-            last_action_at=None,
-        )
-    for account_id, _action, status, outcome, n, first_at, last_at in rows:  # stats_by_account's columns
-        stats = out[account_id]
+def _fold_stats(task_id: uuid.UUID, row: asyncpg.Record) -> _Stats:
+    """A row of reports.stats folded into totals, per account and per hour."""
+    accounts: dict[str, AccountStats] = {}
+    for account_id, state, reason, cooldown_until in zip(
+        row["a_account"] or (),
+        row["a_state"] or (),
+        row["a_reason"] or (),
+        row["a_cooldown"] or (),
+        strict=True,
+    ):
+        accounts[account_id] = _account(account_id, state, reason, cooldown_until)
+    by_action: dict[str, int] = {}
+    by_outcome: dict[str, int] = {}
+    for account_id, action, status, outcome, n, first_at, last_at in zip(
+        row["r_account"] or (),
+        row["r_action"] or (),
+        row["r_status"] or (),
+        row["r_outcome"] or (),
+        row["r_n"] or (),
+        row["r_first"] or (),
+        row["r_last"] or (),
+        strict=True,
+    ):
+        by_action[action] = by_action.get(action, 0) + n
+        by_outcome[outcome] = by_outcome.get(outcome, 0) + n
+        stats = accounts.get(account_id)
+        if stats is None:  # an account that acted here but has no state in the task
+            stats = accounts[account_id] = _account(account_id, None, None, None)
         stats.actions += n
         stats.by_status[status] = stats.by_status.get(status, 0) + n
         stats.by_outcome[outcome] = stats.by_outcome.get(outcome, 0) + n
@@ -300,17 +298,43 @@ def _account_stats(
             stats.first_action_at = first_at
         if stats.last_action_at is None or last_at > stats.last_action_at:
             stats.last_action_at = last_at
-    return list(out.values())
-
-
-def _hour_stats(rows: Sequence[asyncpg.Record]) -> list[HourStats]:
     hours: dict[datetime, HourStats] = {}
-    for r in rows:
-        hour = hours.setdefault(r["hour"], HourStats(hour=r["hour"], actions=0, by_status={}, by_outcome={}))
-        hour.actions += r["n"]
-        hour.by_status[r["status"]] = hour.by_status.get(r["status"], 0) + r["n"]
-        hour.by_outcome[r["outcome"]] = hour.by_outcome.get(r["outcome"], 0) + r["n"]
-    return list(hours.values())
+    for hour, status, outcome, n in zip(
+        row["h_hour"] or (),
+        row["h_status"] or (),
+        row["h_outcome"] or (),
+        row["h_n"] or (),
+        strict=True,
+    ):
+        stats_ = hours.get(hour)
+        if stats_ is None:
+            stats_ = hours[hour] = HourStats(hour=hour, actions=0, by_status={}, by_outcome={})
+        stats_.actions += n
+        stats_.by_status[status] = stats_.by_status.get(status, 0) + n
+        stats_.by_outcome[outcome] = stats_.by_outcome.get(outcome, 0) + n
+    return _Stats(
+        status=status_response(task_id, row),
+        by_action=by_action,
+        by_outcome=by_outcome,
+        by_account=[accounts[account_id] for account_id in sorted(accounts)],
+        by_hour=list(hours.values()),
+    )
+
+
+def _account(
+    account_id: str, state: str | None, reason: str | None, cooldown_until: datetime | None
+) -> AccountStats:
+    return AccountStats(
+        account_id=account_id,
+        state=state,
+        state_reason=reason,
+        cooldown_until=cooldown_until,
+        actions=0,
+        by_status={},
+        by_outcome={},
+        first_action_at=None,
+        last_action_at=None,
+    )
 
 
 def _log_entry(row: asyncpg.Record) -> LogEntry:

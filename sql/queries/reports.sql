@@ -2,26 +2,43 @@
 -- and the fleet gauges. Task ownership is checked first with tasks.get (tenant-scoped); the
 -- statements here then read by task id only.
 
--- name: stats_by_account
--- The per-account rollup (0004): a few rows per account, however many targets the task has.
-SELECT account_id, action, status, outcome, n, first_at, last_at
-FROM invite_stats_by_account
-WHERE task_id = $1
-
--- name: stats_by_hour
--- The per-hour rollup (0004) within [$2, $3): its primary key starts (task_id, hour), so the
--- window is one index range.
-SELECT hour, action, status, outcome, n
-FROM invite_stats_by_hour
-WHERE task_id = $1 AND hour >= $2 AND hour < $3
-ORDER BY hour
-
--- name: task_accounts
--- The task's accounts and their state in this task (a handful of rows).
-SELECT account_id, status, status_reason, cooldown_until, last_used_at
-FROM invite_task_accounts
-WHERE task_id = $1
-ORDER BY account_id
+-- name: stats
+-- /stats (and the report's totals) in one statement: one snapshot, one round trip (under the
+-- engine's load every round trip waits its turn on the API's event loop). The task ($1, tenant
+-- $2) with its counters as in tasks.status_report; then, each as parallel arrays (NULL when
+-- empty), the per-account rollup (0004; a few rows per account, however many targets), the
+-- task's accounts and their state in it, and the per-hour rollup within [$3, $4) (its primary
+-- key starts (task_id, hour): one index range). The service folds them; arrays come back in
+-- the binary protocol, far cheaper for both sides than JSON built here. No row: no such task
+-- for this tenant.
+SELECT t.status, t.status_reason, t.driver, c.statuses, c.ns,
+       r.r_account, r.r_action, r.r_status, r.r_outcome, r.r_n, r.r_first, r.r_last,
+       a.a_account, a.a_state, a.a_reason, a.a_cooldown,
+       h.h_hour, h.h_status, h.h_outcome, h.h_n
+FROM invite_tasks t
+CROSS JOIN LATERAL (
+    SELECT array_agg(status) AS statuses, array_agg(n) AS ns FROM invite_task_counts WHERE task_id = t.id
+) c
+CROSS JOIN LATERAL (
+    SELECT array_agg(account_id) AS r_account, array_agg(action) AS r_action,
+           array_agg(status) AS r_status, array_agg(outcome) AS r_outcome, array_agg(n) AS r_n,
+           array_agg(first_at) AS r_first, array_agg(last_at) AS r_last
+    FROM invite_stats_by_account
+    WHERE task_id = t.id
+) r
+CROSS JOIN LATERAL (
+    SELECT array_agg(account_id) AS a_account, array_agg(status) AS a_state,
+           array_agg(status_reason) AS a_reason, array_agg(cooldown_until) AS a_cooldown
+    FROM invite_task_accounts
+    WHERE task_id = t.id
+) a
+CROSS JOIN LATERAL (
+    SELECT array_agg(hour ORDER BY hour) AS h_hour, array_agg(status ORDER BY hour) AS h_status,
+           array_agg(outcome ORDER BY hour) AS h_outcome, array_agg(n ORDER BY hour) AS h_n
+    FROM invite_stats_by_hour
+    WHERE task_id = t.id AND hour >= $3 AND hour < $4
+) h
+WHERE t.id = $1 AND t.user_id = $2
 
 -- name: export_page
 -- One page of the export, keyset over seq (import order) on invite_targets_task_seq: every

@@ -76,6 +76,16 @@ SELECT COALESCE(sum(n), 0)::bigint FROM invite_task_counts WHERE task_id = $1
 -- name: target_counts
 SELECT status, n FROM invite_task_counts WHERE task_id = $1
 
+-- name: status_report
+-- /status in one statement (one snapshot, one round trip): the task's state and its
+-- trigger-kept counters as two parallel arrays (NULL when it has no target yet).
+SELECT t.status, t.status_reason, t.driver, c.statuses, c.ns
+FROM invite_tasks t
+CROSS JOIN LATERAL (
+    SELECT array_agg(status) AS statuses, array_agg(n) AS ns FROM invite_task_counts WHERE task_id = t.id
+) c
+WHERE t.id = $1 AND t.user_id = $2
+
 -- name: cancel_pending_targets
 -- A cancelled task contacts nobody else: its queue is closed in the cancelling transaction.
 -- Targets in flight are left to the engine, which records what actually happened.

@@ -153,10 +153,8 @@ def _per_pass(campaign: Campaign) -> dict[str, tuple[Any, ...]]:
         "engine.running_tasks": ("sandbox",),
         "engine.servable": (accounts, "sandbox"),
         "tasks.get": (campaign.running, TENANT),
-        "tasks.target_counts": (campaign.running,),
-        "reports.stats_by_account": (campaign.running,),
-        "reports.stats_by_hour": (campaign.running, NOW - timedelta(days=1), NOW),
-        "reports.task_accounts": (campaign.running,),
+        "tasks.status_report": (campaign.running, TENANT),
+        "reports.stats": (campaign.running, TENANT, NOW - timedelta(days=1), NOW),
     }
 
 
