@@ -100,14 +100,15 @@ class Claimer:
     def close(self) -> None:
         """Stop handing out targets: every waiting ask gets None."""
         self._closed = True
-        for ask in self._asks:
-            if not ask.answer.done():
-                ask.answer.set_result(None)
+        _refuse_unanswered(self._asks)
         self._asks = []
 
     async def run(self) -> None:
         try:
             await self._serve()
+            # closed: the batches in flight still answer their asks (a claim they commit is an
+            # action in hand, which the runner finishes); only cancellation cuts them short
+            await asyncio.gather(*self._batches)
         finally:
             for batch in self._batches:
                 batch.cancel()
@@ -142,12 +143,11 @@ class Claimer:
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.error("claim failed", task_id=str(asks[0].task.id), error=repr(exc))
                     failed = True
-            for ask in batch:
-                if not ask.answer.done():
-                    ask.answer.set_result(None)
+            _refuse_unanswered(batch)
             if failed:
                 await self._clock.sleep(_ERROR_PAUSE)
         finally:
+            _refuse_unanswered(batch)  # cancelled midway too: no runner waits for an answer forever
             self._lanes.put_nowait(lane)
 
     async def _claim_task(self, lane: Lane, asks: list[_Ask]) -> None:
@@ -214,3 +214,9 @@ class Claimer:
                 account.bucket.cool_down(now + _REFUSED_REST)
         self._refresh()
         self._registry.bump()
+
+
+def _refuse_unanswered(asks: list[_Ask]) -> None:
+    for ask in asks:
+        if not ask.answer.done():
+            ask.answer.set_result(None)
