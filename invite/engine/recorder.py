@@ -131,6 +131,7 @@ class Recorder:
         self._ledger = _Ledger()
         self._barriers = 0  # flush() requests waiting to be part of a commit
         self._running = False
+        self._stopping = False
         self._progress = asyncio.Event()
         self._reports: set[asyncio.Task[None]] = set()
         self._failing = False
@@ -168,14 +169,21 @@ class Recorder:
             await progress.wait()
 
     async def run(self) -> None:
+        """Commit batches until ``stop()``: the batch in hand is finished, never cut off mid-commit."""
         self._running = True
         try:
-            while True:
+            while not self._stopping:
                 await self._arrived.wait()
                 await wait_event(self._clock, self._full, self._settings.record_batch_window_seconds)
                 await self._commit_batch(attempts=None)
         finally:
             self._running = False
+
+    def stop(self) -> None:
+        """Let ``run`` end after one more commit; from now on a database that is away gets a few tries."""
+        self._stopping = True
+        self._arrived.set()
+        self._full.set()
 
     async def close(self) -> None:
         """Commit what is left (a few tries), and wait for the reports to the provider."""
@@ -232,7 +240,8 @@ class Recorder:
                     entries=len(batch),
                     attempt=tried,
                 )
-                if attempts is not None and tried >= attempts:
+                limit = _CLOSING_ATTEMPTS if self._stopping else attempts
+                if limit is not None and tried >= limit:
                     return None
                 await self._clock.sleep(next(pauses))
                 continue

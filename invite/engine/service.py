@@ -86,8 +86,9 @@ class Engine:
         for name in ("listener", "leases", "lifecycle"):
             await self._cancel(name)
         await self.keeper.close()
-        for name in ("claimer", "recorder"):
-            await self._cancel(name)
+        await self._cancel("claimer")
+        self.ctx.recorder.stop()
+        await self._join("recorder")
         await self.ctx.recorder.close()
         log.info("engine stopped", replica=self.settings.replica_id)
 
@@ -108,11 +109,15 @@ class Engine:
             log.error("engine loop died", loop=task.get_name(), error=repr(task.exception()))
 
     async def _cancel(self, name: str) -> None:
+        task = self._loops.get(name)
+        if task is not None:
+            task.cancel()
+        await self._join(name)
+
+    async def _join(self, name: str) -> None:
         task = self._loops.pop(name, None)
-        if task is None:
-            return
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
 
     def _refresh(self) -> None:
         self.keeper.kick()
