@@ -27,7 +27,11 @@ What it does:
    - ``quota_violations``: per account, from the record, an action closer than the minimum
      pause to the account's previous one, or more than the daily quota in a sliding 24 h;
    - ``uncertain``: targets whose delivery is unknown, each explained by a kill (or the
-     restart of PostgreSQL) during its lease; ``uncertain_unexplained`` lists any that are not;
+     restart of PostgreSQL) during its lease; ``uncertain_unexplained`` lists any that are not.
+     A message left in doubt is first reconciled by its account's next holder, which asks
+     the sandbox whether it went out: ``reconciled`` counts the answers (delivered_confirmed
+     ones count as delivered, not_sent ones were sent again -- still one delivery each, or
+     ``duplicate_messages`` says otherwise); only the unanswered stay uncertain;
    - ``kills``, ``pg_restarts``, ``duration_s`` and the throughput.
 
 Goal: lost, duplicate_messages and quota_violations all 0, uncertain ≤ kills.
@@ -387,11 +391,15 @@ def explain(
     """Each uncertain target and the kill (or database restart) during its lease."""
     explained, unexplained = [], []
     for row in uncertain:
-        expires = row["lease_expires_at"].timestamp() if row["lease_expires_at"] else None
+        # the lease ran from the claim to ``expires``: the holder died (or lost its database)
+        # while it was live; the owner is kept by the sweep, cleared by a restart's recovery and
+        # by a reconciliation, which keeps when the attempt began instead
+        if row["attempt_since"] is not None:
+            expires: float | None = row["attempt_since"].timestamp() + LEASE_SECONDS
+        else:
+            expires = row["lease_expires_at"].timestamp() if row["lease_expires_at"] else None
         cause = None
         if expires is not None:
-            # the lease ran from the claim to ``expires``: the holder died (or lost its database)
-            # while it was live; the owner is kept by the sweep, cleared by a restart's recovery
             claimed = expires - LEASE_SECONDS - 0.2
             for at, replica in events.kills:
                 if claimed <= at <= expires + 0.2 and row["lease_owner"] in (None, replica):
@@ -422,10 +430,19 @@ async def verdict(
             )
         }
         uncertain = await conn.fetch(
-            """SELECT identifier_key, lease_owner, lease_expires_at FROM invite_targets
-               WHERE task_id = ANY($1::uuid[]) AND status = 'uncertain'""",
+            """SELECT identifier_key, lease_owner, lease_expires_at,
+                      (result ->> 'attempt_since')::timestamptz AS attempt_since
+               FROM invite_targets WHERE task_id = ANY($1::uuid[]) AND status = 'uncertain'""",
             task_ids,
         )
+        reconciled = {
+            r[0]: r[1]
+            for r in await conn.fetch(
+                """SELECT status, count(*) FROM invite_execution_logs
+                   WHERE task_id = ANY($1::uuid[]) AND action = 'check_delivery' GROUP BY 1""",
+                task_ids,
+            )
+        }
         succeeded = {
             r[0]
             for r in await conn.fetch(
@@ -453,6 +470,7 @@ async def verdict(
         "uncertain_explained": len(explained),
         "uncertain_unexplained": unexplained,
         "uncertain_causes": explained[:50],
+        "reconciled": reconciled,
         "succeeded_without_delivery": len(succeeded - delivered),
         "kills": len(events.kills),
         "pg_restarts": len(events.pg_restarts),

@@ -52,11 +52,7 @@ class Lifecycle:
 
     async def recover_own(self) -> int:
         """At start-up: what a previous process under this replica id left in flight."""
-        ctx = self._ctx
-        rows = await ctx.store.fetch("recover_own", ctx.clock.now(), ctx.settings.replica_id)
-        if rows:
-            log.warning("recovered in-flight targets of a previous process", targets=len(rows))
-        return len(rows)
+        return await self._recover(self._ctx.clock.now(), self._ctx.settings.replica_id)
 
     async def tick(self) -> float:
         """One round; returns how long to sleep before the next (unless kicked)."""
@@ -109,16 +105,22 @@ class Lifecycle:
             return None
 
     async def _sweep(self, now: datetime) -> int:
-        """Expired in-flight targets: messages → uncertain, invites → back in the queue."""
-        swept = 0
+        """Expired in-flight targets: messages → uncertain (until their account's next holder
+        asks the platform, see reconcile.py), invites → back in the queue."""
+        return await self._recover(now, None)
+
+    async def _recover(self, now: datetime, own: str | None) -> int:
+        """In-flight targets whose lease ran out, and (``own``) every one a previous process
+        under this replica id left."""
+        recovered = 0
         while True:
-            rows = await self._ctx.store.fetch("recover_expired", now, SWEEP_BATCH)
-            swept += len(rows)
+            rows = await self._ctx.store.fetch("recover", now, SWEEP_BATCH, own)
+            recovered += len(rows)
             if len(rows) < SWEEP_BATCH:
                 break
-        if swept:
-            log.warning("recovered expired in-flight targets", targets=swept)
-        return swept
+        if recovered:
+            log.warning("recovered in-flight targets", targets=recovered, at_start=own is not None)
+        return recovered
 
     async def _until_next_start(self, now: datetime) -> float:
         poll = self._ctx.settings.poll_interval_seconds

@@ -1,19 +1,35 @@
-"""One coroutine per leased account: wait for a token, claim, act, record — until let go."""
+"""One coroutine per leased account: wait for a token, claim, act, record — until let go.
+
+First the messages a previous holder of the account left in doubt are settled (reconcile.py).
+Nothing is claimed while the recorder cannot commit, and a claimed target is acted on only
+while its outcome can still be written and its lease has half its time left — past that, a
+reconciler elsewhere may soon ask the platform about it, so it is given back untouched.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from invite.engine.account import LeasedAccount
 from invite.engine.actions import act, check_right
+from invite.engine.claims import Claim
 from invite.engine.clock import wait_event
 from invite.engine.context import EngineContext
 from invite.engine.outcomes import settle
 from invite.engine.priorities import choose
+from invite.engine.reconcile import reconcile
+from invite.engine.recorder import Entry, TargetOutcome
+from invite.engine.registry import RunningTask
 from invite.platforms.base import OutcomeKind
 
 
 async def run_account(ctx: EngineContext, account: LeasedAccount) -> None:
+    await reconcile(ctx, account)
     while account.driving:
         changed = ctx.registry.changed  # fires when tasks, rights or idle marks change
+        if not ctx.recorder.writable:  # the database is away: nothing goes out unrecorded
+            await wait_event(ctx.clock, changed, ctx.settings.poll_interval_seconds)
+            continue
         now = ctx.clock.now()
         choice = choose(account, ctx.registry, ctx.settings, now)
         if choice is None or choice.when > now:  # nothing to serve, or not yet: the bucket says when
@@ -42,7 +58,30 @@ async def run_account(ctx: EngineContext, account: LeasedAccount) -> None:
         # each sleep: an event loop's timer may fire a little early, uvloop's by up to a millisecond)
         while (hold := account.bucket.send_wait(ctx.clock.now(), choice.limits)) > 0:
             await ctx.clock.sleep(hold)
+        why_not = _why_not(ctx, account, claim, ctx.clock.now())
+        if why_not is not None:
+            ctx.recorder.add(_give_back(account, task, claim, ctx.clock.now(), why_not))
+            continue
         outcome = await act(account.strategy, task, claim)
         answered = ctx.clock.now()
         account.bucket.answered(answered)
         ctx.recorder.add(settle(ctx.settings, ctx.registry, answered, account, task, outcome, claim))
+
+
+def _why_not(ctx: EngineContext, account: LeasedAccount, claim: Claim, now: datetime) -> str | None:
+    """Why the claimed target must not be acted on now, if it must not."""
+    if not account.held:
+        return "not acted on: another replica took the account over"
+    if ctx.recorder.failing:
+        return "not acted on: its outcome could not have been recorded (the database is away)"
+    if now >= claim.at + timedelta(seconds=ctx.settings.target_lease_seconds / 2):
+        return "not acted on: its lease was half gone before the action could start"
+    return None
+
+
+def _give_back(account: LeasedAccount, task: RunningTask, claim: Claim, now: datetime, why: str) -> Entry:
+    """The target goes back to the queue as if never claimed: nothing was sent."""
+    target = TargetOutcome(
+        claim.target_id, claim.attempts, "pending", "not_acted", None, why, {}, claim.attempts - 1, now
+    )
+    return Entry(task.id, task.platform, account.user_id, account.id, target=target)

@@ -415,54 +415,163 @@ WHERE t.status = 'running'
                   WHERE c.task_id = t.id AND c.status IN ('pending', 'in_flight') AND c.n > 0)
 RETURNING t.id, t.platform, t.started_at
 
--- name: recover_expired
--- The recovery sweep (any replica): in-flight targets whose lease ran out at $1 -- their
--- worker died or hung -- through the small invite_targets_in_flight index, $2 at a time.
--- A message may have gone out: it becomes `uncertain` and is never re-sent automatically (it
--- keeps its owner, so a late outcome from that worker still replaces "unknown"). An invite is
--- idempotent on Telegram: it goes back to the queue.
+-- name: recover
+-- The recovery of in-flight targets whose worker is gone, $2 at a time at $1: those whose
+-- lease ran out (the sweep, any replica: their worker died or hung) and, at start-up, every
+-- one under this replica's own id $3 (a previous process with the same id died; nothing is
+-- waiting for their outcome). Through the small invite_targets_in_flight index ($3 NULL: the
+-- sweep). A message may have gone out: it becomes `uncertain` (outcome `lease_expired`) and
+-- is never re-sent blindly -- whoever drives its account next asks the platform whether it
+-- went out (reconcile_take). It keeps the time its lease ran out (when its attempt began
+-- follows) and, unless its worker is known dead, its owner, so a late outcome from that
+-- worker still replaces "unknown". An invite is idempotent on Telegram: back to the queue.
 WITH expired AS (
     SELECT id FROM invite_targets
-    WHERE status = 'in_flight' AND lease_expires_at <= $1
+    WHERE status = 'in_flight' AND (lease_expires_at <= $1 OR lease_owner = $3)
     ORDER BY lease_expires_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
+), fate AS (
+    SELECT g.id, k.task_type = 'send_messages' AS message, g.lease_owner IS NOT DISTINCT FROM $3 AS dead
+    FROM expired e JOIN invite_targets g ON g.id = e.id JOIN invite_tasks k ON k.id = g.task_id
 )
 UPDATE invite_targets g SET
-    status = CASE WHEN k.task_type = 'send_messages' THEN 'uncertain' ELSE 'pending' END,
-    outcome = CASE WHEN k.task_type = 'send_messages' THEN 'lease_expired' ELSE g.outcome END,
-    processed_at = CASE WHEN k.task_type = 'send_messages' THEN $1 ELSE g.processed_at END,
-    error_message = CASE WHEN k.task_type = 'send_messages'
+    status = CASE WHEN f.message THEN 'uncertain' ELSE 'pending' END,
+    outcome = CASE WHEN f.message THEN 'lease_expired' ELSE g.outcome END,
+    processed_at = CASE WHEN f.message THEN $1 ELSE g.processed_at END,
+    error_message = CASE WHEN f.message
         THEN 'the worker sending this message stopped before recording whether it was delivered; '
-             'it is not re-sent, so nobody gets it twice'
+             'it is not re-sent unless the platform shows it never went out'
         ELSE g.error_message END,
-    next_attempt_at = CASE WHEN k.task_type = 'send_messages' THEN g.next_attempt_at ELSE $1 END,
-    lease_owner = CASE WHEN k.task_type = 'send_messages' THEN g.lease_owner END,
-    lease_expires_at = CASE WHEN k.task_type = 'send_messages' THEN g.lease_expires_at END
-FROM expired e, invite_tasks k
-WHERE g.id = e.id AND k.id = g.task_id
+    next_attempt_at = CASE WHEN f.message THEN g.next_attempt_at ELSE $1 END,
+    lease_owner = CASE WHEN f.message AND NOT f.dead THEN g.lease_owner END,
+    lease_expires_at = CASE WHEN f.message THEN g.lease_expires_at END
+FROM fate f
+WHERE g.id = f.id
 RETURNING g.task_id, g.status
 
--- name: recover_own
--- At start-up: whatever is still in flight under this replica's own id ($2) was left by a
--- previous process with the same id that died; nothing is waiting for its outcome, so the
--- same rules as the sweep apply at once instead of after the lease expires.
-WITH orphaned AS (
+-- name: reconcile_take
+-- Delivery reconciliation, step 1: the messages account $2 may have sent for a worker that is
+-- gone -- in flight with the lease run out at $1, or `uncertain` with outcome `lease_expired`
+-- (recovered, not yet asked) -- taken in flight by replica $3 for $4 s before the platform is
+-- asked about them. Held in flight: two holders never ask about one message, a task does not
+-- complete under a message that may go back in the queue (complete_tasks waits for in-flight
+-- targets), and a reconciler that dies leaves them to the recovery as before. `since`, when
+-- the attempt began (the old lease less the claim's lease time $5), is kept in result, so a
+-- second reconciliation still asks from the first attempt's start.
+--  * candidates: the expired ones from invite_targets_in_flight; the recovered ones through
+--    the account's tasks (invite_task_accounts_account) and each task's uncertain targets
+--    (idx_invite_targets_task_status) -- no scan of the table.
+--  * picked: re-checked under the row lock (SKIP LOCKED: someone else has it).
+-- The final SELECT always returns a row: `wait_until` is the latest live lease of anything in
+-- flight on this account (a previous holder may still be acting on it; NULL: nothing).
+WITH candidates AS (
     SELECT id FROM invite_targets
-    WHERE status = 'in_flight' AND lease_owner = $2
-    FOR UPDATE SKIP LOCKED
+    WHERE status = 'in_flight' AND lease_expires_at <= $1 AND account_id = $2
+    UNION
+    SELECT g.id FROM invite_task_accounts ta JOIN invite_targets g ON g.task_id = ta.task_id
+    WHERE ta.account_id = $2 AND g.status = 'uncertain' AND g.outcome = 'lease_expired' AND g.account_id = $2
+), picked AS (
+    SELECT g.id, g.lease_expires_at FROM invite_targets g JOIN invite_tasks k ON k.id = g.task_id
+    WHERE g.id IN (SELECT id FROM candidates) AND g.account_id = $2 AND k.task_type = 'send_messages'
+      AND ((g.status = 'in_flight' AND g.lease_expires_at <= $1)
+           OR (g.status = 'uncertain' AND g.outcome = 'lease_expired'))
+    FOR UPDATE OF g SKIP LOCKED
+), taken AS (
+    UPDATE invite_targets g SET
+        status = 'in_flight',
+        lease_owner = $3,
+        lease_expires_at = $1::timestamptz + $4::float8 * interval '1 second',
+        result = g.result || jsonb_build_object('attempt_since', COALESCE(
+            g.result -> 'attempt_since', to_jsonb(p.lease_expires_at - $5::float8 * interval '1 second')))
+    FROM picked p
+    WHERE g.id = p.id
+    RETURNING g.id, g.task_id, g.identifier_key, g.user_data, g.attempts,
+              (g.result ->> 'attempt_since')::timestamptz AS since
 )
-UPDATE invite_targets g SET
-    status = CASE WHEN k.task_type = 'send_messages' THEN 'uncertain' ELSE 'pending' END,
-    outcome = CASE WHEN k.task_type = 'send_messages' THEN 'lease_expired' ELSE g.outcome END,
-    processed_at = CASE WHEN k.task_type = 'send_messages' THEN $1 ELSE g.processed_at END,
-    error_message = CASE WHEN k.task_type = 'send_messages'
-        THEN 'the worker sending this message stopped before recording whether it was delivered; '
-             'it is not re-sent, so nobody gets it twice'
-        ELSE g.error_message END,
-    next_attempt_at = CASE WHEN k.task_type = 'send_messages' THEN g.next_attempt_at ELSE $1 END,
-    lease_owner = NULL,
-    lease_expires_at = CASE WHEN k.task_type = 'send_messages' THEN g.lease_expires_at END
-FROM orphaned o, invite_tasks k
-WHERE g.id = o.id AND k.id = g.task_id
-RETURNING g.task_id, g.status
+SELECT t.id, t.task_id, t.identifier_key, t.user_data, t.attempts, t.since,
+       (SELECT max(lease_expires_at) FROM invite_targets
+        WHERE status = 'in_flight' AND lease_expires_at > $1 AND account_id = $2) AS wait_until
+FROM (SELECT 1) one LEFT JOIN taken t ON true
+
+-- name: reconcile_settle
+-- Delivery reconciliation, step 2: what the platform said of each message taken by
+-- reconcile_take ($2 ids, $3 their attempt numbers, $4 'sent' | 'not_sent' | 'unknown', $5
+-- when each attempt began), written by replica $1 for account $6 at $7, where it still holds
+-- them:
+--  * sent: `succeeded`, outcome `delivered_confirmed`. Its claim reserved the quota before
+--    the call, so the account's counters are already right.
+--  * not sent: it never went out, so it may be sent now -- back to `pending`, its attempt not
+--    counted and its quota reservation given back (if the account's 24 h window still holds
+--    it), as if never claimed. That holds while the task runs or is paused. A task finished
+--    meanwhile (an uncertain message is final, so its task may complete) is not reopened
+--    behind the customer's back: on a completed task the message ends `failed` (outcome
+--    `not_sent`, the reason says so) -- a new task can reach the person; on a cancelled or
+--    failed one it is closed as close_queues would. The task row is read FOR SHARE, so a
+--    completion committing meanwhile is seen, not raced.
+--  * unknown: stays `uncertain`, outcome `delivery_unknown`: asked once, never again.
+-- One execution-log row each (action `check_delivery`, status delivered_confirmed, not_sent or
+-- delivery_unknown); the task counters follow by trigger.
+WITH answers AS (
+    SELECT u.id, u.claimed, u.verdict, u.since
+    FROM unnest($2::uuid[], $3::int[], $4::text[], $5::timestamptz[]) AS u(id, claimed, verdict, since)
+), tasks AS MATERIALIZED (
+    SELECT k.id, k.status FROM invite_tasks k
+    WHERE k.id IN (SELECT g.task_id FROM invite_targets g JOIN answers a ON a.id = g.id)
+    ORDER BY k.id
+    FOR SHARE
+), fate AS (
+    SELECT a.id, a.claimed, a.verdict, a.since,
+           CASE a.verdict WHEN 'sent' THEN 'delivered_confirmed' WHEN 'unknown' THEN 'delivery_unknown'
+                          ELSE 'not_sent' END AS checked,
+           CASE a.verdict WHEN 'sent' THEN 'succeeded' WHEN 'unknown' THEN 'uncertain'
+               ELSE CASE k.status WHEN 'completed' THEN 'failed'
+                                  WHEN 'cancelled' THEN 'cancelled' WHEN 'failed' THEN 'cancelled'
+                                  ELSE 'pending' END END AS status,
+           CASE a.verdict WHEN 'sent' THEN 'delivered_confirmed' WHEN 'unknown' THEN 'delivery_unknown'
+               ELSE CASE k.status WHEN 'cancelled' THEN 'task_cancelled' WHEN 'failed' THEN 'task_failed'
+                                  ELSE 'not_sent' END END AS outcome,
+           CASE a.verdict
+               WHEN 'sent' THEN 'delivered: the platform shows the message sent after its worker stopped'
+               WHEN 'unknown' THEN 'the worker sending this message stopped before recording whether it '
+                                   'was delivered, and the platform could not tell; it is not re-sent'
+               ELSE CASE k.status WHEN 'completed' THEN 'not sent: its worker stopped before sending it, '
+                                                        'and the task had completed meanwhile'
+                                  ELSE 'its worker stopped before sending it (the platform shows no such '
+                                       'message): back in the queue' END END AS reason
+    FROM answers a JOIN invite_targets g ON g.id = a.id JOIN tasks k ON k.id = g.task_id
+), settled AS (
+    UPDATE invite_targets g SET
+        status = f.status,
+        outcome = f.outcome,
+        processed_at = CASE WHEN f.status = 'pending' THEN NULL ELSE $7::timestamptz END,
+        error_message = CASE WHEN f.status = 'succeeded' THEN NULL ELSE f.reason END,
+        result = CASE WHEN f.status = 'pending' THEN g.result - 'attempt_since'
+                      ELSE g.result || jsonb_build_object('account_id', $6::text, 'detail', f.reason) END,
+        attempts = CASE WHEN f.verdict = 'not_sent' THEN GREATEST(g.attempts - 1, 0) ELSE g.attempts END,
+        next_attempt_at = CASE WHEN f.status = 'pending' THEN $7::timestamptz ELSE g.next_attempt_at END,
+        lease_owner = NULL,
+        lease_expires_at = NULL
+    FROM fate f
+    WHERE g.id = f.id AND g.lease_owner = $1 AND g.status = 'in_flight' AND g.attempts = f.claimed
+    RETURNING g.id, g.task_id, g.identifier_key, g.status, f.verdict, f.checked, f.outcome, f.reason,
+              f.claimed, f.since
+), logs AS (
+    INSERT INTO invite_execution_logs (task_id, target_id, account_id, action, status, details, created_at)
+    SELECT s.task_id, s.id, $6, 'check_delivery', s.checked,
+           jsonb_build_object('detail', s.reason, 'attempt', s.claimed, 'identifier', s.identifier_key,
+                              'attempt_since', s.since),
+           $7::timestamptz
+    FROM settled s
+    RETURNING 1
+), refund AS (
+    UPDATE invite_accounts a SET
+        daily_count = GREATEST(a.daily_count - (SELECT count(*) FROM settled s
+                                                WHERE s.verdict = 'not_sent' AND s.since >= a.daily_window_start), 0),
+        updated_at = $7::timestamptz
+    WHERE a.id = $6 AND a.daily_window_start > $7::timestamptz - interval '24 hours'
+      AND EXISTS (SELECT 1 FROM settled WHERE verdict = 'not_sent')
+    RETURNING 1
+)
+SELECT s.task_id, s.status, s.outcome, (SELECT count(*) FROM logs) AS logged, (SELECT count(*) FROM refund) AS refunded
+FROM settled s

@@ -1,0 +1,125 @@
+"""Delivery reconciliation: messages a gone worker left in doubt, settled by asking the platform.
+
+A worker that dies between its claim and its record leaves a message whose fate the database
+cannot know; the recovery (``recover`` in engine.sql) makes it ``uncertain`` and never re-sends
+it blindly. The platform knows: the account that sent it sees the message in its own dialog
+with the person (``InviteStrategy.was_message_sent``). So before an account's new holder claims
+anything with it, it asks about each such message of that account (``reconcile_take`` holds
+them in flight meanwhile, ``reconcile_settle`` writes the answers):
+
+* sent → ``succeeded``, outcome ``delivered_confirmed``;
+* not sent → back in the queue, its attempt and quota reservation given back (on a task that
+  finished meanwhile: ``failed``, or closed with a cancelled one);
+* cannot tell → stays ``uncertain``, outcome ``delivery_unknown``, and is not asked again.
+
+Whatever a previous holder still has in flight on the account under a live lease is waited out
+first: that holder may still be acting (a hung worker), so its send must have landed before the
+question is asked, and before this holder's first action (the pause holds across the hand-over).
+The runner, for its part, never starts an action on a claim whose lease is half gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from invite.engine.account import LeasedAccount
+from invite.engine.clock import wait_event
+from invite.engine.context import EngineContext
+from invite.engine.recorder import backoff, task_event
+from invite.observability.metrics import targets_processed
+from invite.platforms.base import Target
+
+log = structlog.get_logger(__name__)
+
+
+async def reconcile(ctx: EngineContext, account: LeasedAccount) -> None:
+    """Settle the account's messages left in doubt; returns when the account may claim (or is let go)."""
+    waited = False
+    while account.driving:
+        rows = await _fetch(
+            ctx,
+            account,
+            "reconcile_take",
+            ctx.clock.now(),
+            account.id,
+            ctx.settings.replica_id,
+            ctx.settings.target_lease_seconds,
+            ctx.settings.target_lease_seconds,
+        )
+        if rows is None:
+            return
+        taken = [row for row in rows if row["id"] is not None]
+        if taken:
+            await _settle(ctx, account, taken)
+        wait_until: datetime | None = rows[0]["wait_until"]
+        if wait_until is None:
+            break
+        log.info("waiting out a previous holder's lease", account_id=account.id, until=wait_until.isoformat())
+        while account.driving and ctx.clock.now() < wait_until:
+            await wait_event(ctx.clock, ctx.registry.changed, (wait_until - ctx.clock.now()).total_seconds())
+        waited = True
+    if waited:  # the previous holder's last action may have come as late as its lease's end
+        account.bucket.acted_by(ctx.clock.now())
+
+
+async def _settle(ctx: EngineContext, account: LeasedAccount, taken: Sequence[asyncpg.Record]) -> None:
+    verdicts = []
+    for row in taken:
+        since: datetime | None = row["since"]
+        sent = None if since is None else await _ask(account, row, since)
+        verdicts.append("unknown" if sent is None else "sent" if sent else "not_sent")
+    now = ctx.clock.now()
+    rows = await _fetch(
+        ctx,
+        account,
+        "reconcile_settle",
+        ctx.settings.replica_id,
+        [row["id"] for row in taken],
+        [row["attempts"] for row in taken],
+        verdicts,
+        [row["since"] for row in taken],
+        account.id,
+        now,
+    )
+    if rows is None:  # let go meanwhile: they stay in flight, and the recovery takes them back
+        return
+    outcomes: dict[str, int] = {}
+    for row in rows:
+        outcomes[row["outcome"]] = outcomes.get(row["outcome"], 0) + 1
+        if row["status"] == "pending":
+            ctx.registry.note_work(row["task_id"], now)
+        else:
+            targets_processed.labels(platform=account.platform, result=row["outcome"]).inc()
+    account.usage.messages_sent += outcomes.get("delivered_confirmed", 0)
+    tasks = list(dict.fromkeys(row["task_id"] for row in rows))
+    if tasks:
+        await _fetch(ctx, account, "notify", [task_event(task_id, "progress") for task_id in tasks])
+    log.warning("reconciled messages left in doubt", account_id=account.id, outcomes=outcomes)
+
+
+async def _ask(account: LeasedAccount, row: asyncpg.Record, since: datetime) -> bool | None:
+    target = Target.from_key(row["identifier_key"], row["user_data"] or {})
+    try:
+        return await account.strategy.was_message_sent(target, since)
+    except Exception as exc:  # a driver that breaks its promise not to raise: it cannot tell
+        log.warning("delivery check failed", account_id=account.id, error=repr(exc))
+        return None
+
+
+async def _fetch(
+    ctx: EngineContext, account: LeasedAccount, name: str, *args: Any
+) -> list[asyncpg.Record] | None:
+    """The statement's rows, tried again until the database answers; None once the account is let go."""
+    pauses = backoff()
+    while account.driving:
+        try:
+            return await ctx.store.fetch(name, *args)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.error("reconciliation step failed", step=name, account_id=account.id, error=repr(exc))
+            await ctx.clock.sleep(next(pauses))
+    return None
