@@ -39,7 +39,7 @@ FILE_DESCRIPTION = (
 
 
 def provide_parsing_client(
-    state: State, app_settings: Settings, clock: SkipValidation[Clock]
+    state: State, app_settings: NamedDependency[Settings], clock: NamedDependency[SkipValidation[Clock]]
 ) -> ParsingClient:
     if app_settings.parsing_service_url is None:
         raise Problem(
