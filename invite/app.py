@@ -8,7 +8,7 @@ own (``engine_pool``), so a request never waits for a connection behind it.
 Handlers and providers take, as ``NamedDependency[...]``: ``db_pool`` (asyncpg.Pool),
 ``tenant`` (Tenant, from the bearer token), ``app_settings`` (Settings) and ``clock``
 (Clock; mark it ``SkipValidation[Clock]``). ``app.state`` also holds ``http`` (a shared
-httpx.AsyncClient), ``jwt_secret`` and ``accounts_provider`` (the process's one: see
+httpx.AsyncClient), ``jwt_secret``, ``verified_tokens`` and ``accounts_provider`` (the process's one: see
 ``invite.wiring``). Raise ``invite.problems.Problem`` for client errors.
 """
 
@@ -34,7 +34,7 @@ from litestar.types import ControllerRouterHandler
 
 from invite.accounts.controller import AccountsController
 from invite.audience.controller import ImportController
-from invite.auth import IdentityResolver, JwtSecret, Tenant, jwt_auth
+from invite.auth import IdentityResolver, JwtSecret, Tenant, VerifiedTokens, jwt_auth
 from invite.db import create_pool, migrate
 from invite.embedded import database
 from invite.engine.clock import Clock, RealClock
@@ -123,7 +123,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         route_handlers=[Router(path=settings.api_prefix, route_handlers=API_HANDLERS), *ROOT_HANDLERS],
         on_app_init=[auth.on_app_init, _outermost_request_context],
         lifespan=[_lifespan],
-        state=State({"settings": settings, "clock": clock or RealClock(), "jwt_secret": JwtSecret(settings)}),
+        state=State(
+            {
+                "settings": settings,
+                "clock": clock or RealClock(),
+                "jwt_secret": JwtSecret(settings),
+                "verified_tokens": VerifiedTokens(),
+            }
+        ),
         dependencies={
             # Litestar reports a body field's error as a 500 when the field shares a dependency's
             # name (e.g. a task's "settings"): keep these names unlike any request field.

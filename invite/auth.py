@@ -94,15 +94,43 @@ class PlatformJWTMiddleware(JWTAuthenticationMiddleware):
     async def authenticate_token(
         self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        secret: JwtSecret = connection.app.state.jwt_secret
-        token = self.token_cls.decode(
-            encoded_token=encoded_token,
-            secret=await secret(),
-            algorithm=self.algorithm,
-            verify_exp=True,
-            verify_nbf=True,
-        )
+        state = connection.app.state
+        secret = await state.jwt_secret()
+        verified: VerifiedTokens = state.verified_tokens
+        token = verified.get(secret, encoded_token)
+        if token is None:
+            token = self.token_cls.decode(
+                encoded_token=encoded_token,
+                secret=secret,
+                algorithm=self.algorithm,
+                verify_exp=True,
+                verify_nbf=True,
+            )
+            verified.put(secret, encoded_token, token)
         return AuthenticationResult(user=await self.retrieve_user_handler(token, connection), auth=token)
+
+
+class VerifiedTokens:
+    """Tokens verified lately, kept until they expire: a client that polls (a status page) is not
+    decoded and its signature checked again on every request. Keyed by the secret as well, so a
+    rotated secret verifies every token anew; the oldest entry goes when ``size`` are kept."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._tokens: dict[tuple[str, str], Token] = {}
+
+    def get(self, secret: str, encoded_token: str) -> Token | None:
+        key = (secret, encoded_token)
+        token = self._tokens.get(key)
+        if token is not None and token.exp <= datetime.now(UTC):
+            del self._tokens[key]
+            return None
+        return token
+
+    def put(self, secret: str, encoded_token: str, token: Token) -> None:
+        if len(self._tokens) >= self._size:
+            del self._tokens[next(iter(self._tokens))]
+        self._tokens[(secret, encoded_token)] = token
 
 
 @dataclass

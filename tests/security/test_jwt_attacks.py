@@ -8,6 +8,7 @@ gateway answering ``GET /internal/users/by-email`` (PLATFORM-CONTRACTS.md).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -161,6 +162,19 @@ async def test_the_control_token_is_accepted(client: Client, app_settings: Setti
     assert (
         await client.get(f"{PREFIX}/tasks", headers={"Authorization": f"Bearer {token}"})
     ).status_code == 200
+
+
+async def test_a_token_accepted_before_is_refused_once_expired(
+    client: Client, app_settings: Settings
+) -> None:
+    """Verified tokens are kept for speed, but never past their ``exp``."""
+    assert app_settings.jwt_secret is not None
+    await asyncio.sleep(1 - time.time() % 1)  # at the start of a second: the token lives one whole second
+    body = {"sub": new_tenant(), "exp": int(time.time()) + 1}
+    headers = {"Authorization": f"Bearer {jwt.encode(body, app_settings.jwt_secret, algorithm='HS256')}"}
+    assert (await client.get(f"{PREFIX}/tasks", headers=headers)).status_code == 200
+    await asyncio.sleep(body["exp"] - time.time() + 0.05)
+    assert (await client.get(f"{PREFIX}/tasks", headers=headers)).status_code == 401
 
 
 # --- email subjects through the API gateway -----------------------------------------------------
