@@ -6,10 +6,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-import asyncpg
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import (
@@ -54,13 +53,9 @@ class ReportOperation(Operation):
             }
 
 
-def provide_report_service(
-    db_pool: NamedDependency[asyncpg.Pool],
-    app_settings: NamedDependency[Settings],
-    clock: NamedDependency[SkipValidation[Clock]],
-    tenant: NamedDependency[Tenant],
-) -> ReportService:
-    return ReportService(db_pool, app_settings, clock, tenant)
+def provide_report_service(request: Request[Tenant, Any, Any]) -> ReportService:
+    state = request.app.state  # one dependency, not four: see invite.app
+    return ReportService(state.pool, state.settings, state.clock, request.user)
 
 
 def provide_event_hub(state: State) -> TaskEventHub:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-import asyncpg
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from invite.auth import Tenant
-from invite.engine.clock import Clock
 from invite.problems import invalid
-from invite.settings import Settings
 from invite.tasks.schemas import (
     PRIORITY_NAMES,
     InviteTaskCreate,
@@ -29,13 +26,9 @@ from invite.tasks.service import TaskService
 from invite.tasks.states import Action, TaskStatus
 
 
-def provide_task_service(
-    db_pool: NamedDependency[asyncpg.Pool],
-    app_settings: NamedDependency[Settings],
-    clock: NamedDependency[SkipValidation[Clock]],
-    tenant: NamedDependency[Tenant],
-) -> TaskService:
-    return TaskService(db_pool, app_settings, clock, tenant)
+def provide_task_service(request: Request[Tenant, Any, Any]) -> TaskService:
+    state = request.app.state  # one dependency, not four: see invite.app
+    return TaskService(state.pool, state.settings, state.clock, request.user)
 
 
 def _priority_filter(value: str | None) -> int | None:

@@ -170,10 +170,11 @@ async def test_a_token_accepted_before_is_refused_once_expired(
     """Verified tokens are kept for speed, but never past their ``exp``."""
     assert app_settings.jwt_secret is not None
     await asyncio.sleep(1 - time.time() % 1)  # at the start of a second: the token lives one whole second
-    body = {"sub": new_tenant(), "exp": int(time.time()) + 1}
-    headers = {"Authorization": f"Bearer {jwt.encode(body, app_settings.jwt_secret, algorithm='HS256')}"}
+    exp = int(time.time()) + 1
+    token = jwt.encode({"sub": new_tenant(), "exp": exp}, app_settings.jwt_secret, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {token}"}
     assert (await client.get(f"{PREFIX}/tasks", headers=headers)).status_code == 200
-    await asyncio.sleep(body["exp"] - time.time() + 0.05)
+    await asyncio.sleep(exp - time.time() + 0.05)
     assert (await client.get(f"{PREFIX}/tasks", headers=headers)).status_code == 401
 
 
