@@ -23,7 +23,7 @@ import structlog
 
 from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Limits
-from invite.engine.clock import Clock, wait_event
+from invite.engine.clock import Clock
 from invite.engine.registry import Registry, RunningTask
 from invite.engine.store import Lane, Store
 from invite.observability.metrics import claim_seconds
@@ -119,7 +119,7 @@ class Claimer:
     async def _serve(self) -> None:
         while not self._closed:
             await self._arrived.wait()
-            await wait_event(self._clock, self._full, self._settings.claim_batch_window_seconds)
+            await self._clock.wait(self._full, self._settings.claim_batch_window_seconds)
             lane = await self._lanes.get()  # both in flight: the asks keep gathering meanwhile
             size = self._settings.claim_batch_max
             batch, self._asks = self._asks[:size], self._asks[size:]

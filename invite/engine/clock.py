@@ -11,7 +11,7 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -25,23 +25,13 @@ class Clock(Protocol):
         """Mark work in progress that is not waiting on the clock (I/O)."""
         ...
 
+    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
+        """Wait for ``event`` at most ``timeout`` clock seconds; True when it was set."""
+        ...
+
 
 async def sleep_until(clock: Clock, when: datetime) -> None:
     await clock.sleep((when - clock.now()).total_seconds())
-
-
-async def wait_event(clock: Clock, event: asyncio.Event, timeout: float) -> bool:
-    """Wait for ``event`` at most ``timeout`` clock seconds; True when it was set."""
-    if event.is_set():
-        return True
-    waiter = asyncio.ensure_future(event.wait())
-    timer = asyncio.ensure_future(clock.sleep(timeout))
-    try:
-        await asyncio.wait((waiter, timer), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        timer.cancel()
-    return event.is_set()
 
 
 class RealClock:
@@ -53,6 +43,14 @@ class RealClock:
 
     def busy(self) -> AbstractContextManager[None]:
         return nullcontext()
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
+        # asyncio's own timeout around the wait: no helper tasks, for the engine's runners wait
+        # like this around a thousand times a second
+        with suppress(TimeoutError):
+            async with asyncio.timeout(max(timeout, 0.0)):
+                await event.wait()
+        return event.is_set()
 
 
 class VirtualClock:
@@ -91,6 +89,18 @@ class VirtualClock:
             await future
         finally:
             self._activity += 1
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
+        if event.is_set():
+            return True
+        waiter = asyncio.ensure_future(event.wait())
+        timer = asyncio.ensure_future(self.sleep(timeout))
+        try:
+            await asyncio.wait((waiter, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            timer.cancel()
+        return event.is_set()
 
     @contextmanager
     def busy(self) -> Iterator[None]:

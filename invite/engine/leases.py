@@ -30,7 +30,6 @@ import structlog
 
 from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Bucket
-from invite.engine.clock import wait_event
 from invite.engine.context import EngineContext
 from invite.engine.decisions import dead_account_event
 from invite.engine.registry import RunningTask
@@ -67,7 +66,7 @@ class LeaseKeeper:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.error("lease heartbeat failed", error=repr(exc))
                 wait = heartbeat
-            await wait_event(self._ctx.clock, self._kick, wait)
+            await self._ctx.clock.wait(self._kick, wait)
 
     async def tick(self) -> None:
         await self._renew()

@@ -15,7 +15,6 @@ import msgspec
 import structlog
 
 from invite.engine.activation import activate
-from invite.engine.clock import wait_event
 from invite.engine.context import EngineContext
 from invite.observability.metrics import task_duration, tasks_total
 from invite.platforms.base import AccountsProvider
@@ -48,7 +47,7 @@ class Lifecycle:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.error("lifecycle step failed", error=repr(exc))
                 wait = poll
-            await wait_event(self._ctx.clock, self._kick, wait)
+            await self._ctx.clock.wait(self._kick, wait)
 
     async def recover_own(self) -> int:
         """At start-up: what a previous process under this replica id left in flight."""

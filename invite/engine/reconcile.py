@@ -28,7 +28,6 @@ import asyncpg
 import structlog
 
 from invite.engine.account import LeasedAccount
-from invite.engine.clock import wait_event
 from invite.engine.context import EngineContext
 from invite.engine.recorder import backoff, task_event
 from invite.observability.metrics import targets_processed
@@ -61,7 +60,7 @@ async def reconcile(ctx: EngineContext, account: LeasedAccount) -> None:
             break
         log.info("waiting out a previous holder's lease", account_id=account.id, until=wait_until.isoformat())
         while account.driving and ctx.clock.now() < wait_until:
-            await wait_event(ctx.clock, ctx.registry.changed, (wait_until - ctx.clock.now()).total_seconds())
+            await ctx.clock.wait(ctx.registry.changed, (wait_until - ctx.clock.now()).total_seconds())
         waited = True
     if waited:  # the previous holder's last action may have come as late as its lease's end
         account.bucket.acted_by(ctx.clock.now())

@@ -27,7 +27,7 @@ import msgspec
 import structlog
 
 from invite.engine import breaker
-from invite.engine.clock import Clock, wait_event
+from invite.engine.clock import Clock
 from invite.engine.registry import Registry
 from invite.engine.store import Store
 from invite.observability.metrics import breaker_trips, record_batch_size, targets_processed, tasks_total
@@ -174,7 +174,7 @@ class Recorder:
         try:
             while not self._stopping:
                 await self._arrived.wait()
-                await wait_event(self._clock, self._full, self._settings.record_batch_window_seconds)
+                await self._clock.wait(self._full, self._settings.record_batch_window_seconds)
                 await self._commit_batch(attempts=None)
         finally:
             self._running = False

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from invite.engine.account import LeasedAccount
 from invite.engine.actions import act, check_right
 from invite.engine.claims import Claim
-from invite.engine.clock import wait_event
 from invite.engine.context import EngineContext
 from invite.engine.outcomes import settle
 from invite.engine.priorities import choose
@@ -28,7 +27,7 @@ async def run_account(ctx: EngineContext, account: LeasedAccount) -> None:
     while account.driving:
         changed = ctx.registry.changed  # fires when tasks, rights or idle marks change
         if not ctx.recorder.writable:  # the database is away: nothing goes out unrecorded
-            await wait_event(ctx.clock, changed, ctx.settings.poll_interval_seconds)
+            await ctx.clock.wait(changed, ctx.settings.poll_interval_seconds)
             continue
         now = ctx.clock.now()
         choice = choose(account, ctx.registry, ctx.settings, now)
@@ -36,7 +35,7 @@ async def run_account(ctx: EngineContext, account: LeasedAccount) -> None:
             wait = (
                 ctx.settings.poll_interval_seconds if choice is None else (choice.when - now).total_seconds()
             )
-            await wait_event(ctx.clock, changed, wait)
+            await ctx.clock.wait(changed, wait)
             continue
         task = choice.task
         if task.is_invite and task.id not in account.rights:  # once per lease: may it invite there?

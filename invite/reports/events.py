@@ -36,7 +36,7 @@ from litestar.response.sse import ServerSentEventMessage
 from invite.background import BackgroundLoop
 from invite.db import DbConnection, queries
 from invite.embedded import database_url
-from invite.engine.clock import Clock, wait_event
+from invite.engine.clock import Clock
 from invite.settings import Settings
 
 CHANNEL = "invite_task_events"
@@ -158,7 +158,7 @@ class TaskEventHub(BackgroundLoop):
                 self.listening.set()
                 self._resync_all()  # anything published while we were not listening is lost
                 delay = RECONNECT_MIN_SECONDS
-                while not await wait_event(self._clock, lost, PING_SECONDS):
+                while not await self._clock.wait(lost, PING_SECONDS):
                     with self._clock.busy():
                         await asyncio.wait_for(conn.fetchval(ping), timeout=PING_SECONDS)
                 log.warning("task events: listening connection lost; reconnecting")
@@ -194,7 +194,7 @@ async def event_stream(
                 wait = PROGRESS_EVERY - (clock.now() - last_progress).total_seconds()
             else:
                 wait = 0.0 if progress_due else heartbeat_seconds - (clock.now() - last_sent).total_seconds()
-            if await wait_event(clock, subscription.wakeup, max(wait, 0.0)):
+            if await clock.wait(subscription.wakeup, max(wait, 0.0)):
                 for event in subscription.drain():
                     if event is RESYNC:
                         yield await _state("snapshot", snapshot)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from invite.engine.clock import RealClock, VirtualClock, wait_event
+from invite.engine.clock import RealClock, VirtualClock
 
 
 async def test_sleepers_wake_in_deadline_order_without_real_waiting() -> None:
@@ -41,11 +41,11 @@ async def test_time_does_not_jump_while_someone_is_busy() -> None:
     assert clock.now() - start == timedelta(seconds=600)
 
 
-async def test_wait_event_returns_early_when_set_and_times_out_otherwise() -> None:
+async def test_virtual_wait_returns_early_when_set_and_times_out_otherwise() -> None:
     clock = VirtualClock()
     event = asyncio.Event()
     start = clock.now()
-    assert await wait_event(clock, event, 30) is False
+    assert await clock.wait(event, 30) is False
     assert clock.now() - start == timedelta(seconds=30)
 
     async def set_later() -> None:
@@ -53,7 +53,7 @@ async def test_wait_event_returns_early_when_set_and_times_out_otherwise() -> No
         event.set()
 
     setter = asyncio.create_task(set_later())
-    assert await wait_event(clock, event, 3600) is True
+    assert await clock.wait(event, 3600) is True
     await setter
     assert clock.now() - start == timedelta(seconds=35)
 
@@ -62,3 +62,14 @@ async def test_real_clock_is_timezone_aware_and_sleeps_zero_for_the_past() -> No
     clock = RealClock()
     assert clock.now().tzinfo is not None
     await asyncio.wait_for(clock.sleep(-5), timeout=1)
+
+
+async def test_real_wait_returns_early_when_set_and_times_out_otherwise() -> None:
+    clock = RealClock()
+    event = asyncio.Event()
+    assert await clock.wait(event, 0.01) is False
+    asyncio.get_running_loop().call_later(0.01, event.set)
+    started = asyncio.get_running_loop().time()
+    assert await clock.wait(event, 60) is True
+    assert asyncio.get_running_loop().time() - started < 30  # woken by the event, not the timeout
+    assert await clock.wait(event, 0) is True  # already set
