@@ -17,8 +17,10 @@ from invite.settings import Settings
 from tests.integration.engine.harness import TENANT, engine_pool, engine_settings, make_task
 
 
-async def _in_flight_message(pool: asyncpg.Pool, settings: Settings, clock: Clock) -> tuple[uuid.UUID, Entry]:
-    """A message claimed by acc-1, and the entry that records it sent."""
+async def _in_flight_message(
+    pool: asyncpg.Pool, settings: Settings, clock: Clock
+) -> tuple[uuid.UUID, Entry, Recorder]:
+    """A message claimed by acc-1, the entry that records it sent, and a recorder to write it."""
     task_id = await make_task(pool, targets=1, task_type="send_messages", template="Hi")
     target_id = await pool.fetchval(
         """UPDATE invite_targets SET status = 'in_flight', lease_owner = $2, attempts = 1,
@@ -29,7 +31,7 @@ async def _in_flight_message(pool: asyncpg.Pool, settings: Settings, clock: Cloc
         clock.now(),
     )
     now = clock.now()
-    return target_id, Entry(
+    entry = Entry(
         task_id,
         "telegram",
         TENANT,
@@ -37,20 +39,15 @@ async def _in_flight_message(pool: asyncpg.Pool, settings: Settings, clock: Cloc
         target=TargetOutcome(target_id, 1, "succeeded", "success", now, None, {}, 1, now),
         log=LogRow(target_id, "acc-1", "send_message", "success", {"attempt": 1}, now),
     )
-
-
-def _recorder(pool: asyncpg.Pool, settings: Settings, clock: Clock) -> Recorder:
-    return Recorder(
-        Store(pool, clock, settings.sql_dir), Registry(), settings, clock, SandboxAccounts(1), lambda: None
-    )
+    store = Store(pool, clock, settings.sql_dir)
+    return target_id, entry, Recorder(store, Registry(), settings, clock, SandboxAccounts(1), lambda: None)
 
 
 async def test_an_outcome_written_again_adds_no_second_log_row(fresh_database_url: str) -> None:
     clock = VirtualClock()
     settings = engine_settings(fresh_database_url)
     async with engine_pool(settings) as pool:
-        target_id, entry = await _in_flight_message(pool, settings, clock)
-        recorder = _recorder(pool, settings, clock)
+        target_id, entry, recorder = await _in_flight_message(pool, settings, clock)
         try:
             for _ in range(2):  # the second time, as the retry of a commit that did land
                 recorder.add(entry)
@@ -72,8 +69,7 @@ async def test_stop_lets_the_commit_in_hand_finish(fresh_database_url: str) -> N
     clock = RealClock()
     settings = engine_settings(fresh_database_url)
     async with engine_pool(settings) as pool:
-        target_id, entry = await _in_flight_message(pool, settings, clock)
-        recorder = _recorder(pool, settings, clock)
+        target_id, entry, recorder = await _in_flight_message(pool, settings, clock)
         running = asyncio.get_running_loop().create_task(recorder.run())
         async with pool.acquire() as blocker, blocker.transaction():
             # the row is locked: the commit waits on it, as on a slow database
