@@ -9,10 +9,11 @@ Handlers and providers take, as ``NamedDependency[...]``: ``db_pool`` (asyncpg.P
 ``tenant`` (Tenant, from the bearer token), ``app_settings`` (Settings) and ``clock``
 (Clock; mark it ``SkipValidation[Clock]``). The providers of the services behind the polled
 routes (tasks, reports) take the ``request`` alone and read the same from ``request.app.state``
-and ``request.user``: Litestar resolves several dependencies of one level in a task group on
-every request, a fifth of a /status request's CPU. ``app.state`` also holds ``http`` (a shared
-httpx.AsyncClient), ``jwt_secret``, ``verified_tokens`` and ``accounts_provider`` (the
-process's one: see ``invite.wiring``). Raise ``invite.problems.Problem`` for client errors.
+and ``request.user``: Litestar resolves several dependencies of one level in a task group,
+a task each, on every request (~13 % of a /status request's CPU in a profile). ``app.state``
+also holds ``http`` (a shared httpx.AsyncClient), ``jwt_secret``, ``verified_tokens`` and
+``accounts_provider`` (the process's one: see ``invite.wiring``). Raise
+``invite.problems.Problem`` for client errors.
 """
 
 from __future__ import annotations
