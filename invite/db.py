@@ -126,11 +126,27 @@ async def migrate(conn: DbConnection, sql_dir: str) -> list[str]:
     return applied_now
 
 
+# The array types our statements take or return. asyncpg knows text[] and oid[] by itself and
+# looks any other array type up in the catalog the first time a connection meets it: a recursive
+# query of tens of milliseconds under load, paid by whichever request comes first on a new
+# connection. Each connection learns these at once when it opens (a test keeps the list whole).
+ARRAY_TYPES = ("int4[]", "int8[]", "float8[]", "varchar[]", "timestamptz[]", "uuid[]")
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(
             type_name, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog"
         )
+    await conn.prepare("SELECT " + ", ".join(f"NULL::{name}" for name in ARRAY_TYPES))
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Our pools' reset on release: nothing beyond what asyncpg always does (roll back an open
+    transaction, drop the listeners). Its default reset adds a round trip to every release, a
+    second one per request, to undo session state (SET, LISTEN, session advisory locks) that our
+    code never leaves behind: the session-level locks (migrations, retention) are released
+    before their connection goes back, or it is closed."""
 
 
 def _encode_json(value: Any) -> str:
@@ -139,13 +155,16 @@ def _encode_json(value: Any) -> str:
 
 async def create_pool(dsn: str, settings: Settings, *, engine: bool = False, **kwargs: Any) -> asyncpg.Pool:
     """The API's pool (DB_POOL_MAX), or with ``engine`` the engine's own (ENGINE_DB_POOL_MAX): two
-    pools, so that a request never waits for a connection behind the engine's statements."""
+    pools, so that a request never waits for a connection behind the engine's statements. Each
+    opens DB_POOL_MIN connections at once (all of them by default): a burst of requests then
+    never waits for new connections to be made, each costing tens of milliseconds under load."""
     max_size = settings.engine_db_pool_max if engine else settings.db_pool_max
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min(settings.db_pool_min, max_size),
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         **kwargs,
     )
     assert pool is not None

@@ -29,7 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # --- storage -------------------------------------------------------------------------
     database_url: str | None = None  # unset: an embedded PostgreSQL (pgserver) in data_dir
     data_dir: str = str(ROOT / ".data")
-    db_pool_min: Positive = 2
+    db_pool_min: Positive = 10
     db_pool_max: Positive = 10
     engine_db_pool_max: Positive = 8  # the engine's own pool: the API never queues behind it
     redis_url: str | None = None  # unset: an in-process cache

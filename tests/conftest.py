@@ -81,7 +81,10 @@ def fresh_database_url(template_database: str) -> Iterator[str]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, jwt_secret="test-secret-" + "x" * 32, log_json=False)
+    # each test's app opens few connections (the default opens every one at start)
+    return Settings(
+        database_url=database_url, jwt_secret="test-secret-" + "x" * 32, log_json=False, db_pool_min=2
+    )
 
 
 @pytest.fixture

@@ -55,8 +55,12 @@ class Retention(BackgroundLoop):
             try:
                 logs = await self._delete_old_logs(conn)
                 tasks = await self._delete_old_tasks(conn)
-            finally:
                 await conn.fetchval(self._sql["retention.unlock"])
+            except BaseException:
+                # the pool does not reset what a session holds: a lock that could not be
+                # released goes with its session, not back into the pool
+                conn.terminate()
+                raise
         if logs or tasks:
             log.info("retention round", logs_deleted=logs, tasks_deleted=tasks)
         return RetentionRound(ran=True, logs_deleted=logs, tasks_deleted=tasks)

@@ -18,6 +18,10 @@ from invite.reports.retention import Retention, RetentionRound
 from invite.settings import Settings
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+ADVISORY_LOCKS = (
+    "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+    " WHERE l.locktype = 'advisory' AND d.datname = current_database()"
+)
 
 
 @pytest.fixture
@@ -149,6 +153,26 @@ async def test_a_task_reopened_meanwhile_is_not_purged(db: asyncpg.Pool, own_set
     result = await purge
     assert result.tasks_deleted == 0
     assert await db.fetchval("SELECT count(*) FROM invite_targets WHERE task_id = $1", task_id) == 3
+
+
+async def test_a_round_cut_short_leaves_no_lock_behind(db: asyncpg.Pool, own_settings: Settings) -> None:
+    """The pool hands connections back as they are: the round's session-level lock must not
+    stay on one of them, or no replica would ever run retention again."""
+    task_id = await add_task(db, "completed", NOW - timedelta(days=100))
+    async with db.acquire() as customer, customer.transaction():
+        await customer.execute("SELECT 1 FROM invite_tasks WHERE id = $1 FOR UPDATE", task_id)
+        purge = asyncio.create_task(Retention(db, own_settings, VirtualClock(NOW)).run_once())
+        await asyncio.sleep(0.2)  # the round holds its lock and waits for the task's row
+        assert await db.fetchval(ADVISORY_LOCKS) == 1
+        purge.cancel()  # a replica shutting down, say
+        with pytest.raises(asyncio.CancelledError):
+            await purge
+    for _ in range(100):  # a closed session's locks go as its server process ends
+        if not await db.fetchval(ADVISORY_LOCKS):
+            break
+        await asyncio.sleep(0.05)
+    assert await db.fetchval(ADVISORY_LOCKS) == 0
+    assert (await Retention(db, own_settings, VirtualClock(NOW)).run_once()).tasks_deleted == 1
 
 
 async def test_the_service_runs_a_round_every_interval_on_the_clock(
