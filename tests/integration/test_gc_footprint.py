@@ -1,6 +1,7 @@
 """What grows with a campaign stays out of the garbage collector's full passes, which stop the
 event loop the API shares with the engine for as long as they walk: the sandbox's record and
-its per-person memory are not tracked, and the app freezes what start-up built while it runs."""
+its per-person memory are not tracked, and the app freezes what start-up built while it runs
+(and collects its young objects less often)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import gc
 
 from litestar.testing import AsyncTestClient
 
-from invite.app import create_app
+from invite.app import YOUNG_GENERATION, create_app
 from invite.engine.clock import VirtualClock
 from invite.platforms.base import AccountData, OutcomeKind, RateLimits, Target, TargetKind
 from invite.platforms.sandbox import MemoryRecord, SandboxFactory
@@ -29,6 +30,10 @@ async def test_the_sandboxs_memory_of_each_action_is_not_tracked() -> None:
 
 
 async def test_the_app_freezes_what_start_up_built_while_it_runs(settings: Settings) -> None:
+    before = gc.get_threshold()
     async with AsyncTestClient(app=create_app(settings)):
         assert gc.get_freeze_count() > 0
+        # short-lived objects get the time to die before the young generation is collected
+        assert gc.get_threshold() == (YOUNG_GENERATION, *before[1:])
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
