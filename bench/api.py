@@ -19,8 +19,9 @@ requests/s) for ``--seconds`` (30), open loop: each request is sent at its sched
 whatever the previous ones are doing, and its latency is counted from that instant (no
 coordinated omission). ``--no-engine`` measures the API alone for comparison.
 
-Reported: ``status_p50_ms``, ``status_p99_ms``, ``stats_p50_ms``, ``stats_p99_ms``, ``rps``
-(responses per second achieved), ``errors`` (non-200 answers or failed requests),
+Reported: ``status_p50_ms``, ``status_p99_ms``, ``stats_p50_ms``, ``stats_p99_ms``,
+``p99_by_window_ms`` (both routes' p99 in each 10 s of the run), ``rps`` (responses per second
+achieved), ``errors`` (non-200 answers or failed requests),
 ``engine_targets_per_s`` (targets the engine finished during the measurement),
 ``pending_at_end`` (the task was still being worked on throughout when > 0), and what held the
 service's event loop meanwhile: ``loop_lag_p99_ms``/``loop_lag_max_ms`` (how late a 10 ms timer
@@ -320,6 +321,8 @@ class Connection:
         self._writer.close()
 
 
+WINDOW = 10  # seconds: p99_by_window_ms shows whether a high p99 is one stall or the whole run
+
 _CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
 
 
@@ -335,6 +338,7 @@ async def load(base: str, task_id: str, rate: float, seconds: float) -> dict[str
         for name in ("status", "stats")
     }
     latencies: dict[str, list[float]] = {"status": [], "stats": []}
+    timeline: list[tuple[float, float]] = []  # (scheduled at, latency) of every answered request
     idle: list[Connection] = []
     errors: Counter[str] = Counter()
 
@@ -362,10 +366,12 @@ async def load(base: str, task_id: str, rate: float, seconds: float) -> dict[str
             errors[f"HTTP {status}"] += 1
             return
         latencies[name].append(time.perf_counter() - due)
+        timeline.append((due, time.perf_counter() - due))
 
     for name in ("status", "stats") * 10:  # open a connection, warm the caches
         await one(name, time.perf_counter())
     latencies = {"status": [], "stats": []}
+    timeline.clear()
     errors.clear()
     total = int(rate * seconds)
     start = time.perf_counter()
@@ -390,6 +396,10 @@ async def load(base: str, task_id: str, rate: float, seconds: float) -> dict[str
         "status_p99_ms": ms(latencies["status"], 99),
         "stats_p50_ms": ms(latencies["stats"], 50),
         "stats_p99_ms": ms(latencies["stats"], 99),
+        "p99_by_window_ms": [
+            ms([latency for due, latency in timeline if start + w <= due < start + w + WINDOW], 99)
+            for w in range(0, math.ceil(seconds), WINDOW)
+        ],
         "rps": round((len(latencies["status"]) + len(latencies["stats"])) / elapsed, 1),
         "target_rps": rate,
         "requests": total,
