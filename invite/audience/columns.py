@@ -109,6 +109,9 @@ _alias(
 )
 _alias(Role.IS_BOT, 0, "is bot", "bot", "бот")
 _alias(Role.USER_TYPE, 0, "user type", "тип пользователя")
+# Every role's own name (``user_id``, ``identifier``, …), as the docs and the mapping name
+# them, is an alias: a file headed with one is never read as holding a person of that name.
+_alias(Role.IDENTIFIER, 0, "identifier", "identifiers", "идентификатор", "идентификаторы")
 
 # Prefixes of the Parsing Service exports: CSV ``specific_<key>``, XLSX ``Extra <key>``,
 # JSON ``platform_specific_data.<key>`` once flattened. They rank behind the plain columns.
@@ -173,7 +176,8 @@ def _assign(labels: list[str], mapping: Mapping[str, str | None]) -> dict[Role, 
 
 def _header_index(frame: pl.DataFrame, mapping: Mapping[str, str | None]) -> int | None:
     """The first row that reads as a header: it names an identifying column, or two roles,
-    or every header the mapping names."""
+    or every header the mapping names, or holds nothing but known headers (a lone ``name``
+    is a header, never a person called Name)."""
     wanted = {normalise_header(h) for h in mapping.values() if h is not None}
     for index, row in enumerate(frame.head(_HEADER_SEARCH_ROWS).iter_rows()):
         cells = [c for c in row if c is not None and c.strip()]
@@ -184,8 +188,9 @@ def _header_index(frame: pl.DataFrame, mapping: Mapping[str, str | None]) -> int
             if wanted <= names:
                 return index
             continue
-        roles = {found[0] for c in cells if (found := role_of(c)) is not None}
-        if roles & IDENTIFYING or len(roles) >= 2:
+        found = [role_of(c) for c in cells]
+        roles = {f[0] for f in found if f is not None}
+        if roles & IDENTIFYING or len(roles) >= 2 or None not in found:
             return index
     return None
 

@@ -329,6 +329,22 @@ async def test_a_lone_column_of_identifiers(
     ]
 
 
+async def test_a_header_naming_a_role_is_never_a_person(
+    client: Client, headers: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    """``identifier`` is the documented name of a lone column of identifiers: a one-column
+    file headed with it imports the people under it, not ``@identifier``."""
+    task_id = await new_task(client, headers)
+    data = b"identifier\n@alice_b\n123456789\n"
+    response = await upload(client, headers, data, "list.csv", task_id=task_id, content_type="text/csv")
+    assert response.status_code == 201, response.text
+    assert response.json()["columns"] == {"header_row": 1, "identifier": "identifier"}
+    assert [r["identifier_key"] for r in await targets(pool, task_id)] == ["u:alice_b", "id:123456789"]
+    for header in ("identifier", "username", "user_id", "Имя"):
+        alone = await upload(client, headers, f"{header}\n".encode(), "h.csv", path="/import/validate")
+        assert problem(alone, 422)["invalid-params"][0]["name"] == "file", header
+
+
 async def test_an_explicit_mapping_overrides_detection(
     client: Client, headers: dict[str, str], pool: asyncpg.Pool
 ) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import polars as pl
 import pytest
 
-from invite.audience.columns import Role, detect
+from invite.audience.columns import Role, detect, role_of
 from invite.problems import Problem
 
 
@@ -183,3 +183,28 @@ def test_a_bad_mapping_names_the_field(mapping: dict[str, str | None], field: st
     assert caught.value.status == 422
     assert caught.value.params[0].name == field
     assert reason in caught.value.params[0].reason
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_role_name_is_a_header_never_a_person(role: Role) -> None:
+    """The docs and the mapping name roles (``identifier``, ``user_id``, …): a file headed with
+    one reads it as its header."""
+    assert role_of(role.value) == (role, 0)
+    layout = detect(grid([role.value, "username"], ["x", "@alice_b"]), named=False)
+    assert (layout.header_row, layout.labels[role]) == (1, role.value)
+
+
+def test_a_lone_identifier_header_names_the_lone_column() -> None:
+    layout = detect(grid(["identifier"], ["@alice_b"], ["12345678"]), named=False)
+    assert (layout.columns, layout.labels, layout.header_row) == (
+        {Role.IDENTIFIER: "c0"},
+        {Role.IDENTIFIER: "identifier"},
+        1,
+    )
+
+
+def test_a_row_of_known_headers_alone_is_a_header() -> None:
+    """``Имя`` alone names no identifying column, yet it is a header, not a first data row."""
+    with pytest.raises(Problem) as caught:
+        detect(grid(["Имя"], ["Алиса"]), named=False)
+    assert caught.value.title == "No identifier column"
