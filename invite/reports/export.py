@@ -7,6 +7,13 @@ is streamed; memory stays flat however many targets the task has.
 Every text cell is neutralised against spreadsheet formula injection (OWASP's "CSV
 injection"): a cell beginning with = + - @, a tab or a carriage return gets a leading
 apostrophe, so a spreadsheet shows it as text instead of evaluating it.
+
+A CSV cell is not always the cell a spreadsheet makes of it: Excel splits a ``.csv`` on the
+locale's list separator, ``;`` in ru-RU (our customers'), and then a quoted ``a;@SUM(1)``
+is two cells, the second starting with ``@`` (the quotes no longer open the field). So in
+CSV every formula character that follows a separator Excel may use (``,`` ``;`` tab) or a
+line break (a record boundary once the quoting is lost), after any spaces or quotes, gets
+the apostrophe too: ``a;'@SUM(1)``. The file opens safely whichever separator reads it.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import codecs
 import csv
 import io
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -41,6 +49,7 @@ COLUMNS = (
 ROWS_PER_SHEET = 1_000_000  # Excel stops at 1,048,576 rows a sheet
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK = 64 * 1024
+_AFTER_SEPARATOR = re.compile(r"([,;\t\r\n][\s\"]*)(?=[=+\-@])")
 
 
 def neutralise(text: str) -> str:
@@ -61,9 +70,14 @@ async def csv_stream(pages: AsyncIterator[Page]) -> AsyncIterator[bytes]:
     """UTF-8 CSV with a BOM (so Excel reads Cyrillic right), a header, then a chunk per page."""
     yield codecs.BOM_UTF8 + _csv_lines([list(COLUMNS)])
     async for page in pages:
-        yield _csv_lines(
-            [[v.isoformat() if isinstance(v, datetime) else v for v in cells(row)] for row in page]
-        )
+        yield _csv_lines([[_csv_cell(v) for v in cells(row)] for row in page])
+
+
+def _csv_cell(value: str | int | datetime | None) -> str | int | None:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    # cells() neutralised the start; here every separator any locale may split on, too
+    return _AFTER_SEPARATOR.sub(r"\1'", value) if isinstance(value, str) else value
 
 
 def _csv_lines(rows: list[list[Any]]) -> bytes:

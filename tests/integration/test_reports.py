@@ -3,8 +3,10 @@ XLSX), /logs and /retry-failed, tenant-scoped; plus the plans that keep them fas
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -260,6 +262,40 @@ async def test_csv_export_one_row_per_target_with_formulas_neutralised(
     assert seqs == sorted(seqs)
 
 
+SEPARATED = ["a;@SUM(A1)", "b,=1+1", "c\t-2+3", 'd; "=cmd"', "e\n+cmd", "f;\r\n=x", "g;plain,text"]
+FORMULA_START = ("=", "+", "-", "@")
+
+
+async def test_csv_export_is_safe_whichever_separator_the_locale_splits_on(
+    client: Client, headers: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    """ru-RU Excel splits a .csv on ``;`` and the quotes of ``"a;@SUM(A1)"`` then no longer
+    hold it together: no piece, split on any separator or line break, may start a formula."""
+    task_id = await new_task(client, headers)
+    await pool.executemany(
+        "INSERT INTO invite_targets (task_id, user_identifier, identifier_key, user_data) VALUES ($1, $2, $3, $4)",
+        [(uuid.UUID(task_id), v, f"u:sep{n}", {"first_name": v}) for n, v in enumerate(SEPARATED)],
+    )
+    response = await client.get(f"{PREFIX}/tasks/{task_id}/report", params={"format": "csv"}, headers=headers)
+    text = response.content.decode("utf-8-sig")
+    read = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert [r["user_identifier"] for r in read] == [
+        "a;'@SUM(A1)",
+        "b,'=1+1",
+        "c\t'-2+3",
+        'd; "\'=cmd"',
+        "e\n'+cmd",
+        "f;\r\n'=x",
+        "g;plain,text",
+    ]
+    assert [r["first_name"] for r in read] == [r["user_identifier"] for r in read]
+    for delimiter in (",", ";", "\t"):  # the locale's list separator, quotes honoured
+        for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            assert not [c for c in record if c.lstrip(' "').startswith(FORMULA_START)], delimiter
+    pieces = re.split(r"[,;\t\r\n]", text)  # and with the quotes lost
+    assert not [p for p in pieces if p.lstrip(' "').startswith(FORMULA_START)]
+
+
 async def test_xlsx_export_opens_with_formulas_neutralised(
     client: Client, headers: dict[str, str], pool: asyncpg.Pool
 ) -> None:
@@ -439,7 +475,13 @@ async def test_retry_failed_reopens_a_completed_task(
     task_id = await failed_mix(client, headers, pool, "completed")
     response = await client.post(f"{PREFIX}/tasks/{task_id}/retry-failed", headers=headers)
     assert response.status_code == 200, response.text
-    assert response.json() == {"task_id": task_id, "requeued": 3, "status": "running", "reopened": True}
+    assert response.json() == {
+        "task_id": task_id,
+        "requeued": 3,
+        "skipped_suppressed": 0,
+        "status": "running",
+        "reopened": True,
+    }
     rows = await pool.fetch(
         "SELECT user_identifier, status, outcome, attempts, error_message, account_id, next_attempt_at"
         " FROM invite_targets WHERE task_id = $1 ORDER BY seq",
@@ -468,7 +510,12 @@ async def test_retry_failed_reopens_a_completed_task(
     )
     assert audit is not None
     assert audit["action"] == "task.retry_failed"
-    assert audit["details"] == {"requeued": 3, "reopened": True, "from": "completed"}
+    assert audit["details"] == {
+        "requeued": 3,
+        "skipped_suppressed": 0,
+        "reopened": True,
+        "from": "completed",
+    }
 
 
 async def test_retry_failed_keeps_a_paused_task_paused(
@@ -476,7 +523,13 @@ async def test_retry_failed_keeps_a_paused_task_paused(
 ) -> None:
     task_id = await failed_mix(client, headers, pool, "paused")
     body = (await client.post(f"{PREFIX}/tasks/{task_id}/retry-failed", headers=headers)).json()
-    assert body == {"task_id": task_id, "requeued": 3, "status": "paused", "reopened": False}
+    assert body == {
+        "task_id": task_id,
+        "requeued": 3,
+        "skipped_suppressed": 0,
+        "status": "paused",
+        "reopened": False,
+    }
     again = (await client.post(f"{PREFIX}/tasks/{task_id}/retry-failed", headers=headers)).json()
     assert again["requeued"] == 0
 
