@@ -39,6 +39,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
     api_prefix: Annotated[str, msgspec.Meta(pattern=r"^/[A-Za-z0-9_/\-]*$")] = "/api/v1/invite"
+    # the platform's Mailing page (invite.frontend_api), where its gateway delivers /api/invite/{path}
+    frontend_api_prefix: Annotated[str, msgspec.Meta(pattern=r"^/[A-Za-z0-9_/\-]*$")] = "/api/v1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -37,6 +37,9 @@ class TaskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit
     max_attempts: Annotated[int, msgspec.Meta(ge=1)] | None = None
     recontact_days: Annotated[int, msgspec.Meta(ge=0)] | None = None
     send_window: SendWindow | None = None
+    # fields another client sent besides these (the platform's Mailing page: auto_add_contacts, ...),
+    # kept as sent and given back; nothing here reads them
+    extra: Annotated[dict[str, Any], msgspec.Meta(max_length=64)] | None = None
 
 
 def settings_problems(task: TaskSettings, service: Settings) -> list[InvalidParam]:
