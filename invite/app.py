@@ -47,7 +47,7 @@ from invite.integrations.http import UpstreamError
 from invite.observability.logging import configure_logging
 from invite.observability.request_context import RequestContextMiddleware, echo_request_id
 from invite.observability.scrape import metrics
-from invite.openapi import ApiDocumentConfig
+from invite.openapi import docs_config
 from invite.problems import InvalidParam, Problem, ProblemDetails
 from invite.reports.controller import ReportController
 from invite.reports.events import TaskEventHub
@@ -155,10 +155,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         },
         before_send=[echo_request_id],
         logging_config=None,  # configure_logging() owns logging
-        openapi_config=ApiDocumentConfig(
+        openapi_config=docs_config(
             title="Invite Service",
             version="1",
-            path="/docs",
             description="Outreach campaigns on Telegram within the platform's limits. "
             "Errors are RFC 9457 problem details (application/problem+json).",
         ),

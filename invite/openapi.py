@@ -6,6 +6,8 @@
 * A request body struct that refuses unknown fields says so (``additionalProperties: false``).
 
 ``ApiDocumentConfig`` is the app's OpenAPIConfig; the document is built once, on first use.
+Its page, ``DOCS_PATH``, is Swagger UI with every asset served by this app from the
+swagger-ui-bundle package (``DOCS_PATH/assets``): the page works without the internet.
 """
 
 from __future__ import annotations
@@ -14,8 +16,16 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import msgspec
+from litestar import Router
+from litestar.datastructures import CacheControlHeader
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import OpenAPI
+from litestar.static_files import create_static_files_router
+from swagger_ui_bundle import swagger_ui_path
+
+DOCS_PATH = "/docs"
+_ASSETS = "/assets"  # under DOCS_PATH
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
@@ -100,3 +110,35 @@ class ApiDocumentConfig(OpenAPIConfig):
     def to_openapi_schema(self) -> OpenAPI:
         base = super().to_openapi_schema()
         return ApiDocument(**{f.name: getattr(base, f.name) for f in fields(base)})
+
+
+class LocalSwaggerRenderPlugin(SwaggerRenderPlugin):
+    """Swagger UI at ``DOCS_PATH``, its scripts, styles and icon served from ``DOCS_PATH/assets``."""
+
+    def __init__(self) -> None:
+        assets = DOCS_PATH + _ASSETS
+        super().__init__(
+            js_url=f"{assets}/swagger-ui-bundle.js",
+            css_url=f"{assets}/swagger-ui.css",
+            standalone_preset_js_url=f"{assets}/swagger-ui-standalone-preset.js",
+            favicon=f"<link rel='icon' type='image/png' href='{assets}/favicon-32x32.png'>",
+            path="/",
+        )
+
+    def receive_router(self, router: Router) -> None:
+        super().receive_router(router)
+        router.register(
+            create_static_files_router(
+                path=_ASSETS,
+                directories=[str(swagger_ui_path)],
+                name="docs-assets",
+                cache_control=CacheControlHeader(max_age=86_400),  # versioned with the package
+            )
+        )
+
+
+def docs_config(**kwargs: Any) -> ApiDocumentConfig:
+    """The app's OpenAPIConfig: the document at ``DOCS_PATH/openapi.json``, the page at ``DOCS_PATH``."""
+    return ApiDocumentConfig(
+        path=DOCS_PATH, render_plugins=[LocalSwaggerRenderPlugin(), JsonRenderPlugin()], **kwargs
+    )
