@@ -21,6 +21,9 @@ and async tests alike and never blocks the test's event loop.
 - An unrouted request gets 404 ``{"detail": "Not Found"}``; a handler that raises gets 500.
 - Every request is recorded in ``server.requests`` (in arrival order), routed or not.
 - ``Reply(drop=True)`` closes the connection without answering (a network failure).
+- ``Reply(close_after=True)`` answers, keeps the connection open as if for keep-alive, and
+  closes it unanswered when the next request comes on it: what the platform's servers do
+  after an unhandled exception (the client's pooled connection fails on its next call).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering
     drop: bool = False  # close the connection without an answer
+    close_after: bool = False  # answer, then drop the next request on this connection
 
 
 @dataclass(frozen=True)
@@ -156,11 +160,15 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            doomed = False  # an earlier answer on this connection had close_after
 
             def _serve(self) -> None:
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if self.doomed:
+                    self.close_connection = True
+                    return
                 request = Request(
                     method=self.command,
                     path=url.path,
@@ -179,6 +187,7 @@ class FakeServer:
                 if reply.json is not _NO_JSON:
                     payload = jsonlib.dumps(reply.json).encode()
                     headers.setdefault("Content-Type", "application/json")
+                self.doomed = reply.close_after
                 try:
                     self.send_response(reply.status)
                     for name, value in headers.items():

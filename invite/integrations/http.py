@@ -19,6 +19,8 @@ from invite.observability.metrics import integration_errors
 SERVICE_NAME = "invite-service"
 TOKEN_LIFETIME = timedelta(minutes=5)
 _RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+# The server closed the connection under the request without answering.
+_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 log = structlog.get_logger(__name__)
 
@@ -67,25 +69,36 @@ async def request(
 
     Returns the response when it is 2xx or in ``accept_status`` (e.g. 404 meaning "none
     free"); raises UpstreamError otherwise. Only idempotent calls, or calls the service
-    treats as idempotent, should pass ``retries`` > 0.
+    treats as idempotent, should pass ``retries`` > 0. Every call, ``retries`` 0 included, is
+    sent once more at once when the server dropped the connection under it without an answer:
+    the platform's servers close a keep-alive connection after an unhandled exception, and the
+    next request on it fails before the service sees it; the pool then opens a fresh one.
     """
     last = "no attempt made"
-    for attempt in range(retries + 1):
-        if attempt:
-            await asyncio.sleep(backoff_seconds * 2 ** (attempt - 1))
+    attempt = 0
+    spare = 1  # the one extra try after a dropped connection
+    while attempt <= retries:
         try:
             response = await client.request(method, url, headers=headers, params=params, json=json)
         except httpx.TimeoutException:
             last = "timed out"
-            continue
+        except _DROPPED as exc:
+            last = f"unreachable ({type(exc).__name__})"
+            if spare:
+                spare -= 1
+                log.info("connection dropped by the server, sending again", service=service, url=url)
+                continue
         except httpx.TransportError as exc:
             last = f"unreachable ({type(exc).__name__})"
-            continue
-        if response.is_success or response.status_code in accept_status:
-            return response
-        last = f"answered {response.status_code}"
-        if response.status_code not in _RETRYABLE_STATUS and response.status_code < 500:
-            break
+        else:
+            if response.is_success or response.status_code in accept_status:
+                return response
+            last = f"answered {response.status_code}"
+            if response.status_code not in _RETRYABLE_STATUS and response.status_code < 500:
+                break
+        attempt += 1
+        if attempt <= retries:
+            await asyncio.sleep(backoff_seconds * 2 ** (attempt - 1))
     integration_errors.labels(service=service).inc()
     log.warning("upstream call failed", service=service, method=method, url=url, reason=last)
     raise UpstreamError(service, last)

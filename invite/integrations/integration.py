@@ -1,32 +1,36 @@
 """The platform's Integration Service as our ``AccountsProvider``: accounts, leases, error reports.
 
 Base ``{INTEGRATION_SERVICE_URL}/api/v1``; every call carries the service JWT and
-``X-User-Id: <tenant>`` (PLATFORM-CONTRACTS.md).
+``X-User-Id: <tenant>`` (PLATFORM-CONTRACTS.md), and answers the way PLATFORM-AS-RUN.md says
+the running service does:
 
-- ``list_accounts``: ``GET /telegram/invites/accounts``, cached per tenant for a short TTL.
-  Accounts the platform reports ``blocked`` or ``disabled`` (or not ``is_active``) are left
-  out: the engine must not pick them. ``flood_wait`` accounts stay listed; the platform
-  refuses to lease them until the wait is over, and ``lease`` then answers None.
-- ``lease``: ``POST /account-manager/allocate`` for exactly that account, for the purpose
-  the engine names (``invite_campaign`` or ``message_campaign``: the platform checks that
-  daily counter), for ``timeout_minutes``. ``session`` is the
-  allocation's ``session_data.encrypted_session`` unchanged (base64 of a Telethon
-  StringSession today), which the Telegram adapter reads (platforms/telegram/sessions.py);
-  a ``session_data`` without that key is passed on as its JSON. ``lease_seconds`` is the
-  allocation's ``expires_at - allocated_at`` (both the platform's clock, so no skew between
-  its clock and ours matters), else the minutes asked for. 404 means none is free → None.
-  Not retried: a second allocate could lock a second account.
-- ``renew``: the engine's heartbeat calls it when a third of the lease is left; it
-  allocates again with ``preferred_account_id`` and the same purpose. The platform does
-  not hand out an account that is locked, even to its holder, so when that is refused the
-  lease is released (with no usage: the engine's own release at the end reports it all)
-  and taken again at once (a window of one round trip in which another service could take
-  it: then renew answers None, and the engine stops driving the account).
-- ``release`` and ``report`` are retried (the platform treats repeats as harmless).
-  ``report`` for an account-ending event drops the tenant's cached list.
-
-Daily limits: the lowest of what the platform reports for invites and messages; the
-engine takes the lowest of that, our defaults and the task's settings.
+- ``list_accounts``: ``GET /account-manager/accounts/summary?user_id=&include_unavailable=true``,
+  which the platform's own invite service reads and which keeps answering once an account
+  has a FloodWait timestamp (the invites accounts list then answers 500, for good: nothing
+  on the platform clears the column). The list ``GET /telegram/invites/accounts`` is the
+  fallback when the summary is not there (404) and gives the names. Cached per tenant for a
+  short TTL. Accounts the platform ``disabled`` (or not ``is_active``) are left out;
+  resting ones (``flood_wait``, ``blocked`` with a time) stay listed and are not driven
+  until the rest is over (see ``lease``). The list's ``daily_limits`` are hard-coded on the
+  platform and ignored: the real limits come with each allocation.
+- ``lease``: ``POST /account-manager/allocate`` for exactly that account (and, for an
+  invite campaign, ``target_channel_id``: the channel's normalised key), for
+  ``timeout_minutes``. The platform hands a preferred account out whatever its status, so
+  the account's status is then read from the summary: an account the platform rests is
+  released at once and None returned. ``session`` is the allocation's
+  ``session_data.encrypted_session`` unchanged (base64 of a Telethon StringSession today);
+  a ``session_data`` without that key is passed on as its JSON. ``daily_limit`` is the lowest
+  of the allocation's invite and message limits; ``lease_seconds`` is ``expires_at -
+  allocated_at`` (both the platform's clock), else the minutes asked for. 404: none free →
+  None. A call that fails on a keep-alive connection the platform dropped is sent once more
+  on a fresh one (invite.integrations.http); otherwise not retried.
+- ``renew``: the same allocate again; the platform refreshes the lock of its holder. None
+  when the platform no longer hands the account out, or rests it.
+- ``report`` sends an account-level event through ``handle-error`` when it happens;
+  ``release`` then never repeats it (the platform handles an error in a release as a new one,
+  and a FloodWait without digits there overwrites the real rest with its 300 s fallback): an
+  event reaches the release only if its report failed. ``channels_used`` go as normalised
+  keys (the platform stores them as given). Both are retried (repeats are harmless).
 """
 
 from __future__ import annotations
@@ -55,18 +59,13 @@ ACCOUNT_ENDING = frozenset(
         AccountEvent.PHONE_NUMBER_BANNED,
     }
 )
-UNUSABLE_STATUSES = frozenset({"blocked", "disabled"})
+UNUSABLE_STATUSES = frozenset({"disabled"})
 
 SecretProvider = Callable[[], Awaitable[str]]
 log = structlog.get_logger(__name__)
 
 
 # --- the platform's shapes (unknown fields ignored) ----------------------------------------
-
-
-class _DailyLimits(msgspec.Struct):
-    invites: int | None = None
-    messages: int | None = None
 
 
 class _PlatformAccount(msgspec.Struct):
@@ -77,11 +76,22 @@ class _PlatformAccount(msgspec.Struct):
     last_name: str | None = None
     status: str = "active"
     is_active: bool = True
-    daily_limits: _DailyLimits | None = None
 
 
 class _AccountsEnvelope(msgspec.Struct):
     accounts: list[_PlatformAccount] = msgspec.field(default_factory=list)
+
+
+class _SummaryAccount(msgspec.Struct):
+    account_id: str
+    phone: str | None = None
+    status: str = "active"
+    flood_wait_until: str | None = None
+    blocked_until: str | None = None
+
+
+class _Summary(msgspec.Struct):
+    accounts: list[_SummaryAccount] = msgspec.field(default_factory=list)
 
 
 class _Limits(msgspec.Struct):
@@ -104,6 +114,7 @@ class _Allocated(msgspec.Struct):
 
 
 _decode_accounts = msgspec.json.Decoder(list[_PlatformAccount] | _AccountsEnvelope).decode
+_decode_summary = msgspec.json.Decoder(_Summary).decode
 _decode_allocated = msgspec.json.Decoder(_Allocated).decode
 
 
@@ -133,6 +144,7 @@ class IntegrationClient:
         self._backoff = backoff_seconds
         self._clock = clock or RealClock()
         self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_seconds))
+        self._unreported: dict[str, tuple[AccountEvent, str]] = {}  # events whose report failed
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -142,13 +154,17 @@ class IntegrationClient:
         cached = await get_struct(self._cache, key, list[AccountData])
         if cached is not None:
             return cached
-        response = await self._call("GET", "/telegram/invites/accounts", user_id, retries=self._retries)
-        try:
-            decoded = _decode_accounts(response.content)
-        except msgspec.DecodeError as exc:
-            raise self._unexpected("accounts", exc) from None
-        listed = decoded.accounts if isinstance(decoded, _AccountsEnvelope) else decoded
-        accounts = [_account(user_id, a) for a in listed if _usable(a)]
+        summary = await self._summary(user_id)
+        if summary is None:
+            accounts = await self._listed(user_id)
+        else:
+            accounts = [
+                AccountData(
+                    id=a.account_id, user_id=user_id, label=mask_phone(a.phone) if a.phone else a.account_id
+                )
+                for a in summary.accounts
+                if a.status not in UNUSABLE_STATUSES
+            ]
         await set_struct(self._cache, key, accounts, self._cache_ttl)
         return accounts
 
@@ -156,21 +172,23 @@ class IntegrationClient:
         """Forget the tenant's cached account list (an account was blocked, say)."""
         await self._cache.delete(_cache_key(user_id))
 
-    async def lease(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None:
+    async def lease(
+        self, account_id: str, user_id: str, purpose: LeasePurpose, channel: str | None = None
+    ) -> AccountData | None:
         """The account with its session, leased to us; None when the platform has it busy or resting."""
+        body: dict[str, object] = {
+            "user_id": _tenant(user_id),
+            "purpose": purpose.value,
+            "service_name": SERVICE_NAME,
+            "preferred_account_id": account_id,
+            "timeout_minutes": self._lease_minutes,
+        }
+        if channel and purpose is LeasePurpose.INVITE_CAMPAIGN:
+            body["target_channel_id"] = channel_key(channel)
+        # Not retried after an answer: the platform locks what it hands out. Only a request
+        # lost on a connection it had dropped goes again (the platform never saw it).
         response = await self._call(
-            "POST",
-            "/account-manager/allocate",
-            user_id,
-            retries=0,
-            json={
-                "user_id": _tenant(user_id),
-                "purpose": purpose.value,
-                "service_name": SERVICE_NAME,
-                "preferred_account_id": account_id,
-                "timeout_minutes": self._lease_minutes,
-            },
-            accept_status=frozenset({404}),
+            "POST", "/account-manager/allocate", user_id, retries=0, json=body, accept_status=frozenset({404})
         )
         if response.status_code == 404:
             return None
@@ -185,6 +203,19 @@ class IntegrationClient:
             # Another account than the one asked for: not ours to drive. Give it back.
             await self.release(allocation.account_id, user_id, UsageStats())
             return None
+        # the platform's own clock says when, so no skew between its clock and ours matters
+        now = _utc(allocation.allocated_at) if allocation.allocated_at else self._clock.now()
+        resting = await self._resting(account_id, user_id, now)
+        if resting is not None:
+            # The platform hands a preferred account out whatever its status: not ours to drive now.
+            log.info(
+                "the platform rests the account: given back",
+                service=SERVICE,
+                account_id=account_id,
+                status=resting,
+            )
+            await self.release(account_id, user_id, UsageStats())
+            return None
         return AccountData(
             id=account_id,
             user_id=user_id,
@@ -197,21 +228,27 @@ class IntegrationClient:
             lease_seconds=self._lease_seconds(allocation),
         )
 
-    async def renew(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None:
-        """Extend our lease on ``account_id``; None when it could not be kept."""
-        account = await self.lease(account_id, user_id, purpose)
-        if account is not None:
-            return account
-        await self.release(account_id, user_id, UsageStats())
-        return await self.lease(account_id, user_id, purpose)
+    async def renew(
+        self, account_id: str, user_id: str, purpose: LeasePurpose, channel: str | None = None
+    ) -> AccountData | None:
+        """Extend our lease on ``account_id`` (the platform refreshes its holder's lock); None when
+        it could not be kept, or the platform now rests the account (then it is released)."""
+        return await self.lease(account_id, user_id, purpose, channel)
 
     async def release(self, account_id: str, user_id: str, usage: UsageStats) -> None:
+        sent = msgspec.structs.replace(usage, channels_used=_keys(usage.channels_used))
+        unreported = self._unreported.pop(account_id, None)
+        if unreported is None:  # reported through handle-error already (or nothing happened)
+            sent = msgspec.structs.replace(sent, success=True, error_type=None, error_message=None)
+        else:
+            event, message = unreported
+            sent = msgspec.structs.replace(sent, success=False, error_type=event.value, error_message=message)
         response = await self._call(
             "POST",
             f"/account-manager/release/{account_id}",
             user_id,
             retries=self._retries,
-            json={"service_name": SERVICE_NAME, "usage_stats": msgspec.to_builtins(usage)},
+            json={"service_name": SERVICE_NAME, "usage_stats": msgspec.to_builtins(sent)},
             accept_status=frozenset({400, 404}),
         )
         if not response.is_success:
@@ -219,6 +256,7 @@ class IntegrationClient:
             log.info("release refused", service=SERVICE, account_id=account_id, status=response.status_code)
 
     async def report(self, account_id: str, user_id: str, event: AccountEvent, message: str) -> None:
+        sent = _flood_wait_message(message) if event is AccountEvent.FLOOD_WAIT else message
         try:
             await self._call(
                 "POST",
@@ -227,15 +265,65 @@ class IntegrationClient:
                 retries=self._retries,
                 json={
                     "error_type": event.value,
-                    "error_message": _flood_wait_message(message)
-                    if event is AccountEvent.FLOOD_WAIT
-                    else message,
+                    "error_message": sent,
                     "context": {"service": SERVICE_NAME, "user_id": _tenant(user_id)},
                 },
             )
+        except UpstreamError:
+            self._unreported[account_id] = (event, sent)  # the release carries it instead
+            raise
+        else:
+            self._unreported.pop(account_id, None)
         finally:
             if event in ACCOUNT_ENDING:
                 await self.invalidate(user_id)
+
+    async def _summary(self, user_id: str) -> _Summary | None:
+        """The tenant's accounts as the account manager sees them; None when it has no summary."""
+        response = await self._call(
+            "GET",
+            "/account-manager/accounts/summary",
+            user_id,
+            retries=self._retries,
+            params={"user_id": user_id, "include_unavailable": "true"},
+            accept_status=frozenset({404}),
+        )
+        if response.status_code == 404:
+            return None
+        try:
+            return _decode_summary(response.content)
+        except msgspec.DecodeError as exc:
+            raise self._unexpected("accounts summary", exc) from None
+
+    async def _listed(self, user_id: str) -> list[AccountData]:
+        response = await self._call("GET", "/telegram/invites/accounts", user_id, retries=self._retries)
+        try:
+            decoded = _decode_accounts(response.content)
+        except msgspec.DecodeError as exc:
+            raise self._unexpected("accounts", exc) from None
+        listed = decoded.accounts if isinstance(decoded, _AccountsEnvelope) else decoded
+        return [AccountData(id=a.id, user_id=user_id, label=_label(a)) for a in listed if _usable(a)]
+
+    async def _resting(self, account_id: str, user_id: str, now: datetime) -> str | None:
+        """Why the platform rests the account at ``now``, or None.
+
+        Disabled is for good. A FloodWait or a spam flag rests it until its time, whatever the
+        status still says afterwards: the platform sets the status back only when it hands
+        the account out without a preference, which we never ask for.
+        """
+        summary = await self._summary(user_id)
+        if summary is None:
+            return None  # a platform without the summary refuses resting accounts itself
+        for account in summary.accounts:
+            if account.account_id != account_id:
+                continue
+            if account.status in UNUSABLE_STATUSES:
+                return account.status
+            for until in (account.flood_wait_until, account.blocked_until):
+                if until and _utc(until) > now:
+                    return f"{account.status} until {until}"
+            return None
+        return "not listed"
 
     async def _call(
         self,
@@ -245,6 +333,7 @@ class IntegrationClient:
         *,
         retries: int,
         json: object = None,
+        params: dict[str, str] | None = None,
         accept_status: frozenset[int] = frozenset(),
     ) -> httpx.Response:
         token = integration_token(await self._secret(), self._clock.now())
@@ -256,6 +345,7 @@ class IntegrationClient:
             retries=retries,
             backoff_seconds=self._backoff,
             headers={"Authorization": f"Bearer {token}", "X-User-Id": user_id},
+            params=params,
             json=json,
             accept_status=accept_status,
         )
@@ -305,14 +395,22 @@ def _usable(account: _PlatformAccount) -> bool:
     return account.is_active and account.status not in UNUSABLE_STATUSES
 
 
-def _account(user_id: str, account: _PlatformAccount) -> AccountData:
-    limits = account.daily_limits
-    return AccountData(
-        id=account.id,
-        user_id=user_id,
-        label=_label(account),
-        daily_limit=_lowest(limits.invites, limits.messages) if limits else None,
-    )
+_CHANNEL_LINK = ("https://t.me/", "http://t.me/", "t.me/")
+
+
+def channel_key(channel: str) -> str:
+    """A channel as the platform keys its per-channel counters: a lowercase slug without the
+    ``https://t.me/`` link or the ``@`` (``https://t.me/Interop_Grp``, ``@Interop_Grp`` →
+    ``interop_grp``); a numeric chat id stays as it is. The same rule as the SQL function
+    invite_channel_key (migration 0006)."""
+    raw = channel.strip()
+    if raw.startswith(_CHANNEL_LINK):
+        raw = raw.rsplit("/", 1)[-1]
+    return raw.removeprefix("@").lower()
+
+
+def _keys(channels: list[str]) -> list[str]:
+    return list(dict.fromkeys(channel_key(c) for c in channels))
 
 
 def _label(account: _PlatformAccount) -> str:

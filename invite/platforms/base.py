@@ -154,14 +154,19 @@ class AccountsProvider(Protocol):
     session to one service at a time); it returns the account with its session, or None
     when the account is busy elsewhere. A lease with ``lease_seconds`` runs out: ``renew``
     it, with the same purpose, before then; None from ``renew`` means the lease could not
-    be kept and the account must not be driven any more.
+    be kept and the account must not be driven any more. ``channel`` is the group an invite
+    campaign invites into (the platform checks its per-channel limits).
     """
 
     async def list_accounts(self, user_id: str) -> list[AccountData]: ...
 
-    async def lease(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None: ...
+    async def lease(
+        self, account_id: str, user_id: str, purpose: LeasePurpose, channel: str | None = None
+    ) -> AccountData | None: ...
 
-    async def renew(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None: ...
+    async def renew(
+        self, account_id: str, user_id: str, purpose: LeasePurpose, channel: str | None = None
+    ) -> AccountData | None: ...
 
     async def release(self, account_id: str, user_id: str, usage: UsageStats) -> None: ...
 

@@ -523,14 +523,18 @@ class SandboxAccounts:
             for n in range(1, self._per_tenant + 1)
         ]
 
-    async def lease(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None:
+    async def lease(
+        self, account_id: str, user_id: str, purpose: LeasePurpose, channel: str | None = None
+    ) -> AccountData | None:
         """The account with an empty session; None for an id that is not one of this tenant's."""
         account = await self.renew(account_id, user_id, purpose)
         if account is not None:
             self.leases.append((account_id, user_id, purpose))
         return account
 
-    async def renew(self, account_id: str, user_id: str, purpose: LeasePurpose) -> AccountData | None:
+    async def renew(
+        self, account_id: str, user_id: str, purpose: LeasePurpose, channel: str | None = None
+    ) -> AccountData | None:
         """The account again (its lease never runs out); None for an id that is not one of this tenant's."""
         return next((a for a in await self.list_accounts(user_id) if a.id == account_id), None)
 

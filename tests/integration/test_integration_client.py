@@ -1,20 +1,37 @@
-"""The Integration Service client against a local server answering as PLATFORM-CONTRACTS.md says.
+"""The Integration Service client against a local server answering as the platform does when run.
 
-The fake keeps the platform's account-manager state the way its code does: allocate hands
-out only accounts that are active, not locked and not resting (so a held account is not
-re-allocated, even to its holder), release unlocks, handle-error changes the status and
-rests the account (a FloodWait for its seconds and a minute, a spam flag for 24 hours). Its
-time stands still unless it is given a clock (the engine's, in the engine's tests).
+The fake keeps the platform's account-manager state the way its code does
+(PLATFORM-AS-RUN.md), bugs included:
+
+- the invites accounts list answers 500 as soon as an account has ``flood_wait_until`` or
+  ``blocked_until`` set (a naive/aware comparison), and after that unhandled exception the
+  server drops the next request on the same keep-alive connection; the account-manager
+  summary keeps answering;
+- allocate with ``preferred_account_id`` hands out the account whatever its status, as long
+  as it is active and not locked by another service; without it only available accounts
+  under their daily and per-channel limits go out (resting ones whose time is over are set
+  active again on the way, the only place the platform clears the columns); renewal by the
+  holder is re-entrant (the lock is refreshed);
+- release adds the usage (every channel of ``channels_used``, as given, gets all the
+  invites), and a release with ``success: false`` and an ``error_type`` is handled as a new
+  error: ``FLOOD_WAIT_X`` then rests the account 300 s + 60 s from now and counts it twice;
+- handle-error: a FloodWait for the first number in the message (else 300) and a minute, a
+  spam flag 24 hours, a ban, deactivation or auth-key error disables the account for good;
+  every error counts.
+
+Its time stands still unless it is given a clock (the engine's, in the engine's tests).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
+import httpx
 import jwt
 import msgspec
 import pytest
@@ -22,7 +39,7 @@ import pytest
 from invite.engine.clock import Clock
 from invite.integrations.cache import MemoryCache
 from invite.integrations.http import UpstreamError
-from invite.integrations.integration import IntegrationClient
+from invite.integrations.integration import IntegrationClient, channel_key
 from invite.platforms.base import AccountEvent, LeasePurpose, UsageStats
 from tests.fakeserver import FakeServer, Reply, Request
 
@@ -32,6 +49,14 @@ A1 = "6f1c3a52-0d5e-4c1b-9a40-2b7e5f1d0a11"
 A2 = "9b2d4e63-1e6f-4d2c-8b51-3c8f6a2e1b22"
 A3 = "1a3e5f74-2f7a-4e3d-9c62-4d9a7b3f2c33"
 TELETHON_B64 = "MUJRQUFBQUFBQUFB"  # base64 of a (short) Telethon string; opaque to this client
+LIMITS = {  # the platform's AccountLimits, in every allocation
+    "daily_invite_limit": 30,
+    "daily_message_limit": 30,
+    "contacts_daily_limit": 15,
+    "per_channel_invite_limit": 15,
+}
+CHANNEL_LIFETIME = 200  # the platform's max_per_channel_total
+DISABLING = ("auth_key_error", "user_deactivated", "phone_number_banned")
 
 
 async def secret() -> str:
@@ -46,8 +71,13 @@ class Account:
     status: str = "active"
     is_active: bool = True
     locked_by: str | None = None
-    flood_wait_seconds: int | None = None
-    resting_until: datetime | None = None  # after a FloodWait or a spam flag: allocatable again then
+    flood_wait_until: datetime | None = None  # naive UTC, as the platform stores it
+    blocked_until: datetime | None = None
+    error_count: int = 0
+    used_invites_today: int = 0
+    used_messages_today: int = 0
+    contacts_today: int = 0
+    per_channel: dict[str, dict[str, int]] = field(default_factory=dict)  # key as released: today, total
 
     def listed(self) -> dict[str, Any]:
         return {
@@ -62,9 +92,27 @@ class Account:
             "last_activity": None,
             "flood_wait_until": None,
             "blocked_until": None,
-            "flood_wait_remaining_seconds": self.flood_wait_seconds or 0,
+            "flood_wait_remaining_seconds": 0,
             "blocked_remaining_seconds": 0,
-            "daily_limits": {"invites": 50, "messages": 40},
+            "daily_limits": {"invites": 50, "messages": 40},  # hard-coded on the platform
+        }
+
+    def summarised(self, now: datetime) -> dict[str, Any]:
+        resting = any(
+            until is not None and until > now for until in (self.flood_wait_until, self.blocked_until)
+        )
+        return {
+            "account_id": self.id,
+            "phone": self.phone,
+            "status": self.status,
+            "is_available": self.is_active and self.status == "active" and not resting and not self.locked_by,
+            "used_invites_today": self.used_invites_today,
+            "used_messages_today": self.used_messages_today,
+            "contacts_today": self.contacts_today,
+            "error_count": self.error_count,
+            "last_used_at": None,
+            "flood_wait_until": self.flood_wait_until.isoformat() if self.flood_wait_until else None,
+            "blocked_until": self.blocked_until.isoformat() if self.blocked_until else None,
         }
 
 
@@ -74,11 +122,13 @@ class IntegrationService:
         self.accounts = {
             A1: Account(A1, "+79123456781", "anna_one"),
             A2: Account(A2, "+79123456782", None),
-            A3: Account(A3, "+79123456783", "gone", status="blocked"),
+            A3: Account(A3, "+79123456783", "gone", status="disabled"),
         }
-        self.errors: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []  # every error handled: reported, or repeated by a release
         self.releases: list[tuple[str, dict[str, Any]]] = []
+        self.allocations: list[dict[str, Any]] = []  # the bodies of allocations granted
         server.route("GET", "/api/v1/telegram/invites/accounts", self.list)
+        server.route("GET", "/api/v1/account-manager/accounts/summary", self.summary)
         server.route("POST", "/api/v1/account-manager/allocate", self.allocate)
         server.route("POST", "/api/v1/account-manager/release/{account_id}", self.release)
         server.route("POST", "/api/v1/account-manager/handle-error/{account_id}", self.handle_error)
@@ -93,14 +143,28 @@ class IntegrationService:
         """The platform's time: naive UTC, as it writes it (datetime.utcnow())."""
         return self.clock.now().replace(tzinfo=None) if self.clock else datetime(2026, 1, 5, 9, 0)
 
-    def usable(self, account: Account) -> bool:
-        rested = account.resting_until is not None and account.resting_until <= self.now()
-        return account.is_active and (account.status == "active" or rested)
-
     def list(self, request: Request) -> Reply:
         if not self.authorised(request):
             return Reply(401)
+        if any(a.flood_wait_until or a.blocked_until for a in self.accounts.values()):
+            # "can't compare offset-naive and offset-aware datetimes", unhandled
+            return Reply(500, body=b"Internal Server Error", close_after=True)
         return Reply(json=[a.listed() for a in self.accounts.values()])
+
+    def summary(self, request: Request) -> Reply:
+        assert self.authorised(request)
+        assert request.arg("user_id") == TENANT
+        assert request.arg("include_unavailable") == "true"
+        now = self.now()
+        accounts = [a.summarised(now) for a in self.accounts.values() if a.is_active]
+        return Reply(
+            json={
+                "success": True,
+                "user_id": int(TENANT),
+                "total_accounts": len(accounts),
+                "accounts": accounts,
+            }
+        )
 
     def allocate(self, request: Request) -> Reply:
         body = request.json()
@@ -108,13 +172,16 @@ class IntegrationService:
         assert body["user_id"] == int(TENANT)
         assert body["service_name"] == "invite-service"
         assert body["purpose"] in ("invite_campaign", "message_campaign")  # the contract's purposes
-        free = [a for a in self.accounts.values() if self.usable(a) and a.locked_by is None]
-        if body.get("preferred_account_id"):
-            free = [a for a in free if a.id == body["preferred_account_id"]]
-        if not free:
+        service = body["service_name"]
+        preferred = self.accounts.get(body.get("preferred_account_id") or "")
+        if preferred is not None and preferred.locked_by in (None, service) and preferred.is_active:
+            account: Account | None = preferred  # the bypass: whatever its status
+        else:
+            account = self._available(body, preferred)
+        if account is None:
             return Reply(404, json={"detail": "No available accounts found for the specified criteria"})
-        account = free[0]
-        account.locked_by = body["service_name"]
+        account.locked_by = service  # a lock of ours is refreshed
+        self.allocations.append(body)
         now = self.now()
         return Reply(
             json={
@@ -125,45 +192,95 @@ class IntegrationService:
                     "phone": account.phone,
                     "session_data": {"encrypted_session": TELETHON_B64},
                     "allocated_at": now.isoformat(),
-                    "allocated_by": body["service_name"],
+                    "allocated_by": service,
                     "purpose": body["purpose"],
                     "expires_at": (now + timedelta(minutes=body["timeout_minutes"])).isoformat(),
-                    "limits": {
-                        "daily_invite_limit": 30,
-                        "daily_message_limit": 30,
-                        "contacts_daily_limit": 50,
-                        "per_channel_invite_limit": 15,
+                    "limits": LIMITS,
+                    "current_usage": {
+                        "invites_today": account.used_invites_today,
+                        "messages_today": account.used_messages_today,
+                        "contacts_today": account.contacts_today,
                     },
-                    "current_usage": {"invites_today": 0, "messages_today": 0, "contacts_today": 0},
                 },
             }
         )
+
+    def _available(self, body: dict[str, Any], preferred: Account | None) -> Account | None:
+        now = self.now()
+        channel = body.get("target_channel_id")
+        candidates = [preferred] if body.get("preferred_account_id") else list(self.accounts.values())
+        for account in candidates:
+            if (
+                account is None
+                or not account.is_active
+                or account.locked_by not in (None, body["service_name"])
+            ):
+                continue
+            if account.status in ("flood_wait", "blocked"):  # the lazy recovery, this path only
+                until = account.flood_wait_until if account.status == "flood_wait" else account.blocked_until
+                if until is None or until <= now:
+                    account.status, account.flood_wait_until, account.blocked_until = "active", None, None
+            if account.status != "active":
+                continue
+            if body["purpose"] == "invite_campaign":
+                used = account.per_channel.get(channel or "", {"today": 0, "total": 0})
+                if account.used_invites_today >= LIMITS["daily_invite_limit"]:
+                    continue
+                if channel and (
+                    used["today"] >= LIMITS["per_channel_invite_limit"] or used["total"] >= CHANNEL_LIFETIME
+                ):
+                    continue
+            return account
+        return None
 
     def release(self, request: Request) -> Reply:
         account = self.accounts.get(request.params["account_id"])
         if account is None:
             return Reply(400, json={"detail": "Failed to release account"})
-        account.locked_by = None
-        self.releases.append((account.id, request.json()))
+        body = request.json()
+        usage = body["usage_stats"]
+        self.releases.append((account.id, body))
+        account.used_invites_today += usage.get("invites_sent", 0)
+        account.used_messages_today += usage.get("messages_sent", 0)
+        account.contacts_today += usage.get("contacts_added", 0)
+        for channel in usage.get("channels_used") or []:
+            used = account.per_channel.setdefault(channel, {"today": 0, "total": 0})
+            used["today"] += usage.get("invites_sent", 0)
+            used["total"] += usage.get("invites_sent", 0)
+        if not usage.get("success", True) and usage.get("error_type"):
+            self._handle(account, usage["error_type"], usage.get("error_message") or "Unknown error")
+        if account.locked_by == body["service_name"]:
+            account.locked_by = None
         return Reply(json={"success": True, "message": f"Account {account.id} released successfully"})
 
     def handle_error(self, request: Request) -> Reply:
         body = request.json()
         account = self.accounts[request.params["account_id"]]
-        self.errors.append(body)
-        if body["error_type"] == "flood_wait":
-            match = re.search(r"(\d+)", body["error_message"])  # exactly how the platform reads it
-            account.flood_wait_seconds = int(match[1]) if match else 300
-            account.status = "flood_wait"
-            account.resting_until = self.now() + timedelta(seconds=account.flood_wait_seconds + 60)
-        elif body["error_type"] in ("auth_key_error", "user_deactivated", "phone_number_banned"):
-            account.status = "disabled"
-        elif body["error_type"] == "peer_flood":
-            account.status = "blocked"
-            account.resting_until = self.now() + timedelta(hours=24)
+        self._handle(account, body["error_type"], body["error_message"], body.get("context"))
         return Reply(
             json={"success": True, "result": {"account_id": account.id, "new_status": account.status}}
         )
+
+    def _handle(self, account: Account, error_type: str, message: str, context: Any = None) -> None:
+        self.errors.append({"error_type": error_type, "error_message": message, "context": context})
+        now = self.now()
+        account.error_count += 1
+        if error_type == "flood_wait":
+            match = re.search(r"(\d+)", message)  # exactly how the platform reads it
+            seconds = int(match[1]) if match else 300
+            account.status, account.flood_wait_until = "flood_wait", now + timedelta(seconds=seconds + 60)
+        elif error_type == "peer_flood":
+            account.status, account.blocked_until = "blocked", now + timedelta(hours=24)
+        elif error_type in DISABLING:
+            account.status = "disabled"
+        else:
+            account.status = "active"
+
+    def rests(self, account_id: str) -> float:
+        """Seconds the platform still rests the account (0: it does not)."""
+        account = self.accounts[account_id]
+        until = max((u for u in (account.flood_wait_until, account.blocked_until) if u), default=None)
+        return max(0.0, (until - self.now()).total_seconds()) if until else 0.0
 
 
 @pytest.fixture
@@ -186,18 +303,46 @@ async def client(server: FakeServer, platform: IntegrationService) -> AsyncItera
     await client.aclose()
 
 
-async def test_lists_usable_accounts_with_the_lowest_daily_limit(
+SUMMARY = "/api/v1/account-manager/accounts/summary"
+LIST = "/api/v1/telegram/invites/accounts"
+ALLOCATE = "/api/v1/account-manager/allocate"
+
+
+async def test_lists_the_accounts_from_the_account_managers_summary(
     server: FakeServer, platform: IntegrationService, client: IntegrationClient
 ) -> None:
     accounts = await client.list_accounts(TENANT)
 
+    # A3 is disabled on the platform: left out; the list's hard-coded limits are not taken
     assert [(a.id, a.label, a.daily_limit) for a in accounts] == [
-        (A1, "@anna_one", 40),
-        (A2, "Anna", 40),
-    ]  # A3 is blocked on the platform: left out
+        (A1, "+7*******781", None),
+        (A2, "+7*******782", None),
+    ]
     assert all(a.session == "" and a.user_id == TENANT for a in accounts)
-    call = server.requests[0]
-    assert call.headers["x-user-id"] == TENANT
+    [call] = server.requests
+    assert (call.path, call.headers["x-user-id"], call.arg("user_id")) == (SUMMARY, TENANT, TENANT)
+
+
+async def test_the_accounts_keep_coming_after_a_flood_wait_breaks_the_platforms_list(
+    server: FakeServer, platform: IntegrationService, client: IntegrationClient
+) -> None:
+    await client.report(A1, TENANT, AccountEvent.FLOOD_WAIT, "420 FLOOD_WAIT_3600")
+    await client.invalidate(TENANT)
+
+    assert [a.id for a in await client.list_accounts(TENANT)] == [A1, A2]  # resting, but the tenant's
+    async with httpx.AsyncClient() as direct:  # the invites list itself answers 500 from now on
+        broken = await direct.get(server.url + LIST, headers=_service_headers())
+    assert broken.status_code == 500
+
+
+async def test_an_integration_service_without_the_summary_is_read_from_its_list(
+    server: FakeServer, platform: IntegrationService, client: IntegrationClient
+) -> None:
+    server.route("GET", SUMMARY, Reply(404, json={"detail": "Not Found"}))
+
+    accounts = await client.list_accounts(TENANT)
+
+    assert [(a.id, a.label, a.daily_limit) for a in accounts] == [(A1, "@anna_one", None), (A2, "Anna", None)]
 
 
 async def test_the_list_is_cached_and_an_account_ending_report_drops_it(
@@ -239,7 +384,7 @@ async def test_flood_wait_seconds_are_the_first_number_the_platform_reads(
 ) -> None:
     await client.report(A1, TENANT, AccountEvent.FLOOD_WAIT, message)
 
-    assert platform.accounts[A1].flood_wait_seconds == seconds
+    assert platform.rests(A1) == seconds + 60  # the platform adds its minute
     assert platform.errors[0]["error_type"] == "flood_wait"
     assert platform.errors[0]["context"] == {"service": "invite-service", "user_id": 42}
 
@@ -247,17 +392,17 @@ async def test_flood_wait_seconds_are_the_first_number_the_platform_reads(
 async def test_lease_gives_the_session_and_the_allocations_limits(
     server: FakeServer, platform: IntegrationService, client: IntegrationClient
 ) -> None:
-    account = await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
+    account = await client.lease(A1, TENANT, LeasePurpose.MESSAGE_CAMPAIGN, "@Interop_Grp")
 
     assert account is not None
     assert (account.id, account.user_id, account.daily_limit) == (A1, TENANT, 30)
     assert account.session == TELETHON_B64  # session_data.encrypted_session, unchanged
     assert account.label == "+7*******781"  # the phone, masked
     assert TELETHON_B64 not in repr(account)
-    body = server.requests_to("POST", "/api/v1/account-manager/allocate")[0].json()
-    assert body == {
+    body = server.requests_to("POST", ALLOCATE)[0].json()
+    assert body == {  # a message campaign has no channel
         "user_id": 42,
-        "purpose": "invite_campaign",
+        "purpose": "message_campaign",
         "service_name": "invite-service",
         "preferred_account_id": A1,
         "timeout_minutes": 30,
@@ -265,7 +410,46 @@ async def test_lease_gives_the_session_and_the_allocations_limits(
     assert account.lease_seconds == 30 * 60  # expires_at - allocated_at, in the platform's clock
 
 
-async def test_lease_of_a_busy_account_is_none(
+@pytest.mark.parametrize(
+    "group", ["https://t.me/Interop_Grp", "@Interop_Grp", "interop_grp", " t.me/INTEROP_grp"]
+)
+async def test_an_invite_lease_names_the_channel_as_the_platform_keys_it(
+    server: FakeServer, platform: IntegrationService, client: IntegrationClient, group: str
+) -> None:
+    assert await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN, group) is not None
+
+    assert server.requests_to("POST", ALLOCATE)[0].json()["target_channel_id"] == "interop_grp"
+
+
+@pytest.mark.parametrize(
+    ("status", "field"),
+    [("flood_wait", "flood_wait_until"), ("blocked", "blocked_until"), ("disabled", None)],
+)
+async def test_an_account_the_platform_rests_is_handed_out_but_given_back_at_once(
+    platform: IntegrationService, client: IntegrationClient, status: str, field: str | None
+) -> None:
+    account = platform.accounts[A1]
+    account.status = status
+    if field:
+        setattr(account, field, platform.now() + timedelta(hours=1))
+
+    assert await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN) is None
+
+    assert len(platform.allocations) == 1  # the platform's preferred allocation ignored the status
+    assert account.locked_by is None
+    assert [account_id for account_id, _ in platform.releases] == [A1]
+
+
+async def test_an_account_whose_rest_is_over_is_driven_though_its_status_still_says_flood_wait(
+    platform: IntegrationService, client: IntegrationClient
+) -> None:
+    account = platform.accounts[A1]
+    account.status, account.flood_wait_until = "flood_wait", platform.now() - timedelta(seconds=1)
+
+    assert await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN) is not None
+
+
+async def test_lease_of_an_account_another_service_holds_is_none(
     platform: IntegrationService, client: IntegrationClient
 ) -> None:
     platform.accounts[A1].locked_by = "parsing-service"
@@ -286,7 +470,7 @@ async def test_an_allocation_of_another_account_is_given_back(
             Request(request.method, request.path, request.query, request.headers, msgspec.json.encode(body))
         )
 
-    server.route("POST", "/api/v1/account-manager/allocate", ignores_preference)
+    server.route("POST", ALLOCATE, ignores_preference)
     platform.accounts[A1].locked_by = "parsing-service"
 
     assert await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN) is None
@@ -294,7 +478,7 @@ async def test_an_allocation_of_another_account_is_given_back(
     assert [account_id for account_id, _ in platform.releases] == [A2]
 
 
-async def test_renew_keeps_the_account_although_the_platform_refuses_to_reallocate_a_held_one(
+async def test_renew_allocates_again_and_the_platform_refreshes_our_lock(
     server: FakeServer, platform: IntegrationService, client: IntegrationClient
 ) -> None:
     await client.lease(A1, TENANT, LeasePurpose.MESSAGE_CAMPAIGN)
@@ -304,35 +488,25 @@ async def test_renew_keeps_the_account_although_the_platform_refuses_to_realloca
     assert renewed is not None
     assert (renewed.id, renewed.session, renewed.lease_seconds) == (A1, TELETHON_B64, 30 * 60)
     assert platform.accounts[A1].locked_by == "invite-service"
-    paths = [r.path for r in server.requests]
-    assert paths == [
-        "/api/v1/account-manager/allocate",
-        "/api/v1/account-manager/allocate",  # 404: held (by us)
-        f"/api/v1/account-manager/release/{A1}",
-        "/api/v1/account-manager/allocate",
-    ]
-    allocations = [r.json() for r in server.requests_to("POST", "/api/v1/account-manager/allocate")]
-    assert {(a["preferred_account_id"], a["purpose"]) for a in allocations} == {(A1, "message_campaign")}
-    # the usage under the lease is the engine's to report when it lets the account go
-    assert platform.releases == [
-        (A1, {"service_name": "invite-service", "usage_stats": msgspec.to_builtins(UsageStats())})
-    ]
+    assert [r.path for r in server.requests if r.method == "POST"] == [ALLOCATE, ALLOCATE]
+    assert platform.releases == []  # never let go in between
 
 
-async def test_renew_answers_none_when_the_platform_no_longer_hands_the_account_out(
-    server: FakeServer, platform: IntegrationService, client: IntegrationClient
+async def test_renew_answers_none_and_lets_go_when_the_platform_rests_the_account_meanwhile(
+    platform: IntegrationService, client: IntegrationClient
 ) -> None:
     await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
-    platform.accounts[A1].status = "flood_wait"  # the platform rests it in between
+    await client.report(A1, TENANT, AccountEvent.FLOOD_WAIT, "FLOOD_WAIT_3600")
 
     assert await client.renew(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN) is None
+    assert platform.accounts[A1].locked_by is None
 
 
 async def test_renew_fails_loudly_when_the_platform_is_down(
     server: FakeServer, platform: IntegrationService, client: IntegrationClient
 ) -> None:
     await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
-    server.route("POST", "/api/v1/account-manager/allocate", Reply(500))
+    server.route("POST", ALLOCATE, Reply(500))
 
     with pytest.raises(UpstreamError):
         await client.renew(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
@@ -340,9 +514,7 @@ async def test_renew_fails_loudly_when_the_platform_is_down(
 
 async def test_a_lease_without_its_times_lasts_the_minutes_asked_for(server: FakeServer) -> None:
     server.route(
-        "POST",
-        "/api/v1/account-manager/allocate",
-        Reply(json={"success": True, "allocation": {"account_id": A1, "session_data": {}}}),
+        "POST", ALLOCATE, Reply(json={"success": True, "allocation": {"account_id": A1, "session_data": {}}})
     )
     client = IntegrationClient(server.url, secret, MemoryCache(), lease_minutes=12)
     try:
@@ -353,9 +525,13 @@ async def test_a_lease_without_its_times_lasts_the_minutes_asked_for(server: Fak
     assert account.lease_seconds == 12 * 60
 
 
-async def test_release_sends_the_usage_stats(platform: IntegrationService, client: IntegrationClient) -> None:
-    await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
-    usage = UsageStats(invites_sent=7, contacts_added=2, channels_used=["-1001234"])
+async def test_release_sends_the_usage_with_the_channels_as_the_platform_keys_them(
+    platform: IntegrationService, client: IntegrationClient
+) -> None:
+    await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN, "@Interop_Grp")
+    usage = UsageStats(
+        invites_sent=7, contacts_added=2, channels_used=["https://t.me/Interop_Grp", "@interop_grp"]
+    )
 
     await client.release(A1, TENANT, usage)
 
@@ -372,11 +548,50 @@ async def test_release_sends_the_usage_stats(platform: IntegrationService, clien
                     "success": True,
                     "error_type": None,
                     "error_message": None,
-                    "channels_used": ["-1001234"],
+                    "channels_used": ["interop_grp"],
                 },
             },
         )
     ]
+    assert platform.accounts[A1].per_channel == {"interop_grp": {"today": 7, "total": 7}}
+
+
+async def test_a_release_does_not_repeat_a_reported_flood_wait(
+    platform: IntegrationService, client: IntegrationClient
+) -> None:
+    await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
+    await client.report(A1, TENANT, AccountEvent.FLOOD_WAIT, "FLOOD_WAIT_X (3600 s)")
+    # what the engine's usage says after the event
+    usage = UsageStats(invites_sent=3, success=False, error_type="flood_wait", error_message="FLOOD_WAIT_X")
+
+    await client.release(A1, TENANT, usage)
+
+    assert platform.rests(A1) == 3600 + 60  # not the 300 s fallback a repeat would have set
+    assert platform.accounts[A1].error_count == 1
+    sent = platform.releases[0][1]["usage_stats"]
+    assert (sent["success"], sent["error_type"], sent["error_message"]) == (True, None, None)
+
+
+async def test_an_event_whose_report_failed_goes_with_the_release(
+    server: FakeServer, platform: IntegrationService, client: IntegrationClient
+) -> None:
+    await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
+    handle_error = "/api/v1/account-manager/handle-error/{account_id}"
+    server.route("POST", handle_error, Reply(503))
+    with pytest.raises(UpstreamError):
+        await client.report(A1, TENANT, AccountEvent.FLOOD_WAIT, "FLOOD_WAIT_X (3600 s)")
+    server.route("POST", handle_error, platform.handle_error)
+
+    await client.release(A1, TENANT, UsageStats(success=False, error_type="flood_wait"))
+
+    assert platform.rests(A1) == 3600 + 60
+    assert platform.accounts[A1].error_count == 1
+    sent = platform.releases[0][1]["usage_stats"]
+    assert (sent["success"], sent["error_type"], sent["error_message"]) == (
+        False,
+        "flood_wait",
+        "FLOOD_WAIT_X (3600 s)",
+    )
 
 
 async def test_releasing_an_account_the_platform_does_not_know_is_not_an_error(
@@ -385,10 +600,10 @@ async def test_releasing_an_account_the_platform_does_not_know_is_not_an_error(
     await client.release("00000000-0000-0000-0000-000000000000", TENANT, UsageStats())
 
 
-async def test_a_500_on_list_is_retried_then_succeeds(
+async def test_a_500_on_the_summary_is_retried_then_succeeds(
     server: FakeServer, platform: IntegrationService, client: IntegrationClient
 ) -> None:
-    server.route("GET", "/api/v1/telegram/invites/accounts", Reply(500), platform.list)
+    server.route("GET", SUMMARY, Reply(500), platform.summary)
 
     assert len(await client.list_accounts(TENANT)) == 2
     assert len(server.requests) == 2
@@ -397,7 +612,7 @@ async def test_a_500_on_list_is_retried_then_succeeds(
 async def test_a_service_that_keeps_failing_is_an_upstream_error(
     server: FakeServer, client: IntegrationClient
 ) -> None:
-    server.route("GET", "/api/v1/telegram/invites/accounts", Reply(500, json={"detail": "db down"}))
+    server.route("GET", SUMMARY, Reply(500, json={"detail": "db down"}))
 
     with pytest.raises(UpstreamError) as caught:
         await client.list_accounts(TENANT)
@@ -406,8 +621,8 @@ async def test_a_service_that_keeps_failing_is_an_upstream_error(
     assert len(server.requests) == 3
 
 
-async def test_allocate_is_never_retried(server: FakeServer, client: IntegrationClient) -> None:
-    server.route("POST", "/api/v1/account-manager/allocate", Reply(500))
+async def test_allocate_is_not_retried_after_an_answer(server: FakeServer, client: IntegrationClient) -> None:
+    server.route("POST", ALLOCATE, Reply(500))
 
     with pytest.raises(UpstreamError):
         await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
@@ -415,8 +630,23 @@ async def test_allocate_is_never_retried(server: FakeServer, client: Integration
     assert len(server.requests) == 1
 
 
+async def test_a_call_on_a_connection_the_platform_dropped_after_its_500_goes_again_on_a_fresh_one(
+    server: FakeServer, platform: IntegrationService, client: IntegrationClient
+) -> None:
+    # the platform's unhandled exception: a 500, and the keep-alive connection is dead after it
+    server.route("POST", ALLOCATE, Reply(500, body=b"Internal Server Error", close_after=True))
+    with pytest.raises(UpstreamError):
+        await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
+    server.route("POST", ALLOCATE, platform.allocate)
+
+    account = await client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN)
+
+    assert account is not None
+    assert len(server.requests_to("POST", ALLOCATE)) == 2  # the dropped one never reached it
+
+
 async def test_a_timeout_is_an_upstream_error(server: FakeServer) -> None:
-    server.route("GET", "/api/v1/telegram/invites/accounts", Reply(json=[], delay=1.0))
+    server.route("GET", SUMMARY, Reply(json={"accounts": []}, delay=1.0))
     client = IntegrationClient(
         server.url, secret, MemoryCache(), timeout_seconds=0.1, retries=1, backoff_seconds=0.01
     )
@@ -438,12 +668,13 @@ async def test_an_unreachable_service_is_an_upstream_error() -> None:
     assert "unreachable" in caught.value.detail
 
 
-async def test_a_list_that_is_not_the_contract_is_an_upstream_error(
-    server: FakeServer, client: IntegrationClient
+@pytest.mark.parametrize("path", [SUMMARY, LIST])
+async def test_an_answer_that_is_not_the_contract_is_an_upstream_error(
+    server: FakeServer, client: IntegrationClient, path: str
 ) -> None:
-    server.route(
-        "GET", "/api/v1/telegram/invites/accounts", Reply(json={"unexpected": True, "accounts": "x"})
-    )
+    if path == LIST:
+        server.route("GET", SUMMARY, Reply(404))
+    server.route("GET", path, Reply(json={"unexpected": True, "accounts": "x"}))
 
     with pytest.raises(UpstreamError):
         await client.list_accounts(TENANT)
@@ -462,4 +693,25 @@ async def test_the_purpose_is_sent_in_the_platforms_words(
 ) -> None:
     assert await client.lease(A1, TENANT, purpose) is not None
 
-    assert server.requests_to("POST", "/api/v1/account-manager/allocate")[0].json()["purpose"] == sent
+    assert server.requests_to("POST", ALLOCATE)[0].json()["purpose"] == sent
+
+
+CHANNELS = [
+    "https://t.me/Interop_Grp",
+    "http://t.me/a/Interop_Grp",
+    "@Interop_Grp",
+    " Interop_Grp ",
+    "-1001234",
+]
+
+
+async def test_the_channel_key_is_the_platforms_and_the_databases_alike(pool: asyncpg.Pool) -> None:
+    in_sql = await pool.fetch("SELECT c, invite_channel_key(c) AS key FROM unnest($1::text[]) c", CHANNELS)
+
+    assert [channel_key(c) for c in CHANNELS] == ["interop_grp"] * 4 + ["-1001234"]
+    assert [row["key"] for row in in_sql] == [channel_key(c) for c in CHANNELS]
+
+
+def _service_headers() -> dict[str, str]:
+    token = jwt.encode({"sub": "service:invite-service"}, SECRET, algorithm="HS256")
+    return {"Authorization": f"Bearer {token}", "X-User-Id": TENANT}
