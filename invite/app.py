@@ -42,6 +42,7 @@ from invite.auth import IdentityResolver, JwtSecret, Tenant, VerifiedTokens, jwt
 from invite.db import create_pool, migrate
 from invite.embedded import database
 from invite.engine.clock import Clock, RealClock
+from invite.frontend_api.controller import OPENAPI_TAG, frontend_router
 from invite.health import health, ready
 from invite.integrations.http import UpstreamError
 from invite.observability.logging import configure_logging
@@ -53,7 +54,7 @@ from invite.reports.controller import ReportController
 from invite.reports.events import TaskEventHub
 from invite.reports.gauges import FleetGauges
 from invite.reports.retention import Retention
-from invite.settings import Settings, load_settings
+from invite.settings import Settings, SettingsError, load_settings
 from invite.suppressions.controller import SuppressionController
 from invite.tasks.controller import TaskController
 from invite.wiring import build_engine, open_accounts, strategies_from_settings
@@ -122,9 +123,17 @@ def background_services(state: State) -> list[BackgroundService]:
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     settings = settings or load_settings()
     configure_logging(settings)
+    if settings.frontend_api_prefix.rstrip("/") == settings.api_prefix.rstrip("/"):
+        raise SettingsError(
+            "FRONTEND_API_PREFIX: must differ from API_PREFIX (the two APIs never share a path)"
+        )
     auth = jwt_auth(exclude=["^/docs", "^/metrics$"])
     return Litestar(
-        route_handlers=[Router(path=settings.api_prefix, route_handlers=API_HANDLERS), *ROOT_HANDLERS],
+        route_handlers=[
+            Router(path=settings.api_prefix, route_handlers=API_HANDLERS),
+            frontend_router(settings.frontend_api_prefix),  # the platform's Mailing page
+            *ROOT_HANDLERS,
+        ],
         on_app_init=[auth.on_app_init, _outermost_request_context],
         lifespan=[_lifespan],
         state=State(
@@ -160,6 +169,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             version="1",
             description="Outreach campaigns on Telegram within the platform's limits. "
             "Errors are RFC 9457 problem details (application/problem+json).",
+            tags=[OPENAPI_TAG],
         ),
     )
 

@@ -81,6 +81,25 @@ class _Page(msgspec.Struct):
 _decode_page = msgspec.json.Decoder(_Page).decode
 
 
+class ParsingTaskSummary(msgspec.Struct, frozen=True):
+    """One of a tenant's parsing tasks as ``GET /results/grouped`` lists it."""
+
+    task_id: str | int
+    platform: str | None = None
+    target_url: str | None = None  # the channel or group it parsed
+    title: str | None = None
+    status: str | None = None
+    total_results: int = 0
+    created_at: str | None = None
+
+
+class _Grouped(msgspec.Struct):
+    tasks: list[ParsingTaskSummary] = msgspec.field(default_factory=list)
+
+
+_decode_grouped = msgspec.json.Decoder(_Grouped).decode
+
+
 def parse_task_id(task_id: str) -> str:
     """The canonical form of a parsing task id; InvalidTaskId when it is not a uuid."""
     try:
@@ -130,9 +149,7 @@ class ParsingClient:
         task = parse_task_id(task_id)
         limit = self._max_results if max_results is None else max_results
         url = f"{self._base_url}/results/{task}"
-        headers = {
-            "Authorization": f"Bearer {parsing_token(await self._secret(), user_id, self._clock.now())}"
-        }
+        headers = await self._headers(user_id)
         found: dict[str | int, ParsingResult] = {}
         offset = 0
         while True:
@@ -148,6 +165,27 @@ class ParsingClient:
             if not page.results:
                 raise UpstreamError(SERVICE, "announced more results but sent an empty page")
             offset += len(page.results)
+
+    async def tasks(self, user_id: str) -> list[ParsingTaskSummary]:
+        """Tenant ``user_id``'s parsing tasks, newest first: ``GET /results/grouped``, the list the
+        platform's own pages offer. UpstreamError when the service fails or answers badly."""
+        response = await request(
+            self._client,
+            SERVICE,
+            "GET",
+            f"{self._base_url}/results/grouped",
+            retries=self._retries,
+            backoff_seconds=self._backoff,
+            headers=await self._headers(user_id),
+            params={"user_id": user_id} if user_id.isdigit() else None,
+        )
+        try:
+            return _decode_grouped(response.content).tasks
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(SERVICE, f"answered an unexpected body ({exc})") from None
+
+    async def _headers(self, user_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {parsing_token(await self._secret(), user_id, self._clock.now())}"}
 
     async def _page(self, url: str, headers: dict[str, str], user_id: str, offset: int) -> _Page:
         params: dict[str, Any] = {"limit": self._page_size, "offset": offset}

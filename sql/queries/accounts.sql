@@ -21,3 +21,10 @@ FROM invite_accounts
 WHERE user_id = $1
 ORDER BY id
 LIMIT 1000
+
+-- name: held
+-- The tenant's ($1) accounts an engine replica holds at $2 (the service's clock). The Mailing
+-- page's admin check leases only the others from the platform: leasing a held one again and
+-- releasing it would drop the engine's own lock on it there. invite_accounts_user finds them.
+SELECT id FROM invite_accounts
+WHERE user_id = $1 AND lease_owner IS NOT NULL AND lease_expires_at > $2::timestamptz

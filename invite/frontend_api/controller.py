@@ -1,0 +1,348 @@
+"""The Mailing page's routes, as its gateway delivers them (``FRONTEND_API_PREFIX``, FRONTEND-CALLS.md).
+
+Errors are our problem details, with ``detail`` saying what the page shows its user: for an
+invalid field, the field in the page's own name and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, Router, delete, get, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import ValidationException
+from litestar.openapi.spec import Tag
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+
+from invite.accounts.controller import accounts_provider
+from invite.audience.controller import _file_source, _import_parsing, provide_parsing_client
+from invite.audience.schemas import ImportResult
+from invite.audience.service import run_import
+from invite.audience.upload import hang_up_after_413, read_upload
+from invite.auth import Tenant
+from invite.frontend_api.multipart import as_multipart
+from invite.frontend_api.rights import RightsCheck
+from invite.frontend_api.schemas import (
+    AdminCheck,
+    AdminCheckRequest,
+    Components,
+    DetailedHealth,
+    Execution,
+    LogEntry,
+    PageAccount,
+    PageImport,
+    PageSettings,
+    PageTask,
+    PageTaskCreate,
+    PageTaskList,
+    PageTaskStatus,
+    PageTaskUpdate,
+    ParsingImportRequest,
+    ParsingTask,
+    TaskAccounts,
+)
+from invite.frontend_api.service import FrontendService
+from invite.health import READY_TIMEOUT_SECONDS, ready
+from invite.integrations.http import UpstreamError
+from invite.platforms.base import StrategyFactory
+from invite.platforms.sandbox import SandboxFactory
+from invite.problems import Problem, invalid
+
+TAG = "platform frontend"
+OPENAPI_TAG = Tag(
+    name=TAG,
+    description="The platform's own Mailing page (content-factory's frontend) calls these, through its "
+    "gateway (`/api/invite/{path}` → `FRONTEND_API_PREFIX/{path}`), with its own field names and "
+    "words. They map onto this service's API and share its tasks; new clients should use that API.",
+)
+MAX_EXTRA_FIELDS = 64
+# our field names → the page's, in the errors it shows
+_PAGE_NAMES = {
+    "title": "name",
+    "message_template": "invite_message",
+    "target_group_id": "settings.group_id",
+    "settings.account_ids": "settings.allowed_account_ids",
+    "settings.min_pause_seconds": "delay_between_invites",
+    "settings.daily_limit_per_account": "max_invites_per_account",
+}
+
+
+def provide_frontend(request: Request[Tenant, Any, Any]) -> FrontendService:
+    state = request.app.state  # one dependency, not several: see invite.app
+    provider = accounts_provider(state, state.settings)
+    return FrontendService(state.pool, state.settings, state.clock, request.user, provider)
+
+
+def page_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The app's problem answer, its fields named as the page names them and listed in ``detail``."""
+    if isinstance(exc, Problem):
+        response = hang_up_after_413(request, exc)
+    else:
+        response = request.app.exception_handlers[ValidationException](request, exc)
+    body = msgspec.json.decode(response.content)
+    params = body.get("invalid-params") or []
+    for param in params:
+        param["name"] = _PAGE_NAMES.get(param["name"], param["name"])
+    if params:
+        body["detail"] = "; ".join(f"{p['name']}: {p['reason']}" for p in params)
+    return Response(
+        msgspec.json.encode(body),
+        status_code=response.status_code,
+        media_type=response.media_type,
+        headers=response.headers,
+    )
+
+
+def extra_fields(raw: Any, body: type[msgspec.Struct]) -> dict[str, Any]:
+    """What a body holds besides the fields ``body`` and PageSettings name (kept, not refused)."""
+    if not isinstance(raw, dict):
+        return {}
+    extra = {k: v for k, v in raw.items() if k not in body.__struct_fields__}
+    settings = raw.get("settings")
+    if isinstance(settings, dict):
+        extra |= {k: v for k, v in settings.items() if k not in PageSettings.__struct_fields__}
+    if len(extra) > MAX_EXTRA_FIELDS:
+        raise invalid("settings", f"at most {MAX_EXTRA_FIELDS} fields besides the ones this service reads")
+    return extra
+
+
+def _strategies(request: Request[Any, Any, Any]) -> StrategyFactory:
+    """The engine's adapters; without an engine here, the sandbox's (the real driver needs one)."""
+    state = request.app.state
+    strategies: StrategyFactory | None = getattr(state, "strategies", None)
+    if strategies is None:
+        if state.settings.telegram_driver != "sandbox":
+            raise Problem(
+                503, "Service unavailable", "this replica runs no engine: its Telegram client is off"
+            )
+        strategies = state.strategies = SandboxFactory.from_settings(state.settings, state.clock)
+    return strategies
+
+
+def _page_import(result: ImportResult, source_name: str | None) -> PageImport:
+    counts = result.counts
+    reasons = {
+        name: n
+        for name, n in msgspec.structs.asdict(counts).items()
+        if name not in ("rows", "imported", "rejected") and n
+    }
+    return PageImport(
+        message=f"{counts.imported} of {counts.rows} imported",
+        imported_count=counts.imported,
+        rejected_count=counts.rejected,
+        total_rows=counts.rows,
+        import_id=str(result.import_id) if result.import_id else None,
+        task_id=str(result.task_id),
+        source_name=source_name,
+        rejected_by_reason=reasons,
+    )
+
+
+TaskId = FromPath[uuid.UUID]
+Frontend = NamedDependency[FrontendService]
+
+
+class PageTasks(Controller):
+    path = "/tasks"
+    tags = [TAG]  # noqa: RUF012
+    dependencies = {"frontend": Provide(provide_frontend, sync_to_thread=False)}  # noqa: RUF012
+
+    @post("/", summary="Create a task (the page's fields)")
+    async def create(
+        self, request: Request[Tenant, Any, Any], frontend: Frontend, data: JSONBody[PageTaskCreate]
+    ) -> PageTask:
+        return await frontend.create(data, extra_fields(await request.json(), PageTaskCreate))
+
+    @get("/", summary="The tenant's tasks, a page at a time")
+    async def list_tasks(
+        self,
+        frontend: Frontend,
+        status: Annotated[list[str] | None, QueryParameter(description="pending, running, ...")] = None,
+        platform: list[str] | None = None,
+        page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+        page_size: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    ) -> PageTaskList:
+        return await frontend.list_page(status or [], platform or [], page, page_size)
+
+    @get("/{task_id:uuid}", summary="A task")
+    async def read(self, frontend: Frontend, task_id: TaskId) -> PageTask:
+        return await frontend.get(task_id)
+
+    @put("/{task_id:uuid}", summary="Edit a task that is not running")
+    async def update(
+        self,
+        request: Request[Tenant, Any, Any],
+        frontend: Frontend,
+        task_id: TaskId,
+        data: JSONBody[PageTaskUpdate],
+    ) -> PageTask:
+        return await frontend.update(task_id, data, extra_fields(await request.json(), PageTaskUpdate))
+
+    @delete("/{task_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a task that is not running")
+    async def remove(self, frontend: Frontend, task_id: TaskId) -> None:
+        await frontend.delete(task_id)
+
+    @post(
+        "/{task_id:uuid}/execute",
+        status_code=HTTP_200_OK,
+        summary="Start a pending task, resume a paused one",
+    )
+    async def execute(self, frontend: Frontend, task_id: TaskId) -> Execution:
+        return await frontend.execute(task_id)
+
+    @post("/{task_id:uuid}/pause", status_code=HTTP_200_OK, summary="Pause a running task")
+    async def pause(self, frontend: Frontend, task_id: TaskId) -> Execution:
+        return await frontend.pause(task_id)
+
+    @get("/{task_id:uuid}/status", summary="Progress, targets and timing")
+    async def status(self, frontend: Frontend, task_id: TaskId) -> PageTaskStatus:
+        return await frontend.status(task_id)
+
+    @get("/{task_id:uuid}/logs", summary="The execution log, newest first, as a list")
+    async def logs(
+        self,
+        frontend: Frontend,
+        task_id: TaskId,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0, le=10_000)] = 0,
+        status: Annotated[str | None, QueryParameter(max_length=20)] = None,
+        action: Annotated[str | None, QueryParameter(max_length=50)] = None,
+    ) -> list[LogEntry]:
+        return await frontend.logs(task_id, limit=limit, offset=offset, status=status, action=action)
+
+    @get("/{task_id:uuid}/accounts", summary="The task's accounts with their live state")
+    async def accounts(self, frontend: Frontend, task_id: TaskId) -> TaskAccounts:
+        return await frontend.task_accounts(task_id)
+
+    @post(
+        "/check-admin-rights",
+        status_code=HTTP_200_OK,
+        summary="Which accounts may invite into a group, asked of Telegram now",
+    )
+    async def check_admin_rights(
+        self, request: Request[Tenant, Any, Any], data: JSONBody[AdminCheckRequest]
+    ) -> AdminCheck:
+        state = request.app.state
+        check = RightsCheck(
+            state.pool,
+            state.settings,
+            state.clock,
+            request.user.user_id,
+            accounts_provider(state, state.settings),
+            _strategies(request),
+        )
+        return await check.check(data.group_link)
+
+    @post("/{task_id:uuid}/import/parsing", status_code=HTTP_200_OK, summary="Import a parsing task's people")
+    async def import_parsing(
+        self, request: Request[Tenant, Any, Any], task_id: TaskId, data: JSONBody[ParsingImportRequest]
+    ) -> PageImport:
+        state = request.app.state
+        parsing = provide_parsing_client(state, state.settings, state.clock)
+        result = await _import_parsing(
+            state.pool,
+            state.settings,
+            request.user,
+            parsing,
+            data.parsing_task_id,
+            task_id,
+            0,
+            100,
+            dry_run=False,
+        )
+        return _page_import(result, data.source_name)
+
+    @post(
+        "/{task_id:uuid}/import/file",
+        status_code=HTTP_200_OK,
+        summary="Import people from a file (multipart, whatever the Content-Type header says)",
+        request_max_body_size=None,  # read_upload enforces MAX_UPLOAD_BYTES while the body streams in
+    )
+    async def import_file(self, request: Request[Tenant, Any, Any], task_id: TaskId) -> PageImport:
+        state = request.app.state
+        upload = await read_upload(await as_multipart(request), state.settings.max_upload_bytes)
+        result = await run_import(
+            state.pool,
+            state.settings,
+            user_id=request.user.user_id,
+            task_id=task_id,
+            what=await _file_source(upload, state.settings),
+            dry_run=False,
+        )
+        return _page_import(result, upload.fields.get("source_name"))
+
+
+@get("/accounts", tags=[TAG], summary="The tenant's accounts with their live state, as a list")
+async def page_accounts(request: Request[Tenant, Any, Any]) -> list[PageAccount]:
+    return await provide_frontend(request).account_list()
+
+
+@get("/parsing-tasks", tags=[TAG], summary="The tenant's parsing tasks that found people")
+async def parsing_tasks(request: Request[Tenant, Any, Any]) -> list[ParsingTask]:
+    state = request.app.state
+    parsing = provide_parsing_client(state, state.settings, state.clock)
+    try:
+        found = await parsing.tasks(request.user.user_id)
+    except UpstreamError as exc:
+        raise Problem(502, "Bad gateway", f"the {exc.service} failed: {exc.detail}") from None
+    return [
+        ParsingTask(
+            id=str(task.task_id),
+            platform=task.platform or "telegram",
+            status=task.status or "completed",
+            result_count=task.total_results,
+            created_at=task.created_at,
+            link=task.target_url or "",
+            title=task.title or "",
+        )
+        for task in found
+        if task.total_results > 0  # nothing to import from the others
+    ]
+
+
+@get("/health", opt={"exclude_from_auth": True}, security=[{}], tags=[TAG], summary="Liveness")
+async def page_health() -> dict[str, str]:
+    return {"status": "healthy", "service": "invite-service"}
+
+
+@get(
+    "/health/detailed",
+    opt={"exclude_from_auth": True},
+    security=[{}],
+    tags=[TAG],
+    summary="The database and Vault, each checked",
+)
+async def page_health_detailed(request: Request[Any, Any, Any]) -> DetailedHealth:
+    state = request.app.state
+    try:
+        await ready.fn(db_pool=state.pool, app_settings=state.settings)  # our readiness check
+        database = "healthy"
+    except Problem:
+        database = "unhealthy"
+    vault = "not_configured"
+    if state.settings.vault_addr:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                await state.jwt_secret()
+            vault = "healthy"
+        except Exception:
+            vault = "unhealthy"
+    healthy = database == "healthy" and vault != "unhealthy"
+    return DetailedHealth(
+        status="healthy" if healthy else "degraded",
+        service="invite-service",
+        components=Components(database=database, vault=vault),
+    )
+
+
+def frontend_router(path: str) -> Router:
+    """The page's API at ``path`` (FRONTEND_API_PREFIX)."""
+    return Router(
+        path=path,
+        route_handlers=[page_health, page_health_detailed, PageTasks, page_accounts, parsing_tasks],
+        exception_handlers={Problem: page_problem, ValidationException: page_problem},
+    )

@@ -1,0 +1,459 @@
+"""The Mailing page's calls mapped onto our own services, and our answers into its words.
+
+Tasks go through ``TaskService`` (create, edit, the state machine), progress and the log
+through ``ReportService``, accounts through ``AccountsService``. The page's fields map so:
+
+- ``name`` → title; ``invite_message`` → the template of a message task (an invite task has none);
+- ``settings.group_id`` (or ``invite_type: "group_invite"``) → an invite task into that group,
+  else a message task;
+- ``priority`` words → ours (``urgent`` → HIGH);
+- ``delay_between_invites`` → the task's pause between actions, never below ``MIN_PAUSE_SECONDS``;
+- ``max_invites_per_account`` → the task's per-account daily limit, never above ``DAILY_QUOTA``
+  (the engine lowers it further to what the platform allows each account);
+- ``settings.allowed_account_ids`` → the accounts to use (empty: all the tenant's);
+- whatever else it sends is kept in ``TaskSettings.extra`` and given back.
+
+Statuses come back in the page's words: ``draft`` and ``scheduled`` are ``pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import asyncpg
+import msgspec
+from msgspec import UNSET
+
+from invite.accounts.schemas import AccountView
+from invite.accounts.service import AccountsService
+from invite.auth import Tenant
+from invite.engine.clock import Clock
+from invite.frontend_api.schemas import (
+    AccountAggregates,
+    Execution,
+    LogEntry,
+    PageAccount,
+    PageStatus,
+    PageTask,
+    PageTaskCreate,
+    PageTaskList,
+    PageTaskStatus,
+    PageTaskUpdate,
+    Targets,
+    TaskAccount,
+    TaskAccounts,
+    Timing,
+)
+from invite.platforms.base import AccountsProvider
+from invite.problems import invalid
+from invite.reports import schemas as reports
+from invite.reports.service import ReportService
+from invite.settings import Settings
+from invite.tasks.schemas import InviteTaskCreate, InviteTaskResponse, InviteTaskUpdate, TaskStatusResponse
+from invite.tasks.service import TaskService
+from invite.tasks.states import Action, TaskStatus
+from invite.tasks.task_settings import TaskSettings
+
+PRIORITIES: dict[str, Literal[1, 2, 3]] = {"low": 3, "normal": 2, "high": 1, "urgent": 1}
+_PRIORITY_WORDS = {1: "high", 2: "normal", 3: "low"}
+# the page's status words → ours
+STATUSES: dict[str, frozenset[TaskStatus]] = {
+    "pending": frozenset({TaskStatus.DRAFT, TaskStatus.SCHEDULED}),
+    **{s.value: frozenset({s}) for s in TaskStatus if s not in (TaskStatus.DRAFT, TaskStatus.SCHEDULED)},
+}
+# the page knows the platform's account words: a cooldown is its flood_wait
+_ACCOUNT_WORDS = {"active": "active", "cooldown": "flood_wait", "blocked": "blocked", "disabled": "disabled"}
+# log statuses the page counts as a success, and those that are the account's or the system's
+# trouble rather than the person's (the rest: the person could not be reached)
+_SUCCEEDED = frozenset({"success", "already_member"})
+_SYSTEM = frozenset(
+    {
+        "flood_wait",
+        "peer_flood",
+        "account_dead",
+        "no_admin_right",
+        "chat_unavailable",
+        "transient",
+        "driver_error",
+    }
+)
+_LIST_BATCH = 200  # tasks read per statement while the page's list is paged by offset
+_NO_HOURS = datetime.max.replace(tzinfo=UTC)  # a stats window with no hours in it: per account only
+
+
+def page_status(status: TaskStatus) -> PageStatus:
+    if status in STATUSES["pending"]:
+        return "pending"
+    word: PageStatus = status.value  # type: ignore[assignment]  # the remaining statuses share their words
+    return word
+
+
+class FrontendService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        clock: Clock,
+        tenant: Tenant,
+        accounts: AccountsProvider,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self.tasks = TaskService(pool, settings, clock, tenant)
+        self.reports = ReportService(pool, settings, clock, tenant)
+        self.accounts = AccountsService(pool, accounts, settings, clock, tenant.user_id)
+
+    # --- tasks -------------------------------------------------------------------------
+
+    async def create(self, body: PageTaskCreate, extra: dict[str, Any]) -> PageTask:
+        group = body.target_group_id or body.settings.group_id
+        invite = group is not None or body.settings.invite_type == "group_invite"
+        if invite and group is None:
+            raise invalid("settings.group_id", "required for an invite task (invite_type group_invite)")
+        delay = body.delay_between_invites
+        if delay is None:
+            delay = body.settings.delay_between_invites
+        created = await self.tasks.create(
+            InviteTaskCreate(
+                platform=body.platform,
+                task_type="invite_to_group" if invite else "send_messages",
+                title=body.name,
+                description=body.description,
+                target_group_id=group if invite else None,
+                message_template=None if invite else body.invite_message,
+                priority=PRIORITIES[body.priority],
+                settings=TaskSettings(
+                    account_ids=body.settings.allowed_account_ids or None,
+                    min_pause_seconds=self._pause(delay),
+                    daily_limit_per_account=self._daily_limit(body.max_invites_per_account),
+                    extra=extra or None,
+                ),
+            )
+        )
+        return await self._item(created)
+
+    async def update(self, task_id: uuid.UUID, body: PageTaskUpdate, extra: dict[str, Any]) -> PageTask:
+        current = await self.tasks.get(task_id)
+        invite = current.task_type == "invite_to_group"
+        change = InviteTaskUpdate()
+        if body.name is not UNSET:
+            change.title = body.name
+        if body.description is not UNSET:
+            change.description = body.description
+        if body.priority is not UNSET:
+            change.priority = PRIORITIES[body.priority]
+        if body.invite_message is not UNSET and not invite:
+            change.message_template = body.invite_message
+        page = body.settings if body.settings is not UNSET else None
+        group = body.target_group_id if body.target_group_id is not UNSET else None
+        if group is None and page is not None:
+            group = page.group_id
+        if group and invite:
+            change.target_group_id = group
+        settings = current.settings
+        delay = body.delay_between_invites
+        if delay is UNSET:
+            delay = page.delay_between_invites if page and page.delay_between_invites is not None else UNSET
+        if delay is not UNSET:
+            settings = msgspec.structs.replace(settings, min_pause_seconds=self._pause(delay))
+        if body.max_invites_per_account is not UNSET:
+            limit = self._daily_limit(body.max_invites_per_account)
+            settings = msgspec.structs.replace(settings, daily_limit_per_account=limit)
+        if page is not None:  # the page sends its settings whole: they replace what it sent before
+            if page.allowed_account_ids is not None:
+                settings = msgspec.structs.replace(settings, account_ids=page.allowed_account_ids or None)
+            settings = msgspec.structs.replace(settings, extra=extra or None)
+        if settings != current.settings:
+            change.settings = settings
+        return await self._item(await self.tasks.update(task_id, change))
+
+    async def get(self, task_id: uuid.UUID) -> PageTask:
+        return await self._item(await self.tasks.get(task_id))
+
+    async def list_page(
+        self, statuses: list[str], platforms: list[str], page: int, page_size: int
+    ) -> PageTaskList:
+        """The page pages by offset and wants a total: the tenant's tasks are read newest first in
+        batches (a tenant holds tens or hundreds, not millions), filtered, then sliced."""
+        wanted: set[TaskStatus] = set()
+        for word in statuses:
+            if word not in STATUSES:
+                raise invalid("status", f"one of {', '.join(STATUSES)}")
+            wanted |= STATUSES[word]
+        only = next(iter(wanted)) if len(wanted) == 1 else None
+        platform = platforms[0] if len(platforms) == 1 else None
+        found: list[InviteTaskResponse] = []
+        cursor: str | None = None
+        while True:
+            batch = await self.tasks.list_page(
+                status=only,
+                task_type=None,
+                platform=platform,
+                priority=None,
+                cursor=cursor,
+                limit=_LIST_BATCH,
+            )
+            found += [
+                t
+                for t in batch.items
+                if (not wanted or t.status in wanted) and (not platforms or t.platform in platforms)
+            ]
+            cursor = batch.next_cursor
+            if cursor is None:
+                break
+        total = len(found)
+        pages = math.ceil(total / page_size)
+        shown = found[(page - 1) * page_size : page * page_size]
+        return PageTaskList(
+            items=list(await asyncio.gather(*(self._item(t) for t in shown))),
+            total=total,
+            page=page,
+            page_size=page_size,
+            total_pages=pages,
+            has_next=page < pages,
+            has_prev=page > 1,
+        )
+
+    async def delete(self, task_id: uuid.UUID) -> None:
+        await self.tasks.delete(task_id)
+
+    # --- control -----------------------------------------------------------------------
+
+    async def execute(self, task_id: uuid.UUID) -> Execution:
+        """Start a pending task, resume a paused one; a running one is left as it is."""
+        task = await self.tasks.get(task_id)
+        if task.status is TaskStatus.RUNNING:
+            message = "the task is already running"
+        elif task.status is TaskStatus.PAUSED:
+            task, message = await self.tasks.apply(task_id, Action.RESUME), "task resumed"
+        elif task.status is TaskStatus.SCHEDULED:
+            # the page has no schedule: "start" means now. Paused, unscheduled, resumed: each
+            # step is a legal transition of its own (a scheduled task only starts when due).
+            await self.tasks.apply(task_id, Action.PAUSE)
+            await self.tasks.update(task_id, InviteTaskUpdate(scheduled_at=None))
+            task, message = await self.tasks.apply(task_id, Action.RESUME), "task started"
+        else:  # a draft starts; a finished task gets the state machine's 409
+            task, message = await self.tasks.apply(task_id, Action.START), "task started"
+        return Execution(
+            message=message, task_id=task.id, status=page_status(task.status), started_at=task.started_at
+        )
+
+    async def pause(self, task_id: uuid.UUID) -> Execution:
+        task = await self.tasks.get(task_id)
+        if task.status is TaskStatus.PAUSED:
+            message = "the task is already paused"
+        else:
+            task, message = await self.tasks.apply(task_id, Action.PAUSE), "task paused"
+        return Execution(message=message, task_id=task.id, status=page_status(task.status))
+
+    # --- progress ----------------------------------------------------------------------
+
+    async def status(self, task_id: uuid.UUID) -> PageTaskStatus:
+        task = await self.tasks.get(task_id)
+        report = await self.tasks.status_report(task_id)
+        end = task.completed_at or self._clock.now()
+        return PageTaskStatus(
+            task_id=task.id,
+            status=page_status(report.status),
+            progress_percentage=report.percent_done,
+            targets=targets(report),
+            counts=report.counts,
+            timing=Timing(
+                created_at=task.created_at,
+                started_at=task.started_at,
+                ended_at=task.completed_at,
+                execution_time_seconds=(end - task.started_at).total_seconds() if task.started_at else None,
+            ),
+            settings=self._page_settings(task),
+            error_message=report.status_reason,
+            driver=report.driver,
+        )
+
+    async def logs(
+        self, task_id: uuid.UUID, *, limit: int, offset: int, status: str | None, action: str | None
+    ) -> list[LogEntry]:
+        page = await self.reports.logs(
+            task_id,
+            status=status,
+            account_id=None,
+            action=action,
+            since=None,
+            until=None,
+            cursor=None,
+            limit=offset + limit,
+        )
+        return [log_entry(str(task_id), entry) for entry in page.items[offset:]]
+
+    # --- accounts ----------------------------------------------------------------------
+
+    async def account_list(self) -> list[PageAccount]:
+        return [page_account(view) for view in (await self.accounts.list_accounts()).accounts]
+
+    async def task_accounts(self, task_id: uuid.UUID) -> TaskAccounts:
+        """The task's accounts with their live state: those it has used, or (before it ran) those
+        its settings name, or all the tenant's."""
+        task = await self.tasks.get(task_id)
+        stats = await self.reports.stats(task_id, _NO_HOURS, _NO_HOURS)
+        live = {view.id: view for view in (await self.accounts.list_accounts()).accounts}
+        in_task = {a.account_id: a for a in stats.by_account}
+        ids = list(in_task) or task.settings.account_ids or list(live)
+        accounts = [
+            task_account(live.get(account_id), account_id, in_task.get(account_id), self._settings)
+            for account_id in ids
+        ]
+        usable = [a for a in accounts if a.available and a.status == "active" and a.task_state != "blocked"]
+        return TaskAccounts(
+            task_id=task.id,
+            platform=task.platform,
+            total_accounts=len(accounts),
+            active_accounts=len(usable),
+            available_now=sum(a.daily_invites_used < a.daily_invite_limit for a in usable),
+            accounts=accounts,
+            aggregates=AccountAggregates(
+                daily_limit_total=sum(a.daily_invite_limit for a in usable),
+                used_today=sum(a.daily_invites_used for a in accounts),
+                remaining_today=sum(max(0, a.daily_invite_limit - a.daily_invites_used) for a in usable),
+                in_cooldown=sum(a.status == "flood_wait" or a.task_state == "cooldown" for a in accounts),
+                blocked=sum(
+                    a.status in ("blocked", "disabled") or a.task_state == "blocked" for a in accounts
+                ),
+            ),
+        )
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _pause(self, delay: float | None) -> float | None:
+        return None if delay is None else max(delay, self._settings.min_pause_seconds)
+
+    def _daily_limit(self, limit: int | None) -> int | None:
+        return None if limit is None else min(limit, self._settings.daily_quota)
+
+    async def _item(self, task: InviteTaskResponse) -> PageTask:
+        report = await self.tasks.status_report(uuid.UUID(task.id))
+        done = targets(report)
+        return PageTask(
+            id=task.id,
+            title=task.title,
+            name=task.title,
+            description=task.description,
+            platform=task.platform,
+            task_type=task.task_type,
+            status=page_status(report.status),
+            priority=_PRIORITY_WORDS[task.priority],  # type: ignore[arg-type]
+            progress_percentage=report.percent_done,
+            target_count=done.total,
+            completed_count=done.invited,
+            failed_count=done.failed,
+            target_group_id=task.target_group_id,
+            invite_message=task.message_template,
+            delay_between_invites=task.settings.min_pause_seconds or self._settings.min_pause_seconds,
+            max_invites_per_account=task.settings.daily_limit_per_account or self._settings.daily_quota,
+            settings=self._page_settings(task),
+            error_message=report.status_reason,
+            driver=report.driver,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+            started_at=task.started_at,
+            completed_at=task.completed_at,
+        )
+
+    def _page_settings(self, task: InviteTaskResponse) -> dict[str, Any]:
+        """Ours, what the page sent besides, and the page's own keys, as it reads them."""
+        ours: dict[str, Any] = msgspec.to_builtins(msgspec.structs.replace(task.settings, extra=None))
+        invite = task.task_type == "invite_to_group"
+        return {
+            **ours,
+            **(task.settings.extra or {}),
+            "group_id": task.target_group_id if invite else None,
+            "invite_type": "group_invite" if invite else "message",
+            "allowed_account_ids": list(task.settings.account_ids or []),
+            "delay_between_invites": task.settings.min_pause_seconds or self._settings.min_pause_seconds,
+        }
+
+
+def targets(report: TaskStatusResponse) -> Targets:
+    counts = report.counts
+    return Targets(
+        total=report.total,
+        pending=counts["pending"] + counts["in_flight"],
+        invited=counts["succeeded"],
+        failed=counts["failed"] + counts["skipped"] + counts["uncertain"],
+        cancelled=counts["cancelled"],
+    )
+
+
+def log_entry(task_id: str, entry: reports.LogEntry) -> LogEntry:
+    who = entry.user_identifier or "—"
+    detail = str(entry.details.get("detail") or "")
+    if entry.status in _SUCCEEDED:
+        kind, message = "INVITE_SUCCESSFUL", f"{who}: {entry.status.replace('_', ' ')}"
+    elif entry.status in _SYSTEM or entry.target_id is None:
+        kind, message = "ERROR_OCCURRED", f"{entry.status}: {detail}" if detail else entry.status
+    else:
+        kind = "INVITE_FAILED"
+        message = f"{who}: {entry.status.replace('_', ' ')}" + (f" ({detail})" if detail else "")
+    return LogEntry(
+        id=entry.id,
+        task_id=task_id,
+        target_id=entry.target_id,
+        account_id=entry.account_id,
+        action_type=kind,  # type: ignore[arg-type]
+        action=entry.action,
+        status=entry.status,
+        message=message,
+        created_at=entry.created_at,
+        details={
+            **entry.details,
+            "result_status": entry.status.upper(),
+            "target_username": entry.user_identifier,
+        },
+    )
+
+
+def page_account(view: AccountView) -> PageAccount:
+    word = _ACCOUNT_WORDS[view.status]
+    return PageAccount(
+        account_id=view.id,
+        platform="telegram",
+        username=view.label,
+        status=word,
+        account_status=word,
+        status_reason=view.status_reason,
+        available=view.available,
+        daily_invite_limit=view.daily_limit,
+        daily_invites_used=view.used_today,
+        flood_wait_until=view.cooldown_until if view.status == "cooldown" else None,
+        blocked_until=None,  # a blocked account stays blocked until the platform says otherwise
+    )
+
+
+def task_account(
+    view: AccountView | None, account_id: str, stats: reports.AccountStats | None, settings: Settings
+) -> TaskAccount:
+    base = (
+        page_account(view)
+        if view is not None
+        else PageAccount(
+            account_id=account_id,
+            platform="telegram",
+            username="",
+            status="disabled",
+            account_status="disabled",
+            status_reason="not listed by the platform",
+            available=False,
+            daily_invite_limit=settings.daily_quota,
+            daily_invites_used=0,
+            flood_wait_until=None,
+            blocked_until=None,
+        )
+    )
+    return TaskAccount(
+        **msgspec.structs.asdict(base),
+        task_state=stats.state if stats else None,
+        task_state_reason=stats.state_reason if stats else None,
+        actions=stats.actions if stats else 0,
+    )
