@@ -162,7 +162,7 @@ class PageTasks(Controller):
         self,
         frontend: Frontend,
         status: Annotated[list[str] | None, QueryParameter(description="pending, running, ...")] = None,
-        platform: list[str] | None = None,
+        platform: Annotated[list[str] | None, QueryParameter(description="telegram, ...")] = None,
         page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
         page_size: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> PageTaskList:

@@ -49,8 +49,10 @@ async def as_multipart(request: Request[Any, Any, Any]) -> Request[Any, Any, Any
         )
     headers = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"content-type"]
     headers.append((b"content-type", b'multipart/form-data; boundary="' + found[1] + b'"'))
-    scope: Any = {k: v for k, v in request.scope.items() if k != CONNECTION_STATE_KEY}
-    scope["headers"] = headers
+    # Litestar caches what it parsed of a request (its headers too) in the scope's state: a fresh
+    # one, so the new header is the one read
+    state = {k: v for k, v in request.scope.get("state", {}).items() if k != CONNECTION_STATE_KEY}
+    scope: Any = {**request.scope, "headers": headers, "state": state}
     receive = request.receive
 
     async def replay() -> ReceiveMessage:

@@ -1,0 +1,134 @@
+"""The Mailing page's world over real loopback HTTP: this service under uvicorn, a gateway in front
+of it that behaves as the platform's does, and a client that sends what the page's ``apiFetch`` sends.
+
+- ``serve(app)``: the app under uvicorn on 127.0.0.1 (lifespan on); yields its base URL.
+- ``Gateway``: the platform api-gateway's invite proxy (backend/api-gateway/main.py): forwards
+  ``/api/invite/{path}`` → ``{upstream}/api/v1/{path}`` (``admin/*`` → ``/admin/*``) with the query
+  string, copies request headers but ``host`` and ``content-length``, sends a body only for
+  POST/PUT/PATCH, waits up to 60 s, **buffers the whole response** and answers it with the
+  upstream's headers.
+- ``Page``: every request carries ``Authorization: Bearer`` and ``Content-Type: application/json``
+  — a file upload too (a multipart body under that header, as the browser's FormData is sent
+  there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+from litestar import Litestar
+
+from invite.app import create_app
+from invite.auth import issue_token
+from invite.settings import Settings
+
+JSON = {"Content-Type": "application/json"}
+GATEWAY_TIMEOUT = 60.0
+
+
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not task.done(), "the server did not start"
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+class Gateway:
+    """An ASGI app: the platform gateway's ``/api/invite/{path}`` proxy."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.forwarded: list[str] = []  # the upstream URLs, in order
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        path: str = scope["path"]
+        if not path.startswith("/api/invite/"):
+            await _answer(send, 404, [(b"content-type", b"application/json")], b'{"detail":"Not Found"}')
+            return
+        rest = path.removeprefix("/api/invite/")
+        url = f"{self.upstream}/{rest}" if rest.startswith("admin/") else f"{self.upstream}/api/v1/{rest}"
+        if scope["query_string"]:
+            url += "?" + scope["query_string"].decode("latin-1")
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in scope["headers"]
+            if k.lower() not in (b"host", b"content-length")
+        ]
+        body = b""
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            more = True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+        self.forwarded.append(url)
+        async with httpx.AsyncClient(timeout=GATEWAY_TIMEOUT) as client:
+            response = await client.request(scope["method"], url, headers=headers, content=body or None)
+        await _answer(send, response.status_code, response.headers.raw, response.content)
+
+
+async def _answer(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Page:
+    """The Mailing page's ``apiFetch`` against the gateway, as one tenant."""
+
+    def __init__(self, gateway_url: str, token: str) -> None:
+        self.http = httpx.AsyncClient(base_url=f"{gateway_url}/api/invite", timeout=30.0)
+        self.token = token
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {**JSON, "Authorization": f"Bearer {token or self.token}"}
+
+    async def call(
+        self, method: str, path: str, json: Any = None, token: str | None = None
+    ) -> httpx.Response:
+        content = None if json is None else httpx.Request("POST", "/", json=json).content
+        return await self.http.request(method, path, content=content, headers=self.headers(token))
+
+    async def upload(self, path: str, filename: str, data: bytes, source_name: str) -> httpx.Response:
+        """A FormData POST, its Content-Type overwritten with application/json as apiFetch does."""
+        request = self.http.build_request(
+            "POST", path, files={"file": (filename, data, "text/csv")}, data={"source_name": source_name}
+        )
+        request.headers.update(self.headers())
+        return await self.http.send(request)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+@asynccontextmanager
+async def page_world(settings: Settings, tenant: str) -> AsyncIterator[tuple[Page, Litestar, Gateway]]:
+    """This service and the gateway in front of it, served; the page of ``tenant`` on the gateway."""
+    app = create_app(settings)
+    async with serve(app) as service_url:
+        gateway = Gateway(service_url)
+        async with serve(gateway) as gateway_url:
+            assert settings.jwt_secret is not None
+            page = Page(gateway_url, issue_token(settings.jwt_secret, tenant, timedelta(minutes=30)))
+            try:
+                yield page, app, gateway
+            finally:
+                await page.aclose()

@@ -1,0 +1,479 @@
+"""Every call of FRONTEND-CALLS.md, as the Mailing page sends it (its headers included), through a
+gateway that forwards and buffers as the platform's does; each row checks every field the page
+reads from the answer (a field it reads and does not get blanks or breaks the page)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from invite.auth import issue_token
+from tests.integration.frontend.conftest import (
+    EMPTY_PARSING_TASK,
+    GROUP,
+    LOCKED_GROUP,
+    PARSING_TASK,
+    SECRET,
+    World,
+    create_body,
+    engine_replica,
+    new_task,
+    ok,
+    people_csv,
+    until,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+# chosen so the sandbox's privacy draw lets some in and refuses others (it hashes the person)
+FINISHED_PEOPLE = ["ann_page", "bob_page", "cid_page"]
+ITEM_FIELDS = {
+    "id": str,
+    "title": str,
+    "task_type": str,
+    "status": str,
+    "priority": str,
+    "progress_percentage": float,
+    "completed_count": int,
+    "failed_count": int,
+    "target_count": int,
+    "created_at": str,
+}
+ACCOUNT_FIELDS = {
+    "account_id": str,
+    "platform": str,
+    "username": str,
+    "status": str,
+    "daily_invite_limit": int,
+    "daily_invites_used": int,
+}
+
+
+def has(obj: dict[str, Any], fields: dict[str, type]) -> None:
+    for name, kind in fields.items():
+        assert name in obj, f"the page reads {name}: missing from {obj}"
+        value = obj[name]
+        assert isinstance(value, kind) or (kind is float and isinstance(value, int)), (name, value)
+
+
+def item(body: Any) -> None:
+    has(body, ITEM_FIELDS)
+    assert body["status"] in ("pending", "running", "paused", "completed", "failed", "cancelled")
+    assert body["priority"] in ("low", "normal", "high")
+
+
+@dataclass
+class Ctx:
+    world: World
+    finished: str
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def finished(world: World) -> AsyncIterator[str]:
+    """An invite task the page created, filled and started, run to the end by an engine replica."""
+    task_id = await new_task(world.page, world, FINISHED_PEOPLE)
+    ok(await world.page.call("POST", f"/tasks/{task_id}/execute"))
+    async with engine_replica(world.settings):
+        await until(world.page, task_id, lambda s: s["status"] == "completed")
+    yield task_id
+
+
+# --- what each row needs before the call -------------------------------------------------
+
+
+async def draft(ctx: Ctx) -> None:
+    ctx.ids["task"] = await new_task(ctx.world.page, ctx.world, [])
+
+
+async def filled(ctx: Ctx) -> None:
+    ctx.ids["task"] = await new_task(ctx.world.page, ctx.world, ["dee_page", "eve_page"])
+
+
+async def running(ctx: Ctx) -> None:
+    await filled(ctx)
+    ok(await ctx.world.page.call("POST", f"/tasks/{ctx.ids['task']}/execute"))
+
+
+async def paused(ctx: Ctx) -> None:
+    await running(ctx)
+    ok(await ctx.world.page.call("POST", f"/tasks/{ctx.ids['task']}/pause"))
+
+
+async def nothing(ctx: Ctx) -> None:
+    pass
+
+
+# --- what the page reads -----------------------------------------------------------------
+
+
+def created(body: Any, ctx: Ctx) -> None:
+    item(body)
+    assert body["title"] == body["name"] == f"Приглашения в {GROUP}"
+    assert body["task_type"] == "invite_to_group"
+    assert body["target_group_id"] == GROUP
+    assert body["status"] == "pending"
+    assert body["priority"] == "normal"
+    assert body["delay_between_invites"] == 45
+    assert body["max_invites_per_account"] == 5
+    settings = body["settings"]
+    assert settings["auto_add_contacts"] is False
+    assert settings["batch_size"] == 5
+    assert settings["group_id"] == GROUP
+    assert settings["invite_type"] == "group_invite"
+    assert settings["allowed_account_ids"] == [ctx.world.account(1), ctx.world.account(2)]
+
+
+def created_message(body: Any, ctx: Ctx) -> None:
+    item(body)
+    assert body["task_type"] == "send_messages"
+    assert body["invite_message"] == "Hello {first_name}!"
+    assert body["settings"]["invite_type"] == "message"
+    assert body["target_group_id"] is None
+
+
+def clamped(body: Any, ctx: Ctx) -> None:
+    item(body)
+    assert body["priority"] == "high"  # urgent is our HIGH
+    assert body["delay_between_invites"] == ctx.world.settings.min_pause_seconds  # never below ours
+    assert body["max_invites_per_account"] == ctx.world.settings.daily_quota  # never above ours
+    assert body["settings"]["brand_new_option"] == {"keep": True}
+
+
+def listed(body: Any, ctx: Ctx) -> None:
+    assert {"items", "total", "page", "page_size", "total_pages", "has_next", "has_prev"} <= body.keys()
+    for entry in body["items"]:
+        item(entry)
+        assert entry["status"] == "pending"
+    assert ctx.ids["task"] in [e["id"] for e in body["items"]]
+    assert body["page"] == 1
+    assert body["page_size"] == 20
+    assert not body["has_prev"]
+
+
+def listed_finished(body: Any, ctx: Ctx) -> None:
+    (entry,) = [e for e in body["items"] if e["id"] == ctx.finished]
+    item(entry)
+    assert entry["status"] == "completed"
+    assert entry["progress_percentage"] == 100
+    assert entry["completed_count"] + entry["failed_count"] == entry["target_count"] == 3
+
+
+def paged(body: Any, ctx: Ctx) -> None:
+    assert body["page"] == 2
+    assert body["page_size"] == 1
+    assert len(body["items"]) == 1
+    assert body["total"] >= 3
+    assert body["total_pages"] == body["total"]
+    assert body["has_prev"]
+    assert body["has_next"] == (body["total"] > 2)
+
+
+def read(body: Any, ctx: Ctx) -> None:
+    item(body)
+    assert body["id"] == ctx.ids["task"]
+
+
+def updated(body: Any, ctx: Ctx) -> None:
+    item(body)
+    assert body["title"] == "Renamed"
+    assert body["description"] == "from the page"
+    assert body["settings"]["auto_add_contacts"] is True
+    assert "batch_size" not in body["settings"]
+
+
+def executed(body: Any, ctx: Ctx) -> None:
+    assert body["task_id"] == ctx.ids["task"]
+    assert body["status"] == "running"
+    assert body["message"]
+    assert body["started_at"]
+
+
+def paused_answer(body: Any, ctx: Ctx) -> None:
+    assert body == {"message": "task paused", "task_id": ctx.ids["task"], "status": "paused"}
+
+
+def stats(body: Any, ctx: Ctx) -> None:
+    assert body["task_id"] == ctx.finished
+    assert body["status"] == "completed"
+    assert isinstance(body["progress_percentage"], float)
+    assert body["progress_percentage"] == 100.0
+    targets = body["targets"]
+    assert targets["total"] == 3
+    assert targets["pending"] == 0
+    assert targets["invited"] >= 1
+    assert targets["failed"] >= 1
+    assert targets["invited"] + targets["failed"] == 3
+    timing = body["timing"]
+    assert timing["created_at"]
+    assert timing["started_at"]
+    assert timing["ended_at"]
+    assert timing["execution_time_seconds"] >= 0
+    assert body["settings"]["group_id"] == GROUP
+    assert "error_message" in body
+
+
+def rights(body: Any, ctx: Ctx) -> None:
+    assert body["group_name"] == "Page_Group"
+    assert body["can_proceed"] is True
+    ready = sorted(a["account_id"] for a in body["ready_accounts"])
+    assert ready == [ctx.world.account(n) for n in (1, 2, 3)]
+    (dead,) = body["unavailable_accounts"]
+    assert dead["account_id"] == ctx.world.account(4)
+    assert "dead" in dead["reason"]
+    for account in body["ready_accounts"] + body["unavailable_accounts"]:
+        has(account, ACCOUNT_FIELDS)
+        assert {"account_status", "flood_wait_until", "blocked_until"} <= account.keys()
+    assert body["estimated_capacity"] == sum(
+        a["daily_invite_limit"] - a["daily_invites_used"] for a in body["ready_accounts"]
+    )
+    # each check leased the account from the platform and gave it back
+    provider = ctx.world.app.state.accounts_provider
+    assert {r.account_id for r in provider.releases} >= set(ready)
+
+
+def no_rights(body: Any, ctx: Ctx) -> None:
+    assert body["can_proceed"] is False
+    assert body["ready_accounts"] == []
+    assert body["estimated_capacity"] == 0
+    reasons = [a["reason"] for a in body["unavailable_accounts"]]
+    assert len(reasons) == 4
+    assert sum("no right to invite" in r for r in reasons) == 3
+
+
+def logs(body: Any, ctx: Ctx) -> None:
+    assert isinstance(body, list)  # the page calls .filter on it
+    invites = [e for e in body if e["target_id"] is not None]
+    assert len(invites) == 3
+    for entry in body:
+        assert {"id", "target_id", "account_id", "action_type", "message", "created_at"} <= entry.keys()
+        assert entry["action_type"] in ("INVITE_SUCCESSFUL", "INVITE_FAILED", "ERROR_OCCURRED")
+        assert {"result_status", "target_username"} <= entry["details"].keys()
+    succeeded = [e for e in invites if e["action_type"] == "INVITE_SUCCESSFUL"]
+    failed = [e for e in invites if e["action_type"] == "INVITE_FAILED"]
+    assert succeeded
+    assert failed
+    assert len(succeeded) + len(failed) == 3
+    assert {e["details"]["result_status"] for e in succeeded} == {"SUCCESS"}
+    assert {e["details"]["result_status"] for e in failed} == {"PRIVACY_RESTRICTED"}
+    names = {e["details"]["target_username"].lstrip("@") for e in invites}
+    assert names == set(FINISHED_PEOPLE)
+
+
+def task_accounts(body: Any, ctx: Ctx) -> None:
+    assert body["task_id"] == ctx.finished
+    assert body["platform"] == "telegram"
+    assert {"total_accounts", "active_accounts", "available_now", "accounts", "aggregates"} <= body.keys()
+    used = {a["account_id"] for a in body["accounts"]}
+    assert used <= {ctx.world.account(n) for n in (1, 2, 3)}
+    assert body["total_accounts"] == len(used)
+    assert sum(a["actions"] for a in body["accounts"]) >= 3
+    assert body["aggregates"]["used_today"] >= 3
+    for account in body["accounts"]:
+        has(account, ACCOUNT_FIELDS)
+
+
+def accounts(body: Any, ctx: Ctx) -> None:
+    assert isinstance(body, list)
+    assert len(body) == 4
+    for account in body:
+        has(account, ACCOUNT_FIELDS)
+        assert {"flood_wait_until", "blocked_until"} <= account.keys()
+    used = {a["account_id"]: a["daily_invites_used"] for a in body}
+    assert sum(used.values()) >= 3  # the finished campaign's invites count today
+
+
+def parsing_tasks(body: Any, ctx: Ctx) -> None:
+    assert body == [
+        {
+            "id": PARSING_TASK,
+            "platform": "telegram",
+            "status": "completed",
+            "result_count": 3,
+            "created_at": "2026-11-30T10:00:00",
+            "link": "https://t.me/parsed_channel",
+            "title": "Parsed channel",
+        }
+    ]  # the task with no results is not offered
+    assert EMPTY_PARSING_TASK not in str(body)
+
+
+def imported(count: int) -> Callable[[Any, Ctx], None]:
+    def check(body: Any, ctx: Ctx) -> None:
+        assert body["imported_count"] == count
+        assert body["task_id"] == ctx.ids["task"]
+
+    return check
+
+
+def healthy(body: Any, ctx: Ctx) -> None:
+    assert body["status"] == "healthy"
+
+
+def detailed(body: Any, ctx: Ctx) -> None:
+    assert body["status"] == "healthy"
+    assert body["components"] == {"database": "healthy", "vault": "not_configured"}
+
+
+def detail(text: str) -> Callable[[Any, Ctx], None]:
+    def check(body: Any, ctx: Ctx) -> None:
+        assert text in body["detail"], body
+
+    return check
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    method: str
+    path: str  # {task}: the row's task, {finished}: the campaign run to the end
+    reads: Callable[[Any, Ctx], None]
+    body: Any = None
+    given: Callable[[Ctx], Awaitable[None]] = nothing
+    status: int = 200
+    file: bytes | None = None
+    token: str | None = None
+
+
+CALLS = [
+    Call("1 health", "GET", "/health/", healthy),
+    Call("2 health detailed", "GET", "/health/detailed/", detailed),
+    Call("3 create invite task", "POST", "/tasks/", created, body="invite", status=201),
+    Call("3 create message task", "POST", "/tasks/", created_message, body="message", status=201),
+    Call("3 create, limits kept", "POST", "/tasks/", clamped, body="clamped", status=201),
+    Call(
+        "4 list pending",
+        "GET",
+        "/tasks/?platform=telegram&status=pending&page=1&page_size=20",
+        listed,
+        given=draft,
+    ),
+    Call("4 list completed", "GET", "/tasks/?platform=telegram&status=completed", listed_finished),
+    Call("4 list, page 2 of 1", "GET", "/tasks/?page=2&page_size=1", paged, given=draft),
+    Call("5 read", "GET", "/tasks/{task}", read, given=draft),
+    Call("6 update", "PUT", "/tasks/{task}", updated, body="update", given=draft),
+    Call("7 delete", "DELETE", "/tasks/{task}", lambda body, ctx: None, given=draft, status=204),
+    Call("8 execute: start", "POST", "/tasks/{task}/execute", executed, given=filled),
+    Call("8 execute: resume", "POST", "/tasks/{task}/execute", executed, given=paused),
+    Call("9 pause", "POST", "/tasks/{task}/pause", paused_answer, given=running),
+    Call("10 status", "GET", "/tasks/{finished}/status", stats),
+    Call("11 check admin rights", "POST", "/tasks/check-admin-rights", rights, body={"group_link": GROUP}),
+    Call(
+        "11 check admin rights, none",
+        "POST",
+        "/tasks/check-admin-rights",
+        no_rights,
+        body={"group_link": LOCKED_GROUP},
+    ),
+    Call("12 logs", "GET", "/tasks/{finished}/logs?limit=50", logs),
+    Call("13 task accounts", "GET", "/tasks/{finished}/accounts", task_accounts),
+    Call("15 accounts", "GET", "/accounts/", accounts),
+    Call("16 parsing tasks", "GET", "/parsing-tasks", parsing_tasks),
+    Call(
+        "17 import parsing",
+        "POST",
+        "/tasks/{task}/import/parsing",
+        imported(3),
+        body={"parsing_task_id": PARSING_TASK, "source_name": f"parsing_{PARSING_TASK}"},
+        given=draft,
+    ),
+    Call(
+        "18 import file",
+        "POST",
+        "/tasks/{task}/import/file",
+        imported(2),
+        given=draft,
+        file=people_csv(["fay_page", "gus_page"]),
+    ),
+    # errors: JSON with the detail the page shows, 401 so that it refreshes its token
+    Call("error: bad token", "GET", "/tasks/", detail("token"), token="not-a-token", status=401),
+    Call("error: unknown task", "GET", f"/tasks/{uuid.uuid4()}", detail("task not found"), status=404),
+    Call("error: blank name", "POST", "/tasks/", detail("name:"), body={"name": ""}, status=422),
+    Call(
+        "error: no template",
+        "POST",
+        "/tasks/",
+        detail("invite_message: required"),
+        body="no template",
+        status=422,
+    ),
+    Call(
+        "error: start, no people",
+        "POST",
+        "/tasks/{task}/execute",
+        detail("import an audience"),
+        given=draft,
+        status=409,
+    ),
+    Call(
+        "error: not a form",
+        "POST",
+        "/tasks/{task}/import/file",
+        detail("multipart/form-data expected"),
+        body={"file": "people.csv"},
+        given=draft,
+        status=415,
+    ),
+]
+
+
+def _body(call: Call, ctx: Ctx) -> Any:
+    ready = [ctx.world.account(1), ctx.world.account(2)]
+    if call.body == "invite":
+        return create_body(ready)
+    if call.body == "message":
+        return create_body(ready, group=None, message="Hello {first_name}!")
+    if call.body == "no template":
+        return create_body(ready, group=None)
+    if call.body == "clamped":
+        body = create_body(ready, message=None)
+        body |= {"priority": "urgent", "delay_between_invites": 1, "max_invites_per_account": 1000}
+        body["settings"] |= {"delay_between_invites": 1, "brand_new_option": {"keep": True}}
+        return body
+    if call.body == "update":
+        settings = {"auto_add_contacts": True, "group_id": GROUP}
+        return {
+            "name": "Renamed",
+            "description": "from the page",
+            "invite_message": None,
+            "settings": settings,
+        }
+    return call.body
+
+
+@pytest.mark.parametrize("call", CALLS, ids=[c.name for c in CALLS])
+async def test_the_page_gets_what_it_reads(call: Call, world: World, finished: str) -> None:
+    ctx = Ctx(world, finished)
+    await call.given(ctx)
+    path = call.path.format(task=ctx.ids.get("task"), finished=finished)
+    if call.file is not None:
+        response = await world.page.upload(path, "people.csv", call.file, "file_1")
+    else:
+        response = await world.page.call(call.method, path, _body(call, ctx), token=call.token)
+    assert response.status_code == call.status, response.text
+    body: Any = response.json() if response.content else None
+    if not response.is_success:
+        assert isinstance(body["detail"], str)
+        assert body["detail"]  # the page shows it
+    call.reads(body, ctx)
+
+
+async def test_the_gateway_delivered_every_call_to_the_page_api(world: World) -> None:
+    assert world.gateway.forwarded  # the rows above went through it
+    page_api = f"{world.gateway.upstream}{world.settings.frontend_api_prefix}/"
+    assert all(url.startswith(page_api) for url in world.gateway.forwarded)
+    assert not [url for url in world.gateway.forwarded if url.startswith(page_api + "invite/")]
+
+
+async def test_an_expired_token_is_401_so_the_page_refreshes(world: World) -> None:
+    from datetime import timedelta
+
+    expired = issue_token(SECRET, world.tenant, timedelta(minutes=-1))
+    response = await world.page.call("GET", "/tasks/", token=expired)
+    assert response.status_code == 401
+    assert response.json()["detail"]
