@@ -9,10 +9,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+import msgspec
 import pytest
 import pytest_asyncio
 
+from invite.app import create_app
 from invite.auth import issue_token
+from invite.frontend_api.controller import TAG
+from invite.settings import Settings, SettingsError
 from tests.integration.frontend.conftest import (
     EMPTY_PARSING_TASK,
     GROUP,
@@ -477,3 +482,33 @@ async def test_an_expired_token_is_401_so_the_page_refreshes(world: World) -> No
     response = await world.page.call("GET", "/tasks/", token=expired)
     assert response.status_code == 401
     assert response.json()["detail"]
+
+
+async def test_openapi_documents_the_page_api_under_its_own_tag(world: World) -> None:
+    async with httpx.AsyncClient(base_url=world.gateway.upstream) as direct:
+        document = ok(await direct.get("/docs/openapi.json"))
+        ours = await direct.get("/api/v1/invite/tasks", headers=world.page.headers())
+    (tag,) = [t for t in document["tags"] if t["name"] == TAG]
+    assert "Mailing page" in tag["description"]
+    page_api = {
+        path: operations
+        for path, operations in document["paths"].items()
+        if path.startswith("/api/v1/") and not path.startswith("/api/v1/invite/")
+    }
+    assert "/api/v1/tasks/check-admin-rights" in page_api
+    assert "/api/v1/tasks/{task_id}/import/file" in page_api
+    for operations in page_api.values():
+        for operation in operations.values():
+            assert operation["tags"] == [TAG]
+    assert all(
+        TAG not in op.get("tags", [])
+        for p, ops in document["paths"].items()
+        if p.startswith("/api/v1/invite/")
+        for op in ops.values()
+    )
+    assert "next_cursor" in ok(ours)  # our own API, beside it, answers in its own shape
+
+
+async def test_the_two_apis_never_share_a_prefix(settings: Settings) -> None:
+    with pytest.raises(SettingsError, match="FRONTEND_API_PREFIX"):
+        create_app(msgspec.structs.replace(settings, frontend_api_prefix=settings.api_prefix + "/"))
