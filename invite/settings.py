@@ -63,6 +63,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
     accounts_cache_ttl_seconds: Positive = 30
     integration_lease_minutes: Positive = 30  # how long the platform leases us an account (renewed before)
+    accounts_wait_seconds: PositiveFloat = 900.0  # a task whose accounts cannot be read is paused after this
     parsing_max_results: Positive = 100_000  # a parsing task larger than this is refused, not cut
 
     # --- Telegram ------------------------------------------------------------------------
@@ -98,6 +99,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     min_pause_seconds: PositiveFloat = 15.0
     peer_flood_cooldown_seconds: Positive = 24 * 3600
     max_attempts: Positive = 5
+    # invites one account may ever make into one channel, where the accounts provider has
+    # per-channel limits (the platform's max_per_channel_total)
+    channel_lifetime_invite_limit: Positive = 200
     recontact_days: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: no cross-task frequency cap
 
     # --- engine: replicas and leases -----------------------------------------------------

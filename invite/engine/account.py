@@ -22,6 +22,7 @@ class LeasedAccount:
     rate: RateLimits  # what the platform driver says the account may do
     bucket: Bucket
     daily_limit: int | None = None  # the lowest limit the accounts provider reports
+    channel_limit: int | None = None  # its invites a day into one channel (the provider's lease says)
     platform: str = "telegram"
     purpose: LeasePurpose = LeasePurpose.INVITE_CAMPAIGN  # what the accounts provider leased it for
     renew_at: datetime | None = None  # when to renew the provider's lease (None: it never runs out)
@@ -29,6 +30,8 @@ class LeasedAccount:
     turn: int = 0  # round-robin position among tasks of equal priority
     rights: set[uuid.UUID] = field(default_factory=set)  # invite tasks whose right was checked
     usage: UsageStats = field(default_factory=UsageStats)
+    # invites it made so far into the channel of each running invite task (renewed each heartbeat)
+    channel_invites: dict[uuid.UUID, int] = field(default_factory=dict)
     driving: bool = True  # False: finish the action in hand and stop
     held: bool = True  # False: another replica took the lease over; do not release it
     blocked: bool = False
@@ -62,6 +65,8 @@ class LeasedAccount:
         cached = self._limits.get(task.id)
         if cached is not None and cached[0] is task:
             return cached[1]
-        limits = task.limits(settings, self.rate, self.daily_limit)
+        limits = task.limits(
+            settings, self.rate, self.daily_limit, self.channel_limit, self.channel_invites.get(task.id, 0)
+        )
         self._limits[task.id] = (task, limits)
         return limits

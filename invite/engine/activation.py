@@ -7,7 +7,9 @@ account never serves another tenant), and are attached to the task (at most the 
 ``max_parallel_accounts``, usable ones first). People on the
 suppression list, and — with ``recontact_days`` — people another task of the tenant
 reached lately, are skipped before anyone is contacted. No usable account: the task fails
-with a reason the customer sees. Whether an account may invite into the group is checked
+with a reason the customer sees. While the accounts provider does not answer, the task says
+so in its status_reason and is tried again each round; after ACCOUNTS_WAIT_SECONDS it is
+paused with that reason. Whether an account may invite into the group is checked
 by the replica that drives it, before its first invite for the task.
 """
 
@@ -22,6 +24,7 @@ import structlog
 
 from invite.engine.context import EngineContext
 from invite.engine.store import Tx
+from invite.integrations.http import UpstreamError
 from invite.platforms.base import AccountData, AccountsProvider
 from invite.tasks.task_settings import TaskSettings
 
@@ -29,10 +32,15 @@ log = structlog.get_logger(__name__)
 
 
 async def activate(ctx: EngineContext, provider: AccountsProvider, task: asyncpg.Record) -> str | None:
-    """Prepare the task; 'failed' when it cannot run, 'prepared' when it can, None when another did it."""
+    """Prepare the task; 'failed' when it cannot run, 'prepared' when it can, None when another did
+    it or the accounts provider did not answer ('paused' when that has lasted ACCOUNTS_WAIT_SECONDS)."""
     task_id: uuid.UUID = task["id"]
     settings = msgspec.convert(task["settings"] or {}, TaskSettings)
-    listed = await provider.list_accounts(task["user_id"])
+    try:
+        with ctx.clock.busy():
+            listed = await provider.list_accounts(task["user_id"])
+    except UpstreamError as exc:
+        return await _wait(ctx, task_id, exc)
     chosen = [a for a in listed if settings.account_ids is None or a.id in settings.account_ids]
     now = ctx.clock.now()
     async with ctx.store.transaction() as tx:
@@ -58,6 +66,19 @@ async def activate(ctx: EngineContext, provider: AccountsProvider, task: asyncpg
                 f"contacted by another of your tasks within the last {days} days",
             )
     return "prepared"
+
+
+async def _wait(ctx: EngineContext, task_id: uuid.UUID, exc: UpstreamError) -> str | None:
+    """The task shows why it waits; paused once it has waited too long. None: try again next round."""
+    reason = f"the accounts could not be read ({exc.service} {exc.detail}); retrying"
+    row = await ctx.store.fetchrow(
+        "wait_for_accounts", task_id, reason, ctx.clock.now(), ctx.settings.accounts_wait_seconds
+    )
+    if row is not None and row["status"] == "paused":
+        log.warning("task paused: no accounts", task_id=str(task_id), reason=reason)
+        return "paused"
+    log.warning("activation postponed", task_id=str(task_id), reason=reason)
+    return None
 
 
 async def _attach(

@@ -15,11 +15,18 @@ failed stops the account after the action in hand and releases it, as a lost lea
 driving a session the platform may have handed to another service risks
 AUTH_KEY_DUPLICATED. A later heartbeat leases it again if the provider allows. On release
 the provider hears the usage.
+
+An invite account's provider lease names the channel it invites into (the provider checks
+its per-channel limits). The daily limit the provider gives with each lease is kept in the
+account's row (renew_leases), so the claim statement holds it on every replica; each beat
+also brings the invites each account made into each of its tasks' channels, for the
+per-channel caps (RunningTask.limits).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
@@ -35,7 +42,14 @@ from invite.engine.decisions import dead_account_event
 from invite.engine.registry import RunningTask
 from invite.engine.runner import run_account
 from invite.observability.metrics import accounts_blocked, accounts_by_state, lease_takeovers
-from invite.platforms.base import AccountData, AccountsProvider, LeasePurpose, OutcomeKind, StrategyFactory
+from invite.platforms.base import (
+    AccountData,
+    AccountsProvider,
+    LeasePurpose,
+    Outcome,
+    OutcomeKind,
+    StrategyFactory,
+)
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -106,9 +120,7 @@ class LeaseKeeper:
             return
         ctx = self._ctx
         now = ctx.clock.now()
-        rows = await ctx.store.fetch(
-            "renew_leases", ctx.settings.replica_id, list(self.held), now, ctx.settings.account_lease_seconds
-        )
+        rows = await self._extend(list(self.held.values()))
         kept = {row["id"] for row in rows}
         for account in self.held.values():
             if account.id not in kept:  # our lease ran out and another replica took the account
@@ -119,13 +131,30 @@ class LeaseKeeper:
         due = [a for a in self.held.values() if a.driving and a.renew_at is not None and a.renew_at <= now]
         await _side_by_side(self._renew_provider_lease, due)
 
+    async def _extend(self, accounts: list[LeasedAccount]) -> list[asyncpg.Record]:
+        """Extend our leases on ``accounts``, keep the provider's daily limits in their rows, and
+        take the invites each made into its tasks' channels; the rows of those still ours."""
+        ctx = self._ctx
+        rows = await ctx.store.fetch(
+            "renew_leases",
+            ctx.settings.replica_id,
+            [a.id for a in accounts],
+            ctx.clock.now(),
+            ctx.settings.account_lease_seconds,
+            [a.daily_limit for a in accounts],
+        )
+        for row in rows:
+            self.held[row["id"]].channel_invites = _channel_invites(row)
+        return rows
+
     async def _renew_provider_lease(self, account: LeasedAccount) -> None:
         ctx = self._ctx
         asked = ctx.clock.now()
         error: str | None = None
+        channel = _channel(ctx.registry.tasks_for(account.id))
         try:
             with ctx.clock.busy():
-                data = await self._accounts.renew(account.id, account.user_id, account.purpose)
+                data = await self._accounts.renew(account.id, account.user_id, account.purpose, channel)
         except Exception as exc:
             data, error = None, repr(exc)
         if data is None:
@@ -136,6 +165,9 @@ class LeaseKeeper:
             self._avoid[account.id] = asked + timedelta(seconds=ctx.settings.poll_interval_seconds)
             return
         account.renew_at = _renew_at(asked, data)
+        if data.daily_limit is not None:
+            account.daily_limit = data.daily_limit
+        account.channel_limit = data.channel_limit
 
     async def _refresh(self, taking: Iterable[str] = ()) -> None:
         """Reload the running tasks and what the held accounts (and those being taken) may serve."""
@@ -172,14 +204,18 @@ class LeaseKeeper:
         await self._refresh(row["id"] for row in rows)  # the lease purpose follows their tasks
         # clients start side by side (a Telegram login takes a while): the heartbeat must not lag
         await _side_by_side(self._take, rows)
+        taken = [self.held[row["id"]] for row in rows if row["id"] in self.held]
+        if taken:  # their rows get the provider's daily limits before other replicas read them
+            await self._extend(taken)
 
     async def _take(self, row: asyncpg.Record) -> None:
         account_id, user_id = row["id"], row["user_id"]
-        purpose = _purpose(self._ctx.registry.tasks_for(account_id))
+        tasks = self._ctx.registry.tasks_for(account_id)
+        purpose = _purpose(tasks)
         asked = self._ctx.clock.now()
         try:
             with self._ctx.clock.busy():
-                data = await self._accounts.lease(account_id, user_id, purpose)
+                data = await self._accounts.lease(account_id, user_id, purpose, _channel(tasks))
         except Exception as exc:
             log.warning("accounts provider would not lease", account_id=account_id, error=repr(exc))
             data = None
@@ -201,12 +237,16 @@ class LeaseKeeper:
             renew_at=_renew_at(asked, data),
         )
         account.load(row)
+        if data.daily_limit is not None:  # the provider's limit of today, lower or higher than before
+            account.daily_limit = data.daily_limit
+        account.channel_limit = data.channel_limit
+        account.channel_invites = _channel_invites(row)
         if row["previous_owner"] is not None:
             # not released gracefully: its last send may have come after the reservation the
             # row shows, as late as now; no claim until a whole gap from now
             account.bucket.acted_by(self._ctx.clock.now())
         if ready is not None and ready.kind is OutcomeKind.ACCOUNT_DEAD:
-            await self._retire(account, ready.detail)
+            await self._retire(account, ready)
         if ready is None or ready.kind is not OutcomeKind.SUCCESS:
             await self._accounts_release(account)
             await strategy.close()
@@ -226,18 +266,18 @@ class LeaseKeeper:
             account.driving = False
             self.kick()
 
-    async def _retire(self, account: LeasedAccount, detail: str) -> None:
+    async def _retire(self, account: LeasedAccount, outcome: Outcome) -> None:
         """The account is dead at start-up: blocked for good, everywhere, and the platform told."""
         ctx = self._ctx
-        reason = f"account dead: {detail}"
+        reason = f"account dead: {outcome.detail}"
         account.blocked = True
         async with ctx.store.transaction() as tx:
             await tx.execute("retire_account", ctx.settings.replica_id, account.id, reason, ctx.clock.now())
             await tx.execute("block_task_accounts", [account.id], [reason])
         accounts_blocked.labels(platform=account.platform).inc()
-        account.usage.success, account.usage.error_type = False, dead_account_event(detail).value
+        account.usage.success, account.usage.error_type = False, dead_account_event(outcome).value
         try:
-            await self._accounts.report(account.id, account.user_id, dead_account_event(detail), reason)
+            await self._accounts.report(account.id, account.user_id, dead_account_event(outcome), reason)
         except Exception as exc:
             log.warning("account event not reported", account_id=account.id, error=repr(exc))
 
@@ -285,6 +325,17 @@ class LeaseKeeper:
 def _purpose(tasks: Iterable[RunningTask]) -> LeasePurpose:
     """An invite campaign when the account serves an invite task: the platform then checks its invite counter."""
     return LeasePurpose.INVITE_CAMPAIGN if any(t.is_invite for t in tasks) else LeasePurpose.MESSAGE_CAMPAIGN
+
+
+def _channel(tasks: Iterable[RunningTask]) -> str | None:
+    """The group the account invites into (its most urgent invite task's): the provider checks
+    its per-channel limits on the lease."""
+    invites = sorted((t for t in tasks if t.is_invite and t.group_id), key=lambda t: t.priority)
+    return invites[0].group_id if invites else None
+
+
+def _channel_invites(row: asyncpg.Record) -> dict[uuid.UUID, int]:
+    return {uuid.UUID(task_id): int(n) for task_id, n in (row["channel_invites"] or {}).items()}
 
 
 def _renew_at(asked: datetime, data: AccountData) -> datetime | None:

@@ -54,12 +54,24 @@ class RunningTask(msgspec.Struct, frozen=True):
             has_link=row["task_type"] == "send_messages" and has_link(template or ""),
         )
 
-    def limits(self, settings: Settings, platform: RateLimits, account_limit: int | None) -> Limits | None:
+    def limits(
+        self,
+        settings: Settings,
+        platform: RateLimits,
+        account_limit: int | None,
+        channel_limit: int | None = None,
+        channel_invites: int = 0,
+    ) -> Limits | None:
         """The quota and pauses this task allows an account: the lowest of every limit that applies
         (None: a quota of zero, the account may not act for this task at all).
 
         A link anywhere in the template puts the task on the link quota (a link that only a
-        person's data brings in is not foreseen: the quota is chosen before the claim).
+        person's data brings in is not foreseen: the quota is chosen before the claim). Where
+        the accounts provider limits invites per channel (``channel_limit`` a day), an invite
+        task is held to that and to what is left of the lifetime cap per channel after the
+        ``channel_invites`` the account made into the group so far. Both cap the account's
+        whole 24 h count (the one the claim statement checks on every replica), which counts
+        every invite into the channel and more: never passed, however the invites are split.
         """
         if self.has_link:
             caps = [settings.daily_quota_with_link, platform.daily_quota_with_link]
@@ -70,6 +82,8 @@ class RunningTask(msgspec.Struct, frozen=True):
             settings.min_pause_seconds, platform.min_pause_seconds, self.settings.min_pause_seconds or 0.0
         )
         cap = min(caps)
+        if self.is_invite and channel_limit is not None:
+            caps += [channel_limit, settings.channel_lifetime_invite_limit - channel_invites]
         return Limits.of(cap, pause, self.settings.send_window) if cap > 0 else None
 
 

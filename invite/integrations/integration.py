@@ -20,7 +20,8 @@ the running service does:
   released at once and None returned. ``session`` is the allocation's
   ``session_data.encrypted_session`` unchanged (base64 of a Telethon StringSession today);
   a ``session_data`` without that key is passed on as its JSON. ``daily_limit`` is the lowest
-  of the allocation's invite and message limits; ``lease_seconds`` is ``expires_at -
+  of the allocation's invite and message limits, ``channel_limit`` its per-channel invite
+  limit (the platform does not check it on a preferred allocation); ``lease_seconds`` is ``expires_at -
   allocated_at`` (both the platform's clock), else the minutes asked for. 404: none free →
   None. A call that fails on a keep-alive connection the platform dropped is sent once more
   on a fresh one (invite.integrations.http); otherwise not retried.
@@ -97,6 +98,7 @@ class _Summary(msgspec.Struct):
 class _Limits(msgspec.Struct):
     daily_invite_limit: int | None = None
     daily_message_limit: int | None = None
+    per_channel_invite_limit: int | None = None
 
 
 class _Allocation(msgspec.Struct):
@@ -225,6 +227,7 @@ class IntegrationClient:
                 allocation.limits.daily_invite_limit if allocation.limits else None,
                 allocation.limits.daily_message_limit if allocation.limits else None,
             ),
+            channel_limit=allocation.limits.per_channel_invite_limit if allocation.limits else None,
             lease_seconds=self._lease_seconds(allocation),
         )
 

@@ -210,7 +210,9 @@ RETURNING platform
 -- running task of their own tenant run by this replica's driver ($6), not blocked, whose lease is free, expired, or already ours
 -- from before a restart -- but not those this process drives or must leave alone ($4).
 -- SKIP LOCKED: two replicas acquiring at once take different accounts. The previous owner is
--- returned so a takeover of an expired lease can be counted.
+-- returned so a takeover of an expired lease can be counted, and `channel_invites`: per running
+-- invite task the account serves, the invites it made into the task's channel so far (the
+-- platform's lifetime cap per channel; invite_account_channels, one probe per task).
 WITH free AS (
     SELECT a.id, a.lease_owner AS previous_owner
     FROM invite_accounts a
@@ -230,18 +232,34 @@ UPDATE invite_accounts a SET lease_owner = $1, lease_expires_at = $2::timestampt
 FROM free f
 WHERE a.id = f.id
 RETURNING a.id, a.user_id, a.platform, a.status, a.daily_window_start, a.daily_count, a.daily_limit, a.last_action_at,
-          a.cooldown_until, a.pace_multiplier, f.previous_owner
+          a.cooldown_until, a.pace_multiplier, f.previous_owner,
+          (SELECT COALESCE(jsonb_object_agg(t.id, c.invites), '{}')
+            FROM invite_task_accounts ta
+            JOIN invite_tasks t ON t.id = ta.task_id
+            JOIN invite_account_channels c ON c.account_id = ta.account_id
+                                          AND c.channel = invite_channel_key(t.target_group_id)
+            WHERE ta.account_id = a.id AND t.status = 'running' AND t.task_type = 'invite_to_group') AS channel_invites
 
 -- name: renew_leases
 -- The heartbeat: extend this replica's leases on the accounts it drives ($2). An account not
 -- returned was taken over by another replica (our lease had expired): stop driving it.
+-- $5 (per account; NULL: unchanged) is the daily limit the accounts provider gave with its
+-- lease: kept in the row, the claim statement holds it on every replica. `channel_invites`
+-- as in acquire_accounts, fresh on every beat.
 WITH mine AS MATERIALIZED (
     SELECT id FROM invite_accounts WHERE id = ANY($2::text[]) AND lease_owner = $1 ORDER BY id FOR UPDATE
 )
-UPDATE invite_accounts a SET lease_expires_at = $3::timestamptz + $4::float8 * interval '1 second'
-FROM mine m
-WHERE a.id = m.id
-RETURNING a.id
+UPDATE invite_accounts a SET lease_expires_at = $3::timestamptz + $4::float8 * interval '1 second',
+                             daily_limit = COALESCE(u.daily_limit, a.daily_limit)
+FROM mine m, unnest($2::text[], $5::int[]) AS u(id, daily_limit)
+WHERE a.id = m.id AND u.id = m.id
+RETURNING a.id,
+          (SELECT COALESCE(jsonb_object_agg(t.id, c.invites), '{}')
+            FROM invite_task_accounts ta
+            JOIN invite_tasks t ON t.id = ta.task_id
+            JOIN invite_account_channels c ON c.account_id = ta.account_id
+                                          AND c.channel = invite_channel_key(t.target_group_id)
+            WHERE ta.account_id = a.id AND t.status = 'running' AND t.task_type = 'invite_to_group') AS channel_invites
 
 -- name: release_accounts
 -- Graceful release: the accounts are free for any replica at once. The pause runs from the
@@ -308,25 +326,34 @@ SELECT EXISTS (SELECT 1 FROM invite_task_accounts WHERE task_id = $1)
 
 -- name: upsert_accounts
 -- The tenant's accounts as the provider lists them. An id already owned by another tenant is
--- left untouched (and then not attached below): an account serves its owner's tasks only.
+-- left untouched (and then not attached below): an account serves its owner's tasks only. A
+-- list without a limit keeps the one the provider's last lease gave (renew_leases).
 INSERT INTO invite_accounts AS a (id, user_id, platform, label, daily_limit, created_at, updated_at)
 SELECT u.id, $1, $2, u.label, u.daily_limit, $3, $3
 FROM unnest($4::text[], $5::text[], $6::int[]) AS u(id, label, daily_limit)
-ON CONFLICT (id) DO UPDATE SET label = EXCLUDED.label, daily_limit = EXCLUDED.daily_limit,
+ON CONFLICT (id) DO UPDATE SET label = EXCLUDED.label,
+                               daily_limit = COALESCE(EXCLUDED.daily_limit, a.daily_limit),
                                updated_at = EXCLUDED.updated_at
 WHERE a.user_id = EXCLUDED.user_id
 
 -- name: attach_accounts
 -- Attach the tenant's ($2) accounts $3 to task $1, at most $4 of them (usable ones first);
 -- an account already blocked comes in blocked, so the status shows why it does nothing.
-INSERT INTO invite_task_accounts (task_id, account_id, platform, status, status_reason)
-SELECT $1, a.id, a.platform, CASE WHEN a.status = 'blocked' THEN 'blocked' ELSE 'active' END, a.status_reason
-FROM invite_accounts a
-WHERE a.id = ANY($3::text[]) AND a.user_id = $2
-ORDER BY a.status = 'blocked', a.id
-LIMIT $4
-ON CONFLICT (task_id, account_id) DO NOTHING
-RETURNING status
+-- The task waits for its accounts no longer: what wait_for_accounts wrote is cleared.
+WITH attached AS (
+    INSERT INTO invite_task_accounts (task_id, account_id, platform, status, status_reason)
+    SELECT $1, a.id, a.platform, CASE WHEN a.status = 'blocked' THEN 'blocked' ELSE 'active' END, a.status_reason
+    FROM invite_accounts a
+    WHERE a.id = ANY($3::text[]) AND a.user_id = $2
+    ORDER BY a.status = 'blocked', a.id
+    LIMIT $4
+    ON CONFLICT (task_id, account_id) DO NOTHING
+    RETURNING status
+), waited AS (
+    UPDATE invite_tasks SET accounts_wait_since = NULL, status_reason = NULL
+    WHERE id = $1 AND accounts_wait_since IS NOT NULL AND EXISTS (SELECT 1 FROM attached)
+)
+SELECT status FROM attached
 
 -- name: skip_suppressed
 -- People on the tenant's suppression list are never contacted: one set-based UPDATE over the
@@ -575,3 +602,22 @@ WITH answers AS (
 )
 SELECT s.task_id, s.status, s.outcome, (SELECT count(*) FROM logs) AS logged, (SELECT count(*) FROM refund) AS refunded
 FROM settled s
+
+-- name: wait_for_accounts
+-- Activation of running task $1 could not get its accounts at $3 ($2 says why): the reason
+-- is shown, and the wait counted from the first such attempt; once it has lasted $4 seconds
+-- the task is paused with the reason instead of staying "running" for ever (a resume waits
+-- anew). Only a running task without accounts: a pause or cancel meanwhile wins.
+UPDATE invite_tasks t SET
+    accounts_wait_since = CASE WHEN w.paused THEN NULL ELSE w.since END,
+    status = CASE WHEN w.paused THEN 'paused' ELSE t.status END,
+    status_reason = CASE WHEN w.paused
+                         THEN 'paused: no accounts after waiting ' || round($4::float8 / 60) || ' min: ' || $2
+                         ELSE 'waiting for accounts: ' || $2 END,
+    updated_at = $3
+FROM (SELECT id, COALESCE(accounts_wait_since, $3) AS since,
+             COALESCE(accounts_wait_since, $3) <= $3::timestamptz - $4::float8 * interval '1 second' AS paused
+      FROM invite_tasks WHERE id = $1) w
+WHERE t.id = w.id AND t.status = 'running'
+  AND NOT EXISTS (SELECT 1 FROM invite_task_accounts ta WHERE ta.task_id = t.id)
+RETURNING t.status, t.platform

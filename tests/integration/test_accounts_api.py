@@ -163,7 +163,10 @@ async def test_integration_accounts_limits_labels_and_accounts_the_provider_drop
     pool: asyncpg.Pool, settings: Settings, tenant_id: str, server: FakeServer, integration: IntegrationClient
 ) -> None:
     integration_accounts(server, tenant_id)
-    await add_state(pool, tenant_id, f"acc-{tenant_id}-1", daily_window_start=NOW, daily_count=3)
+    # the platform's limit is the one its lease gave (kept in the row); the list's numbers are hard-coded
+    await add_state(
+        pool, tenant_id, f"acc-{tenant_id}-1", daily_window_start=NOW, daily_count=3, daily_limit=25
+    )
     await add_state(
         pool, tenant_id, "acc-removed", label="Work phone +7 912 345-67-89", status="blocked",
         status_reason="the session was revoked",

@@ -118,6 +118,7 @@ class Account:
 
 class IntegrationService:
     def __init__(self, server: FakeServer, clock: Clock | None = None) -> None:
+        self.server = server
         self.clock = clock
         self.accounts = {
             A1: Account(A1, "+79123456781", "anna_one"),
@@ -395,7 +396,7 @@ async def test_lease_gives_the_session_and_the_allocations_limits(
     account = await client.lease(A1, TENANT, LeasePurpose.MESSAGE_CAMPAIGN, "@Interop_Grp")
 
     assert account is not None
-    assert (account.id, account.user_id, account.daily_limit) == (A1, TENANT, 30)
+    assert (account.id, account.user_id, account.daily_limit, account.channel_limit) == (A1, TENANT, 30, 15)
     assert account.session == TELETHON_B64  # session_data.encrypted_session, unchanged
     assert account.label == "+7*******781"  # the phone, masked
     assert TELETHON_B64 not in repr(account)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -108,6 +110,18 @@ async def running(ctx: Ctx) -> None:
 async def paused(ctx: Ctx) -> None:
     await running(ctx)
     ok(await ctx.world.page.call("POST", f"/tasks/{ctx.ids['task']}/pause"))
+
+
+async def scheduled(ctx: Ctx) -> None:
+    """A task scheduled for tomorrow through our own API: the page sees it as pending."""
+    await filled(ctx)
+    task = f"/api/v1/invite/tasks/{ctx.ids['task']}"
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    async with httpx.AsyncClient(
+        base_url=ctx.world.gateway.upstream, headers=ctx.world.page.headers()
+    ) as ours:
+        ok(await ours.put(task, json={"scheduled_at": tomorrow}))
+        assert ok(await ours.post(f"{task}/start"))["status"] == "scheduled"
 
 
 async def nothing(ctx: Ctx) -> None:
@@ -365,6 +379,7 @@ CALLS = [
     Call("7 delete", "DELETE", "/tasks/{task}", lambda body, ctx: None, given=draft, status=204),
     Call("8 execute: start", "POST", "/tasks/{task}/execute", executed, given=filled),
     Call("8 execute: resume", "POST", "/tasks/{task}/execute", executed, given=paused),
+    Call("8 execute: scheduled, now", "POST", "/tasks/{task}/execute", executed, given=scheduled),
     Call("9 pause", "POST", "/tasks/{task}/pause", paused_answer, given=running),
     Call("10 status", "GET", "/tasks/{finished}/status", stats),
     Call("11 check admin rights", "POST", "/tasks/check-admin-rights", rights, body={"group_link": GROUP}),
@@ -476,8 +491,6 @@ async def test_the_gateway_delivered_every_call_to_the_page_api(world: World) ->
 
 
 async def test_an_expired_token_is_401_so_the_page_refreshes(world: World) -> None:
-    from datetime import timedelta
-
     expired = issue_token(SECRET, world.tenant, timedelta(minutes=-1))
     response = await world.page.call("GET", "/tasks/", token=expired)
     assert response.status_code == 401
@@ -512,3 +525,27 @@ async def test_openapi_documents_the_page_api_under_its_own_tag(world: World) ->
 async def test_the_two_apis_never_share_a_prefix(settings: Settings) -> None:
     with pytest.raises(SettingsError, match="FRONTEND_API_PREFIX"):
         create_app(msgspec.structs.replace(settings, frontend_api_prefix=settings.api_prefix + "/"))
+
+
+async def test_the_rights_check_leaves_an_account_an_engine_holds_alone(world: World, finished: str) -> None:
+    held = world.account(2)
+    conn = await asyncpg.connect(world.settings.database_url)
+    try:
+        # as a replica's lease keeper writes it while it drives the account
+        await conn.execute(
+            "UPDATE invite_accounts SET lease_owner = 'another-replica', lease_expires_at = now() + interval '1 hour'"
+            " WHERE id = $1",
+            held,
+        )
+        leases_before = len(world.app.state.accounts_provider.leases)
+        body = ok(await world.page.call("POST", "/tasks/check-admin-rights", {"group_link": GROUP}))
+    finally:
+        await conn.execute(
+            "UPDATE invite_accounts SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1", held
+        )
+        await conn.close()
+    (busy,) = [a for a in body["unavailable_accounts"] if a["account_id"] == held]
+    assert "in use" in busy["reason"]
+    assert held not in [a["account_id"] for a in body["ready_accounts"]]
+    leased = [lease[0] for lease in world.app.state.accounts_provider.leases[leases_before:]]
+    assert sorted(leased) == [world.account(n) for n in (1, 3, 4)]  # never the held one
