@@ -47,7 +47,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
@@ -57,9 +57,9 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import run_cleanly, scratch_database  # noqa: E402
 from invite.app import create_app  # noqa: E402
 from invite.auth import issue_token  # noqa: E402
-from invite.db import migrate  # noqa: E402
 from invite.settings import Settings  # noqa: E402
 
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -69,34 +69,6 @@ PREFIX = "/api/v1/invite"
 
 
 # --- the service under test --------------------------------------------------------------------
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-async def _admin(statement: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    name = f"bench_api_{uuid.uuid4().hex[:10]}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    url = _with_database(ADMIN_URL, name)
-    try:
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate(conn, str(ROOT / "sql"))
-        finally:
-            await conn.close()
-        yield url
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def populate(url: str, targets: int) -> uuid.UUID:
@@ -153,7 +125,7 @@ async def finished(conn: asyncpg.Connection, task_id: uuid.UUID) -> int:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    async with scratch_database() as url:
+    async with scratch_database(ADMIN_URL, "bench_api") as url:
         started = time.perf_counter()
         task_id = await populate(url, args.targets)
         print(f"{args.targets:,} targets written in {time.perf_counter() - started:.1f} s", flush=True)
@@ -445,11 +417,10 @@ def parse() -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse()
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        if arguments.load:
-            outcome = runner.run(
-                load(arguments.load[0], arguments.load[1], arguments.rate, arguments.seconds)
-            )
-        else:
-            outcome = runner.run(measure(arguments))
+    outcome = run_cleanly(
+        load(arguments.load[0], arguments.load[1], arguments.rate, arguments.seconds)
+        if arguments.load
+        else measure(arguments),
+        loop_factory=uvloop.new_event_loop,
+    )
     print(msgspec.json.encode(outcome).decode())

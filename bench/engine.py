@@ -53,7 +53,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
@@ -61,7 +60,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from invite.db import create_pool, migrate  # noqa: E402
+from bench.scratch import run_cleanly, scratch_database  # noqa: E402
+from invite.db import create_pool  # noqa: E402
 from invite.engine.bucket import Bucket, Limits  # noqa: E402
 from invite.engine.clock import RealClock, VirtualClock  # noqa: E402
 from invite.observability.logging import configure_logging  # noqa: E402
@@ -73,35 +73,6 @@ from invite.wiring import build_engine  # noqa: E402
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TENANT = "bench"
 DAY = timedelta(days=1)
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-async def _admin(statement: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@asynccontextmanager
-async def scratch_database(migrated: bool = True) -> AsyncIterator[str]:
-    name = f"bench_engine_{uuid.uuid4().hex[:10]}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    url = _with_database(ADMIN_URL, name)
-    try:
-        if migrated:
-            conn = await asyncpg.connect(url)
-            try:
-                await migrate(conn, str(ROOT / "sql"))
-            finally:
-                await conn.close()
-        yield url
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _make_task(pool: asyncpg.Pool, targets: int) -> uuid.UUID:
@@ -150,7 +121,7 @@ async def _task_status(pool: asyncpg.Pool, task_id: uuid.UUID) -> str:
 
 
 async def throughput_run(targets: int, accounts: int) -> float:
-    async with scratch_database() as url:
+    async with scratch_database(ADMIN_URL, "bench_engine") as url:
         settings = Settings(
             database_url=url,
             jwt_secret="bench-" + "x" * 32,
@@ -207,7 +178,7 @@ def _load_pgqueuer_baseline() -> Any:
 
 async def pgqueuer_run(jobs: int, batch_size: int) -> float:
     baseline = _load_pgqueuer_baseline()
-    async with scratch_database(migrated=False) as url:
+    async with scratch_database(ADMIN_URL, "bench_engine", migrated=False) as url:
         rate: float = await baseline.pgqueuer_rate(url, jobs, batch_size=batch_size, managers=5)
         return rate
 
@@ -224,7 +195,7 @@ class Action:
 
 
 async def campaign(targets: int, accounts: int, flood_wait_rate: float, seed: int) -> dict[str, Any]:
-    async with scratch_database() as url:
+    async with scratch_database(ADMIN_URL, "bench_engine") as url:
         settings = Settings(
             database_url=url,
             jwt_secret="bench-" + "x" * 32,
@@ -378,5 +349,5 @@ def parse() -> argparse.Namespace:
 
 if __name__ == "__main__":
     configure_logging(Settings(log_level="WARNING", log_json=False))
-    outcome = asyncio.run(main(parse()))
+    outcome = run_cleanly(main(parse()))
     print(msgspec.json.encode(outcome).decode())

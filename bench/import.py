@@ -25,9 +25,10 @@ import io
 import os
 import random
 import statistics
+import sys
 import time
-import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -39,8 +40,11 @@ import polars as pl
 from invite.audience.readers import ReadLimits, read_file
 from invite.audience.schemas import Source
 from invite.audience.service import ImportSource, run_import
-from invite.db import create_pool, migrate
-from invite.settings import ROOT, Settings
+from invite.db import create_pool
+from invite.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.scratch import run_cleanly, scratch_database
 
 TARGET_BYTES = 10_000_000  # "10 MB", under the 10 MiB upload limit
 TENANT = "bench-tenant"
@@ -203,21 +207,9 @@ async def main(dsn: str, runs: int) -> dict[str, Any]:
         f"xlsx {len(xlsx_data)} B / {xlsx_rows} rows",
         flush=True,
     )
-    name = f"invite_bench_import_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = dsn.rsplit("/", 1)[0] + f"/{name}"
-        settings = Settings(
-            database_url=url,
-            max_targets_per_task=10_000_000,
-            db_pool_min=1,
-            db_pool_max=2,
-            sql_dir=str(ROOT / "sql"),
-        )
-        conn = await asyncpg.connect(url)
-        await migrate(conn, settings.sql_dir)
-        await conn.close()
+    # the scratch database is dropped on the way out, also on Ctrl-C or SIGTERM (bench/scratch.py)
+    async with scratch_database(dsn, "invite_bench_import") as url:
+        settings = Settings(database_url=url, max_targets_per_task=10_000_000, db_pool_min=1, db_pool_max=2)
         pool = await create_pool(url, settings)
         try:
             results: dict[str, list[Ours]] = {"csv": [], "narrow": [], "xlsx": []}
@@ -227,12 +219,12 @@ async def main(dsn: str, runs: int) -> dict[str, Any]:
                 ("narrow", narrow_data, "members.csv"),
                 ("xlsx", xlsx_data, "parsing_export.xlsx"),
             ]
-            for run in range(runs):
-                for kind, data, name in cases:
-                    results[kind].append(await ours(pool, settings, data, name))
+            for run_number in range(runs):
+                for kind, data, filename in cases:
+                    results[kind].append(await ours(pool, settings, data, filename))
                     baseline[kind].append(timed(lambda: PANDAS[kind](io.BytesIO(data))))  # noqa: B023
                 print(
-                    f"run {run + 1}: "
+                    f"run {run_number + 1}: "
                     + ", ".join(
                         f"{k} {results[k][-1].seconds:.2f}s (pandas {baseline[k][-1]:.2f}s)" for k in results
                     ),
@@ -240,9 +232,6 @@ async def main(dsn: str, runs: int) -> dict[str, Any]:
                 )
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
     def ratio(kind: str) -> float:
         """Median of per-run ratios: each run's pandas read ran right after ours, under the same load."""
@@ -282,4 +271,4 @@ if __name__ == "__main__":
     )
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    print(msgspec.json.encode(asyncio.run(main(args.dsn, args.runs))).decode())
+    print(msgspec.json.encode(run_cleanly(main(args.dsn, args.runs))).decode())

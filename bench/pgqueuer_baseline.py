@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import asyncpg
 import msgspec
@@ -117,7 +119,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--managers", type=int, default=5)
     args = parser.parse_args()
-    rates = asyncio.run(
+    # run alone (not imported by bench/engine.py): SIGTERM, too, drops the schema on the way out
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.scratch import run_cleanly
+
+    rates = run_cleanly(
         pgqueuer_rates(args.dsn, args.jobs, batch_size=args.batch_size, managers=args.managers)
     )
     print(msgspec.json.encode(rates).decode())
