@@ -4,9 +4,9 @@ Once per task across replicas (the task's row lock, and "no account attached yet
 the tenant's accounts come from the accounts provider (only those in
 ``settings.account_ids`` when given), are recorded in invite_accounts under the tenant (an
 account never serves another tenant), and are attached to the task (at most the task's
-``max_parallel_accounts``, usable ones first). People on the
-suppression list, and — with ``recontact_days`` — people another task of the tenant
-reached lately, are skipped before anyone is contacted. No usable account: the task fails
+``max_parallel_accounts``, usable ones first). Who must not be contacted (the suppression
+list, the recontact cap) is decided by the claim itself, target by target, not here: a
+person suppressed after activation is stopped all the same. No usable account: the task fails
 with a reason the customer sees. While the accounts provider does not answer, the task says
 so in its status_reason and is tried again each round; after ACCOUNTS_WAIT_SECONDS it is
 paused with that reason. Whether an account may invite into the group is checked
@@ -16,7 +16,7 @@ by the replica that drives it, before its first invite for the task.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 import msgspec
@@ -54,17 +54,6 @@ async def activate(ctx: EngineContext, provider: AccountsProvider, task: asyncpg
             await tx.fetchrow("fail_task", task_id, reason, now)
             log.warning("task failed at activation", task_id=str(task_id), reason=reason)
             return "failed"
-        await tx.execute("skip_suppressed", task_id, task["user_id"], now)
-        days = settings.recontact_days if settings.recontact_days is not None else ctx.settings.recontact_days
-        if days > 0:
-            await tx.execute(
-                "skip_recently_contacted",
-                task_id,
-                task["user_id"],
-                now - timedelta(days=days),
-                now,
-                f"contacted by another of your tasks within the last {days} days",
-            )
     return "prepared"
 
 

@@ -165,6 +165,7 @@ class Claimer:
             [a.limits.cap for a in asks],
             [a.limits.min_pause for a in asks],
             self._settings.target_lease_seconds,
+            task.recontact_days(self._settings.recontact_days),
         )
         claim_seconds.observe(time.perf_counter() - started)
         available, running = rows[0]["available"], rows[0]["running"]

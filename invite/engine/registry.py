@@ -39,6 +39,10 @@ class RunningTask(msgspec.Struct, frozen=True):
     def action(self) -> str:
         return "invite_to_group" if self.is_invite else "send_message"
 
+    def recontact_days(self, default: int) -> int:
+        """The cross-task recontact cap in force (0: none): the task's own, else the service's."""
+        return self.settings.recontact_days if self.settings.recontact_days is not None else default
+
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> RunningTask:
         template = row["message_template"]
@@ -78,12 +82,12 @@ class RunningTask(msgspec.Struct, frozen=True):
         else:
             caps = [settings.daily_quota, platform.daily_quota]
         caps += [c for c in (self.settings.daily_limit_per_account, account_limit) if c is not None]
+        if self.is_invite and channel_limit is not None:
+            caps += [channel_limit, settings.channel_lifetime_invite_limit - channel_invites]
         pause = max(
             settings.min_pause_seconds, platform.min_pause_seconds, self.settings.min_pause_seconds or 0.0
         )
         cap = min(caps)
-        if self.is_invite and channel_limit is not None:
-            caps += [channel_limit, settings.channel_lifetime_invite_limit - channel_invites]
         return Limits.of(cap, pause, self.settings.send_window) if cap > 0 else None
 
 

@@ -80,5 +80,6 @@ class LogPage(msgspec.Struct, kw_only=True):
 class RetryFailedResponse(msgspec.Struct, kw_only=True):
     task_id: str
     requeued: int  # targets put back in the queue
+    skipped_suppressed: int  # failed people left out because the tenant suppressed them since
     status: TaskStatus  # the task's status afterwards
     reopened: bool  # a finished task went back to running

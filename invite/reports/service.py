@@ -9,7 +9,8 @@ targets as at a million.
 (``RETRYABLE_OUTCOMES``: a transient error, or an account-side problem another account or a
 later moment can get past) back in the queue: pending, attempts reset, due now, no account.
 Targets skipped for a reason about the person (privacy, not found, ...) stay as they are, and
-``uncertain`` messages are never re-sent. It works on a scheduled, running or paused task, and
+``uncertain`` messages are never re-sent; people the tenant suppressed since they failed stay
+failed and are counted (``skipped_suppressed``). It works on a scheduled, running or paused task, and
 it **reopens** a completed or failed task to running, counting against the tenant's
 active-task limit. A cancelled or draft task is refused (409), as is a finished task already
 past its retention date (it is being removed).
@@ -206,10 +207,14 @@ class ReportService:
             reopening = status in REOPEN_FROM
             if reopening:
                 self._check_not_expired(row["completed_at"], now)
-            result = await conn.execute(
-                self._sql["reports.requeue_failed"], task_id, sorted(o.value for o in RETRYABLE_OUTCOMES)
+            counts = await conn.fetchrow(
+                self._sql["reports.requeue_failed"],
+                task_id,
+                sorted(o.value for o in RETRYABLE_OUTCOMES),
+                self._tenant,
             )
-            requeued = int(result.rsplit(" ", 1)[-1])
+            assert counts is not None  # an aggregate row always comes back
+            requeued, suppressed = int(counts["requeued"]), int(counts["suppressed"])
             pending = await self._pending(conn, task_id)
             reopened = reopening and pending > 0
             if reopened:
@@ -225,7 +230,12 @@ class ReportService:
                 action="task.retry_failed",
                 resource="task",
                 resource_id=str(task_id),
-                details={"requeued": requeued, "reopened": reopened, "from": status.value},
+                details={
+                    "requeued": requeued,
+                    "skipped_suppressed": suppressed,
+                    "reopened": reopened,
+                    "from": status.value,
+                },
             )
             event: dict[str, Any] = {"task_id": str(task_id), "type": "progress", "requeued": requeued}
             if reopened:
@@ -240,7 +250,11 @@ class ReportService:
         if reopened:
             tasks_total.labels(platform=row["platform"], status=TaskStatus.RUNNING.value).inc()
         return RetryFailedResponse(
-            task_id=str(task_id), requeued=requeued, status=TaskStatus(row["status"]), reopened=reopened
+            task_id=str(task_id),
+            requeued=requeued,
+            skipped_suppressed=suppressed,
+            status=TaskStatus(row["status"]),
+            reopened=reopened,
         )
 
     def _check_not_expired(self, completed_at: datetime | None, now: datetime) -> None:

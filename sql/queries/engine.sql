@@ -5,14 +5,25 @@
 
 -- name: claim
 -- Claims up to $3 targets of ONE task ($1) for the ready accounts $5 of replica $4 (each with
--- its daily cap $6 and minimum pause $7), at $2; targets are leased for $8 seconds. One
--- statement, one commit, BEFORE any platform call: the in-flight mark and the quota
--- reservation are written together or not at all.
+-- its daily cap $6 and minimum pause $7), at $2; targets are leased for $8 seconds; $9 is the
+-- task's cross-task recontact cap in days (0: none). One statement, one commit, BEFORE any
+-- platform call: the in-flight mark and the quota reservation are written together or not at
+-- all.
 --  * next: exactly the partial index invite_targets_pending (task_id, next_attempt_at, seq)
 --    WHERE status = 'pending' -- equality on task_id, range on next_attempt_at, the index order
 --    as ORDER BY -- so the plan reads the head of one task's queue and nothing else, however
 --    many targets are finished. SKIP LOCKED: a concurrent claim passes by instead of queueing.
---  * numbered: window functions may not sit beside FOR UPDATE, so rows are numbered apart.
+--  * judged: who must not be contacted is decided HERE, at the moment of claiming, not once
+--    at activation: a person on the tenant's suppression list under any of their keys
+--    (invite_person_keys, probing the list's primary key), or -- with a recontact cap -- one
+--    another task of the tenant reached within $9 days (probing each other task's
+--    (task_id, identifier_key) index). Whatever path put a target back in the queue (a
+--    transient answer, a recovery, retry-failed), it passes through this check before any
+--    platform call. A suppression committed before this statement began is seen; one
+--    committing meanwhile waits for our row locks and then finds these rows in flight.
+--  * skipped: the barred rows are closed in the same statement, so they never come back.
+--  * numbered: window functions may not sit beside FOR UPDATE, so rows are numbered apart,
+--    in queue order, the barred ones left out.
 --  * wanted: an account is paired with the n-th target; accounts beyond the targets found
 --    reserve nothing. locked: their rows are locked in id order before any is updated (as
 --    every statement of the engine does), so claims, group commits and heartbeats of one
@@ -23,20 +34,46 @@
 --    (invite_task_accounts active) -- the safety net across replicas and restarts behind the
 --    in-memory bucket, and why pause/cancel take effect before the next action.
 --  * claimed: only targets paired with a successful reservation go in flight.
--- The final SELECT always returns one row at least: `available` (targets found) tells an empty
--- queue from a refused account, `running` whether the task still runs, and -- only when the
--- claim came back short -- `next_due` when the earliest other pending target is due, never
--- before now (NULL: nothing pending at all): the first entry of the same index.
+-- The final SELECT always returns one row at least: `available` (targets found that may be
+-- contacted) tells an empty queue from a refused account, `running` whether the task still
+-- runs, and -- only when the claim came back short -- `next_due` when the earliest other
+-- pending target is due, never before now (NULL: nothing pending at all): the first entry of
+-- the same index.
 WITH task AS (
     SELECT id, user_id FROM invite_tasks WHERE id = $1 AND status = 'running'
 ), next AS (
-    SELECT id FROM invite_targets
+    SELECT id, identifier_key, user_data, next_attempt_at, seq FROM invite_targets
     WHERE task_id = $1 AND status = 'pending' AND next_attempt_at <= $2
     ORDER BY next_attempt_at, seq
     LIMIT $3
     FOR UPDATE SKIP LOCKED
+), judged AS (
+    SELECT x.id, x.next_attempt_at, x.seq,
+           CASE
+               WHEN EXISTS (SELECT 1 FROM invite_suppressions s, task t
+                            WHERE s.user_id = t.user_id
+                              AND s.identifier_key = ANY (invite_person_keys(x.identifier_key, x.user_data)))
+                   THEN 'suppressed'
+               WHEN $9::int > 0
+                    AND EXISTS (SELECT 1 FROM task t JOIN invite_tasks o ON o.user_id = t.user_id AND o.id <> t.id
+                                JOIN invite_targets p ON p.task_id = o.id
+                                WHERE p.identifier_key = x.identifier_key
+                                  AND p.status IN ('succeeded', 'uncertain')
+                                  AND p.processed_at >= $2::timestamptz - $9::int * interval '1 day')
+                   THEN 'recently_contacted'
+           END AS barred
+    FROM next x
+), skipped AS (
+    UPDATE invite_targets g SET
+        status = 'skipped', outcome = j.barred, processed_at = $2,
+        error_message = CASE j.barred
+            WHEN 'suppressed' THEN 'on the suppression list'
+            ELSE 'contacted by another of your tasks within the last ' || $9::int || ' days'
+        END
+    FROM judged j
+    WHERE g.id = j.id AND j.barred IS NOT NULL
 ), numbered AS (
-    SELECT id, row_number() OVER () AS n FROM next
+    SELECT id, row_number() OVER (ORDER BY next_attempt_at, seq) AS n FROM judged WHERE barred IS NULL
 ), wanted AS (
     SELECT w.account_id, w.cap, w.pause, w.n
     FROM unnest($5::text[], $6::int[], $7::float8[]) WITH ORDINALITY AS w(account_id, cap, pause, n)
@@ -354,24 +391,6 @@ WITH attached AS (
     WHERE id = $1 AND accounts_wait_since IS NOT NULL AND EXISTS (SELECT 1 FROM attached)
 )
 SELECT status FROM attached
-
--- name: skip_suppressed
--- People on the tenant's suppression list are never contacted: one set-based UPDATE over the
--- task's pending targets (probing the suppression primary key per target).
-UPDATE invite_targets g SET status = 'skipped', outcome = 'suppressed', processed_at = $3,
-                            error_message = 'on the suppression list'
-WHERE g.task_id = $1 AND g.status = 'pending'
-  AND EXISTS (SELECT 1 FROM invite_suppressions s WHERE s.user_id = $2 AND s.identifier_key = g.identifier_key)
-
--- name: skip_recently_contacted
--- The cross-task frequency cap: a pending person whom another task of the same tenant reached
--- since $3 is skipped. Probes each other task's (task_id, identifier_key) unique index.
-UPDATE invite_targets g SET status = 'skipped', outcome = 'recently_contacted', processed_at = $4,
-                            error_message = $5
-WHERE g.task_id = $1 AND g.status = 'pending'
-  AND EXISTS (SELECT 1 FROM invite_tasks o JOIN invite_targets p ON p.task_id = o.id
-              WHERE o.user_id = $2 AND o.id <> $1 AND p.identifier_key = g.identifier_key
-                AND p.status IN ('succeeded', 'uncertain') AND p.processed_at >= $3)
 
 -- name: fail_task
 -- The task cannot go on (no usable account): failed, with the reason the customer sees.

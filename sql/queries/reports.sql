@@ -88,13 +88,27 @@ LIMIT $7
 
 -- name: requeue_failed
 -- Failed targets whose outcome says another try may work go back to the queue as if new:
--- attempts reset, due now, no account. One statement on idx_invite_targets_task_status; the
--- counters follow by trigger.
-UPDATE invite_targets
-SET status = 'pending', outcome = NULL, error_message = NULL, processed_at = NULL,
-    attempts = 0, next_attempt_at = '-infinity', account_id = NULL,
-    lease_owner = NULL, lease_expires_at = NULL
-WHERE task_id = $1 AND status = 'failed' AND (outcome IS NULL OR outcome = ANY($2::text[]))
+-- attempts reset, due now, no account -- except people the tenant ($3) has suppressed since
+-- (under any of their keys): they stay failed, and are counted so the answer can say so.
+-- The claim would stop them anyway; leaving them out here keeps the numbers honest. One
+-- pass over idx_invite_targets_task_status; the counters follow by trigger.
+WITH retry AS (
+    SELECT g.id,
+           EXISTS (SELECT 1 FROM invite_suppressions s
+                   WHERE s.user_id = $3 AND s.identifier_key = ANY (invite_person_keys(g.identifier_key, g.user_data)))
+               AS suppressed
+    FROM invite_targets g
+    WHERE g.task_id = $1 AND g.status = 'failed' AND (g.outcome IS NULL OR g.outcome = ANY($2::text[]))
+), requeued AS (
+    UPDATE invite_targets
+    SET status = 'pending', outcome = NULL, error_message = NULL, processed_at = NULL,
+        attempts = 0, next_attempt_at = '-infinity', account_id = NULL,
+        lease_owner = NULL, lease_expires_at = NULL
+    WHERE id IN (SELECT id FROM retry WHERE NOT suppressed)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM requeued) AS requeued,
+       (SELECT count(*) FROM retry WHERE suppressed) AS suppressed
 
 -- name: reopen
 -- A finished task goes back to running for its re-queued targets; guarded by status like

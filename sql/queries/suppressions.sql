@@ -17,19 +17,17 @@ RETURNING identifier_key
 -- name: skip_pending_targets
 -- Suppressing someone also takes them out of the tenant's tasks right away: their pending
 -- targets become skipped/suppressed in the same transaction, so the engine never claims
--- them. A target matches by its identifier_key or by any other identifier kept in its
--- user_data (the same person imported by user id is caught by a suppressed username).
--- Targets already in flight are left to finish; done targets are history and stay as they are.
+-- them. A target matches under any of its keys (invite_person_keys: the same person
+-- imported by user id is caught by a suppressed username). Targets already in flight are
+-- left to finish (the claim is where a suppression is enforced: one in flight that comes
+-- back to the queue is stopped there); done targets are history and stay as they are.
 UPDATE invite_targets t
 SET status = 'skipped', outcome = 'suppressed', error_message = 'on the suppression list', processed_at = $3
 FROM invite_tasks k
 WHERE k.user_id = $1
   AND t.task_id = k.id
   AND t.status = 'pending'
-  AND (t.identifier_key = ANY($2::text[])
-       OR 'u:' || lower(t.user_data ->> 'username') = ANY($2::text[])
-       OR 'id:' || (t.user_data ->> 'user_id') = ANY($2::text[])
-       OR 'p:' || (t.user_data ->> 'phone') = ANY($2::text[]))
+  AND invite_person_keys(t.identifier_key, t.user_data) && $2::text[]
 
 -- name: page
 -- Newest first, keyset-paged on (created_at, identifier_key) — the index of 0003 in that

@@ -125,6 +125,7 @@ async def test_reports_of_a_sandbox_campaign(fresh_database_url: str) -> None:
             assert retried == {
                 "task_id": str(task_id),
                 "requeued": targets["failed"],
+                "skipped_suppressed": 0,
                 "status": "running",
                 "reopened": True,
             }

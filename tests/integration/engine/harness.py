@@ -17,7 +17,7 @@ from invite.db import create_pool
 from invite.engine.clock import Clock
 from invite.engine.service import Engine
 from invite.platforms.base import RateLimits
-from invite.platforms.sandbox import SandboxAccounts, SandboxFactory, SandboxProfile
+from invite.platforms.sandbox import SandboxAccounts, SandboxFactory, SandboxProfile, SandboxRecord
 from invite.settings import Settings
 from invite.wiring import build_engine
 
@@ -40,10 +40,16 @@ def engine_settings(url: str, **overrides: Any) -> Settings:
 
 
 def sandbox(
-    clock: Clock, settings: Settings, profile: SandboxProfile | None = None, seed: int = 7
+    clock: Clock,
+    settings: Settings,
+    profile: SandboxProfile | None = None,
+    seed: int = 7,
+    record: SandboxRecord | None = None,
 ) -> SandboxFactory:
     limits = RateLimits(settings.daily_quota, settings.daily_quota_with_link, settings.min_pause_seconds)
-    return SandboxFactory(clock, limits=limits, profile=profile or SandboxProfile.zero(), seed=seed)
+    return SandboxFactory(
+        clock, limits=limits, profile=profile or SandboxProfile.zero(), seed=seed, record=record
+    )
 
 
 @asynccontextmanager

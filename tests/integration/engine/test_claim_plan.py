@@ -1,5 +1,7 @@
 """The claim reads the head of one task's queue through invite_targets_pending — with 100k
-pending targets, under a custom and a generic plan, and again after half the queue was claimed."""
+pending targets, under a custom and a generic plan, and again after half the queue was claimed.
+Its screening of the people it found (suppressions, the recontact cap) probes indexes only:
+the suppression list's primary key and the other tasks' (task_id, identifier_key) index."""
 
 from __future__ import annotations
 
@@ -23,18 +25,24 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _nodes(child)
 
 
-async def _claim_plan(conn: asyncpg.Connection, task_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
-    args = (task_id, now, 100, "replica", ACCOUNTS, [10**6] * 100, [0.001] * 100, 300.0)
+async def _claim_plan(
+    conn: asyncpg.Connection, task_id: uuid.UUID, now: datetime, recontact_days: int = 30
+) -> list[dict[str, Any]]:
+    args = (task_id, now, 100, "replica", ACCOUNTS, [10**6] * 100, [0.001] * 100, 300.0, recontact_days)
     plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + CLAIM, *args)
     return list(_nodes(plan[0]["Plan"]))
 
 
-def _reads_of_targets(nodes: list[dict[str, Any]]) -> set[tuple[str, str]]:
+def _reads_of(nodes: list[dict[str, Any]], relation: str) -> set[tuple[str, str]]:
     return {
         (node["Node Type"], node.get("Index Name", ""))
         for node in nodes
-        if node.get("Relation Name") == "invite_targets" and "Scan" in node["Node Type"]
+        if node.get("Relation Name") == relation and "Scan" in node["Node Type"]
     }
+
+
+def _reads_of_targets(nodes: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return _reads_of(nodes, "invite_targets")
 
 
 async def test_claim_uses_the_pending_index_at_100k(fresh_database_url: str) -> None:
@@ -68,7 +76,28 @@ async def test_claim_uses_the_pending_index_at_100k(fresh_database_url: str) -> 
         )
         await conn.execute("ANALYZE")
         now = datetime.now(UTC)
-        expected = {("Index Scan", "invite_targets_pending"), ("Index Scan", "invite_targets_pkey")}
+        # the other task is done: the recontact cap has 100k people to look among, by key
+        await conn.execute(
+            "UPDATE invite_targets SET status = 'succeeded', processed_at = now() WHERE task_id = $1", other
+        )
+        await conn.execute(  # a list of some size (a tiny table is rightly read whole), p7 on it
+            """INSERT INTO invite_suppressions (user_id, identifier_key, user_identifier)
+               SELECT 't', 'u:s' || g, '@s' || g FROM generate_series(1, 20000) g
+               UNION ALL SELECT 't', 'u:p7', '@p7'"""
+        )
+        await conn.execute("ANALYZE")
+        expected = {
+            ("Index Scan", "invite_targets_pending"),
+            ("Index Scan", "invite_targets_pkey"),
+            ("Index Only Scan", "invite_targets_task_id_identifier_key_key"),
+            ("Index Scan", "invite_targets_task_id_identifier_key_key"),
+        }
+        screening = await _claim_plan(conn, task_id, now)
+        assert _reads_of(screening, "invite_suppressions") <= {
+            ("Index Only Scan", "invite_suppressions_pkey"),
+            ("Index Scan", "invite_suppressions_pkey"),
+        }
+        assert _reads_of(screening, "invite_suppressions")
 
         assert _reads_of_targets(await _claim_plan(conn, task_id, now)) <= expected
         assert ("Index Scan", "invite_targets_pending") in _reads_of_targets(
@@ -85,13 +114,13 @@ async def test_claim_uses_the_pending_index_at_100k(fresh_database_url: str) -> 
         for step in range(500):
             at = now + timedelta(seconds=step)
             rows = await conn.fetch(
-                CLAIM, task_id, at, 100, "replica", ACCOUNTS, [10**6] * 100, [0.0] * 100, 300.0
+                CLAIM, task_id, at, 100, "replica", ACCOUNTS, [10**6] * 100, [0.0] * 100, 300.0, 0
             )
-            assert len(rows) == 100
+            assert len(rows) == 100 - (step == 0)  # u:p7 is suppressed: skipped, not claimed
         assert _reads_of_targets(await _claim_plan(conn, task_id, now + timedelta(hours=1))) <= expected
         pending = await conn.fetchval(
             "SELECT count(*) FROM invite_targets WHERE task_id = $1 AND status = 'pending'", task_id
         )
-        assert pending == 50_000
+        assert pending == 50_000  # 49,999 claimed, u:p7 skipped
     finally:
         await conn.close()
