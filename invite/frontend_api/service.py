@@ -49,7 +49,7 @@ from invite.frontend_api.schemas import (
     Timing,
 )
 from invite.platforms.base import AccountsProvider
-from invite.problems import invalid
+from invite.problems import conflict, invalid
 from invite.reports import schemas as reports
 from invite.reports.service import ReportService
 from invite.settings import Settings
@@ -79,6 +79,7 @@ _SYSTEM = frozenset(
         "chat_unavailable",
         "transient",
         "driver_error",
+        "delivery_unknown",  # a message handed over whose answer never came: ours to settle
     }
 )
 _LIST_BATCH = 200  # tasks read per statement while the page's list is paged by offset
@@ -246,6 +247,8 @@ class FrontendService:
         task = await self.tasks.get(task_id)
         if task.status is TaskStatus.PAUSED:
             message = "the task is already paused"
+        elif task.status is TaskStatus.DRAFT:  # the page's "cancel" of a pending task lands here
+            raise conflict("the task has not started, so there is nothing to pause; delete it to drop it")
         else:
             task, message = await self.tasks.apply(task_id, Action.PAUSE), "task paused"
         return Execution(message=message, task_id=task.id, status=page_status(task.status))

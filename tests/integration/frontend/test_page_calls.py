@@ -423,6 +423,14 @@ CALLS = [
         status=422,
     ),
     Call(
+        "error: pause, not started",
+        "POST",
+        "/tasks/{task}/pause",
+        detail("not started"),
+        given=draft,
+        status=409,
+    ),
+    Call(
         "error: start, no people",
         "POST",
         "/tasks/{task}/execute",
