@@ -46,7 +46,8 @@ class World:
     settings: Settings
     app: Litestar
     parsing: FakeServer
-    gateway: Gateway
+    service_url: str  # this service, not through the gateway
+    gateway: Gateway | None  # None: the platform's real gateway (see page_world)
 
     def account(self, n: int) -> str:
         return f"sandbox-{self.tenant}-{n}"
@@ -116,8 +117,8 @@ async def world(database_url: str) -> AsyncIterator[World]:
             sandbox_profile=json.dumps(profile),
             poll_interval_seconds=0.2,
         )
-        async with page_world(settings, tenant) as (page, app, gateway):
-            yield World(page, tenant, settings, app, parsing, gateway)
+        async with page_world(settings, tenant) as (page, app, service_url, gateway):
+            yield World(page, tenant, settings, app, parsing, service_url, gateway)
 
 
 @asynccontextmanager

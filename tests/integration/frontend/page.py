@@ -15,8 +15,9 @@ of it that behaves as the platform's does, and a client that sends what the page
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -33,8 +34,10 @@ GATEWAY_TIMEOUT = 60.0
 
 
 @asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+async def serve(app: Any, port: int = 0) -> AsyncIterator[str]:
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -120,15 +123,26 @@ class Page:
 
 
 @asynccontextmanager
-async def page_world(settings: Settings, tenant: str) -> AsyncIterator[tuple[Page, Litestar, Gateway]]:
-    """This service and the gateway in front of it, served; the page of ``tenant`` on the gateway."""
+async def page_world(
+    settings: Settings, tenant: str
+) -> AsyncIterator[tuple[Page, Litestar, str, Gateway | None]]:
+    """This service and a gateway in front of it, served; the page of ``tenant`` on the gateway:
+    (page, app, the service's URL, the test gateway).
+
+    With ``FRONTEND_REAL_GATEWAY`` set (the URL of the platform's own api-gateway, started with
+    ``INVITE_SERVICE_URL=http://127.0.0.1:$FRONTEND_SERVICE_PORT``), the service is served on that
+    port and the page talks to the real gateway instead of ours (the test gateway is then None).
+    """
     app = create_app(settings)
-    async with serve(app) as service_url:
-        gateway = Gateway(service_url)
-        async with serve(gateway) as gateway_url:
-            assert settings.jwt_secret is not None
-            page = Page(gateway_url, issue_token(settings.jwt_secret, tenant, timedelta(minutes=30)))
-            try:
-                yield page, app, gateway
-            finally:
-                await page.aclose()
+    assert settings.jwt_secret is not None
+    token = issue_token(settings.jwt_secret, tenant, timedelta(minutes=30))
+    real = os.environ.get("FRONTEND_REAL_GATEWAY")
+    port = int(os.environ["FRONTEND_SERVICE_PORT"]) if real else 0
+    async with serve(app, port) as service_url:
+        gateway = None if real else Gateway(service_url)
+        async with AsyncExitStack() as stack:
+            gateway_url = real if gateway is None else await stack.enter_async_context(serve(gateway))
+            assert gateway_url is not None
+            page = Page(gateway_url, token)
+            stack.push_async_callback(page.aclose)
+            yield page, app, service_url, gateway

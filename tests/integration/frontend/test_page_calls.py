@@ -117,9 +117,7 @@ async def scheduled(ctx: Ctx) -> None:
     await filled(ctx)
     task = f"/api/v1/invite/tasks/{ctx.ids['task']}"
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    async with httpx.AsyncClient(
-        base_url=ctx.world.gateway.upstream, headers=ctx.world.page.headers()
-    ) as ours:
+    async with httpx.AsyncClient(base_url=ctx.world.service_url, headers=ctx.world.page.headers()) as ours:
         ok(await ours.put(task, json={"scheduled_at": tomorrow}))
         assert ok(await ours.post(f"{task}/start"))["status"] == "scheduled"
 
@@ -492,8 +490,10 @@ async def test_the_page_gets_what_it_reads(call: Call, world: World, finished: s
 
 
 async def test_the_gateway_delivered_every_call_to_the_page_api(world: World) -> None:
+    if world.gateway is None:
+        pytest.skip("the platform's real gateway keeps no record of what it forwarded")
     assert world.gateway.forwarded  # the rows above went through it
-    page_api = f"{world.gateway.upstream}{world.settings.frontend_api_prefix}/"
+    page_api = f"{world.service_url}{world.settings.frontend_api_prefix}/"
     assert all(url.startswith(page_api) for url in world.gateway.forwarded)
     assert not [url for url in world.gateway.forwarded if url.startswith(page_api + "invite/")]
 
@@ -506,7 +506,7 @@ async def test_an_expired_token_is_401_so_the_page_refreshes(world: World) -> No
 
 
 async def test_openapi_documents_the_page_api_under_its_own_tag(world: World) -> None:
-    async with httpx.AsyncClient(base_url=world.gateway.upstream) as direct:
+    async with httpx.AsyncClient(base_url=world.service_url) as direct:
         document = ok(await direct.get("/docs/openapi.json"))
         ours = await direct.get("/api/v1/invite/tasks", headers=world.page.headers())
     (tag,) = [t for t in document["tags"] if t["name"] == TAG]
