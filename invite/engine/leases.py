@@ -55,6 +55,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 _AT_ONCE = 16  # client starts and provider renewals side by side
+CRASH_REST_MAX_SECONDS = 3600.0
 
 
 class LeaseKeeper:
@@ -65,6 +66,7 @@ class LeaseKeeper:
         self.held: dict[str, LeasedAccount] = {}
         self._kick = asyncio.Event()
         self._avoid: dict[str, datetime] = {}  # the provider would not lease these: not before
+        self._crashes: dict[str, int] = {}  # runner crashes in a row, per account
         self._closing = False
 
     def kick(self) -> None:
@@ -173,7 +175,10 @@ class LeaseKeeper:
         """Reload the running tasks and what the held accounts (and those being taken) may serve."""
         ctx = self._ctx
         driver = self._strategies.driver
-        tasks = [RunningTask.from_row(row) for row in await ctx.store.fetch("running_tasks", driver)]
+        tasks, broken = RunningTask.load(await ctx.store.fetch("running_tasks", driver))
+        for task_id, reason in broken:  # paused with the reason; the others go on
+            log.error("task paused: unusable row", task_id=str(task_id), reason=reason)
+            await ctx.store.fetch("pause_task", task_id, reason, ctx.clock.now())
         servable = await ctx.store.fetch("servable", [*self.held, *taking], driver)
         ctx.registry.replace(tasks, [(row["account_id"], row["task_id"]) for row in servable])
 
@@ -261,8 +266,14 @@ class LeaseKeeper:
     async def _drive(self, account: LeasedAccount) -> None:
         try:
             await run_account(self._ctx, account)
+            self._crashes.pop(account.id, None)
         except Exception:
-            log.exception("account runner failed", account_id=account.id)
+            # released by the next tick and not taken again before a back-off that doubles with
+            # each crash in a row (a bug must not become a restart loop that floods the log)
+            crashes = self._crashes[account.id] = self._crashes.get(account.id, 0) + 1
+            rest = min(CRASH_REST_MAX_SECONDS, self._ctx.settings.poll_interval_seconds * 2 ** (crashes - 1))
+            log.exception("account runner failed", account_id=account.id, crashes=crashes, rest_seconds=rest)
+            self._avoid[account.id] = self._ctx.clock.now() + timedelta(seconds=rest)
             account.driving = False
             self.kick()
 

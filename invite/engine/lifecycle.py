@@ -66,9 +66,9 @@ class Lifecycle:
             changed = True
         for task in await store.fetch("tasks_without_accounts", self._driver):
             outcome = await self._activate(task)
-            if outcome == "failed":
-                tasks_total.labels(platform=task["platform"], status="failed").inc()
-                events.append(_status(task["id"], "failed"))
+            if outcome in ("failed", "paused"):
+                tasks_total.labels(platform=task["platform"], status=outcome).inc()
+                events.append(_status(task["id"], outcome))
             changed = changed or outcome is not None
         for row in await store.fetch("fail_unserved", now):
             tasks_total.labels(platform=row["platform"], status="failed").inc()
@@ -95,10 +95,18 @@ class Lifecycle:
         return await self._until_next_start(now)
 
     async def _activate(self, task: asyncpg.Record) -> str | None:
+        """Activate one task; whatever goes wrong with it stays with it (the pass goes on)."""
         try:
             return await activate(self._ctx, self._provider, task)
+        except (asyncpg.DataError, msgspec.ValidationError, ValueError, OverflowError) as exc:
+            # the task's own data cannot be used (a value out of range, a setting stored before
+            # its bound): it can never start as it is, so it is paused with the reason
+            reason = f"the task cannot start: {exc}"
+            log.error("task paused at activation", task_id=str(task["id"]), reason=reason)
+            await self._ctx.store.fetch("pause_task", task["id"], reason, self._ctx.clock.now())
+            return "paused"
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            raise
+            raise  # the database is away: the whole pass waits
         except Exception as exc:  # the accounts provider is away: try again next round
             log.warning("activation postponed", task_id=str(task["id"]), error=repr(exc))
             return None

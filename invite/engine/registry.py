@@ -58,6 +58,22 @@ class RunningTask(msgspec.Struct, frozen=True):
             has_link=row["task_type"] == "send_messages" and has_link(template or ""),
         )
 
+    @classmethod
+    def load(cls, rows: Iterable[asyncpg.Record]) -> tuple[list[RunningTask], list[tuple[uuid.UUID, str]]]:
+        """The running tasks, and those whose stored row cannot drive the engine, with why.
+
+        One task's row must never stop the others: a setting stored before its bound existed
+        (or any row the engine cannot read) leaves that task out, and the caller pauses it.
+        """
+        tasks: list[RunningTask] = []
+        broken: list[tuple[uuid.UUID, str]] = []
+        for row in rows:
+            try:
+                tasks.append(cls.from_row(row))
+            except (msgspec.ValidationError, ValueError, TypeError) as exc:
+                broken.append((row["id"], f"the task's settings cannot be used: {exc}"))
+        return tasks, broken
+
     def limits(
         self,
         settings: Settings,

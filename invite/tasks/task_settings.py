@@ -29,13 +29,25 @@ class SendWindow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return time.fromisoformat(self.start), time.fromisoformat(self.end), ZoneInfo(self.timezone)
 
 
+# Every number has a bound in the schema itself (422 beyond it, naming it), far above any real
+# use and far below what the engine's arithmetic and PostgreSQL's int4/int8/interval hold: a
+# pause of 1e12 s overflowed the pacing's datetimes, max_parallel_accounts of 2**70 an int8.
+MAX_DAILY_LIMIT = 10_000
+MAX_PAUSE_SECONDS = 86_400.0  # one action a day
+MAX_PARALLEL_ACCOUNTS = 10_000
+MAX_ATTEMPTS = 100
+MAX_RECONTACT_DAYS = 3_650  # ten years
+MAX_ACCOUNT_IDS = 10_000
+
+
 class TaskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    account_ids: list[AccountId] | None = None  # the accounts to use; default: all the tenant's accounts
-    daily_limit_per_account: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    min_pause_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
-    max_parallel_accounts: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    max_attempts: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    recontact_days: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # the accounts to use; default: all the tenant's accounts
+    account_ids: Annotated[list[AccountId], msgspec.Meta(max_length=MAX_ACCOUNT_IDS)] | None = None
+    daily_limit_per_account: Annotated[int, msgspec.Meta(ge=1, le=MAX_DAILY_LIMIT)] | None = None
+    min_pause_seconds: Annotated[float, msgspec.Meta(gt=0, le=MAX_PAUSE_SECONDS)] | None = None
+    max_parallel_accounts: Annotated[int, msgspec.Meta(ge=1, le=MAX_PARALLEL_ACCOUNTS)] | None = None
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=MAX_ATTEMPTS)] | None = None
+    recontact_days: Annotated[int, msgspec.Meta(ge=0, le=MAX_RECONTACT_DAYS)] | None = None
     send_window: SendWindow | None = None
     # fields another client sent besides these (the platform's Mailing page: auto_add_contacts, ...),
     # kept as sent and given back; nothing here reads them
