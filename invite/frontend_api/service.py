@@ -59,12 +59,7 @@ from invite.tasks.states import Action, TaskStatus
 from invite.tasks.task_settings import TaskSettings
 
 PRIORITIES: dict[str, Literal[1, 2, 3]] = {"low": 3, "normal": 2, "high": 1, "urgent": 1}
-_PRIORITY_WORDS = {1: "high", 2: "normal", 3: "low"}
-# the page's status words → ours
-STATUSES: dict[str, frozenset[TaskStatus]] = {
-    "pending": frozenset({TaskStatus.DRAFT, TaskStatus.SCHEDULED}),
-    **{s.value: frozenset({s}) for s in TaskStatus if s not in (TaskStatus.DRAFT, TaskStatus.SCHEDULED)},
-}
+_PRIORITY_WORDS: dict[int, Literal["high", "normal", "low"]] = {1: "high", 2: "normal", 3: "low"}
 # the page knows the platform's account words: a cooldown is its flood_wait
 _ACCOUNT_WORDS = {"active": "active", "cooldown": "flood_wait", "blocked": "blocked", "disabled": "disabled"}
 # log statuses the page counts as a success, and those that are the account's or the system's
@@ -84,13 +79,24 @@ _SYSTEM = frozenset(
 )
 _LIST_BATCH = 200  # tasks read per statement while the page's list is paged by offset
 _NO_HOURS = datetime.max.replace(tzinfo=UTC)  # a stats window with no hours in it: per account only
+_PAGE_STATUSES: dict[TaskStatus, PageStatus] = {
+    TaskStatus.DRAFT: "pending",
+    TaskStatus.SCHEDULED: "pending",
+    TaskStatus.RUNNING: "running",
+    TaskStatus.PAUSED: "paused",
+    TaskStatus.COMPLETED: "completed",
+    TaskStatus.FAILED: "failed",
+    TaskStatus.CANCELLED: "cancelled",
+}
+# the page's status words → ours
+STATUSES: dict[str, frozenset[TaskStatus]] = {
+    word: frozenset(ours for ours, page in _PAGE_STATUSES.items() if page == word)
+    for word in dict.fromkeys(_PAGE_STATUSES.values())
+}
 
 
 def page_status(status: TaskStatus) -> PageStatus:
-    if status in STATUSES["pending"]:
-        return "pending"
-    word: PageStatus = status.value  # type: ignore[assignment]  # the remaining statuses share their words
-    return word
+    return _PAGE_STATUSES[status]
 
 
 class FrontendService:
@@ -346,7 +352,7 @@ class FrontendService:
             platform=task.platform,
             task_type=task.task_type,
             status=page_status(report.status),
-            priority=_PRIORITY_WORDS[task.priority],  # type: ignore[arg-type]
+            priority=_PRIORITY_WORDS[task.priority],
             progress_percentage=report.percent_done,
             target_count=done.total,
             completed_count=done.invited,
@@ -392,6 +398,7 @@ def targets(report: TaskStatusResponse) -> Targets:
 def log_entry(task_id: str, entry: reports.LogEntry) -> LogEntry:
     who = entry.user_identifier or "—"
     detail = str(entry.details.get("detail") or "")
+    kind: Literal["INVITE_SUCCESSFUL", "INVITE_FAILED", "ERROR_OCCURRED"]
     if entry.status in _SUCCEEDED:
         kind, message = "INVITE_SUCCESSFUL", f"{who}: {entry.status.replace('_', ' ')}"
     elif entry.status in _SYSTEM or entry.target_id is None:
@@ -404,7 +411,7 @@ def log_entry(task_id: str, entry: reports.LogEntry) -> LogEntry:
         task_id=task_id,
         target_id=entry.target_id,
         account_id=entry.account_id,
-        action_type=kind,  # type: ignore[arg-type]
+        action_type=kind,
         action=entry.action,
         status=entry.status,
         message=message,
