@@ -101,6 +101,10 @@ class Page:
         self.http = httpx.AsyncClient(base_url=f"{gateway_url}/api/invite", timeout=30.0)
         self.token = token
 
+    def other(self, token: str) -> Page:
+        """The same page, signed in as someone else."""
+        return Page(str(self.http.base_url).removesuffix("/api/invite/").removesuffix("/api/invite"), token)
+
     def headers(self, token: str | None = None) -> dict[str, str]:
         return {**JSON, "Authorization": f"Bearer {token or self.token}"}
 

@@ -20,6 +20,7 @@ from invite.app import create_app
 from invite.auth import issue_token
 from invite.frontend_api.controller import TAG
 from invite.settings import Settings, SettingsError
+from tests.integration.api import new_tenant
 from tests.integration.frontend.conftest import (
     EMPTY_PARSING_TASK,
     GROUP,
@@ -557,3 +558,36 @@ async def test_the_rights_check_leaves_an_account_an_engine_holds_alone(world: W
     assert held not in [a["account_id"] for a in body["ready_accounts"]]
     leased = [lease[0] for lease in world.app.state.accounts_provider.leases[leases_before:]]
     assert sorted(leased) == [world.account(n) for n in (1, 3, 4)]  # never the held one
+
+
+ANOTHER_TENANTS_TASK = [
+    ("GET", "/tasks/{task}", None),
+    ("PUT", "/tasks/{task}", {"name": "taken over"}),
+    ("DELETE", "/tasks/{task}", None),
+    ("POST", "/tasks/{task}/execute", None),
+    ("POST", "/tasks/{task}/pause", None),
+    ("GET", "/tasks/{task}/status", None),
+    ("GET", "/tasks/{task}/logs?limit=50", None),
+    ("GET", "/tasks/{task}/accounts", None),
+    ("POST", "/tasks/{task}/import/parsing", {"parsing_task_id": PARSING_TASK, "source_name": "x"}),
+]
+
+
+async def test_another_tenant_reaches_nothing_of_this_one(world: World, finished: str) -> None:
+    stranger = world.page.other(issue_token(SECRET, new_tenant(), timedelta(minutes=5)))
+    try:
+        for method, path, body in ANOTHER_TENANTS_TASK:
+            answer = await stranger.call(method, path.format(task=finished), body)
+            assert answer.status_code == 404, (method, path, answer.text)
+        upload = await stranger.upload(f"/tasks/{finished}/import/file", "p.csv", people_csv(["x_page"]), "f")
+        assert upload.status_code == 404, upload.text
+        assert ok(await stranger.call("GET", "/tasks/"))["items"] == []
+        theirs = {a["account_id"] for a in ok(await stranger.call("GET", "/accounts/"))}
+        assert not theirs & {world.account(n) for n in range(1, 5)}
+        rights = ok(await stranger.call("POST", "/tasks/check-admin-rights", {"group_link": GROUP}))
+        checked = {a["account_id"] for a in rights["ready_accounts"] + rights["unavailable_accounts"]}
+        assert checked == theirs
+    finally:
+        await stranger.aclose()
+    # and the owner's campaign is as it was
+    assert ok(await world.page.call("GET", f"/tasks/{finished}/status"))["status"] == "completed"
