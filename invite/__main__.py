@@ -46,6 +46,7 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from invite.app import create_app
+    from invite.shutdown import BoundedServer
     from invite.wiring import check_credentials
 
     # a missing secret stops start-up with one line here, not with a traceback from the lifespan
@@ -53,7 +54,16 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)
     if dev_mode(settings):
         _print_dev_banner(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    bound = settings.shutdown_timeout_seconds
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, int(bound / 2)),  # requests still running then are cut off
+    )
+    BoundedServer(config, lambda: getattr(app.state, "drain", None), bound).run()
 
 
 def _print_dev_banner(settings: Settings) -> None:

@@ -55,6 +55,7 @@ from invite.reports.events import TaskEventHub
 from invite.reports.gauges import FleetGauges
 from invite.reports.retention import Retention
 from invite.settings import Settings, SettingsError, load_settings
+from invite.shutdown import Drain
 from invite.suppressions.controller import SuppressionController
 from invite.tasks.controller import TaskController
 from invite.wiring import build_engine, open_accounts, strategies_from_settings
@@ -207,7 +208,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
                 state.http = http
                 state.accounts_provider = accounts  # GET /accounts and the engine share it
                 state.identity = IdentityResolver(settings, state.jwt_secret, http)
-                async with _running(background_services(state)), _frozen_heap():
+                async with _running(state, background_services(state)), _frozen_heap():
                     yield
         finally:
             await state.jwt_secret.aclose()
@@ -238,16 +239,19 @@ async def _frozen_heap() -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def _running(services: list[BackgroundService]) -> AsyncIterator[None]:
+async def _running(state: State, services: list[BackgroundService]) -> AsyncIterator[None]:
+    """Start the services in order; on the way out (or at SIGTERM, see invite.shutdown) the one
+    drain stops them in reverse order, within SHUTDOWN_TIMEOUT_SECONDS."""
     started: list[BackgroundService] = []
+    state.drain = Drain(state.settings.shutdown_timeout_seconds, on_begin=state.event_hub.close_streams)
+    state.drain.serve(started)
     try:
         for service in services:
             await service.start()
             started.append(service)
         yield
     finally:
-        for service in reversed(started):
-            await service.stop()
+        await state.drain.finish()
 
 
 # --- dependencies ---------------------------------------------------------------------------

@@ -43,12 +43,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     frontend_api_prefix: Annotated[str, msgspec.Meta(pattern=r"^/[A-Za-z0-9_/\-]*$")] = "/api/v1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    # SIGTERM to exit, whatever the clients attached do (below compose's 60 s stop grace)
+    shutdown_timeout_seconds: Annotated[float, msgspec.Meta(ge=2.0, le=3600.0)] = 30.0
 
     # --- identity ------------------------------------------------------------------------
     jwt_secret: str | None = None  # unset: from Vault (kv/jwt secret_key), or a dev secret
     jwt_algorithm: Literal["HS256"] = "HS256"
     api_gateway_url: str | None = None  # resolves an email `sub` to the platform's user id
     identity_cache_ttl_seconds: Positive = 300  # how long an email → user id answer is reused
+    user_service_url: str | None = None  # asked instead of the gateway: it says 404 for an unknown email
+    identity_negative_ttl_seconds: Positive = 30  # how long "no such user" is believed
     vault_addr: str | None = None
     vault_role_id: str | None = None
     vault_secret_id: str | None = None
@@ -72,6 +76,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     telegram_api_hash: str | None = None
     telegram_keep_imported_contacts: bool = False  # keep contacts imported to reach +phone targets
     telegram_connect_timeout_seconds: PositiveFloat = 30.0
+    telegram_call_timeout_seconds: PositiveFloat = 30.0  # one action and all its requests
+    telegram_phone_import_rest_seconds: PositiveFloat = 6 * 3600.0  # after Telegram says "import later"
     sandbox_accounts_per_tenant: Positive = 5
     sandbox_seed: int = 1
     sandbox_profile: str = "realistic"  # "zero", "realistic", or a JSON object of SandboxProfile fields
@@ -97,11 +103,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     daily_quota: Positive = 40
     daily_quota_with_link: Positive = 10
     min_pause_seconds: PositiveFloat = 15.0
-    peer_flood_cooldown_seconds: Positive = 24 * 3600
-    max_attempts: Positive = 5
     # invites one account may ever make into one channel, where the accounts provider has
     # per-channel limits (the platform's max_per_channel_total)
     channel_lifetime_invite_limit: Positive = 200
+    peer_flood_cooldown_seconds: Positive = 24 * 3600
+    max_attempts: Positive = 5
     recontact_days: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: no cross-task frequency cap
 
     # --- engine: replicas and leases -----------------------------------------------------

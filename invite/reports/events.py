@@ -55,6 +55,7 @@ class TaskEvent(msgspec.Struct, frozen=True):
 
 
 RESYNC = TaskEvent("resync", "")
+CLOSING = TaskEvent("closing", "")  # the process is shutting down: the stream ends
 
 
 class _Header(msgspec.Struct):
@@ -103,6 +104,7 @@ class TaskEventHub(BackgroundLoop):
         self._connect = connect or self._connect_to_database
         self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
         self.listening = asyncio.Event()
+        self.closing = False
 
     # --- background service ------------------------------------------------------------
 
@@ -120,6 +122,13 @@ class TaskEventHub(BackgroundLoop):
                 subscribers.discard(subscription)
                 if not subscribers:
                     del self._subscriptions[task_id]
+
+    def close_streams(self) -> None:
+        """Shutdown: every open stream ends now, and any opened from here on ends at once."""
+        self.closing = True
+        for subscribers in self._subscriptions.values():
+            for subscription in subscribers:
+                subscription.push(CLOSING)
 
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscriptions.values())
@@ -183,7 +192,10 @@ async def event_stream(
     snapshot: Callable[[], Awaitable[Any]],
     heartbeat_seconds: float,
 ) -> AsyncIterator[ServerSentEventMessage]:
-    """One client's stream; it ends when the client goes (the response is cancelled)."""
+    """One client's stream; it ends when the client goes (the response is cancelled) or when the
+    process shuts down (the client reconnects to another replica)."""
+    if hub.closing:
+        return
     with hub.subscribe(task_id) as subscription:  # before the snapshot: nothing falls between
         yield await _state("snapshot", snapshot)
         last_sent = clock.now()
@@ -196,6 +208,8 @@ async def event_stream(
                 wait = 0.0 if progress_due else heartbeat_seconds - (clock.now() - last_sent).total_seconds()
             if await clock.wait(subscription.wakeup, max(wait, 0.0)):
                 for event in subscription.drain():
+                    if event is CLOSING:
+                        return
                     if event is RESYNC:
                         yield await _state("snapshot", snapshot)
                     elif event.type == "progress":

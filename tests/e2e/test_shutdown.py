@@ -1,0 +1,175 @@
+"""SIGTERM ends the process within SHUTDOWN_TIMEOUT_SECONDS, whatever the clients attached do.
+
+A real ``python -m invite serve`` runs a sandbox campaign against the test database, with an
+``/events`` stream whose client never reads and slow uploads that send a byte now and then
+(slowloris). After SIGTERM: the process is gone within the bound (by the signal, not the last resort's exit), the engine
+claimed nothing more (the sandbox's record holds at most the actions that were in flight),
+and it left no account leased and no target in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from invite.auth import issue_token
+from invite.platforms.sandbox import read_record
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PREFIX = "/api/v1/invite"
+SECRET = "shutdown-secret-" + "s" * 32
+BOUND = 6.0
+ACCOUNTS = 3
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def service(fresh_database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    port = _free_port()
+    record = tmp_path / "sandbox.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "VAULT_", "INTEGRATION_"))}
+    env.update(
+        DATABASE_URL=fresh_database_url,
+        PORT=str(port),
+        REPLICA_ID="replica-shutdown",
+        DATA_DIR=str(tmp_path / "data"),
+        JWT_SECRET=SECRET,
+        LOG_LEVEL="WARNING",
+        TELEGRAM_DRIVER="sandbox",
+        SANDBOX_RECORD_PATH=str(record),
+        SANDBOX_PROFILE='{"latency_seconds": [0.3, 0.8]}',
+        SANDBOX_ACCOUNTS_PER_TENANT=str(ACCOUNTS),
+        MIN_PAUSE_SECONDS="0.2",
+        POLL_INTERVAL_SECONDS="0.5",
+        DB_POOL_MIN="2",
+        SHUTDOWN_TIMEOUT_SECONDS=str(BOUND),
+    )
+    with (tmp_path / "service.log").open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "invite", "serve"], env=env, cwd=ROOT, stdout=out, stderr=out
+        )
+    try:
+        yield process, f"http://127.0.0.1:{port}", record
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def _ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            assert process.poll() is None, "the service exited at start-up"
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(f"{url}{PREFIX}/health/ready", timeout=1)).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise AssertionError("the service did not become ready")
+
+
+async def _campaign(url: str, headers: dict[str, str]) -> str:
+    async with httpx.AsyncClient(base_url=f"{url}{PREFIX}", headers=headers, timeout=30) as http:
+        body = {
+            "platform": "telegram",
+            "task_type": "send_messages",
+            "title": "shutdown",
+            "message_template": "Hello {first_name}",
+        }
+        task = (await http.post("/tasks", json=body)).json()
+        rows = ["username,first_name", *(f"shutdown_{n:05d},N{n}" for n in range(2000))]
+        files = {"file": ("people.csv", "\n".join(rows).encode(), "text/csv")}
+        imported = await http.post("/import/file", files=files, data={"task_id": task["id"]})
+        assert imported.status_code == 201, imported.text
+        assert (await http.post(f"/tasks/{task['id']}/start")).status_code == 200
+        return str(task["id"])
+
+
+async def _attach_slow_clients(url: str, token: str, task_id: str) -> list[asyncio.StreamWriter]:
+    """One /events stream that is never read, and five uploads sending a byte at a time."""
+    port = int(url.rsplit(":", 1)[1])
+    writers = []
+    _, stream = await asyncio.open_connection("127.0.0.1", port)
+    stream.write(
+        f"GET {PREFIX}/tasks/{task_id}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    writers.append(stream)
+    for _ in range(5):
+        _, upload = await asyncio.open_connection("127.0.0.1", port)
+        upload.write(
+            f"POST {PREFIX}/import/file HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 10000000\r\n\r\n--b\r\n".encode()
+        )
+        writers.append(upload)
+    return writers
+
+
+async def _dribble(uploads: list[asyncio.StreamWriter]) -> None:
+    while True:
+        for upload in uploads:
+            with contextlib.suppress(OSError):
+                upload.write(b"x")
+        await asyncio.sleep(0.5)
+
+
+async def test_sigterm_ends_the_process_within_the_bound(
+    service: tuple[subprocess.Popen[bytes], str, Path], fresh_database_url: str
+) -> None:
+    process, url, record = service
+    await _ready(url, process)
+    token = issue_token(SECRET, "7", timedelta(hours=1))
+    task_id = await _campaign(url, {"Authorization": f"Bearer {token}"})
+    writers = await _attach_slow_clients(url, token, task_id)
+    dribbling = asyncio.create_task(_dribble(writers[1:]))
+    try:
+        await asyncio.sleep(3.0)  # the campaign under way, the slow clients attached
+        assert process.poll() is None
+        sent_at = datetime.now(UTC)
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(process.wait, BOUND + 5)
+        took = time.monotonic() - began
+    finally:
+        dribbling.cancel()
+        for writer in writers:
+            writer.close()
+    assert process.poll() is not None, f"still up {took:.1f} s after SIGTERM"
+    assert took <= BOUND + 1.0, took
+    # uvicorn re-raises the signal once its graceful shutdown is done; the last resort exits 70
+    assert process.returncode == -signal.SIGTERM
+
+    actions = read_record(record)
+    assert actions, "the campaign was running"
+    later = [a for a in actions if a.at > sent_at + timedelta(seconds=0.1)]
+    assert len(later) <= ACCOUNTS, later  # at most the actions in flight: nothing new was claimed
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        leased = await conn.fetchval(
+            "SELECT count(*) FROM invite_accounts WHERE lease_owner = 'replica-shutdown' AND lease_expires_at > now()"
+        )
+        in_flight = await conn.fetchval("SELECT count(*) FROM invite_targets WHERE status = 'in_flight'")
+    finally:
+        await conn.close()
+    assert (leased, in_flight) == (0, 0)
