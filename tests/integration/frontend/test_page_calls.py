@@ -379,6 +379,7 @@ CALLS = [
     Call("8 execute: start", "POST", "/tasks/{task}/execute", executed, given=filled),
     Call("8 execute: resume", "POST", "/tasks/{task}/execute", executed, given=paused),
     Call("8 execute: scheduled, now", "POST", "/tasks/{task}/execute", executed, given=scheduled),
+    Call("8 execute: running already", "POST", "/tasks/{task}/execute", executed, given=running),
     Call("9 pause", "POST", "/tasks/{task}/pause", paused_answer, given=running),
     Call("10 status", "GET", "/tasks/{finished}/status", stats),
     Call("11 check admin rights", "POST", "/tasks/check-admin-rights", rights, body={"group_link": GROUP}),
@@ -422,6 +423,23 @@ CALLS = [
         status=422,
     ),
     Call(
+        "error: edit while running",
+        "PUT",
+        "/tasks/{task}",
+        detail("pause it first"),
+        body="update",
+        given=running,
+        status=409,
+    ),
+    Call(
+        "error: too many extras",
+        "POST",
+        "/tasks/",
+        detail("settings: at most 64"),
+        body="crowded",
+        status=422,
+    ),
+    Call(
         "error: pause, not started",
         "POST",
         "/tasks/{task}/pause",
@@ -461,6 +479,10 @@ def _body(call: Call, ctx: Ctx) -> Any:
         body = create_body(ready, message=None)
         body |= {"priority": "urgent", "delay_between_invites": 1, "max_invites_per_account": 1000}
         body["settings"] |= {"delay_between_invites": 1, "brand_new_option": {"keep": True}}
+        return body
+    if call.body == "crowded":
+        body = create_body(ready)
+        body["settings"] |= {f"option_{n}": n for n in range(70)}
         return body
     if call.body == "update":
         settings = {"auto_add_contacts": True, "group_id": GROUP}
