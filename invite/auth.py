@@ -2,7 +2,13 @@
 
 Tenant resolution follows PLATFORM-CONTRACTS.md: a numeric (or UUID) ``sub`` is the tenant
 id; otherwise a ``user_id`` claim (service tokens) is; otherwise an email ``sub`` is looked
-up at the API gateway (``GET /internal/users/by-email``) and cached. Anything else is 401.
+up (``GET /internal/users/by-email``) and cached. Anything else is 401.
+
+The look-up asks the user service itself when USER_SERVICE_URL is set, else the API gateway.
+The gateway answers 500 for an email it does not know (it swallows the user service's 404,
+PLATFORM-AS-RUN.md), which cannot be told from an outage: 503. The user service answers 404:
+401, and that "no such user" is remembered for IDENTITY_NEGATIVE_TTL_SECONDS, so a deleted
+user's polling client costs one look-up, not one per request.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from invite.settings import Settings, SettingsError
 DEV_SECRET_FILE = "dev-jwt-secret"
 _NUMERIC = re.compile(r"^[0-9]{1,32}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_KEPT_UNKNOWN = 10_000  # "no such user" answers remembered at most
 
 log = structlog.get_logger(__name__)
 
@@ -166,6 +173,7 @@ class IdentityResolver:
         self._secret = secret
         self._http = http
         self._by_email: dict[str, tuple[float, str]] = {}
+        self._unknown: dict[str, float] = {}  # email → until when "no such user" is believed
 
     async def tenant(self, token: Token) -> Tenant:
         sub = token.sub
@@ -181,24 +189,35 @@ class IdentityResolver:
         raise NotAuthorizedException("the token names no user (sub or user_id)")
 
     async def _user_id_for(self, email: str) -> str:
+        now = time.monotonic()
         cached = self._by_email.get(email)
-        if cached is not None and cached[0] > time.monotonic():
+        if cached is not None and cached[0] > now:
             return cached[1]
-        base = self._settings.api_gateway_url
+        if self._unknown.get(email, 0.0) > now:
+            raise NotAuthorizedException("unknown user")
+        settings = self._settings
+        service, base = (
+            ("user-service", settings.user_service_url)
+            if settings.user_service_url
+            else ("api-gateway", settings.api_gateway_url)
+        )
         if base is None:
-            log.warning("email subject but API_GATEWAY_URL is not set")
+            log.warning("email subject but neither USER_SERVICE_URL nor API_GATEWAY_URL is set")
             raise NotAuthorizedException("email subjects cannot be resolved here")
         response = await request(
             self._http,
-            "api-gateway",
+            service,
             "GET",
             f"{base.rstrip('/')}/internal/users/by-email",
-            retries=self._settings.http_retries,
+            retries=settings.http_retries,
             params={"email": email},
             headers={"Authorization": f"Bearer {integration_token(await self._secret(), datetime.now(UTC))}"},
             accept_status=frozenset({404}),
         )
         if response.status_code == 404:
+            if len(self._unknown) >= _KEPT_UNKNOWN:
+                self._unknown.clear()  # a flood of made-up emails must not grow it without end
+            self._unknown[email] = time.monotonic() + settings.identity_negative_ttl_seconds
             raise NotAuthorizedException("unknown user")
         try:
             user = msgspec.json.decode(response.content, type=_GatewayUser)

@@ -1,25 +1,47 @@
-"""A local stand-in for the platform's API gateway: ``GET /internal/users/by-email`` answers the
-platform's user for an email it knows and 404 otherwise (PLATFORM-CONTRACTS.md)."""
+"""Local stand-ins for the platform's identity look-up, answering as its services do when run
+(PLATFORM-AS-RUN.md): ``GET /internal/users/by-email`` at the user service answers 404 for an
+email it does not know; the API gateway forwards that call but answers 500 instead of the
+404 (it swallows the user service's answer)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from tests.fakeserver import FakeServer, Reply, Request
 
+NOT_FOUND = {"detail": "User not found"}
+
+
+def _user(users: Mapping[str, Any], request: Request) -> Reply:
+    email = (request.arg("email") or "").strip().lower()
+    if email not in users:
+        return Reply(404, json=NOT_FOUND)
+    user = users[email]
+    return user if isinstance(user, Reply) else Reply(json={"id": user, "email": email})
+
+
+@contextmanager
+def user_service(users: Mapping[str, Any]) -> Iterator[FakeServer]:
+    """``users``: email → the user id, or a whole Reply to answer instead."""
+    with FakeServer() as server:
+        server.route("GET", "/internal/users/by-email", lambda request: _user(users, request))
+        yield server
+
 
 @contextmanager
 def api_gateway(users: Mapping[str, Any]) -> Iterator[FakeServer]:
-    """``users``: email → the user id the gateway gives, or a whole Reply to answer instead."""
+    """The gateway in front of the same users: what the user service does not answer 200 comes
+    back as the gateway's own 500, its detail quoting the user service."""
 
     def answer(request: Request) -> Reply:
-        email = request.arg("email") or ""
-        if email not in users:
-            return Reply(404, json={"detail": "User not found"})
-        user = users[email]
-        return user if isinstance(user, Reply) else Reply(json={"id": user, "email": email})
+        reply = _user(users, request)
+        if reply.status == 404:
+            quoted = f"{reply.status}: {json.dumps(reply.json, separators=(',', ':'))}"
+            return Reply(500, json={"detail": f"Ошибка при запросе к user-service: {quoted}"})
+        return reply
 
     with FakeServer() as server:
         server.route("GET", "/internal/users/by-email", answer)

@@ -19,7 +19,7 @@ from invite.app import create_app
 from invite.settings import Settings
 from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import PREFIX, Client, invite_task, new_tenant
-from tests.integration.gateway import api_gateway
+from tests.integration.gateway import api_gateway, user_service
 
 TASKS = f"{PREFIX}/tasks"
 KNOWN = {"alice@example.com": 424242}
@@ -60,6 +60,21 @@ def gateway() -> Iterator[FakeServer]:
 @pytest.fixture
 async def gateway_client(settings: Settings, gateway: FakeServer) -> AsyncIterator[Client]:
     configured = msgspec.structs.replace(settings, api_gateway_url=gateway.url, http_retries=1)
+    async with AsyncTestClient(app=create_app(configured)) as client:
+        yield client
+
+
+@pytest.fixture
+def users() -> Iterator[FakeServer]:
+    with user_service(KNOWN) as server:
+        yield server
+
+
+@pytest.fixture
+async def users_client(settings: Settings, gateway: FakeServer, users: FakeServer) -> AsyncIterator[Client]:
+    configured = msgspec.structs.replace(
+        settings, api_gateway_url=gateway.url, user_service_url=users.url, http_retries=1
+    )
     async with AsyncTestClient(app=create_app(configured)) as client:
         yield client
 
@@ -171,11 +186,47 @@ async def test_email_sub_is_resolved_through_the_gateway_once(
     assert jwt.decode(service_token, settings.jwt_secret, algorithms=["HS256"])["service"] == "invite-service"
 
 
-async def test_an_unknown_email_is_unauthorized(gateway_client: Client, settings: Settings) -> None:
-    detail = await assert_unauthorized(
-        gateway_client, bearer(sign(settings, claims_for("mallory@example.com")))
+async def test_an_unknown_email_is_unauthorized_and_remembered_for_a_while(
+    users_client: Client, gateway: FakeServer, users: FakeServer, settings: Settings
+) -> None:
+    token = bearer(sign(settings, claims_for("mallory@example.com")))
+    for _ in range(3):
+        assert await assert_unauthorized(users_client, token) == "unknown user"
+
+    assert len(users.requests_to("GET", "/internal/users/by-email")) == 1  # then the negative cache
+    assert gateway.requests == []  # the user service is asked, not the gateway that hides its 404
+
+
+async def test_a_known_email_is_resolved_by_the_user_service(
+    users_client: Client, users: FakeServer, settings: Settings
+) -> None:
+    by_email = sign(settings, claims_for("alice@example.com"))
+    created = await users_client.post(TASKS, json=invite_task(), headers=bearer(by_email))
+    assert created.status_code == 201, created.text
+    by_id = sign(settings, claims_for(str(KNOWN["alice@example.com"])))
+    assert created.json()["id"] in await tasks_seen_by(users_client, by_id)
+
+
+async def test_a_user_service_that_is_down_is_a_503_not_a_401(
+    users_client: Client, users: FakeServer, settings: Settings
+) -> None:
+    users.route("GET", "/internal/users/by-email", Reply(500, json={"detail": "Database connection error"}))
+    response = await users_client.get(
+        TASKS, headers=bearer(sign(settings, claims_for("mallory@example.com")))
     )
-    assert detail == "unknown user"
+    assert response.status_code == 503
+    assert response.json()["detail"] == "user-service is not answering"
+
+
+async def test_through_the_gateway_alone_an_unknown_email_cannot_be_told_from_an_outage(
+    gateway_client: Client, gateway: FakeServer, settings: Settings
+) -> None:
+    # the platform's gateway answers 500 for an unknown email: set USER_SERVICE_URL to get a 401
+    response = await gateway_client.get(
+        TASKS, headers=bearer(sign(settings, claims_for("mallory@example.com")))
+    )
+    assert response.status_code == 503
+    assert response.json()["detail"] == "api-gateway is not answering"
 
 
 async def test_a_failing_gateway_is_a_503(

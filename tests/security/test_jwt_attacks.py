@@ -28,7 +28,7 @@ from invite.app import create_app
 from invite.settings import Settings
 from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import PREFIX, Client, new_tenant
-from tests.integration.gateway import api_gateway
+from tests.integration.gateway import user_service
 from tests.security.test_tenant_isolation import ROUTE_SETTINGS, TENANT_FREE, api_routes
 
 OTHER_SECRET = "another-secret-" + "y" * 32
@@ -183,13 +183,14 @@ async def test_a_token_accepted_before_is_refused_once_expired(
 
 @pytest.fixture
 def gateway() -> Iterator[FakeServer]:
-    with api_gateway(GATEWAY_USERS) as server:
+    # the user service itself: the platform's gateway answers 500 for an unknown email
+    with user_service(GATEWAY_USERS) as server:
         yield server
 
 
 @pytest.fixture
 async def gateway_client(app_settings: Settings, gateway: FakeServer) -> AsyncIterator[Client]:
-    configured = msgspec.structs.replace(app_settings, api_gateway_url=gateway.url)
+    configured = msgspec.structs.replace(app_settings, user_service_url=gateway.url)
     async with AsyncTestClient(app=create_app(configured)) as test_client:
         yield test_client
 
@@ -197,7 +198,7 @@ async def gateway_client(app_settings: Settings, gateway: FakeServer) -> AsyncIt
 @pytest.mark.parametrize(
     "email",
     [
-        "stranger@example.com",  # unknown to the platform: 404 at the gateway
+        "stranger@example.com",  # unknown to the platform: 404 at the user service
         "broken@example.com",  # the gateway answers something unreadable
         "blank-id@example.com",
         "bool-id@example.com",
