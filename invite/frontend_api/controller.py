@@ -49,8 +49,9 @@ from invite.frontend_api.service import FrontendService
 from invite.health import READY_TIMEOUT_SECONDS, ready
 from invite.integrations.http import UpstreamError
 from invite.platforms.base import StrategyFactory
-from invite.platforms.sandbox import SandboxFactory
 from invite.problems import Problem, invalid
+from invite.settings import SettingsError
+from invite.wiring import strategies_from_settings
 
 TAG = "platform frontend"
 OPENAPI_TAG = Tag(
@@ -110,16 +111,15 @@ def extra_fields(raw: Any, body: type[msgspec.Struct]) -> dict[str, Any]:
     return extra
 
 
-def _strategies(request: Request[Any, Any, Any]) -> StrategyFactory:
-    """The engine's adapters; without an engine here, the sandbox's (the real driver needs one)."""
+async def _strategies(request: Request[Any, Any, Any]) -> StrategyFactory:
+    """The engine's adapters; on a replica without an engine, made here once, the same way."""
     state = request.app.state
     strategies: StrategyFactory | None = getattr(state, "strategies", None)
     if strategies is None:
-        if state.settings.telegram_driver != "sandbox":
-            raise Problem(
-                503, "Service unavailable", "this replica runs no engine: its Telegram client is off"
-            )
-        strategies = state.strategies = SandboxFactory.from_settings(state.settings, state.clock)
+        try:
+            strategies = state.strategies = await strategies_from_settings(state.settings, state.clock)
+        except SettingsError as exc:
+            raise Problem(503, "Service unavailable", f"no Telegram client on this replica: {exc}") from None
     return strategies
 
 
@@ -233,7 +233,7 @@ class PageTasks(Controller):
             state.clock,
             request.user.user_id,
             accounts_provider(state, state.settings),
-            _strategies(request),
+            await _strategies(request),
         )
         return await check.check(data.group_link)
 
