@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import Any
 
 import msgspec
@@ -31,9 +33,18 @@ async def act(strategy: InviteStrategy, task: RunningTask, claim: Claim) -> Outc
     except TemplateError as exc:
         return Outcome(OutcomeKind.TRANSIENT, detail=f"template: {exc}")
     try:
-        return await strategy.send_message(target, text)
+        return await strategy.send_message(target, text, message_random_id(task.id, claim.target_id))
     except Exception as exc:
         return Unknown(f"driver error: {exc!r}")
+
+
+def message_random_id(task_id: uuid.UUID, target_id: uuid.UUID) -> int:
+    """The platform's idempotency key of the message to one person in one task: derived from
+    the two ids alone, so every attempt, retry, take-over by another replica and reconciliation
+    sends the same one, and the platform never delivers that message twice. A signed 64-bit
+    integer, as Telegram's ``random_id`` is."""
+    digest = hashlib.blake2b(task_id.bytes + target_id.bytes, digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 async def check_right(strategy: InviteStrategy, group_id: str) -> Outcome:

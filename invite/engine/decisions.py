@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from invite.platforms.base import AccountEvent, OutcomeKind
+from invite.platforms.base import AccountEvent, Outcome, OutcomeKind
 
 
 class TargetFate(StrEnum):
@@ -66,12 +66,13 @@ DECISIONS: dict[OutcomeKind, Decision] = {
     K.NO_ADMIN_RIGHT: Decision(T.REQUEUE, task=E.LEAVE),
     K.CHAT_UNAVAILABLE: Decision(T.REQUEUE, task=E.PAUSE),
     K.TRANSIENT: Decision(T.RETRY, breaker=True),
+    # A message whose answer never came (or whose send raised) may or may not have gone out: it
+    # is never re-sent automatically (the same rule as a message whose worker died mid-send).
+    K.DELIVERY_UNKNOWN: Decision(T.DONE, "uncertain", breaker=True),
 }
 del K, T, A, E
 
-# A message whose send raised instead of answering may or may not have gone out: it is never
-# re-sent automatically (the same rule as a message whose worker died mid-send).
-UNKNOWN_DELIVERY = Decision(TargetFate.DONE, "uncertain", breaker=True)
+UNKNOWN_DELIVERY = DECISIONS[OutcomeKind.DELIVERY_UNKNOWN]  # a driver that raised instead of answering
 
 BREAKER_ERRORS = frozenset(kind.value for kind, decision in DECISIONS.items() if decision.breaker)
 
@@ -80,11 +81,7 @@ def decide(kind: OutcomeKind) -> Decision:
     return DECISIONS[kind]
 
 
-def dead_account_event(detail: str) -> AccountEvent:
-    """The platform's name for why an account died, from the driver's error id."""
-    detail = detail.upper()
-    if "AUTH_KEY" in detail or "SESSION" in detail:
-        return AccountEvent.AUTH_KEY_ERROR
-    if "PHONE_NUMBER_BANNED" in detail:
-        return AccountEvent.PHONE_NUMBER_BANNED
-    return AccountEvent.USER_DEACTIVATED
+def dead_account_event(outcome: Outcome) -> AccountEvent:
+    """The platform's name for why an account died: the driver's own (from its error table),
+    else the decision table's."""
+    return outcome.event or AccountEvent.USER_DEACTIVATED

@@ -63,7 +63,12 @@ def settle(
         decision, account, seconds, detail, task.platform, settings, now, relax=claim is not None
     )
     if decision.event is not None:
-        event = dead_account_event(detail) if decision.account is AccountEffect.BLOCK else decision.event
+        if isinstance(result, Unknown):
+            event = decision.event
+        elif decision.account is AccountEffect.BLOCK:
+            event = dead_account_event(result)
+        else:
+            event = result.event or decision.event
         entry.report = (event, f"{kind}: {detail}" + (f" ({seconds:g} s)" if seconds else ""))
         account.usage.success, account.usage.error_type, account.usage.error_message = (
             False,

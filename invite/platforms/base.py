@@ -25,12 +25,30 @@ class OutcomeKind(StrEnum):
     NO_ADMIN_RIGHT = "no_admin_right"  # this account may not invite into / write to the chat
     CHAT_UNAVAILABLE = "chat_unavailable"  # the group itself refuses (full, private, gone)
     TRANSIENT = "transient"  # network, timeout, unknown RPC error: retry later
+    # a message was handed to the platform and no answer came back: it may have gone out
+    DELIVERY_UNKNOWN = "delivery_unknown"
+
+
+class AccountEvent(StrEnum):
+    """Account-level events reported back to the accounts provider (the platform's vocabulary)."""
+
+    FLOOD_WAIT = "flood_wait"
+    PEER_FLOOD = "peer_flood"
+    AUTH_KEY_ERROR = "auth_key_error"
+    USER_DEACTIVATED = "user_deactivated"
+    PHONE_NUMBER_BANNED = "phone_number_banned"
+    PRIVACY_RESTRICTED = "privacy_restricted"
+    NETWORK_ERROR = "network_error"
+    UNKNOWN_ERROR = "unknown_error"
 
 
 class Outcome(msgspec.Struct, frozen=True):
     kind: OutcomeKind
     seconds: float = 0.0  # FloodWait / slow-mode wait announced by the server
     detail: str = ""  # the platform's error id or a short reason, for the execution log
+    # what the accounts provider is told, from the driver's own error table; None: the engine's
+    # decision table says (see invite/engine/decisions.py)
+    event: AccountEvent | None = None
 
 
 class TargetKind(StrEnum):
@@ -74,6 +92,7 @@ class AccountData(msgspec.Struct, frozen=True):
     label: str = ""
     session: str = msgspec.field(default="", name="session")
     daily_limit: int | None = None  # the lowest limit the provider reports, if any
+    channel_limit: int | None = None  # invites a day into one channel, if the provider has such a limit
     # how long the provider's lease on it lasts from when it was granted (None: it never runs out)
     lease_seconds: float | None = None
 
@@ -92,8 +111,13 @@ class InviteStrategy(Protocol):
 
     async def invite_to_group(self, target: Target, group_id: str) -> Outcome: ...
 
-    channel_limit: int | None = None  # invites a day into one channel, if the provider has such a limit
-    async def send_message(self, target: Target, text: str) -> Outcome: ...
+    async def send_message(self, target: Target, text: str, random_id: int) -> Outcome:
+        """Send ``text`` to ``target`` under ``random_id``, the platform's idempotency key: a
+        message already sent under it is not sent again (the platform answers that it is a
+        duplicate, and that counts as delivered). The engine gives every attempt at one person in
+        one task the same ``random_id`` (``invite.engine.actions.message_random_id``). A send
+        whose answer never came is ``DELIVERY_UNKNOWN``, never ``TRANSIENT``."""
+        ...
 
     async def add_to_contacts(self, target: Target) -> Outcome: ...
 
@@ -115,19 +139,6 @@ class StrategyFactory(Protocol):
     driver: str
 
     def for_account(self, account: AccountData) -> InviteStrategy: ...
-
-
-class AccountEvent(StrEnum):
-    """Account-level events reported back to the accounts provider (the platform's vocabulary)."""
-
-    FLOOD_WAIT = "flood_wait"
-    PEER_FLOOD = "peer_flood"
-    AUTH_KEY_ERROR = "auth_key_error"
-    USER_DEACTIVATED = "user_deactivated"
-    PHONE_NUMBER_BANNED = "phone_number_banned"
-    PRIVACY_RESTRICTED = "privacy_restricted"
-    NETWORK_ERROR = "network_error"
-    UNKNOWN_ERROR = "unknown_error"
 
 
 class LeasePurpose(StrEnum):

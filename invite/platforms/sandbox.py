@@ -12,6 +12,8 @@ with the time left, and ``peer_flood_after`` / ``death_after`` count its answere
 action is written to a ``SandboxRecord`` before its answer is returned; the JSONL record is
 appended with one ``write`` per action, so a process killed with SIGKILL leaves the complete
 list of what it "sent", and a new process (or another replica) reads its state back from it.
+A message an account already sent under the same ``random_id`` is not sent again: the answer
+is ``RANDOM_ID_DUPLICATE`` (delivered), and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from invite.engine.clock import Clock
 
 DRIVER = "sandbox"
+# Telegram's answer to a message sent again under a random_id it already delivered
+RANDOM_ID_DUPLICATE = "RANDOM_ID_DUPLICATE: sent before under this random_id, not sent again"
 
 Rate = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0.0)]
@@ -130,6 +134,7 @@ class SandboxAction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     target_key: str
     group_id: str | None = None
     text_hash: str | None = None
+    random_id: int | None = None  # a message's idempotency key
     attempt: int  # earlier actions of this kind on this person (and group / text)
     outcome: OutcomeKind
     seconds: float = 0.0
@@ -240,6 +245,7 @@ class _World:
         self.dead: set[str] = set()
         self.flood_until: dict[str, datetime] = {}
         self.messaged: dict[tuple[str, str], datetime] = {}  # (account, person) → its latest message
+        self.random_ids: set[tuple[str, int]] = set()  # (account, random_id) of the messages it sent
         self._position = 0
 
     def catch_up(self) -> None:
@@ -260,6 +266,8 @@ class _World:
         elif a.outcome is OutcomeKind.SUCCESS and a.action is ActionKind.MESSAGE:
             key = (a.account_id, a.target_key)
             self.messaged[key] = max(a.at, self.messaged.get(key, a.at))
+            if a.random_id is not None:
+                self.random_ids.add((a.account_id, a.random_id))
         elif a.outcome is OutcomeKind.ACCOUNT_DEAD:
             self.dead.add(a.account_id)
         elif a.outcome is OutcomeKind.FLOOD_WAIT:
@@ -306,8 +314,10 @@ class SandboxStrategy:
     async def invite_to_group(self, target: Target, group_id: str) -> Outcome:
         return await self._act(ActionKind.INVITE, target, group_id=group_id)
 
-    async def send_message(self, target: Target, text: str) -> Outcome:
-        return await self._act(ActionKind.MESSAGE, target, text_hash=text_hash(text))
+    async def send_message(self, target: Target, text: str, random_id: int) -> Outcome:
+        """As Telegram: a message this account already sent under ``random_id`` is not sent again,
+        and the answer says so (``RANDOM_ID_DUPLICATE``, which means it was delivered)."""
+        return await self._act(ActionKind.MESSAGE, target, text_hash=text_hash(text), random_id=random_id)
 
     async def add_to_contacts(self, target: Target) -> Outcome:
         return await self._act(ActionKind.CONTACT, target)
@@ -331,7 +341,13 @@ class SandboxStrategy:
         return None
 
     async def _act(
-        self, action: ActionKind, target: Target, *, group_id: str | None = None, text_hash: str | None = None
+        self,
+        action: ActionKind,
+        target: Target,
+        *,
+        group_id: str | None = None,
+        text_hash: str | None = None,
+        random_id: int | None = None,
     ) -> Outcome:
         key = target.key
         destination = group_id or text_hash or ""
@@ -343,6 +359,8 @@ class SandboxStrategy:
             self._world.catch_up()
             attempt = self._world.attempts[(action.value, destination, key)]
         # From here to the write nothing awaits: the decision and its record are one step.
+        if random_id is not None and (self._account_id, random_id) in self._world.random_ids:
+            return Outcome(OutcomeKind.SUCCESS, detail=RANDOM_ID_DUPLICATE)  # nothing sent, nothing recorded
         outcome = self._decide(action, key, group_id, attempt)
         self._world.write(
             SandboxAction(
@@ -352,6 +370,7 @@ class SandboxStrategy:
                 target_key=key,
                 group_id=group_id,
                 text_hash=text_hash,
+                random_id=random_id,
                 attempt=attempt,
                 outcome=outcome.kind,
                 seconds=outcome.seconds,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -18,6 +20,7 @@ from invite.platforms.base import (
     AccountEvent,
     AccountsProvider,
     LeasePurpose,
+    Outcome,
     OutcomeKind,
     RateLimits,
     StrategyFactory,
@@ -25,6 +28,7 @@ from invite.platforms.base import (
     UsageStats,
 )
 from invite.platforms.sandbox import (
+    RANDOM_ID_DUPLICATE,
     ActionKind,
     JsonlRecord,
     MemoryRecord,
@@ -39,6 +43,8 @@ from invite.settings import ROOT, Settings, SettingsError
 
 LIMITS = RateLimits(daily_quota=40, daily_quota_with_link=10, min_pause_seconds=15.0)
 GROUP = "-1001234567890"
+
+RANDOM_IDS = itertools.count(1)  # a fresh random_id for every message these tests send
 
 
 def account(n: int = 1) -> AccountData:
@@ -75,7 +81,7 @@ async def test_zero_profile_always_succeeds_and_never_sleeps() -> None:
     strategy = strategies.for_account(account())
     assert strategy.driver == strategies.driver == "sandbox"
     outcomes = [await strategy.invite_to_group(t, GROUP) for t in people(50)]
-    outcomes += [await strategy.send_message(t, "hi") for t in people(50)]
+    outcomes += [await strategy.send_message(t, "hi", next(RANDOM_IDS)) for t in people(50)]
     outcomes += [await strategy.add_to_contacts(t) for t in people(50)]
     assert {o.kind for o in outcomes} == {OutcomeKind.SUCCESS}
     assert clock.now() == start
@@ -120,11 +126,11 @@ async def test_a_persons_privacy_holds_for_every_account_and_every_retry() -> No
     one, two = sandbox.for_account(account(1)), sandbox.for_account(account(2))
     restricted = None
     for target in people(40):
-        if (await one.send_message(target, "hello")).kind is OutcomeKind.PRIVACY_RESTRICTED:
+        if (await one.send_message(target, "hello", next(RANDOM_IDS))).kind is OutcomeKind.PRIVACY_RESTRICTED:
             restricted = target
             break
     assert restricted is not None
-    retries = [(await acc.send_message(restricted, "hello")).kind for acc in (one, two) * 5]
+    retries = [(await acc.send_message(restricted, "hello", next(RANDOM_IDS))).kind for acc in (one, two) * 5]
     assert set(retries) <= {OutcomeKind.PRIVACY_RESTRICTED, OutcomeKind.TRANSIENT}
     assert OutcomeKind.PRIVACY_RESTRICTED in retries
 
@@ -143,11 +149,51 @@ async def test_a_second_message_to_the_same_person_is_sent_and_counted_twice() -
     strategy = factory(record=record).for_account(account())
     alice, bob = Target.from_key("u:alice"), Target.from_key("id:42")
     for target in (alice, alice, bob):
-        assert (await strategy.send_message(target, "Hello!")).kind is OutcomeKind.SUCCESS
+        assert (await strategy.send_message(target, "Hello!", next(RANDOM_IDS))).kind is OutcomeKind.SUCCESS
     counts = sends_per_target(record.actions, ActionKind.MESSAGE)
     assert sorted(counts.values()) == [1, 2]
     assert [a.attempt for a in record.actions if a.target_key == "u:alice"] == [0, 1]
     assert b"Hello" not in msgspec.json.encode(record.actions)
+
+
+async def test_a_message_under_a_random_id_already_sent_is_not_sent_again(tmp_path: Path) -> None:
+    path = tmp_path / "record.jsonl"
+    clock = VirtualClock()
+    one = factory(clock=clock, record=JsonlRecord(path)).for_account(account(1))
+    alice = Target.from_key("u:alice")
+
+    first = await one.send_message(alice, "Hello!", 4242)
+    again = await one.send_message(alice, "Hello!", 4242)
+    # another process on the same record (a replica, or this one restarted after a crash)
+    restarted = factory(clock=clock, record=JsonlRecord(path)).for_account(account(1))
+    after_restart = await restarted.send_message(alice, "Hello!", 4242)
+    other_account = (
+        await factory(clock=clock, record=JsonlRecord(path))
+        .for_account(account(2))
+        .send_message(alice, "Hello!", 4242)
+    )
+
+    assert first == Outcome(OutcomeKind.SUCCESS)
+    assert again == after_restart == Outcome(OutcomeKind.SUCCESS, detail=RANDOM_ID_DUPLICATE)
+    assert other_account == Outcome(OutcomeKind.SUCCESS)  # Telegram keeps random_ids per sender
+    sent = read_record(path)
+    assert [(a.account_id, a.random_id) for a in sent] == [("acc-1", 4242), ("acc-2", 4242)]
+    assert sorted(sends_per_target(sent, ActionKind.MESSAGE).values()) == [2]  # one from each account
+
+
+async def test_a_duplicate_found_after_the_latency_is_not_sent_either() -> None:
+    clock = VirtualClock()
+    record = MemoryRecord()
+    made = factory(SandboxProfile(latency_seconds=(1.0, 1.0)), clock=clock, record=record)
+    alice = Target.from_key("u:alice")
+    # two attempts under one random_id in flight at once (a hung worker and its successor)
+    first, second = await asyncio.gather(
+        made.for_account(account()).send_message(alice, "Hi", 7),
+        made.for_account(account()).send_message(alice, "Hi", 7),
+    )
+
+    assert sorted([first.detail, second.detail]) == ["", RANDOM_ID_DUPLICATE]
+    assert len(record.actions) == 1
 
 
 async def test_flood_wait_refuses_the_account_until_the_wait_is_over() -> None:
@@ -187,9 +233,9 @@ async def test_flood_wait_range_gives_whole_seconds_within_it() -> None:
 async def test_peer_flood_comes_after_k_answered_actions_of_that_account() -> None:
     sandbox = factory(SandboxProfile(peer_flood_after=3))
     strategy, other = sandbox.for_account(account(1)), sandbox.for_account(account(2))
-    kinds = [(await strategy.send_message(t, "hi")).kind for t in people(6)]
+    kinds = [(await strategy.send_message(t, "hi", next(RANDOM_IDS))).kind for t in people(6)]
     assert kinds == [OutcomeKind.SUCCESS] * 3 + [OutcomeKind.PEER_FLOOD] * 3
-    assert (await other.send_message(people(1)[0], "hi")).kind is OutcomeKind.SUCCESS
+    assert (await other.send_message(people(1)[0], "hi", next(RANDOM_IDS))).kind is OutcomeKind.SUCCESS
 
 
 async def test_an_account_dies_after_n_actions_and_stays_dead() -> None:
@@ -207,7 +253,7 @@ async def test_a_death_rate_kills_some_accounts_for_good() -> None:
     dead = 0
     for n in range(20):
         strategy = sandbox.for_account(account(n))
-        kinds = [(await strategy.send_message(t, "hi")).kind for t in people(20)]
+        kinds = [(await strategy.send_message(t, "hi", next(RANDOM_IDS))).kind for t in people(20)]
         if OutcomeKind.ACCOUNT_DEAD in kinds:
             dead += 1
             first = kinds.index(OutcomeKind.ACCOUNT_DEAD)
@@ -226,7 +272,9 @@ async def test_dead_accounts_and_groups_without_the_right() -> None:
     no_right = await alive.check_invite_right("-100666")
     assert no_right.kind is OutcomeKind.NO_ADMIN_RIGHT
     assert no_right.detail == "CHAT_ADMIN_REQUIRED"
-    assert (await dead.send_message(Target.from_key("u:bob"), "hi")).kind is OutcomeKind.ACCOUNT_DEAD
+    assert (
+        await dead.send_message(Target.from_key("u:bob"), "hi", next(RANDOM_IDS))
+    ).kind is OutcomeKind.ACCOUNT_DEAD
 
 
 async def test_latency_is_slept_on_the_injected_clock() -> None:
@@ -238,7 +286,7 @@ async def test_latency_is_slept_on_the_injected_clock() -> None:
     )
     for target in people(5):
         before = clock.now()
-        await strategy.send_message(target, "hi")
+        await strategy.send_message(target, "hi", next(RANDOM_IDS))
         assert 2.0 <= (clock.now() - before).total_seconds() <= 4.0
     assert record.actions[0].at > start
     assert [a.at for a in record.actions] == sorted(a.at for a in record.actions)
@@ -252,9 +300,9 @@ async def test_the_jsonl_record_brings_a_restarted_sandbox_back_to_the_same_stat
     alice = Target.from_key("u:alice")
     one = before.for_account(account(1))
     assert (await one.invite_to_group(alice, GROUP)).kind is OutcomeKind.SUCCESS
-    await one.send_message(alice, "hi")
-    await one.send_message(alice, "hi")
-    assert (await one.send_message(alice, "hi")).kind is OutcomeKind.ACCOUNT_DEAD
+    await one.send_message(alice, "hi", next(RANDOM_IDS))
+    await one.send_message(alice, "hi", next(RANDOM_IDS))
+    assert (await one.send_message(alice, "hi", next(RANDOM_IDS))).kind is OutcomeKind.ACCOUNT_DEAD
 
     after = factory(profile, clock=clock, record=JsonlRecord(path))
     assert (
@@ -311,7 +359,7 @@ async def main() -> None:
     sandbox = SandboxFactory(RealClock(), limits=RateLimits(40, 10, 15.0), record=JsonlRecord(sys.argv[1]))
     strategy = sandbox.for_account(AccountData(id="acc-1", user_id="t"))
     for i in range(25):
-        await strategy.send_message(Target.from_key(f"u:p{i}"), "hi")
+        await strategy.send_message(Target.from_key(f"u:p{i}"), "hi", i + 1)
     print("sent", flush=True)
     await asyncio.sleep(60)
 
@@ -371,8 +419,12 @@ async def test_from_settings_takes_limits_profile_seed_and_record(tmp_path: Path
     assert isinstance(sandbox.record, JsonlRecord)
     strategy = sandbox.for_account(account())
     assert strategy.get_rate_limits() == RateLimits(30, 5, 20.0)
-    assert (await strategy.send_message(Target.from_key("u:a"), "x")).kind is OutcomeKind.SUCCESS
-    assert (await strategy.send_message(Target.from_key("u:b"), "x")).kind is OutcomeKind.PEER_FLOOD
+    assert (
+        await strategy.send_message(Target.from_key("u:a"), "x", next(RANDOM_IDS))
+    ).kind is OutcomeKind.SUCCESS
+    assert (
+        await strategy.send_message(Target.from_key("u:b"), "x", next(RANDOM_IDS))
+    ).kind is OutcomeKind.PEER_FLOOD
     assert len(read_record(path)) == 2
     assert SandboxFactory.from_settings(Settings(), VirtualClock()).profile == SandboxProfile.realistic()
     with pytest.raises(SettingsError, match="SANDBOX_PROFILE"):

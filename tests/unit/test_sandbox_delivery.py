@@ -30,7 +30,7 @@ async def test_a_message_sent_by_the_account_since_then_is_found() -> None:
     before = clock.now()
     clock.advance(10)
     attempt = clock.now()
-    assert (await one.send_message(ALICE, "hi")).kind is OutcomeKind.SUCCESS
+    assert (await one.send_message(ALICE, "hi", 1)).kind is OutcomeKind.SUCCESS
 
     assert await one.was_message_sent(ALICE, attempt) is True
     assert await one.was_message_sent(ALICE, before) is True
@@ -43,7 +43,7 @@ async def test_an_invite_or_a_refused_message_is_no_message() -> None:
     clock = VirtualClock()
     since = clock.now()
     restricted = sandbox(clock, SandboxProfile(privacy_restricted_rate=1.0)).for_account(account(1))
-    assert (await restricted.send_message(ALICE, "hi")).kind is OutcomeKind.PRIVACY_RESTRICTED
+    assert (await restricted.send_message(ALICE, "hi", 1)).kind is OutcomeKind.PRIVACY_RESTRICTED
     assert await restricted.was_message_sent(ALICE, since) is False
 
     inviting = sandbox(clock).for_account(account(1))
@@ -67,7 +67,7 @@ async def test_another_process_on_the_same_record_knows_what_a_killed_one_sent(t
     since = clock.now()
     killed = sandbox(clock, record=JsonlRecord(path)).for_account(account(1))
     later = sandbox(clock, record=JsonlRecord(path)).for_account(account(1))  # built before the send
-    assert (await killed.send_message(ALICE, "hi")).kind is OutcomeKind.SUCCESS
+    assert (await killed.send_message(ALICE, "hi", 1)).kind is OutcomeKind.SUCCESS
 
     assert await later.was_message_sent(ALICE, since) is True
     assert (

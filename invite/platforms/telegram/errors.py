@@ -18,13 +18,16 @@ which outcomes are account-level events the accounts provider must hear about.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from pyrogram import errors
 from pyrogram.errors import RPCError
-from pyrogram.session.session import TransportError
+from pyrogram.errors import rpc_error as rpc_error_module
+from pyrogram.session.session import AuthKeyNotFound, TransportError
 
 from invite.platforms.base import AccountEvent, Outcome, OutcomeKind
 
@@ -34,6 +37,10 @@ K = OutcomeKind
 E = AccountEvent
 
 INVALID_SESSION = "invalid session"  # the detail of a session we could not read
+# A FloodWait rests the account at least this long: FLOOD_WAIT_0 and a 420 naming no wait
+# would otherwise be retried at once
+FLOOD_WAIT_FLOOR = 5.0
+UNKNOWN_ERRORS_FILE = "unknown_errors.txt"  # where kurigram writes error ids it does not know
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,14 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
         E.PEER_FLOOD,
         "this account is limited by Telegram: a spam limit",
     ),
+    ErrorRow(
+        "FLOOD_WAIT_0",
+        (),
+        K.FLOOD_WAIT,
+        E.FLOOD_WAIT,
+        "a wait of no seconds: kurigram resends at once, ten times, then gives up (a timeout); "
+        f"when it reaches the adapter, the account rests {FLOOD_WAIT_FLOOR:g} s",
+    ),
     # --- the person does not accept this --------------------------------------------------
     ErrorRow(
         "USER_PRIVACY_RESTRICTED",
@@ -105,11 +120,35 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
         "the person accepts this only from contacts or Premium users",
     ),
     ErrorRow(
+        "ALLOW_PAYMENT_REQUIRED_X",
+        ("AllowPaymentRequired",),
+        K.PRIVACY_RESTRICTED,
+        None,
+        "the person accepts messages only for Telegram Stars (the price in `.value`)",
+    ),
+    ErrorRow(
+        "ALLOW_PAYMENT_REQUIRED",
+        ("AllowPaymentRequired406",),
+        K.PRIVACY_RESTRICTED,
+        None,
+        "the person accepts messages only for Telegram Stars",
+    ),
+    ErrorRow(
         "USER_NOT_MUTUAL_CONTACT",
         ("UserNotMutualContact", "UserNotMutualContact403"),
         K.PRIVACY_RESTRICTED,
         None,
         "the person accepts this only from mutual contacts",
+    ),
+    # --- the message went out before ---------------------------------------------------------
+    ErrorRow(
+        "RANDOM_ID_DUPLICATE",
+        ("RandomIdDuplicate",),
+        K.SUCCESS,
+        None,
+        "a message was already sent under this random_id (an earlier attempt whose answer was lost): "
+        "delivered once, not sent again. The 500 form (`RandomIdDuplicate500`) kurigram resends "
+        "until it gives up: it ends as a timeout, `delivery_unknown`",
     ),
     # --- the person can't be reached --------------------------------------------------------
     ErrorRow(
@@ -146,6 +185,16 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     ErrorRow("USER_BLOCKED", ("UserBlocked",), K.TARGET_UNAVAILABLE, None, "the person is blocked"),
     ErrorRow(
         "USER_BOT", ("UserBot",), K.TARGET_UNAVAILABLE, None, "a bot: bots join channels only as admins"
+    ),
+    ErrorRow(
+        "BOTS_TOO_MUCH", ("BotsTooMuch",), K.TARGET_UNAVAILABLE, None, "the group has as many bots as it may"
+    ),
+    ErrorRow(
+        "BOT_GROUPS_BLOCKED",
+        ("BotGroupsBlocked",),
+        K.TARGET_UNAVAILABLE,
+        None,
+        "a bot that may not be added to groups",
     ),
     ErrorRow(
         "CHAT_MEMBER_ADD_FAILED",
@@ -202,6 +251,21 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
         "CHANNEL_INVALID", ("ChannelInvalid",), K.CHAT_UNAVAILABLE, None, "no such channel or supergroup"
     ),
     ErrorRow("CHAT_ID_INVALID", ("ChatIdInvalid",), K.CHAT_UNAVAILABLE, None, "no such group"),
+    ErrorRow("CHAT_INVALID", ("ChatInvalid",), K.CHAT_UNAVAILABLE, None, "the group is invalid"),
+    ErrorRow(
+        "MESSAGE_TOO_LONG",
+        ("MessageTooLong",),
+        K.CHAT_UNAVAILABLE,
+        None,
+        "the text is over Telegram's limit: every person would get the same answer, so the task pauses",
+    ),
+    ErrorRow(
+        "MESSAGE_EMPTY",
+        ("MessageEmpty",),
+        K.CHAT_UNAVAILABLE,
+        None,
+        "the text is empty: every person would get the same answer, so the task pauses",
+    ),
     ErrorRow(
         "CHAT_FORBIDDEN",
         ("ChatForbidden",),
@@ -216,6 +280,13 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
         K.NO_ADMIN_RIGHT,
         None,
         "this account is not an admin with the right to do it",
+    ),
+    ErrorRow(
+        "CHAT_ADMIN_INVITE_REQUIRED",
+        ("ChatAdminInviteRequired",),
+        K.NO_ADMIN_RIGHT,
+        None,
+        "this account may not invite into the group: it needs an admin's right to",
     ),
     ErrorRow(
         "CHAT_WRITE_FORBIDDEN",
@@ -252,6 +323,20 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
         K.ACCOUNT_DEAD,
         E.PHONE_NUMBER_BANNED,
         "the account was banned by Telegram's anti-spam system",
+    ),
+    ErrorRow(
+        "FROZEN_METHOD_INVALID",
+        ("FrozenMethodInvalid",),
+        K.ACCOUNT_DEAD,
+        E.USER_DEACTIVATED,
+        "the account is frozen by Telegram (read-only until its owner appeals): out of use; a 420 that names no wait",
+    ),
+    ErrorRow(
+        "FROZEN_PARTICIPANT_MISSING",
+        ("FrozenParticipantMissing",),
+        K.ACCOUNT_DEAD,
+        E.USER_DEACTIVATED,
+        "the account is frozen by Telegram: out of use",
     ),
     ErrorRow(
         "PHONE_NUMBER_BANNED",
@@ -323,6 +408,30 @@ CATEGORY_FALLBACKS: tuple[CategoryRow, ...] = (
     CategoryRow("RPCError", K.TRANSIENT, None, "anything else: retried a bounded number of times"),
 )
 
+
+@dataclass(frozen=True)
+class TransportRow:
+    error: type[TransportError]  # what kurigram raises (in its receive task) for the transport code
+    code: int
+    kind: OutcomeKind
+    event: AccountEvent | None
+    meaning: str
+
+
+# Transport errors: a 4-byte packet instead of a message. Kurigram raises them in its receive
+# task, where no caller sees them (the caller times out); the adapter looks there.
+TRANSPORT_ERRORS: tuple[TransportRow, ...] = (
+    TransportRow(
+        AuthKeyNotFound,
+        -404,
+        K.ACCOUNT_DEAD,
+        E.AUTH_KEY_ERROR,
+        "Telegram does not know the session's auth key: the session is dead",
+    ),
+)
+
+TRANSPORT_CLASSES = tuple(row.error for row in TRANSPORT_ERRORS)
+
 # Not from Telegram's API: the connection itself. Pyrogram raises TimeoutError once its own
 # retries of a request are spent, and OSError/ConnectionError when the socket fails.
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
@@ -332,6 +441,19 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     errors.BadMsgNotification,
     errors.SecurityError,
 )
+
+
+def _unknown_errors_path(name: str) -> Path:
+    return Path(os.devnull) if name == UNKNOWN_ERRORS_FILE else Path(name)
+
+
+def keep_unknown_errors_off_disk() -> None:
+    """Kurigram appends every error id it does not know to ``./unknown_errors.txt`` while it
+    builds the exception (``RPCError.__init__``). In a working directory it may not write in (the
+    image's), that write raises ``OSError``, which kurigram takes for a network failure: it
+    resends the request ten times and the caller sees a timeout, not the error. The adapter logs
+    such ids itself (``telegram_unmapped_error``), so kurigram's file goes to the null device."""
+    rpc_error_module.Path = _unknown_errors_path  # type: ignore[misc,assignment]
 
 
 def pyrogram_class(name: str) -> type[RPCError] | None:
@@ -349,7 +471,10 @@ _NUMBER = re.compile(r"_(\d+)")
 
 
 def error_id(exc: RPCError) -> str:
-    """Telegram's error id, also for an id this Pyrogram version does not know (``"[400 NEW_ID]"``)."""
+    """Telegram's error id, also for an id this Pyrogram version does not know (``"[400 NEW_ID]"``);
+    a FloodWait of no seconds is ``FLOOD_WAIT_0``."""
+    if isinstance(exc, errors.FloodWait) and exc.value == 0:
+        return "FLOOD_WAIT_0"
     if exc.ID:
         return str(exc.ID)
     message = _message_in_value(exc)
@@ -362,24 +487,14 @@ def outcome_for(exc: BaseException) -> Outcome:
     """The outcome of a call that raised ``exc``; never raises."""
     if isinstance(exc, RPCError):
         return _rpc_outcome(exc)
+    transport = next((row for row in TRANSPORT_ERRORS if isinstance(exc, row.error)), None)
+    if transport is not None:
+        detail = f"{transport.error.__name__}: transport error {transport.code}"
+        return Outcome(transport.kind, detail=detail, event=transport.event)
     if isinstance(exc, NETWORK_ERRORS):
         return Outcome(K.TRANSIENT, detail=f"network: {type(exc).__name__}")
     log.error("telegram_unexpected_error", error_class=type(exc).__name__, exc_info=exc)
     return Outcome(K.TRANSIENT, detail=f"unexpected: {type(exc).__name__}")
-
-
-def account_event_for(outcome: Outcome) -> AccountEvent | None:
-    """The event to report to the accounts provider, or None when the outcome is not about the account."""
-    if outcome.kind not in (K.FLOOD_WAIT, K.PEER_FLOOD, K.ACCOUNT_DEAD):
-        return None
-    row = _BY_ID.get(outcome.detail.partition(":")[0])
-    if row is not None and row.kind is outcome.kind:
-        return row.event
-    if outcome.detail.startswith(INVALID_SESSION):
-        return None  # our reading failed; that is no news about the account itself
-    return {K.FLOOD_WAIT: E.FLOOD_WAIT, K.PEER_FLOOD: E.PEER_FLOOD, K.ACCOUNT_DEAD: E.AUTH_KEY_ERROR}[
-        outcome.kind
-    ]
 
 
 def render_markdown() -> str:
@@ -402,8 +517,25 @@ def render_markdown() -> str:
         lines.append(
             f"| `{fallback.category}` | `{fallback.kind}` | {_event(fallback.event)} | {fallback.meaning} |"
         )
+    lines += [
+        "",
+        "Transport errors (a 4-byte packet instead of a message; kurigram raises them in its receive task):",
+        "",
+        "| transport code | kurigram class | outcome | reported to the platform as | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for transport in TRANSPORT_ERRORS:
+        lines.append(
+            f"| `{transport.code}` | `{transport.error.__name__}` | `{transport.kind}` "
+            f"| {_event(transport.event)} | {transport.meaning} |"
+        )
     network = ", ".join(f"`{cls.__name__}`" for cls in NETWORK_ERRORS)
-    lines += ["", f"Network errors and timeouts ({network}) → `transient`, not reported.", ""]
+    lines += [
+        "",
+        f"Network errors and timeouts ({network}) → `transient`, not reported; on a message whose "
+        "request had been handed to the connection → `delivery_unknown` (it may have gone out).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -415,12 +547,12 @@ def _rpc_outcome(exc: RPCError) -> Outcome:
     eid = error_id(exc)
     row = _BY_ID.get(eid) or _row_by_class(exc)
     if row is not None:
-        return _outcome(row.kind, row.error_id, exc)
+        return _outcome(row.kind, row.event, row.error_id, exc)
     fallback = next(f for f in CATEGORY_FALLBACKS if isinstance(exc, _category(f.category)))
     log.warning(
         "telegram_unmapped_error", error_id=eid, error_class=type(exc).__name__, outcome=str(fallback.kind)
     )
-    return _outcome(fallback.kind, eid, exc)
+    return _outcome(fallback.kind, fallback.event, eid, exc)
 
 
 def _row_by_class(exc: RPCError) -> ErrorRow | None:
@@ -431,10 +563,10 @@ def _category(name: str) -> type[RPCError]:
     return pyrogram_class(name) or RPCError
 
 
-def _outcome(kind: OutcomeKind, eid: str, exc: RPCError) -> Outcome:
+def _outcome(kind: OutcomeKind, event: AccountEvent | None, eid: str, exc: RPCError) -> Outcome:
     if kind is K.FLOOD_WAIT:
-        return Outcome(kind, seconds=float(_seconds(exc)), detail=eid)
-    return Outcome(kind, detail=eid)
+        return Outcome(kind, seconds=max(float(_seconds(exc)), FLOOD_WAIT_FLOOR), detail=eid, event=event)
+    return Outcome(kind, detail=eid, event=event)
 
 
 def _seconds(exc: RPCError) -> int:

@@ -16,9 +16,10 @@ that fits (none of their lengths overlap, so the order only matters for the wrap
 Anything else raises ``InvalidSession``, whose message never quotes the session.
 
 A Telethon string carries the DC's address and port but no user id. Pyrogram's string carries
-neither address nor port: Pyrogram connects to its own address for the DC id, so the address
-only tells test servers from production ones. The user id is written as 0 ("unknown") and
-learnt from ``users.getFullUser`` when the client connects.
+neither address nor port (Pyrogram connects to its own address for the DC id): the adapter
+keeps the Telethon address (``SessionParts.address``) and has the client connect there, and the
+address tells test servers (IPv4 or IPv6) from production ones. The user id is written as 0
+("unknown") and learnt from ``users.getFullUser`` when the client connects.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ _PYROGRAM_OLD_FORMATS = {
     Storage.SESSION_STRING_SIZE: Storage.OLD_SESSION_STRING_FORMAT,
     Storage.SESSION_STRING_SIZE_64: Storage.OLD_SESSION_STRING_FORMAT_64,
 }
-_TEST_ADDRESSES = frozenset(TEST.values())
+# Telegram's test DCs: kurigram's IPv4 table, and their IPv6 addresses (a test DC's ends in ::e,
+# a production DC's in ::a)
+_TEST_ADDRESSES = frozenset(
+    [*TEST.values(), "2001:b28:f23d:f001::e", "2001:67c:4e8:f002::e", "2001:b28:f23d:f003::e"]
+)
 
 
 class InvalidSession(ValueError):
@@ -63,6 +68,7 @@ class SessionParts:
     user_id: int = 0  # 0: unknown (Telethon strings carry none)
     is_bot: bool = False
     api_id: int = 0  # 0: unknown (Telethon strings and old Pyrogram strings carry none)
+    address: tuple[str, int] | None = None  # the DC's address and port (Telethon strings carry it)
 
     def __repr__(self) -> str:
         return f"SessionParts(origin={self.origin!r}, dc_id={self.dc_id}, test_mode={self.test_mode})"
@@ -120,9 +126,11 @@ def _telethon(text: str) -> SessionParts | None:
     if payload is None or len(payload) not in _TELETHON_PAYLOAD_SIZES:
         return None
     ip_size = _TELETHON_PAYLOAD_SIZES[len(payload)]
-    dc_id, ip, _port, auth_key = struct.unpack(_TELETHON_FORMAT.format(ip_size), payload)
+    dc_id, ip, port, auth_key = struct.unpack(_TELETHON_FORMAT.format(ip_size), payload)
     address = ipaddress.ip_address(ip).compressed
-    return SessionParts("telethon", dc_id, auth_key, test_mode=address in _TEST_ADDRESSES)
+    return SessionParts(
+        "telethon", dc_id, auth_key, test_mode=address in _TEST_ADDRESSES, address=(address, port)
+    )
 
 
 def _pyrogram(text: str) -> SessionParts | None:

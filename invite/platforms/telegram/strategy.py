@@ -5,7 +5,19 @@ The client lives in memory, takes no updates and never sleeps through a FloodWai
 ``initialize_client`` and reused until ``close``. It is started by hand (connect, then
 ``users.getFullUser`` for the account's own id) rather than with ``Client.start``, which would
 fall into the interactive login when the session lacks a user id, as converted Telethon
-sessions do.
+sessions do; and it is never ``initialize``d: that starts kurigram's updates watchdog, whose
+failure would later keep ``stop`` from disconnecting. ``close`` disconnects whatever state the
+client is in: a connection left on the account's key would make the next holder's
+AUTH_KEY_DUPLICATED, and Telegram revokes the key for that.
+
+Every call has its own time limit (``call_timeout_seconds``): kurigram itself waits 15 s per
+try and tries ten times. A message whose request was handed to the connection and whose answer
+never came is ``DELIVERY_UNKNOWN``: it may have gone out. Messages are sent under the
+``random_id`` the engine chose, so a later attempt at the same person is answered
+``RANDOM_ID_DUPLICATE`` (delivered) rather than delivered twice. A session whose key Telegram
+no longer knows (transport error −404, raised in kurigram's receive task where no caller sees
+it) is read there, and the account is dead. A FloodWait while connecting is remembered by the
+factory: the account is not connected again until it is over.
 
 People are reached by ``@username`` (resolved), by numeric id (only when this account has met
 them: Telegram needs the access hash that comes with that meeting) or by ``+phone`` (imported
@@ -13,7 +25,9 @@ as a contact, and deleted again afterwards unless ``keep_imported_contacts``; co
 account had before are never deleted).
 
 Groups are named by ``@username``, a ``t.me/`` link or a numeric id; a numeric id the client has
-not met is looked up in the account's dialogs (a few pages).
+not met is looked up in the account's dialogs (a few pages). An invite counts only once
+Telegram shows the person in the group (``channels.getParticipant``, the basic group's full
+chat): the updates of the answer tell "added now" (the service message) from "already a member".
 
 Whether a message went out (asked of one whose worker died mid-send) is read from the account's
 own dialog with the person: an outgoing message dated since the attempt began.
@@ -22,20 +36,31 @@ own dialog with the person: an outgoing message dated since the attempt began.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pyrogram
 import structlog
-from pyrogram import enums, raw, types, utils
-from pyrogram.errors import PeerIdInvalid, RPCError, UserIdInvalid
+from pyrogram import enums, raw, utils
+from pyrogram.errors import InternalServerError, PeerIdInvalid, RPCError, UserIdInvalid, UserNotParticipant
+from pyrogram.storage import SQLiteStorage
 
+from invite.engine.clock import Clock, RealClock
+from invite.observability.metrics import integration_errors
 from invite.platforms.base import AccountData, Outcome, OutcomeKind, RateLimits, Target, TargetKind
-from invite.platforms.telegram.errors import INVALID_SESSION, outcome_for
-from invite.platforms.telegram.sessions import InvalidSession, pyrogram_session_string
+from invite.platforms.telegram.errors import (
+    INVALID_SESSION,
+    NETWORK_ERRORS,
+    TRANSPORT_CLASSES,
+    keep_unknown_errors_off_disk,
+    outcome_for,
+)
+from invite.platforms.telegram.sessions import InvalidSession, parse_session, to_pyrogram_string
 from invite.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -53,6 +78,8 @@ _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 _LINK_PREFIX = re.compile(r"^(?:https?://)?(?:t\.me|telegram\.me|telegram\.dog)/", re.IGNORECASE)
 
 ClientFactory = Callable[..., pyrogram.Client]  # called with pyrogram.Client's keyword arguments
+T = TypeVar("T")
+TRANSPORT_CHECK_SECONDS = 0.25  # how often a call in flight looks whether the connection died
 
 
 @dataclass(frozen=True)
@@ -62,12 +89,18 @@ class TelegramConfig:
     limits: RateLimits
     keep_imported_contacts: bool = False
     connect_timeout_seconds: float = 30.0
+    call_timeout_seconds: float = 30.0  # one action, all its requests
+    phone_import_rest_seconds: float = 6 * 3600.0  # after retry_contacts ("import later")
     dialog_pages: int = 5  # pages of DIALOGS_PAGE dialogs searched for a numeric group id
     client_factory: ClientFactory = pyrogram.Client
+    clock: Clock = field(default_factory=RealClock)
 
 
 class TelegramFactory:
-    """Makes a ``TelegramStrategy`` per account; api_id/api_hash come from Vault or the environment."""
+    """Makes a ``TelegramStrategy`` per account; api_id/api_hash come from Vault or the environment.
+
+    What Telegram said about an account outlives the strategy of one lease: until when it must
+    not connect (a FloodWait at connect) and until when its phone imports rest."""
 
     driver = DRIVER
 
@@ -79,18 +112,26 @@ class TelegramFactory:
         limits: RateLimits,
         keep_imported_contacts: bool = False,
         connect_timeout_seconds: float = 30.0,
+        call_timeout_seconds: float = 30.0,
+        phone_import_rest_seconds: float = 6 * 3600.0,
         dialog_pages: int = 5,
         client_factory: ClientFactory = pyrogram.Client,
+        clock: Clock | None = None,
     ) -> None:
+        keep_unknown_errors_off_disk()
         self._config = TelegramConfig(
             api_id,
             api_hash,
             limits,
             keep_imported_contacts,
             connect_timeout_seconds,
+            call_timeout_seconds,
+            phone_import_rest_seconds,
             dialog_pages,
             client_factory,
+            clock or RealClock(),
         )
+        self._rests: dict[str, _Rests] = {}
 
     @classmethod
     def from_settings(
@@ -113,11 +154,39 @@ class TelegramFactory:
             limits=limits,
             keep_imported_contacts=settings.telegram_keep_imported_contacts,
             connect_timeout_seconds=settings.telegram_connect_timeout_seconds,
+            call_timeout_seconds=settings.telegram_call_timeout_seconds,
+            phone_import_rest_seconds=settings.telegram_phone_import_rest_seconds,
             client_factory=client_factory,
         )
 
     def for_account(self, account: AccountData) -> TelegramStrategy:
-        return TelegramStrategy(account, self._config)
+        return TelegramStrategy(account, self._config, self._rests.setdefault(account.id, _Rests()))
+
+
+@dataclass
+class _Rests:
+    """Until when an account must not connect, and until when its phone imports rest."""
+
+    connect: datetime | None = None
+    phone_imports: datetime | None = None
+
+
+class SessionStorage(SQLiteStorage):
+    """Kurigram's in-memory storage of a session string, connecting where the session says.
+
+    A Pyrogram session string names no address: opened alone, the storage sets the production
+    address of its DC. A Telethon session names its DC's address and port, and the client goes
+    there (test DCs, IPv6, a loopback server in the tests)."""
+
+    def __init__(self, name: str, session_string: str, address: tuple[str, int] | None) -> None:
+        super().__init__(name, workdir=Path(), session_string=session_string, in_memory=True)
+        self._address = address
+
+    async def open(self) -> None:
+        await super().open()  # type: ignore[no-untyped-call]
+        if self._address is not None:
+            await self.server_address(self._address[0])
+            await self.port(self._address[1])
 
 
 @dataclass(frozen=True)
@@ -131,11 +200,13 @@ class TelegramStrategy:
 
     driver = DRIVER
 
-    def __init__(self, account: AccountData, config: TelegramConfig) -> None:
+    def __init__(self, account: AccountData, config: TelegramConfig, rests: _Rests | None = None) -> None:
         self._account = account
         self._config = config
+        self._rests = rests or _Rests()
         self._client: pyrogram.Client | None = None
         self._contacts_before: set[int] | None = None  # the account's own contacts, read once
+        self._contact_phones: dict[str, int] = {}  # their phone numbers (digits) → user id
         self._client_ids = 0  # numbers imported contacts; Telegram's answer refers to them by it
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -143,17 +214,27 @@ class TelegramStrategy:
         if self._client is not None:
             return Outcome(OutcomeKind.SUCCESS, detail="already connected")
         self._account = account
+        now = self._config.clock.now()
+        if self._rests.connect is not None and now < self._rests.connect:
+            left = (self._rests.connect - now).total_seconds()
+            return Outcome(OutcomeKind.FLOOD_WAIT, left, "FLOOD_WAIT_X: still waiting since the last connect")
         try:
-            session_string = pyrogram_session_string(account.session, self._config.api_id)
+            parts = parse_session(account.session)
         except InvalidSession as exc:
+            # Ours (or the provider's data), not the account's: left out while it lasts, never
+            # retired nor reported; the warning says why, the metric raises the alert.
             log.warning("telegram_invalid_session", account_id=account.id, reason=str(exc))
-            return Outcome(OutcomeKind.ACCOUNT_DEAD, detail=f"{INVALID_SESSION}: {exc}")
+            integration_errors.labels(service="account_session").inc()
+            return Outcome(OutcomeKind.TRANSIENT, detail=f"{INVALID_SESSION}: {exc}")
+        name = f"invite-{account.id}"
         client = self._config.client_factory(
-            name=f"invite-{account.id}",
+            name=name,
             api_id=self._config.api_id,
             api_hash=self._config.api_hash,
-            session_string=session_string,
-            in_memory=True,
+            storage_engine=SessionStorage(
+                name, to_pyrogram_string(parts, self._config.api_id), parts.address
+            ),
+            ipv6=parts.address is not None and ":" in parts.address[0],
             no_updates=True,
             sleep_threshold=0,
             parse_mode=enums.ParseMode.DISABLED,
@@ -163,12 +244,15 @@ class TelegramStrategy:
             fetch_stickers=False,
         )
         try:
-            user_id = await asyncio.wait_for(_start(client), self._config.connect_timeout_seconds)
+            async with asyncio.timeout(self._config.connect_timeout_seconds):
+                user_id = await _watched(client, _start(client))
         except BaseException as exc:
+            outcome = _failure(client, exc) if isinstance(exc, Exception) else None
             await _stop(client)
-            if not isinstance(exc, Exception):
+            if outcome is None:
                 raise  # cancelled: let go of the half-started client, then go on cancelling
-            outcome = outcome_for(exc)  # the engine never sees a pyrogram exception
+            if outcome.kind is OutcomeKind.FLOOD_WAIT:
+                self._rests.connect = self._config.clock.now() + timedelta(seconds=outcome.seconds)
             log.info(
                 "telegram_connect_failed",
                 account_id=account.id,
@@ -197,19 +281,33 @@ class TelegramStrategy:
 
     # --- actions -------------------------------------------------------------------------------
     async def check_invite_right(self, group_id: str) -> Outcome:
+        """Whether this account may add people to the group, by Telegram's own rules: the
+        creator and admins with the right may; in a basic group every member may unless the
+        group's default rights forbid it; in a supergroup members may when its default rights
+        allow it (a broadcast channel: admins only)."""
+
         async def check(client: pyrogram.Client) -> Outcome:
             chat = await self._chat(client, group_id)
             if isinstance(chat, Outcome):
                 return chat
             member = await client.get_chat_member(chat, "me")
-            if member.status is enums.ChatMemberStatus.OWNER:
+            status = member.status
+            if status is enums.ChatMemberStatus.OWNER:
                 return Outcome(OutcomeKind.SUCCESS, detail="creator")
-            if member.status is enums.ChatMemberStatus.ADMINISTRATOR:
+            if status is enums.ChatMemberStatus.ADMINISTRATOR:
                 # A basic group's admins carry no privileges object: they may always add members.
                 if member.privileges is None or member.privileges.can_invite_users:
                     return Outcome(OutcomeKind.SUCCESS, detail="administrator with the right to invite")
                 return Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail="administrator without the right to invite")
-            return Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail=f"{member.status.value}, not an administrator")
+            if status is enums.ChatMemberStatus.MEMBER:
+                if await _members_may_invite(client, chat):
+                    return Outcome(OutcomeKind.SUCCESS, detail="member; the group lets members add people")
+                return Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail="member; only admins may add people here")
+            if status is enums.ChatMemberStatus.RESTRICTED and (
+                member.permissions is not None and member.permissions.can_invite_users
+            ):
+                return Outcome(OutcomeKind.SUCCESS, detail="restricted member still allowed to add people")
+            return Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail=f"{status.value}, may not add people")
 
         return await self._guarded(check)
 
@@ -222,27 +320,31 @@ class TelegramStrategy:
             if isinstance(person, Outcome):
                 return person
             try:
-                failed = await client.add_chat_members(chat, person.user_id)
+                return await _add_member(client, chat, person.user_id)
             finally:
                 await self._forget(client, person)
-            if failed:
-                return Outcome(OutcomeKind.PRIVACY_RESTRICTED, detail=_missing_invitee(failed[0]))
-            return Outcome(OutcomeKind.SUCCESS)
 
         return await self._guarded(invite)
 
-    async def send_message(self, target: Target, text: str) -> Outcome:
+    async def send_message(self, target: Target, text: str, random_id: int) -> Outcome:
+        handed_over = False  # from here on, a lost answer means the message may have gone out
+
         async def send(client: pyrogram.Client) -> Outcome:
+            nonlocal handed_over
             person = await self._person(client, target)
             if isinstance(person, Outcome):
                 return person
             try:
-                await client.send_message(person.user_id, text)
+                peer: Any = await client.resolve_peer(person.user_id)
+                handed_over = True
+                await client.invoke(
+                    raw.functions.messages.SendMessage(peer=peer, message=text, random_id=random_id)
+                )
             finally:
                 await self._forget(client, person)
             return Outcome(OutcomeKind.SUCCESS)
 
-        return await self._guarded(send)
+        return await self._guarded(send, fate_unknown=lambda: handed_over)
 
     async def add_to_contacts(self, target: Target) -> Outcome:
         async def add(client: pyrogram.Client) -> Outcome:
@@ -273,16 +375,17 @@ class TelegramStrategy:
         if client is None:
             return None
         try:
-            person = await self._person(client, target)
-            if isinstance(person, Outcome):
-                log.info("telegram_delivery_unknown", account_id=self._account.id, detail=person.detail)
-                return None
-            try:
-                return await _sent_since(client, person.user_id, since - CLOCK_TOLERANCE)
-            finally:
-                await self._forget(client, person)
+            async with asyncio.timeout(self._config.call_timeout_seconds):
+                person = await self._person(client, target)
+                if isinstance(person, Outcome):
+                    log.info("telegram_delivery_unknown", account_id=self._account.id, detail=person.detail)
+                    return None
+                try:
+                    return await _sent_since(client, person.user_id, since - CLOCK_TOLERANCE)
+                finally:
+                    await self._forget(client, person)
         except Exception as exc:  # the engine never sees a pyrogram exception
-            outcome = outcome_for(exc)
+            outcome = _failure(client, exc)
             log.info(
                 "telegram_delivery_unknown",
                 account_id=self._account.id,
@@ -292,14 +395,27 @@ class TelegramStrategy:
             return None
 
     # --- helpers -------------------------------------------------------------------------------
-    async def _guarded(self, action: Callable[[pyrogram.Client], Awaitable[Outcome]]) -> Outcome:
+    async def _guarded(
+        self,
+        action: Callable[[pyrogram.Client], Coroutine[Any, Any, Outcome]],
+        fate_unknown: Callable[[], bool] = lambda: False,
+    ) -> Outcome:
+        """``action``'s outcome within the call time limit; a failure of the connection after
+        ``fate_unknown()`` turned true is ``DELIVERY_UNKNOWN``."""
         client = self._client
         if client is None:
             return Outcome(OutcomeKind.TRANSIENT, detail="client not initialized")
         try:
-            return await action(client)
+            async with asyncio.timeout(self._config.call_timeout_seconds):
+                return await _watched(client, action(client))
         except Exception as exc:  # the engine never sees a pyrogram exception
-            return outcome_for(exc)
+            outcome = _failure(client, exc)
+            lost = isinstance(exc, (*NETWORK_ERRORS, InternalServerError))
+            if lost and outcome.kind is OutcomeKind.TRANSIENT and fate_unknown():
+                return Outcome(
+                    OutcomeKind.DELIVERY_UNKNOWN, detail=f"no answer to the send: {outcome.detail}"
+                )
+            return outcome
 
     async def _chat(self, client: pyrogram.Client, group_id: str) -> int | Outcome:
         """The group's marked id (as Pyrogram's methods take it), or why it can't be used."""
@@ -307,7 +423,8 @@ class TelegramStrategy:
         if ref is None:
             return Outcome(
                 OutcomeKind.CHAT_UNAVAILABLE,
-                detail="not a group id, @username or public t.me link (private invite links can't be resolved)",
+                detail="not a group id (negative; -100… for a supergroup or channel), @username or public "
+                "t.me link (private invite links can't be resolved)",
             )
         try:
             peer = await self._resolve_chat(client, ref)
@@ -381,9 +498,24 @@ class TelegramStrategy:
         return _Person(peer.user_id)
 
     async def _import(self, client: pyrogram.Client, target: Target) -> _Person | Outcome:
-        """Import the phone as a contact; only Telegram's answer says whether someone has it."""
-        if self._contacts_before is None and not self._config.keep_imported_contacts:
-            self._contacts_before = {user.id for user in await client.get_contacts()}
+        """The person with this phone: one of the account's own contacts as it is (importing it
+        again would rename the owner's contact), else imported; only Telegram's answer says
+        whether someone has it. After "import later" (``retry_contacts``) the account's phone
+        imports rest for ``phone_import_rest_seconds``."""
+        now = self._config.clock.now()
+        resting = self._rests.phone_imports
+        if resting is not None and now < resting:
+            return Outcome(
+                OutcomeKind.TRANSIENT,
+                detail=f"retry_contacts: phone imports rest until {resting.isoformat()}",
+            )
+        if self._contacts_before is None:
+            users = await client.get_contacts()
+            self._contacts_before = {user.id for user in users}
+            self._contact_phones = {_digits(u.phone_number): u.id for u in users if u.phone_number}
+        own = self._contact_phones.get(_digits(target.value))
+        if own is not None:
+            return _Person(own)
         first_name, last_name = _names(target)
         self._client_ids += 1
         contact = raw.types.InputPhoneContact(
@@ -392,11 +524,14 @@ class TelegramStrategy:
         answer = await client.invoke(raw.functions.contacts.ImportContacts(contacts=[contact]))
         user_id = next((c.user_id for c in answer.imported if c.client_id == contact.client_id), None)
         if user_id is not None:
-            known = self._contacts_before is not None and user_id in self._contacts_before
+            known = user_id in self._contacts_before
             return _Person(user_id, imported=not known and not self._config.keep_imported_contacts)
         if contact.client_id in answer.retry_contacts:
+            until = now + timedelta(seconds=self._config.phone_import_rest_seconds)
+            self._rests.phone_imports = until
             return Outcome(
-                OutcomeKind.TRANSIENT, detail="retry_contacts: Telegram postponed this contact import"
+                OutcomeKind.TRANSIENT,
+                detail=f"retry_contacts: Telegram postponed this import; phone imports rest until {until.isoformat()}",
             )
         return Outcome(
             OutcomeKind.NOT_FOUND,
@@ -418,32 +553,143 @@ class TelegramStrategy:
 
 
 def chat_ref(group_id: str) -> int | str | None:
-    """A group reference Pyrogram resolves: a marked numeric id or a username; None otherwise."""
+    """A group reference Pyrogram resolves: a marked numeric id (a basic group's negative, a
+    supergroup's or channel's ``-100…``) or a username; None otherwise (the tasks API refuses
+    such a group id with a 422)."""
     text = _LINK_PREFIX.sub("", group_id.strip()).lstrip("@").rstrip("/")
     if re.fullmatch(r"-?\d+", text):
-        return int(text)
+        number = int(text)
+        try:
+            peer_type = utils.get_peer_type(number)
+        except ValueError:  # outside every range of Telegram's ids
+            return None
+        return number if peer_type in ("chat", "channel") else None  # a positive id is a person's
     return text if _USERNAME.match(text) else None
 
 
 async def _start(client: pyrogram.Client) -> int:
+    """Connect and learn the account's own id; never ``initialize`` (no updates watchdog)."""
     await client.connect()
     me = await client.get_me()
     if not await client.storage.user_id():
         await client.storage.user_id(me.id)
         await client.storage.is_bot(bool(me.is_bot))
     client.me = me
-    await client.initialize()
     return int(me.id)
 
 
 async def _stop(client: pyrogram.Client) -> None:
+    """Disconnect, whatever state the client is in: no connection stays on the account's key."""
+    session = client.session
     try:
-        if client.is_initialized:
-            await client.stop()
-        elif client.is_connected:
+        if client.is_connected:
             await client.disconnect()
     except Exception as exc:
         log.warning("telegram_stop_failed", error_class=type(exc).__name__)
+    if session is not None and session.connection is not None and session.connection.protocol is not None:
+        with contextlib.suppress(Exception):  # already closed by the disconnect, most often
+            await session.connection.close()
+
+
+def _failure(client: pyrogram.Client, exc: Exception) -> Outcome:
+    """What ``exc`` means, or what kurigram's receive task died of (``_transport_error``)."""
+    return outcome_for(_transport_error(client) or exc)
+
+
+def _transport_error(client: pyrogram.Client) -> BaseException | None:
+    """The transport error (−404: the auth key is unknown) kurigram's receive task died of, if it
+    did: it is raised there, where no caller sees it, and kurigram does not reconnect after it;
+    the caller would only ever see its own timeout."""
+    session = client.session
+    task = session.recv_task if session is not None else None
+    if task is None or not task.done() or task.cancelled():
+        return None
+    error = task.exception()
+    return error if isinstance(error, TRANSPORT_CLASSES) else None
+
+
+async def _watched(client: pyrogram.Client, work: Coroutine[Any, Any, T]) -> T:
+    """``work``'s result, unless kurigram's receive task dies of a transport error first: then
+    that error is raised and ``work`` cancelled (looked at every ``TRANSPORT_CHECK_SECONDS``)."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=TRANSPORT_CHECK_SECONDS)
+            if done:
+                return task.result()
+            dead = _transport_error(client)
+            if dead is not None:
+                raise dead
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+async def _add_member(client: pyrogram.Client, chat: int, user_id: int) -> Outcome:
+    """Invite, then believe only Telegram's own record: the answer's updates tell "added now"
+    (a service message adding the person) from "already a member" (no error, no message), and
+    the group's member list confirms either before the person counts as invited."""
+    group: Any = await client.resolve_peer(chat)  # a basic group's or a channel's (``_chat``)
+    peer: Any = await client.resolve_peer(user_id)  # a person's (``_person``)
+    person = raw.types.InputUser(user_id=peer.user_id, access_hash=peer.access_hash)
+    if isinstance(group, raw.types.InputPeerChat):
+        answer: Any = await client.invoke(
+            raw.functions.messages.AddChatUser(chat_id=group.chat_id, user_id=person, fwd_limit=0)
+        )
+    else:
+        channel = raw.types.InputChannel(channel_id=group.channel_id, access_hash=group.access_hash)
+        answer = await client.invoke(raw.functions.channels.InviteToChannel(channel=channel, users=[person]))
+    if answer.missing_invitees:
+        return Outcome(OutcomeKind.PRIVACY_RESTRICTED, detail=_missing_invitee(answer.missing_invitees[0]))
+    added = _adds(answer.updates, user_id)
+    if not await _is_member(client, group, peer):
+        return Outcome(
+            OutcomeKind.TARGET_UNAVAILABLE,
+            detail="Telegram answered without an error, but the person is not in the group",
+        )
+    if added:
+        return Outcome(OutcomeKind.SUCCESS, detail="added; in the group's member list")
+    return Outcome(OutcomeKind.ALREADY_MEMBER, detail="already a member: Telegram's answer added no one")
+
+
+async def _members_may_invite(client: pyrogram.Client, chat: int) -> bool:
+    """Whether the group's default rights let its members add people (never in a channel)."""
+    peer: Any = await client.resolve_peer(chat)
+    if isinstance(peer, raw.types.InputPeerChat):
+        answer: Any = await client.invoke(raw.functions.messages.GetChats(id=[peer.chat_id]))
+    else:
+        channel = raw.types.InputChannel(channel_id=peer.channel_id, access_hash=peer.access_hash)
+        answer = await client.invoke(raw.functions.channels.GetChannels(id=[channel]))
+    group = answer.chats[0]
+    if getattr(group, "broadcast", False):
+        return False
+    banned = group.default_banned_rights
+    return banned is None or not banned.invite_users
+
+
+def _adds(updates: Any, user_id: int) -> bool:
+    """Whether the updates hold a service message adding ``user_id``."""
+    for update in getattr(updates, "updates", []):
+        message = getattr(update, "message", None)
+        action = getattr(message, "action", None)
+        if isinstance(action, raw.types.MessageActionChatAddUser) and user_id in action.users:
+            return True
+    return False
+
+
+async def _is_member(client: pyrogram.Client, group: Any, peer: Any) -> bool:
+    if isinstance(group, raw.types.InputPeerChat):
+        full: Any = await client.invoke(raw.functions.messages.GetFullChat(chat_id=group.chat_id))
+        participants = getattr(full.full_chat.participants, "participants", [])
+        return any(p.user_id == peer.user_id for p in participants)
+    channel = raw.types.InputChannel(channel_id=group.channel_id, access_hash=group.access_hash)
+    try:
+        await client.invoke(raw.functions.channels.GetParticipant(channel=channel, participant=peer))
+    except UserNotParticipant:
+        return False
+    return True
 
 
 async def _sent_since(client: pyrogram.Client, user_id: int, since: datetime) -> bool | None:
@@ -489,16 +735,20 @@ async def _known(client: pyrogram.Client, peer_id: int) -> bool:
     return True
 
 
+def _digits(phone: str) -> str:
+    return "".join(c for c in phone if c.isdigit())
+
+
 def _names(target: Target) -> tuple[str, str]:
     first = str(target.data.get("first_name") or "").strip() or target.value
     last = str(target.data.get("last_name") or "").strip()
     return first, last
 
 
-def _missing_invitee(failed: types.FailedToAddMember) -> str:
-    if failed.premium_would_allow_invite:
+def _missing_invitee(missing: raw.types.MissingInvitee) -> str:
+    if missing.premium_would_allow_invite:
         reason = "their privacy settings let only contacts and Premium users add them"
-    elif failed.premium_required_to_send_messages:
+    elif missing.premium_required_for_pm:
         reason = "their privacy settings let only contacts add them, and only Premium users message them"
     else:
         reason = "their privacy settings keep them out"

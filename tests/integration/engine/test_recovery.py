@@ -4,6 +4,7 @@ sent (delivered), not sent (sent now, once) or cannot tell (uncertain, never re-
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
@@ -27,6 +28,8 @@ ACCOUNT = f"sandbox-{TENANT}-1"
 ORPHAN = """UPDATE invite_targets SET status = $4, outcome = $5, lease_owner = 'dead-replica', attempts = 1,
                   lease_expires_at = $2, account_id = $6
            WHERE task_id = $1 AND identifier_key = ANY($3::text[])"""
+
+RANDOM_IDS = itertools.count(1)  # a fresh random_id for every message these tests send
 
 
 async def orphan(
@@ -77,13 +80,15 @@ async def test_messages_left_in_doubt_are_settled_by_asking_the_platform(fresh_d
     lost: list[str] = []
     for n in range(1, 41):
         key = f"u:user{n}"
-        answer = await probe.send_message(Target.from_key(key), "probe")
+        answer = await probe.send_message(Target.from_key(key), "probe", next(RANDOM_IDS))
         (found if answer.kind is OutcomeKind.SUCCESS else lost).append(key)
     delivered, unsent, unknown = found[0], found[1], lost[0]
     for n in range(20):  # someone to have been left in doubt in a task that completed since
         prefix = f"earlier{n}_"
         earlier = f"u:{prefix}1"
-        if (await probe.send_message(Target.from_key(earlier), "probe")).kind is OutcomeKind.SUCCESS:
+        if (
+            await probe.send_message(Target.from_key(earlier), "probe", next(RANDOM_IDS))
+        ).kind is OutcomeKind.SUCCESS:
             break
     expired = clock.now() - timedelta(seconds=1)
     attempt_began = expired - timedelta(seconds=settings.target_lease_seconds)
@@ -117,7 +122,9 @@ async def test_messages_left_in_doubt_are_settled_by_asking_the_platform(fresh_d
         )
         # it did send one of them before it died: the record (Telegram) knows, the database does not
         sender = factory.for_account(AccountData(ACCOUNT, TENANT))
-        assert (await sender.send_message(Target.from_key(delivered), "Hi there")).kind is OutcomeKind.SUCCESS
+        assert (
+            await sender.send_message(Target.from_key(delivered), "Hi there", next(RANDOM_IDS))
+        ).kind is OutcomeKind.SUCCESS
         before = len(factory.record.read_since(0)[0])
 
         async with running_engine(pool, settings, clock, factory, SandboxAccounts(2)):

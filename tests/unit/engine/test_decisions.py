@@ -13,7 +13,7 @@ from invite.engine.decisions import (
     dead_account_event,
     decide,
 )
-from invite.platforms.base import AccountEvent, OutcomeKind
+from invite.platforms.base import AccountEvent, Outcome, OutcomeKind
 
 
 def test_every_outcome_has_a_decision() -> None:
@@ -54,10 +54,18 @@ def test_refusals_of_the_account_put_the_person_back_uncounted(
 
 def test_transient_errors_retry_and_count_for_the_breaker() -> None:
     assert decide(OutcomeKind.TRANSIENT).fate is TargetFate.RETRY
-    assert {"flood_wait", "peer_flood", "account_dead", "transient"} == BREAKER_ERRORS
+    assert {"flood_wait", "peer_flood", "account_dead", "transient", "delivery_unknown"} == BREAKER_ERRORS
 
 
-def test_dead_account_event_names_the_cause() -> None:
-    assert dead_account_event("AUTH_KEY_UNREGISTERED") is AccountEvent.AUTH_KEY_ERROR
-    assert dead_account_event("PHONE_NUMBER_BANNED") is AccountEvent.PHONE_NUMBER_BANNED
-    assert dead_account_event("USER_DEACTIVATED_BAN") is AccountEvent.USER_DEACTIVATED
+def test_a_message_of_unknown_fate_is_uncertain_and_never_sent_again() -> None:
+    decision = decide(OutcomeKind.DELIVERY_UNKNOWN)
+    assert (decision.fate, decision.status, decision.breaker) == (TargetFate.DONE, "uncertain", True)
+
+
+def test_dead_account_event_is_the_drivers_not_guessed_from_the_text() -> None:
+    banned = Outcome(
+        OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN", event=AccountEvent.PHONE_NUMBER_BANNED
+    )
+    assert dead_account_event(banned) is AccountEvent.PHONE_NUMBER_BANNED
+    unread = Outcome(OutcomeKind.ACCOUNT_DEAD, detail="invalid SESSION, AUTH_KEY in the words")
+    assert dead_account_event(unread) is AccountEvent.USER_DEACTIVATED  # the table's default

@@ -103,7 +103,7 @@ def test_dead_account_is_blocked_and_stops() -> None:
         NOW,
         acc,
         TASK,
-        Outcome(K.ACCOUNT_DEAD, detail="AUTH_KEY_UNREGISTERED"),
+        Outcome(K.ACCOUNT_DEAD, detail="AUTH_KEY_UNREGISTERED", event=AccountEvent.AUTH_KEY_ERROR),
         claim(),
     )
     assert not acc.driving

@@ -1,4 +1,5 @@
-"""Fixtures for the Telegram adapter: a stand-in server, sessions made by the real Telethon, a factory."""
+"""Fixtures for the Telegram adapter: the stand-in server, the loopback MTProto server, sessions
+made by the real Telethon, factories."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from telethon.sessions import StringSession
 
 from invite.platforms.base import AccountData, RateLimits
 from invite.platforms.telegram import TelegramFactory, TelegramStrategy
+from invite.platforms.telegram.sessions import parse_session
+from tests.mtproto.server import MTProtoServer, key_id
 from tests.unit.telegram.standin import StandInClient, TelegramServer
 
 API_ID = 123456
@@ -73,3 +76,40 @@ async def strategy(
     yield strategy
     await strategy.close()
     assert server.unexpected == []
+
+
+# --- the loopback MTProto server: the real client on a real socket ------------------------------
+@pytest.fixture
+async def loopback() -> AsyncIterator[MTProtoServer]:
+    server = MTProtoServer()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+def wire_account(loopback: MTProtoServer) -> AccountData:
+    """An account whose Telethon session (made by the real telethon) names the loopback server."""
+    key = os.urandom(256)
+    loopback.add_key(key)
+    return AccountData(
+        id="acc-wire",
+        user_id="42",
+        label="wire",
+        session=telethon_session(address="127.0.0.1", port=loopback.port, key=key),
+    )
+
+
+def wire_key(account: AccountData) -> bytes:
+    """The auth key id of an account's session, as the loopback server counts it."""
+    return key_id(parse_session(account.session).auth_key)
+
+
+@pytest.fixture
+def wire_factory() -> Callable[..., TelegramFactory]:
+    """Factories of strategies on the installed ``pyrogram.Client``, unchanged."""
+
+    def make(**options: object) -> TelegramFactory:
+        return TelegramFactory(API_ID, API_HASH, limits=LIMITS, **options)  # type: ignore[arg-type]
+
+    return make

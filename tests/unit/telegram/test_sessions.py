@@ -166,9 +166,10 @@ def test_the_auth_key_stays_out_of_reprs() -> None:
     port=st.integers(1, 65535),
 )
 def test_any_telethon_session_round_trips(dc_id: int, key: bytes, ipv6: bool, port: int) -> None:
-    telethon = telethon_session(dc_id, IPV6_DC2 if ipv6 else "149.154.175.53", port, key)
+    address = IPV6_DC2 if ipv6 else "149.154.175.53"
+    telethon = telethon_session(dc_id, address, port, key)
 
-    assert parse_session(telethon) == SessionParts("telethon", dc_id, key)
+    assert parse_session(telethon) == SessionParts("telethon", dc_id, key, address=(address, port))
     assert parse_session(pyrogram_session_string(telethon, API_ID)) == SessionParts(
         "pyrogram", dc_id, key, api_id=API_ID
     )

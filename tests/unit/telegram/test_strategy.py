@@ -20,13 +20,22 @@ from invite.platforms.base import (
     TargetKind,
 )
 from invite.platforms.telegram import TelegramFactory, TelegramStrategy
-from invite.platforms.telegram.errors import account_event_for
 from invite.platforms.telegram.strategy import HISTORY_PAGE, HISTORY_PAGES, UNKNOWN_USER_ID, chat_ref
 from invite.settings import Settings
 from tests.unit.telegram.conftest import API_HASH, API_ID, LIMITS, telethon_session
-from tests.unit.telegram.standin import DATE, ME_ID, OWNER_ID, TelegramServer, marked, rpc_error
+from tests.unit.telegram.standin import (
+    DATE,
+    ME_ID,
+    OWNER_ID,
+    TelegramServer,
+    basic_group,
+    channel,
+    marked,
+    rpc_error,
+)
 
 SUCCESS = Outcome(OutcomeKind.SUCCESS)
+INVITED = Outcome(OutcomeKind.SUCCESS, detail="added; in the group's member list")
 ALICE = Target(TargetKind.USERNAME, "alice")
 PHONE = "+79991234567"
 
@@ -53,10 +62,9 @@ async def test_a_telethon_session_connects_with_its_dc_and_key_and_learns_the_us
     [client] = server.clients
     assert (await client.storage.dc_id(), await client.storage.auth_key()) == (4, key)
     assert await client.storage.user_id() == ME_ID
-    assert (
-        client.init_kwargs | {"in_memory": True, "no_updates": True, "sleep_threshold": 0}
-        == client.init_kwargs
-    )
+    assert client.storage.in_memory
+    assert (await client.storage.server_address(), await client.storage.port()) == ("149.154.167.91", 443)
+    assert client.init_kwargs | {"no_updates": True, "sleep_threshold": 0} == client.init_kwargs
     assert all(isinstance(r, raw.functions.InvokeWithoutUpdates) for r in server.requests)
     await strategy.close()
 
@@ -67,30 +75,31 @@ async def test_the_client_is_started_once_reused_and_stopped_on_close(
     assert await strategy.initialize_client(account) == Outcome(
         OutcomeKind.SUCCESS, detail="already connected"
     )
-    assert await strategy.send_message(ALICE, "one") == SUCCESS
-    assert await strategy.send_message(ALICE, "two") == SUCCESS
+    assert await strategy.send_message(ALICE, "one", 101) == SUCCESS
+    assert await strategy.send_message(ALICE, "two", 102) == SUCCESS
     assert (world.connects, len(world.clients)) == (1, 1)
 
     await strategy.close()
 
     assert world.sessions_stopped == 1
     assert not world.clients[0].is_connected
-    assert await strategy.send_message(ALICE, "three") == Outcome(
+    assert await strategy.send_message(ALICE, "three", 103) == Outcome(
         OutcomeKind.TRANSIENT, detail="client not initialized"
     )
 
 
-async def test_an_unreadable_session_is_a_dead_account_without_a_connection(
+async def test_an_unreadable_session_is_left_out_not_dead_and_without_a_connection(
     make_factory: Callable[..., TelegramFactory], server: TelegramServer
 ) -> None:
     account = AccountData(id="acc-1", user_id="42", session="garbage")
 
     outcome = await make_factory().for_account(account).initialize_client(account)
 
+    # ours to fix, not the account's: never retired, nothing for the platform to hear
     assert outcome == Outcome(
-        OutcomeKind.ACCOUNT_DEAD, detail="invalid session: not a Telethon or Pyrogram session string"
+        OutcomeKind.TRANSIENT, detail="invalid session: not a Telethon or Pyrogram session string"
     )
-    assert account_event_for(outcome) is None
+    assert outcome.event is None
     assert server.connects == 0
 
 
@@ -101,8 +110,9 @@ async def test_a_revoked_session_is_a_dead_account_and_the_client_is_let_go(
 
     outcome = await make_factory().for_account(account).initialize_client(account)
 
-    assert outcome == Outcome(OutcomeKind.ACCOUNT_DEAD, detail="AUTH_KEY_UNREGISTERED")
-    assert account_event_for(outcome) is AccountEvent.AUTH_KEY_ERROR
+    assert outcome == Outcome(
+        OutcomeKind.ACCOUNT_DEAD, detail="AUTH_KEY_UNREGISTERED", event=AccountEvent.AUTH_KEY_ERROR
+    )
     assert not server.clients[0].is_connected
 
 
@@ -158,9 +168,11 @@ async def test_a_flood_wait_under_pyrogram_s_own_threshold_still_reaches_the_eng
 ) -> None:
     world.script(raw.functions.messages.SendMessage, rpc_error(420, "FLOOD_WAIT_5"))
 
-    outcome = await strategy.send_message(ALICE, "hello")
+    outcome = await strategy.send_message(ALICE, "hello", 104)
 
-    assert outcome == Outcome(OutcomeKind.FLOOD_WAIT, seconds=5.0, detail="FLOOD_WAIT_X")
+    assert outcome == Outcome(
+        OutcomeKind.FLOOD_WAIT, seconds=5.0, detail="FLOOD_WAIT_X", event=AccountEvent.FLOOD_WAIT
+    )
     assert len(world.called(raw.functions.messages.SendMessage)) == 1  # not slept through and retried
 
 
@@ -168,7 +180,7 @@ async def test_a_flood_wait_under_pyrogram_s_own_threshold_still_reaches_the_eng
 async def test_a_username_is_resolved_and_invited(strategy: TelegramStrategy, world: TelegramServer) -> None:
     outcome = await strategy.invite_to_group(Target(TargetKind.USERNAME, "@Alice"), "@group")
 
-    assert outcome == SUCCESS
+    assert outcome == INVITED
     [invite] = world.called(raw.functions.channels.InviteToChannel)
     assert (invite.channel.channel_id, [u.user_id for u in invite.users]) == (900, [5001])
     assert invite.users[0].access_hash == world.people[5001].access_hash
@@ -182,7 +194,7 @@ async def test_a_username_nobody_has_is_not_found(strategy: TelegramStrategy, wo
 
 
 async def test_a_groups_username_is_not_a_person(strategy: TelegramStrategy, world: TelegramServer) -> None:
-    outcome = await strategy.send_message(Target(TargetKind.USERNAME, "group"), "hello")
+    outcome = await strategy.send_message(Target(TargetKind.USERNAME, "group"), "hello", 105)
 
     assert outcome.kind is OutcomeKind.NOT_FOUND
     assert world.sent_messages == []
@@ -191,9 +203,9 @@ async def test_a_groups_username_is_not_a_person(strategy: TelegramStrategy, wor
 async def test_a_numeric_id_the_account_has_met_is_used(
     strategy: TelegramStrategy, world: TelegramServer
 ) -> None:
-    assert await strategy.send_message(ALICE, "first, by username") == SUCCESS
+    assert await strategy.send_message(ALICE, "first, by username", 106) == SUCCESS
 
-    outcome = await strategy.send_message(Target(TargetKind.USER_ID, "5001"), "then by id")
+    outcome = await strategy.send_message(Target(TargetKind.USER_ID, "5001"), "then by id", 107)
 
     assert outcome == SUCCESS
     assert [m.peer.user_id for m in world.sent_messages] == [5001, 5001]
@@ -202,7 +214,7 @@ async def test_a_numeric_id_the_account_has_met_is_used(
 async def test_a_numeric_id_the_account_never_met_says_so(
     strategy: TelegramStrategy, world: TelegramServer
 ) -> None:
-    outcome = await strategy.send_message(Target(TargetKind.USER_ID, "5002"), "hello")
+    outcome = await strategy.send_message(Target(TargetKind.USER_ID, "5002"), "hello", 108)
 
     assert outcome == Outcome(OutcomeKind.NOT_FOUND, detail=f"PEER_ID_INVALID: {UNKNOWN_USER_ID}")
     assert world.called(raw.functions.users.GetUsers)  # Pyrogram asked Telegram before giving up
@@ -216,7 +228,7 @@ async def test_a_phone_is_imported_acted_on_and_the_contact_deleted(
 
     outcome = await strategy.invite_to_group(target, "@group")
 
-    assert outcome == SUCCESS
+    assert outcome == INVITED
     [imported] = world.called(raw.functions.contacts.ImportContacts)
     assert [(c.phone, c.first_name, c.last_name) for c in imported.contacts] == [(PHONE, "Boris", "P")]
     [invite] = world.called(raw.functions.channels.InviteToChannel)
@@ -231,7 +243,7 @@ async def test_imported_contacts_are_kept_when_configured(
     strategy = make_factory(keep_imported_contacts=True).for_account(account)
     await strategy.initialize_client(account)
 
-    assert await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello") == SUCCESS
+    assert await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello", 109) == SUCCESS
 
     assert world.deleted_contacts == []
     assert world.contacts == {5002}
@@ -243,7 +255,7 @@ async def test_a_contact_the_account_already_had_is_never_deleted(
 ) -> None:
     world.contacts.add(5002)
 
-    assert await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello") == SUCCESS
+    assert await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello", 110) == SUCCESS
 
     assert world.deleted_contacts == []
     assert world.contacts == {5002}
@@ -254,7 +266,7 @@ async def test_the_contact_is_deleted_even_when_the_action_fails(
 ) -> None:
     world.script(raw.functions.messages.SendMessage, rpc_error(403, "USER_PRIVACY_RESTRICTED"))
 
-    outcome = await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello")
+    outcome = await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello", 111)
 
     assert outcome == Outcome(OutcomeKind.PRIVACY_RESTRICTED, detail="USER_PRIVACY_RESTRICTED")
     assert world.deleted_contacts == [5002]
@@ -263,24 +275,49 @@ async def test_the_contact_is_deleted_even_when_the_action_fails(
 async def test_a_phone_telegram_does_not_import_is_not_found(
     strategy: TelegramStrategy, world: TelegramServer
 ) -> None:
-    outcome = await strategy.send_message(Target(TargetKind.PHONE, "+15550000000"), "hello")
+    outcome = await strategy.send_message(Target(TargetKind.PHONE, "+15550000000"), "hello", 112)
 
     assert outcome.kind is OutcomeKind.NOT_FOUND
     assert outcome.detail.startswith("phone not imported")
     assert world.sent_messages == []
 
 
-async def test_a_phone_in_retry_contacts_is_transient(
-    strategy: TelegramStrategy, world: TelegramServer
+async def test_a_phone_in_retry_contacts_rests_the_accounts_phone_imports(
+    make_factory: Callable[..., TelegramFactory], account: AccountData, world: TelegramServer
 ) -> None:
     world.postponed_phones.add(PHONE)
+    factory = make_factory(phone_import_rest_seconds=3600.0)
+    strategy = factory.for_account(account)
+    await strategy.initialize_client(account)
 
-    outcome = await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello")
+    first = await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello", 113)
+    world.postponed_phones.clear()  # Telegram would take it now, but the account rests its imports
+    again = await strategy.send_message(Target(TargetKind.PHONE, PHONE), "hello", 113)
+    await strategy.close()
+    next_lease = factory.for_account(account)  # the rest outlives the lease's strategy
+    await next_lease.initialize_client(account)
+    later = await next_lease.send_message(Target(TargetKind.PHONE, PHONE), "hello", 113)
+    await next_lease.close()
 
-    assert outcome == Outcome(
-        OutcomeKind.TRANSIENT, detail="retry_contacts: Telegram postponed this contact import"
-    )
+    assert first.kind is OutcomeKind.TRANSIENT
+    assert first.detail.startswith("retry_contacts: Telegram postponed this import; phone imports rest until")
+    assert again.kind is later.kind is OutcomeKind.TRANSIENT
+    assert again.detail.startswith("retry_contacts: phone imports rest until")
+    assert len(world.called(raw.functions.contacts.ImportContacts)) == 1
     assert world.sent_messages == []
+
+
+async def test_a_phone_among_the_accounts_contacts_is_not_imported_again(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.contacts.add(5002)  # the owner's own contact, under the name they gave it
+
+    outcome = await strategy.send_message(Target(TargetKind.PHONE, PHONE, {"first_name": "X"}), "hello", 115)
+
+    assert outcome == SUCCESS
+    assert world.called(raw.functions.contacts.ImportContacts) == []
+    assert [m.peer.user_id for m in world.sent_messages] == [5002]
+    assert world.deleted_contacts == []
 
 
 async def test_add_to_contacts_keeps_the_contact(strategy: TelegramStrategy, world: TelegramServer) -> None:
@@ -332,7 +369,7 @@ async def test_a_person_left_out_by_add_chat_members_is_privacy_restricted(
 async def test_the_message_text_is_sent_as_is(strategy: TelegramStrategy, world: TelegramServer) -> None:
     text = "Hi **Alice**, see <b>https://example.com</b> __now__"
 
-    assert await strategy.send_message(ALICE, text) == SUCCESS
+    assert await strategy.send_message(ALICE, text, 116) == SUCCESS
 
     [sent] = world.sent_messages
     assert (sent.message, sent.entities) == (text, None)
@@ -383,7 +420,7 @@ async def test_a_numeric_group_id_is_found_in_the_accounts_dialogs(
 
     outcome = await strategy.invite_to_group(ALICE, str(marked(902)))
 
-    assert outcome == SUCCESS
+    assert outcome == INVITED
     assert len(server.called(raw.functions.messages.GetDialogs)) == 2
     [invite] = server.called(raw.functions.channels.InviteToChannel)
     assert invite.channel.channel_id == 902
@@ -444,7 +481,7 @@ def admin(rights: raw.types.ChatAdminRights) -> raw.types.ChannelParticipantAdmi
         ),
         (
             raw.types.ChannelParticipantSelf(user_id=ME_ID, inviter_id=OWNER_ID, date=1_700_000_000),
-            Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail="member, not an administrator"),
+            Outcome(OutcomeKind.SUCCESS, detail="member; the group lets members add people"),
         ),
     ],
     ids=["creator", "admin-with-invite", "admin-without-invite", "member"],
@@ -458,6 +495,51 @@ async def test_the_invite_right_is_read_from_the_accounts_own_membership(
 
     [asked] = world.called(raw.functions.channels.GetParticipant)
     assert isinstance(asked.participant, raw.types.InputPeerSelf)
+
+
+NO_INVITES = raw.types.ChatBannedRights(until_date=0, invite_users=True)
+MEMBER_OF_CHANNEL = raw.types.ChannelParticipantSelf(user_id=ME_ID, inviter_id=OWNER_ID, date=DATE)
+
+
+async def test_a_member_may_not_invite_where_the_groups_default_rights_forbid_it(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.participant = MEMBER_OF_CHANNEL
+    world.groups[900] = channel(900, "group", default_banned_rights=NO_INVITES)
+
+    outcome = await strategy.check_invite_right("@group")
+
+    assert outcome == Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail="member; only admins may add people here")
+
+
+async def test_a_member_of_a_broadcast_channel_may_not_invite(
+    strategy: TelegramStrategy, world: TelegramServer
+) -> None:
+    world.participant = MEMBER_OF_CHANNEL
+    world.groups[900] = channel(900, "group", broadcast=True)
+
+    outcome = await strategy.check_invite_right("@group")
+
+    assert outcome == Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail="member; only admins may add people here")
+
+
+@pytest.mark.parametrize(
+    ("rights", "kind"), [(None, OutcomeKind.SUCCESS), (NO_INVITES, OutcomeKind.NO_ADMIN_RIGHT)]
+)
+async def test_any_member_of_a_basic_group_may_invite_unless_its_rights_forbid_it(
+    strategy: TelegramStrategy, world: TelegramServer, rights: object, kind: OutcomeKind
+) -> None:
+    chat_id = world.add_basic_group(77)
+    world.basic_groups[77] = basic_group(77, default_banned_rights=rights)
+    world.basic_group_role = raw.types.ChatParticipant(user_id=ME_ID, inviter_id=OWNER_ID, date=DATE)
+    world.dialog_pages = [[world.basic_groups[77]]]
+
+    assert (await strategy.check_invite_right(str(chat_id))).kind is kind
+
+
+@pytest.mark.parametrize("group_id", ["12345", "-1" + "0" * 20, "-2000000000000"])
+def test_a_group_id_out_of_telegrams_ranges_or_a_persons_is_no_group(group_id: str) -> None:
+    assert chat_ref(group_id) is None
 
 
 @pytest.mark.parametrize(
@@ -510,7 +592,7 @@ async def test_a_message_the_account_sent_is_found_in_its_dialog(
     strategy: TelegramStrategy, world: TelegramServer
 ) -> None:
     world.now = DATE + 100
-    assert await strategy.send_message(ALICE, "hello") == SUCCESS
+    assert await strategy.send_message(ALICE, "hello", 114) == SUCCESS
     world.add_message(5001, out=False, date=DATE + 160)  # Alice answered
 
     assert await strategy.was_message_sent(ALICE, at(DATE + 100)) is True
