@@ -43,7 +43,7 @@ from invite.db import create_pool, migrate
 from invite.embedded import database
 from invite.engine.clock import Clock, RealClock
 from invite.frontend_api.controller import OPENAPI_TAG, frontend_router
-from invite.health import health, ready
+from invite.health import health, ready, root_health
 from invite.integrations.http import UpstreamError
 from invite.observability.logging import configure_logging
 from invite.observability.request_context import RequestContextMiddleware, echo_request_id
@@ -74,7 +74,7 @@ API_HANDLERS: list[ControllerRouterHandler] = [
 ]
 
 # Outside the prefix and without auth: Prometheus scrapes this.
-ROOT_HANDLERS: list[ControllerRouterHandler] = [metrics]
+ROOT_HANDLERS: list[ControllerRouterHandler] = [metrics, root_health]
 
 # PostgreSQL gone or refusing connections: the client should retry later, not fix its request.
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (

@@ -1,4 +1,7 @@
-"""Liveness and readiness, without auth: the orchestrator and the load balancer call these."""
+"""Liveness and readiness, without auth: the orchestrator and the load balancer call these.
+
+Liveness answers under the API prefix and at the root too: the platform's gateway and admin
+service probe ``{service}/health``."""
 
 from __future__ import annotations
 
@@ -25,6 +28,11 @@ class HealthResponse(msgspec.Struct):
 
 @get("/health", opt={"exclude_from_auth": True}, security=[{}], tags=["service"], summary="Liveness")
 async def health() -> HealthResponse:
+    return HealthResponse("ok")
+
+
+@get("/health", opt={"exclude_from_auth": True}, security=[{}], tags=["service"], summary="Liveness (root)")
+async def root_health() -> HealthResponse:
     return HealthResponse("ok")
 
 

@@ -247,7 +247,7 @@ async def test_email_subs_need_a_gateway(client: Client, settings: Settings) -> 
 
 
 @pytest.mark.parametrize(
-    "path", [f"{PREFIX}/health", f"{PREFIX}/health/ready", "/metrics", "/docs/openapi.json"]
+    "path", [f"{PREFIX}/health", "/health", f"{PREFIX}/health/ready", "/metrics", "/docs/openapi.json"]
 )
 async def test_open_endpoints_need_no_token(client: Client, path: str) -> None:
     assert (await client.get(path)).status_code == 200
