@@ -3,7 +3,8 @@
 With Vault configured (VAULT_ADDR), Vault is the source: ``jwt`` → ``secret_key``,
 ``integration-service`` → ``telegram_api_id``/``telegram_api_hash``, ``invite-service/<name>``
 for this service's own secrets. A value missing from Vault, or Vault not configured, falls
-back to the environment (JWT_SECRET, TELEGRAM_API_ID, TELEGRAM_API_HASH). Values are kept
+back to the environment (JWT_SECRET, TELEGRAM_API_ID, TELEGRAM_API_HASH); so does one that
+Vault refuses us (a role allowed ``kv/jwt`` only), when the environment holds it. Values are kept
 for ``ttl_seconds`` so a rotation reaches us; if Vault is down when one is due, the last
 known value is kept and the failure logged, rather than stopping authentication.
 """
@@ -19,7 +20,7 @@ import msgspec
 import structlog
 
 from invite.integrations.http import UpstreamError
-from invite.integrations.vault import SecretNotFound, VaultClient, vault_from_settings
+from invite.integrations.vault import AccessDenied, SecretNotFound, VaultClient, vault_from_settings
 from invite.settings import Settings
 
 JWT_PATH = "jwt"
@@ -66,7 +67,17 @@ class Secrets:
         return str(value)
 
     async def telegram_credentials(self) -> TelegramCredentials:
-        data = await self._vault_data(TELEGRAM_PATH)
+        try:
+            data = await self._vault_data(TELEGRAM_PATH)
+        except AccessDenied:
+            if not (self._settings.telegram_api_id and self._settings.telegram_api_hash):
+                raise SecretMissing(
+                    f"Vault refuses kv/{TELEGRAM_PATH} (403): allow the role to read it, "
+                    "or set TELEGRAM_API_ID and TELEGRAM_API_HASH"
+                ) from None
+            log.warning("vault refuses the Telegram credentials: TELEGRAM_API_ID/TELEGRAM_API_HASH used")
+            data = {}
+            self._kept[TELEGRAM_PATH] = (self._now() + self._ttl, data)  # not asked again until then
         api_id = data.get("telegram_api_id") or self._settings.telegram_api_id
         api_hash = data.get("telegram_api_hash") or self._settings.telegram_api_hash
         if not api_id or not api_hash:

@@ -3,7 +3,8 @@
 Log-in is AppRole (``VAULT_ROLE_ID``/``VAULT_SECRET_ID``) or, without those, a fixed
 ``VAULT_TOKEN``. An AppRole token is replaced before its lease runs out (after
 ``RELOGIN_AT`` of ``lease_duration``) and at once when Vault answers 403 (revoked or
-expired early). hvac is synchronous: every call runs in a worker thread, one at a time.
+expired early). When Vault refuses the AppRole login and ``VAULT_TOKEN`` is set too, the
+token is used from then on, as the platform's own clients do (its compose passes both). hvac is synchronous: every call runs in a worker thread, one at a time.
 No secret value, token or secret id is ever logged or put into an exception.
 """
 
@@ -39,6 +40,10 @@ _TRANSIENT = (
 )
 
 
+class AccessDenied(UpstreamError):
+    """Vault refuses us this path (the policy does not allow it, or the token is not valid)."""
+
+
 class SecretNotFound(Exception):
     """No secret at this KV path."""
 
@@ -64,6 +69,7 @@ class VaultClient:
         if not (role_id and secret_id) and not token:
             raise ValueError("Vault needs VAULT_ROLE_ID and VAULT_SECRET_ID, or VAULT_TOKEN")
         self._approle = (role_id, secret_id) if role_id and secret_id else None
+        self._fallback_token = token if self._approle else None  # when the AppRole login is refused
         self._client = hvac.Client(url=addr, token=None if self._approle else token, timeout=timeout_seconds)
         self._mount = mount
         self._retries = retries
@@ -81,6 +87,7 @@ class VaultClient:
         """
         async with self._lock:
             last = "no attempt made"
+            denied = False
             for attempt in range(self._retries + 1):
                 if attempt:
                     await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
@@ -89,7 +96,7 @@ class VaultClient:
                 except _TRANSIENT as exc:
                     last = f"unreachable ({type(exc).__name__})"
                 except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized) as exc:
-                    last = f"access denied ({type(exc).__name__})"
+                    last, denied = f"access denied ({type(exc).__name__})", True
                     break
                 except hvac.exceptions.VaultError as exc:
                     last = f"answered {type(exc).__name__}"
@@ -99,7 +106,7 @@ class VaultClient:
                     break
         integration_errors.labels(service=SERVICE).inc()
         log.warning("vault call failed", path=path, reason=last)
-        raise UpstreamError(SERVICE, last)
+        raise (AccessDenied if denied else UpstreamError)(SERVICE, last)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._client.adapter.close)
@@ -138,6 +145,13 @@ class VaultClient:
             auth = response["auth"]  # hvac has already taken auth.client_token from it
         except (KeyError, TypeError):
             raise hvac.exceptions.UnexpectedError("AppRole login answered without a token") from None
+        except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized):
+            if self._fallback_token is None:
+                raise
+            log.warning("vault refused the AppRole login: using VAULT_TOKEN")
+            self._approle, self._relogin_at, self._logged_in = None, None, True
+            self._client.token = self._fallback_token
+            return
         lease = float(auth.get("lease_duration") or 0)
         self._relogin_at = self._now() + lease * RELOGIN_AT if lease > 0 else None
         self._logged_in = True

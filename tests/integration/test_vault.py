@@ -2,7 +2,9 @@
 
 The fake speaks what hvac sends: ``POST /v1/auth/approle/login`` → ``{"auth": {...}}``,
 ``GET /v1/kv/data/<path>`` with ``X-Vault-Token`` → ``{"data": {"data", "metadata"}}``,
-403 ``{"errors": ["permission denied"]}`` for an unknown or revoked token, 404 for no secret.
+403 ``{"errors": ["permission denied"]}`` for an unknown or revoked token or a path the
+token's policy does not allow (``allowed``: a role allowed ``kv/jwt`` only, say), 404 for no
+secret.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import pytest
 from invite.integrations.http import UpstreamError
 from invite.integrations.secrets import SecretMissing, Secrets, TelegramCredentials
 from invite.integrations.vault import SecretNotFound, VaultClient
-from invite.settings import Settings
+from invite.settings import Settings, SettingsError
+from invite.wiring import telegram_credentials
 from tests.fakeserver import FakeServer, Reply, Request
 
 ROLE_ID = "role-1234"
@@ -59,6 +62,7 @@ class FakeVault:
             "invite-service/webhook": {"signing_key": "wh-key"},
         }
         self.tokens: set[str] = set()
+        self.allowed: set[str] | None = None  # the paths every token's policy allows (None: all)
         self.logins = 0
         self._serial = itertools.count(1)
         server.route("POST", "/v1/auth/approle/login", self.login)
@@ -89,6 +93,8 @@ class FakeVault:
     def read(self, request: Request) -> Reply:
         if request.headers.get("x-vault-token") not in self.tokens:
             return Reply(403, json={"errors": ["permission denied"]})
+        if self.allowed is not None and request.params["path"] not in self.allowed:
+            return Reply(403, json={"errors": ["1 error occurred:\n\t* permission denied\n\n"]})
         data = self.kv.get(request.params["path"])
         if data is None:
             return Reply(404, json={"errors": []})
@@ -282,3 +288,51 @@ async def test_secrets_keep_the_last_value_while_vault_is_down(
     clock.t += 61
 
     assert await secrets.jwt_secret() == JWT_SECRET
+
+
+async def test_a_refused_approle_login_falls_back_to_vault_token(
+    server: FakeServer, vault: FakeVault
+) -> None:
+    vault.tokens.add("hvs.platform-root")
+    client = VaultClient(
+        server.url,
+        role_id=ROLE_ID,
+        secret_id="not-configured",
+        token="hvs.platform-root",
+        backoff_seconds=0.01,
+    )
+    try:
+        assert (await client.read("jwt"))["secret_key"] == JWT_SECRET
+        assert (await client.read("integration-service"))["telegram_api_id"] == "123456"
+    finally:
+        await client.aclose()
+    assert vault.logins == 0
+    logins = [r for r in server.requests if r.path == "/v1/auth/approle/login"]
+    assert len(logins) == 1  # refused once, not asked again
+
+
+async def test_a_role_allowed_the_jwt_only_takes_telegrams_credentials_from_the_environment(
+    vault: FakeVault, client: VaultClient
+) -> None:
+    vault.allowed = {"jwt"}
+    secrets = Secrets(Settings(telegram_api_id=7, telegram_api_hash="h" * 32), client)
+
+    assert await secrets.jwt_secret() == JWT_SECRET
+    assert await secrets.telegram_credentials() == TelegramCredentials(7, "h" * 32)
+    assert await secrets.telegram_credentials() == TelegramCredentials(7, "h" * 32)
+
+
+async def test_a_role_refused_the_telegram_credentials_without_them_in_the_environment_says_so(
+    server: FakeServer, vault: FakeVault
+) -> None:
+    vault.allowed = {"jwt"}
+    settings = Settings(
+        telegram_driver="telegram", vault_addr=server.url, vault_role_id=ROLE_ID, vault_secret_id=SECRET_ID
+    )
+
+    with pytest.raises(SettingsError) as caught:
+        await telegram_credentials(settings)
+
+    assert "\n" not in str(caught.value)
+    assert "kv/integration-service" in str(caught.value)
+    assert "TELEGRAM_API_ID and TELEGRAM_API_HASH" in str(caught.value)
