@@ -159,6 +159,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             NotAuthorizedException: _unauthorized_response,
             HTTPException: _http_response,
             UpstreamError: _upstream_response,
+            RecursionError: _too_deep_response,
             **dict.fromkeys(DATABASE_UNAVAILABLE, _database_unavailable_response),
             **dict.fromkeys(UNSTORABLE_TEXT, _unstorable_text_response),
             Exception: _internal_error_response,
@@ -319,6 +320,14 @@ def invalid_param(message: str, key: str = "") -> InvalidParam:
     if named:
         path = f"{path}.{named['name']}" if path else named["name"]
     return InvalidParam(path or "body", reason)
+
+
+def _too_deep_response(request: Request[Any, Any, Any], exc: RecursionError) -> Response[bytes]:
+    """A body nested deeper than the decoder recurses (JSON 100,000 levels deep): the client's error."""
+    details = ProblemDetails(
+        title="Bad Request", status=400, detail="the request body is nested too deeply to read"
+    )
+    return problem_response(request, details)
 
 
 def _validation_response(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:

@@ -6,6 +6,7 @@ Litestar's own validation and HTTP errors, into ``application/problem+json``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -71,3 +72,32 @@ def not_found(what: str) -> Problem:
 
 def conflict(detail: str) -> Problem:
     return Problem(409, "Conflict", detail)
+
+
+# The instants a request may name: what PostgreSQL's timestamptz and Python's datetime both
+# hold once converted to UTC (0001-01-01T00:00+14:00 is in year 0 in UTC, 9999-12-31T23:00-14:00
+# in year 10000: either made the database driver raise).
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def out_of_range(**instants: datetime | None) -> list[InvalidParam]:
+    """The named instants that fall outside the years 1 to 9999 in UTC."""
+    problems = []
+    for name, value in instants.items():
+        if value is None:
+            continue
+        try:
+            fine = EARLIEST <= value.astimezone(UTC) <= LATEST
+        except (OverflowError, ValueError):
+            fine = False
+        if not fine:
+            problems.append(InvalidParam(name, "out of range: a time between the years 1 and 9999 (UTC)"))
+    return problems
+
+
+def check_instants(**instants: datetime | None) -> None:
+    """422 naming every instant out of range."""
+    problems = out_of_range(**instants)
+    if problems:
+        raise Problem(422, "Invalid request", "the request is not valid", params=problems)

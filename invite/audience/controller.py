@@ -24,7 +24,10 @@ from invite.integrations.parsing import InvalidTaskId, ParsingClient, TooManyRes
 from invite.problems import Problem, invalid
 from invite.settings import Settings
 
-RejectedOffset = Annotated[int, QueryParameter(ge=0, description="First rejected row to return (paging).")]
+# at most an int4: rows are kept by the thousand (IMPORT_REJECTED_KEPT), never 2**31
+RejectedOffset = Annotated[
+    int, QueryParameter(ge=0, le=2**31 - 1, description="First rejected row to return (paging).")
+]
 RejectedLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="Rejected rows to return (paging).")]
 
 _FORM_FIELDS = {

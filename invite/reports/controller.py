@@ -26,6 +26,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from invite.auth import Tenant
 from invite.engine.clock import Clock
+from invite.problems import check_instants
 from invite.reports.events import TaskEventHub, event_stream
 from invite.reports.export import csv_stream, xlsx_stream
 from invite.reports.schemas import LogPage, RetryFailedResponse, TaskReport, TaskStatsResponse
@@ -83,6 +84,7 @@ class ReportController(Controller):
             datetime | None, QueryParameter(description="hours before this time (ISO 8601)")
         ] = None,
     ) -> TaskStatsResponse:
+        check_instants(since=since, until=until)
         return await reports.stats(task_id, since, until)
 
     @get(
@@ -125,6 +127,7 @@ class ReportController(Controller):
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> LogPage:
+        check_instants(since=since, until=until)
         return await reports.logs(
             task_id,
             status=status,

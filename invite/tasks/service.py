@@ -19,7 +19,7 @@ from invite.cursors import Cursor, decode_cursor, encode_cursor
 from invite.db import DbConnection, queries
 from invite.engine.clock import Clock
 from invite.observability.metrics import tasks_total
-from invite.problems import InvalidParam, Problem, conflict, invalid, not_found
+from invite.problems import InvalidParam, Problem, conflict, invalid, not_found, out_of_range
 from invite.settings import Settings
 from invite.tasks import states
 from invite.tasks.schemas import (
@@ -287,7 +287,14 @@ class TaskService:
                 check_template(draft.message_template)
             except TemplateError as exc:
                 problems.append(InvalidParam("message_template", str(exc)))
-        if check_schedule and draft.scheduled_at is not None and draft.scheduled_at <= self._clock.now():
+        late = out_of_range(scheduled_at=draft.scheduled_at)
+        problems.extend(late)
+        if (
+            check_schedule
+            and not late
+            and draft.scheduled_at is not None
+            and draft.scheduled_at <= self._clock.now()
+        ):
             problems.append(InvalidParam("scheduled_at", "must be in the future"))
         problems.extend(settings_problems(draft.settings, self._settings))
         if problems:

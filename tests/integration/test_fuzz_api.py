@@ -4,6 +4,8 @@ For every operation of ``/docs/openapi.json``: a bounded number of schema-valid 
 of schema-invalid ones, with a valid bearer token. Path ids are, half of the time, ids of the
 tenant's real tasks (in every state) and import, so the handlers get past their 404s. Checks:
 no 5xx, the status code, content type, headers and body as documented, invalid data refused.
+Date-times are drawn from the whole calendar at offsets up to ±14:00, its ends included; the
+other edges (integers past int64, bodies nested 100,000 deep) are swept in test_fuzz_edges.py.
 Not checked: that every schema-valid body is accepted (``positive_data_acceptance``) — rules
 across fields and against the service's limits (a task's settings may lower the quota, not
 raise it; an invite task needs a group) are enforced by the handlers, not the schema.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -41,6 +43,7 @@ from invite.auth import issue_token
 from invite.settings import Settings
 from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import new_tenant
+from tests.integration.test_fuzz_edges import EXTREME_INSTANTS
 from tests.security.test_tenant_isolation import ROUTE_SETTINGS
 
 EXAMPLES = 12  # per operation and generation mode: the whole run stays well under a minute
@@ -53,6 +56,19 @@ CHECKS = [
     negative_data_rejection,
 ]
 TENANT = new_tenant()
+
+# date-times from the whole calendar at any offset up to ±14:00, the calendar's ends included
+# (a time in year 0 or 10000 once in UTC used to reach the database driver and answer 500)
+_OFFSETS = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+schemathesis.openapi.format(
+    "date-time",
+    st.one_of(
+        st.sampled_from(EXTREME_INSTANTS),
+        st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=_OFFSETS).map(
+            datetime.isoformat
+        ),
+    ),
+)
 
 
 def operations() -> list[tuple[str, str, bool]]:
