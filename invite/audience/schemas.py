@@ -7,7 +7,9 @@ from uuid import UUID
 
 import msgspec
 
-Code = Literal["invalid", "no_identifier", "bot", "duplicate", "suppressed", "already_in_task", "over_limit"]
+Code = Literal[
+    "invalid", "no_identifier", "bot", "channel", "duplicate", "suppressed", "already_in_task", "over_limit"
+]
 
 
 class ParsingImport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -39,6 +41,7 @@ class Counts(msgspec.Struct, frozen=True):
     invalid: int
     no_identifier: int
     bots: int
+    channels: int  # rows describing the parsed channel itself (the Parsing Service's metadata row)
     duplicates: int  # the same person earlier in the file
     suppressed: int  # on the tenant's suppression list
     already_in_task: int

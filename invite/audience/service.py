@@ -20,7 +20,7 @@ import msgspec
 import polars as pl
 
 from invite import audit
-from invite.audience.columns import Layout, detect
+from invite.audience.columns import Layout, Role, detect
 from invite.audience.normalise import KEY_COLUMNS, people
 from invite.audience.readers import Sheet
 from invite.audience.schemas import (
@@ -70,12 +70,48 @@ def analyse(sheet: Sheet, mapping: Mapping[str, str | None] | None, region: str)
             "the file has a header row but no people under it" if layout.header_row else "no people in it"
         )
         raise Problem(422, "No rows", reason, field="file", reason=reason)
-    checked = people(data.with_columns(pl.col("row").cast(pl.Int64)), layout.columns, region)
+    checked = _channel_rows(
+        people(data.with_columns(pl.col("row").cast(pl.Int64)), layout.columns, region), data, layout
+    )
     ok = pl.col("code").is_null()
     # The earliest fine row sharing any of this row's keys: the same person named by
     # username in one row and by user id or phone in another is still one person.
     first = [pl.when(ok & pl.col(k).is_not_null()).then(pl.col("row")).min().over(k) for k in KEY_COLUMNS]
     return Analysis(checked.with_columns(pl.min_horizontal(first).alias("dup_of")), layout)
+
+
+# The Parsing Service stores one row about the parsed channel beside its people, through its
+# API and in its exports: platform_id "channel_<id>", display_name "Channel: <title>", and no
+# author id (PLATFORM-AS-RUN.md). Its @username is the channel's, not a person's.
+_CHANNEL_ID = r"(?i)^channel_"
+_CHANNEL_NAME = "Channel: "
+_PERSON_ID = r"^\d+$"
+
+
+def _channel_rows(checked: pl.DataFrame, data: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    """``checked`` with the rows describing the channel itself rejected (code ``channel``)."""
+
+    def column(role: Role) -> pl.Expr:
+        name = layout.columns.get(role)
+        return pl.col(name).cast(pl.String).str.strip_chars() if name is not None else pl.lit(None, pl.String)
+
+    platform_id, name = column(Role.USER_ID), column(Role.FULL_NAME)
+    channel = data.select(
+        (
+            platform_id.str.contains(_CHANNEL_ID).fill_null(False)
+            | (
+                name.str.starts_with(_CHANNEL_NAME).fill_null(False)
+                & ~platform_id.str.contains(_PERSON_ID).fill_null(False)
+            )
+        ).alias("channel")
+    ).get_column("channel")
+    return checked.with_columns(
+        pl.when(channel).then(pl.lit("channel")).otherwise(pl.col("code")).alias("code"),
+        pl.when(channel)
+        .then(pl.lit("describes the channel itself, not a person (the Parsing Service's channel row)"))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+    )
 
 
 def candidate_keys(analysis: Analysis) -> list[str]:
@@ -135,6 +171,7 @@ def _counts(decided: pl.DataFrame) -> Counts:
         invalid=by_code.get("invalid", 0),
         no_identifier=by_code.get("no_identifier", 0),
         bots=by_code.get("bot", 0),
+        channels=by_code.get("channel", 0),
         duplicates=by_code.get("duplicate", 0),
         suppressed=by_code.get("suppressed", 0),
         already_in_task=by_code.get("already_in_task", 0),

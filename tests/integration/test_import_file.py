@@ -127,6 +127,7 @@ async def test_parsing_service_csv_export_written_by_pandas(
         "invalid": 0,
         "no_identifier": 0,
         "bots": 1,
+        "channels": 0,
         "duplicates": 0,
         "suppressed": 0,
         "already_in_task": 0,

@@ -110,6 +110,7 @@ def test_an_upload_is_imported_whole_or_not_at_all(
             "invalid",
             "no_identifier",
             "bots",
+            "channels",
             "duplicates",
             "suppressed",
             "already_in_task",
