@@ -23,17 +23,19 @@ keys they make, still catch duplicates and suppressed people.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 
 import phonenumbers
 import polars as pl
 
-from invite.audience.columns import Role
+from invite.audience.schemas import Role
 
 USERNAME_MIN = 4
 USERNAME_MAX = 32
 USER_ID_MAX = 2**52 - 1
 NAME_MAX = 128
 VALUE_SHOWN = 100  # characters of a rejected value echoed back in the report
+GUESSED_ID_DIGITS = 5  # a column guessed to hold user ids: shorter numbers are counts and row numbers
 
 KEY_COLUMNS = ("key_username", "key_user_id", "key_phone")
 IDENTIFIER_COLUMNS = ("username", "user_id", "phone")  # the values behind KEY_COLUMNS, in order
@@ -121,6 +123,56 @@ def _split_identifier(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
         pl.when(~username_like & ~phone_like).then(raw),
         pl.when(~username_like & phone_like).then(raw),
     )
+
+
+class Kind(StrEnum):
+    """What one cell reads as, by the import's own rules (a lone identifier's, so a bare number
+    of up to 10 digits is a user id, not a phone)."""
+
+    USERNAME = "username"  # a valid username written as @name or a t.me link
+    BARE_USERNAME = "bare_username"  # a valid username written bare, other than a capitalised word
+    WORD = "word"  # a capitalised Latin word that is a valid username ("Alice"): a username or a name
+    USER_ID = "user_id"  # of at least GUESSED_ID_DIGITS digits
+    PHONE = "phone"
+    NAME = "name"  # one word of letters in any script, not a username ("Алиса")
+    FULL_NAME = "full_name"  # two words or more ("Anna Smith")
+    OTHER = "other"
+
+
+def cell_kinds(frame: pl.DataFrame, region: str) -> list[list[Kind | None]]:
+    """Each cell of ``frame`` as the kind it reads as (None when blank), column by column.
+    One pass over every cell: the regular expressions are compiled once, not per column."""
+    values = pl.concat([frame.get_column(c).cast(_STR) for c in frame.columns]) if frame.width else None
+    if values is None or not len(values):
+        return [[] for _ in frame.columns]
+    raw = pl.DataFrame({"raw": values}).select(_clean(pl.col("raw")).alias("raw"))
+    as_username, as_user_id, as_phone = _split_identifier(pl.col("raw"))
+    username = _username(as_username)[0].is_not_null()
+    user_id = _user_id(as_user_id)[0].str.len_chars() >= GUESSED_ID_DIGITS
+    explicit = pl.col("raw").str.contains(_LINK_PREFIX) | pl.col("raw").str.starts_with("@")
+    name = pl.col("raw").str.contains(r"^[^\W\d_]{2,}(?:[\s'’.\-]+[^\W\d_]+)*\.?$")
+    phone = _phones(raw.select(as_phone.alias("p")).get_column("p"), region).is_not_null()
+    kind = (
+        pl.when(pl.col("raw").is_null())
+        .then(None)
+        .when(username & explicit)
+        .then(pl.lit(Kind.USERNAME.value))
+        .when(username & pl.col("raw").str.contains(r"^[A-Z][a-z]+$"))
+        .then(pl.lit(Kind.WORD.value))
+        .when(username)
+        .then(pl.lit(Kind.BARE_USERNAME.value))
+        .when(user_id)
+        .then(pl.lit(Kind.USER_ID.value))
+        .when(pl.lit(phone))
+        .then(pl.lit(Kind.PHONE.value))
+        .when(name & pl.col("raw").str.contains(r"\s"))
+        .then(pl.lit(Kind.FULL_NAME.value))
+        .when(name)
+        .then(pl.lit(Kind.NAME.value))
+        .otherwise(pl.lit(Kind.OTHER.value))
+    )
+    read = [None if k is None else Kind(k) for k in raw.select(kind).to_series().to_list()]
+    return [read[i * frame.height : (i + 1) * frame.height] for i in range(frame.width)]
 
 
 def _column(frame: pl.DataFrame, columns: Mapping[Role, str], role: Role) -> pl.Expr:

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
+
+
+class Role(StrEnum):
+    """What a column holds: the names a mapping takes and ``Columns`` gives back."""
+
+    USERNAME = "username"
+    USER_ID = "user_id"
+    PHONE = "phone"
+    IDENTIFIER = "identifier"  # a lone column of usernames, ids and phones, told apart by value
+    FIRST_NAME = "first_name"
+    LAST_NAME = "last_name"
+    FULL_NAME = "full_name"
+    IS_BOT = "is_bot"
+    USER_TYPE = "user_type"
+
+
+IDENTIFYING = frozenset({Role.USERNAME, Role.USER_ID, Role.PHONE, Role.IDENTIFIER})
 
 Code = Literal[
     "invalid", "no_identifier", "bot", "channel", "duplicate", "suppressed", "already_in_task", "over_limit"
@@ -48,6 +66,15 @@ class Counts(msgspec.Struct, frozen=True):
     over_limit: int  # past the task's target limit: reported, not silently dropped
 
 
+class GuessedColumn(msgspec.Struct, frozen=True):
+    """A column whose role no header alias named: found by a word in its header or by what
+    it holds. Check it, or pass a mapping."""
+
+    role: Role
+    column: str  # as named in the file (``column N`` when the file has no header)
+    reason: str  # e.g. "header 'Ник в Telegram' contains 'ник'; 58 of 60 values are usernames"
+
+
 class Columns(msgspec.Struct, frozen=True, omit_defaults=True):
     """The columns used, as named in the file (``column N`` when the file has no header)."""
 
@@ -61,6 +88,7 @@ class Columns(msgspec.Struct, frozen=True, omit_defaults=True):
     full_name: str | None = None
     is_bot: str | None = None
     user_type: str | None = None
+    guessed: list[GuessedColumn] = msgspec.field(default_factory=list)  # the dry run shows what to check
 
 
 class Source(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -26,6 +26,7 @@ from invite.audience.readers import Sheet
 from invite.audience.schemas import (
     Columns,
     Counts,
+    GuessedColumn,
     ImportResult,
     PreviewTarget,
     RejectedRow,
@@ -59,7 +60,7 @@ def analyse(sheet: Sheet, mapping: Mapping[str, str | None] | None, region: str)
     """Columns found, rows normalised, duplicates within the sheet marked; 422 when no rows."""
     if sheet.frame.height == 0:
         raise Problem(422, "Empty file", "there are no people in it", field="file", reason="empty")
-    layout = detect(sheet.frame, named=sheet.named, mapping=mapping)
+    layout = detect(sheet.frame, named=sheet.named, region=region, mapping=mapping)
     data = (
         sheet.frame.slice(layout.data_start)
         .with_row_index("row", offset=layout.data_start + 1)
@@ -198,8 +199,10 @@ def _preview(decided: pl.DataFrame) -> list[PreviewTarget]:
 
 
 def columns_of(layout: Layout) -> Columns:
-    return Columns(
-        header_row=layout.header_row, **{role.value: label for role, label in layout.labels.items()}
+    named = {role.value: label for role, label in layout.labels.items()}
+    guessed = [GuessedColumn(role, layout.labels[role], why) for role, why in layout.guessed.items()]
+    return msgspec.structs.replace(
+        msgspec.convert({"header_row": layout.header_row, **named}, Columns), guessed=guessed
     )
 
 

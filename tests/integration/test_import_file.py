@@ -346,6 +346,38 @@ async def test_a_header_naming_a_role_is_never_a_person(
         assert problem(alone, 422)["invalid-params"][0]["name"] == "file", header
 
 
+async def test_a_column_no_alias_names_is_found_by_its_header_word_and_values(
+    client: Client, headers: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    """The customer's export that had its 60 people rejected: ``Ник в Telegram`` holding
+    @nicks and t.me links. The dry run says what it guessed and why; the import takes them."""
+    task_id = await new_task(client, headers)
+    nicks = [f"@person_{n:03}" if n % 2 else f"https://t.me/person_{n:03}" for n in range(60)]
+    data = ("№;Ник в Telegram;Имя\n" + "".join(f"{n};{nick};Вера\n" for n, nick in enumerate(nicks))).encode()
+    dry = await upload(client, headers, data, "export.csv", task_id=task_id, path="/import/validate")
+    assert dry.status_code == 200, dry.text
+    columns = dry.json()["columns"]
+    assert (columns["username"], columns["first_name"], dry.json()["counts"]["imported"]) == (
+        "Ник в Telegram",
+        "Имя",
+        60,
+    )
+    assert columns["guessed"] == [
+        {
+            "role": "username",
+            "column": "Ник в Telegram",
+            "reason": "header 'Ник в Telegram' contains 'ник'; 60 of 60 values are usernames or t.me links",
+        }
+    ]
+    response = await upload(client, headers, data, "export.csv", task_id=task_id)
+    assert response.status_code == 201, response.text
+    assert response.json()["columns"]["guessed"] == columns["guessed"]
+    keys = [r["identifier_key"] for r in await targets(pool, task_id)]
+    assert keys == [f"u:person_{n:03}" for n in range(60)]
+    stored = await client.get(f"{PREFIX}/imports/{response.json()['import_id']}", headers=headers)
+    assert stored.json()["columns"]["guessed"] == columns["guessed"]
+
+
 async def test_an_explicit_mapping_overrides_detection(
     client: Client, headers: dict[str, str], pool: asyncpg.Pool
 ) -> None:

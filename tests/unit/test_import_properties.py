@@ -178,3 +178,114 @@ def test_any_json_is_read_or_refused(data: bytes) -> None:
 @given(st.one_of(xlsx_files, damaged))
 def test_any_xlsx_is_read_or_refused(data: bytes) -> None:
     check(data, "people.xlsx")
+
+
+# --- columns found whatever their order, their headers and their language -------------------
+
+# Headers by how detection knows them: an alias, a known word inside, or nothing at all.
+COLUMN_HEADERS = {
+    "username": {
+        "alias": ["username", "Username", "Логин", "ник", "Юзернейм"],
+        "word": ["Ник в Telegram", "Telegram username клиента", "Профиль TG", "логин в телеграме"],
+        "unknown": ["Контакт", "col A", "Who", "Поле 1"],
+    },
+    "phone": {
+        "alias": ["phone", "Телефон", "Номер телефона", "Mobile"],
+        "word": ["Номер телефона клиента", "Phone (mobile)", "Телефон для связи", "contact phone"],
+        "unknown": ["Связь", "col B", "Поле 2"],
+    },
+    "user_id": {
+        "alias": ["user id", "ID пользователя", "Telegram ID"],
+        "word": ["ID в Telegram", "Telegram user ID клиента", "id участника"],
+        "unknown": ["Код", "col C", "Поле 3"],
+    },
+    "first_name": {
+        "alias": ["first name", "Имя"],
+        "word": ["Имя клиента", "Given name (EN)"],
+        "unknown": ["Обращение", "col D"],
+    },
+}
+NOISE = {"Дата": lambda n: f"2026-01-{n % 28 + 1:02}", "Сумма": lambda n: str(n * 7 % 900 + 1)}
+FIRST_NAMES = ["Алиса", "Борис", "Вера", "Анна", "Ivan", "Olga", "Мария", "John"]
+
+
+@st.composite
+def people_sheets(draw: st.DrawFn) -> tuple[bytes, dict[str, str], list[dict[str, str]], set[str]]:
+    """(CSV, role → how its header is known, people, the roles detection must find)."""
+    size = draw(st.integers(3, 25))
+    usernames = draw(
+        st.lists(
+            st.from_regex(r"[a-z][a-z0-9]{4,12}", fullmatch=True), min_size=size, max_size=size, unique=True
+        )
+    )
+    people = [
+        {
+            "username": name,
+            "phone": f"+7912{n:07}",
+            "user_id": str(100_000_000 + n * 7919),
+            "first_name": draw(st.sampled_from(FIRST_NAMES)),
+        }
+        for n, name in enumerate(usernames)
+    ]
+    roles = draw(
+        st.sets(st.sampled_from(sorted(COLUMN_HEADERS)), min_size=1).filter(lambda r: r != {"first_name"})
+    )
+    known = {role: draw(st.sampled_from(["alias", "word", "unknown"])) for role in roles}
+    headers = {role: draw(st.sampled_from(COLUMN_HEADERS[role][known[role]])) for role in roles}
+    explicit = draw(st.booleans())  # usernames as @name and t.me links, or bare
+    styles = ["@{}", "t.me/{}", "https://t.me/{}"] if explicit else ["{}"]
+    noise = draw(st.lists(st.sampled_from(sorted(NOISE)), unique=True))
+    columns = [*roles, *noise]
+    order = draw(st.permutations(columns))
+    delimiter = draw(st.sampled_from([",", ";", "\t"]))
+
+    def cell(column: str, n: int) -> str:
+        if column in NOISE:
+            return NOISE[column](n)
+        value = people[n][column]
+        return styles[n % len(styles)].format(value) if column == "username" else value
+
+    lines = [delimiter.join(headers.get(c, c) for c in order)]
+    lines += [delimiter.join(cell(c, n) for c in order) for n in range(size)]
+    # What must be found: every column whose header is known; a column known by its values
+    # alone when they are unmistakable (@names, links, phones) or no header names a column
+    # of its kind (an identifier, or a name).
+    identifying = {"username", "phone", "user_id"}
+    named_identifier = any(known[r] != "unknown" for r in roles & identifying)
+    must = {r for r in roles if known[r] != "unknown"}
+    must |= {r for r in roles & identifying if r == "phone" or (r == "username" and explicit)}
+    if not named_identifier:
+        must |= roles & identifying
+    if "first_name" in roles and known["first_name"] == "unknown":
+        must.add("first_name")
+    return "\n".join(lines).encode(), known, people, must
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(people_sheets())
+def test_columns_are_found_shuffled_renamed_and_in_either_language(
+    sheet: tuple[bytes, dict[str, str], list[dict[str, str]], set[str]],
+) -> None:
+    data, known, people, must = sheet
+    analysis = analyse(read_file(data, "people.csv", None, LIMITS), None, "RU")
+    layout = analysis.layout
+    found = {role.value for role in layout.columns}
+    event(f"found {len(found)}")
+    assert must <= found, (must, layout.labels)
+    assert found <= set(known) | {"identifier"}, layout.labels  # no noise column taken
+    assert "identifier" not in found or not found & {"username", "phone", "user_id"} - {"identifier"}
+    for role in found:
+        assert (role in {"username", "phone", "user_id", "first_name"} and known.get(role) == "alias") != (
+            role in {r.value for r in layout.guessed}
+        ), (role, layout.guessed)
+    rows = analysis.people.sort("row")
+    assert rows.get_column("code").null_count() == len(people), "everyone is read"
+    for column, key, prefix in (("username", "key_username", "u:"), ("phone", "key_phone", "p:")):
+        if column in found:
+            assert rows.get_column(key).to_list() == [prefix + p[column] for p in people]
+    if "user_id" in found:
+        assert rows.get_column("key_user_id").to_list() == ["id:" + p["user_id"] for p in people]
+    if "first_name" in found:
+        assert [json.loads(d)["first_name"] for d in rows.get_column("user_data")] == [
+            p["first_name"] for p in people
+        ]
