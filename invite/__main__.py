@@ -49,8 +49,11 @@ def serve(settings: Settings) -> None:
     from invite.shutdown import BoundedServer
     from invite.wiring import check_credentials
 
-    # a missing secret stops start-up with one line here, not with a traceback from the lifespan
+    # a missing secret or a failing migration stops start-up with one line here, not with a
+    # traceback from the lifespan
     asyncio.run(check_credentials(settings, engine=settings.engine_enabled))
+    if not settings.embedded_database:  # (an embedded one holds nothing but ours)
+        asyncio.run(_migrate(settings))
     app = create_app(settings)
     if dev_mode(settings):
         _print_dev_banner(settings)
@@ -92,7 +95,7 @@ async def _migrate(settings: Settings) -> None:
     async with database(settings) as url:
         conn = await asyncpg.connect(url)
         try:
-            applied = await migrate(conn, settings.sql_dir)
+            applied = await migrate(conn, settings.sql_dir, settings.db_schema)
         finally:
             await conn.close()
     print("applied: " + ", ".join(applied) if applied else "the database is up to date")

@@ -196,7 +196,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             pool = await create_pool(url, settings)
             pools.push_async_callback(pool.close)
             async with pool.acquire() as conn:
-                applied = await migrate(conn, settings.sql_dir)
+                applied = await migrate(conn, settings.sql_dir, settings.db_schema)
             log.info("database ready", embedded=settings.embedded_database, migrations_applied=applied)
             if settings.engine_enabled:
                 state.engine_pool = await create_pool(url, settings, engine=True)

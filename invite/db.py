@@ -3,6 +3,12 @@
 All SQL lives in ``sql/``: ``sql/migrations/NNNN_name.sql`` applied in order, and
 ``sql/queries/<feature>.sql`` holding statements introduced by a ``-- name: <name>`` line,
 looked up as ``"<feature>.<name>"``. Files are read once per process.
+
+Our tables live in a PostgreSQL schema of their own (DB_SCHEMA, default ``invite``): every
+connection of ours searches only it (the pools' ``search_path``; the migration runner sets
+it on its connection and creates the schema), so the platform's ``invite_db`` can keep the
+old invite service's tables of the same names in ``public``, untouched. A migration that
+fails is a MigrationFailed of one line naming it.
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-from invite.settings import Settings
+from invite.settings import DEFAULT_SCHEMA, Settings, SettingsError
 
 # A connection of its own or one borrowed from the pool: statements run the same on both.
 DbConnection = asyncpg.Connection | PoolConnectionProxy
@@ -87,8 +94,22 @@ class MigrationChanged(Exception):
     """An applied migration's file was edited afterwards: add a new migration instead."""
 
 
-async def migrate(conn: DbConnection, sql_dir: str) -> list[str]:
-    """Apply pending migrations, each once and in its own transaction; return their names.
+class MigrationFailed(SettingsError):
+    """A migration could not be applied (one line: which, and PostgreSQL's reason); nothing of it
+    was kept. A SettingsError: the command line prints it as one line and exits."""
+
+
+def schema_url(url: str, schema: str = DEFAULT_SCHEMA) -> str:
+    """``url`` whose connections search ``schema`` (asyncpg takes unknown query parameters as
+    server settings): for connections made outside our pools, e.g. by tests and benches."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"] + [("search_path", schema)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+async def migrate(conn: DbConnection, sql_dir: str, schema: str = DEFAULT_SCHEMA) -> list[str]:
+    """Apply pending migrations into ``schema``, each once and in its own transaction; return
+    their names. The connection searches ``schema`` afterwards.
 
     Safe when several replicas start at once: the advisory lock makes the others wait and
     then find nothing left to do.
@@ -96,6 +117,9 @@ async def migrate(conn: DbConnection, sql_dir: str) -> list[str]:
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
+        # the schema is a validated identifier (Settings.db_schema), quoted all the same
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(f'SET search_path TO "{schema}"')
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    version integer PRIMARY KEY,
@@ -112,18 +136,28 @@ async def migrate(conn: DbConnection, sql_dir: str) -> list[str]:
                 if done[migration.version] != migration.checksum:
                     raise MigrationChanged(f"migration {migration.name} changed after it was applied")
                 continue
-            async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    migration.version,
-                    migration.name,
-                    migration.checksum,
-                )
+            try:
+                await _apply(conn, migration)
+            except asyncpg.PostgresError as exc:
+                raise MigrationFailed(
+                    f"migration {migration.name} failed in schema {schema}: {exc.__class__.__name__}: "
+                    + " ".join(str(exc).split())
+                ) from None
             applied_now.append(migration.name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     return applied_now
+
+
+async def _apply(conn: DbConnection, migration: Migration) -> None:
+    async with conn.transaction():
+        await conn.execute(migration.sql)
+        await conn.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            migration.version,
+            migration.name,
+            migration.checksum,
+        )
 
 
 # The array types our statements take or return. asyncpg knows text[] and oid[] by itself and
@@ -165,6 +199,7 @@ async def create_pool(dsn: str, settings: Settings, *, engine: bool = False, **k
         max_size=max_size,
         init=_init_connection,
         reset=_keep_session,
+        server_settings={"search_path": settings.db_schema},
         **kwargs,
     )
     assert pool is not None

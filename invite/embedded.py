@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -68,6 +69,10 @@ async def database(settings: Settings) -> AsyncIterator[str]:
     if settings.database_url is not None:
         yield settings.database_url
         return
+    print(
+        f"invite: no DATABASE_URL nor POSTGRES_*: an embedded PostgreSQL in {settings.data_dir}",
+        file=sys.stderr,
+    )
     server = await asyncio.to_thread(_start, settings.data_dir)
     try:
         yield str(server.get_uri())

@@ -3,6 +3,13 @@
 Each field is read from the environment variable of the same name in upper case
 (``database_url`` ← ``DATABASE_URL``). A value that does not parse stops start-up with
 one line naming the variable.
+
+In the platform's compose slot the service gets the platform's environment: without
+DATABASE_URL, the database is ``POSTGRES_SERVER``/``POSTGRES_PORT``/``POSTGRES_USER``/
+``POSTGRES_PASSWORD``/``POSTGRES_DB`` (any of them set; the rest default to localhost, 5432,
+postgres, no password, postgres); only with no database setting at all does an embedded
+PostgreSQL start. ``PLATFORM=content-factory`` defaults the neighbours' URLs the way the
+platform names its services.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 import msgspec
 
@@ -19,6 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+DEFAULT_SCHEMA = "invite"
+POSTGRES_VARIABLES = ("POSTGRES_SERVER", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+# the neighbours as the platform's compose names them (each listens on 8000 inside it)
+CONTENT_FACTORY_URLS = {
+    "api_gateway_url": "http://api-gateway:8000",
+    "parsing_service_url": "http://parsing-service:8000",
+    "integration_service_url": "http://integration-service:8000",
+    "user_service_url": "http://user-service:8000",
+}
 
 
 class SettingsError(Exception):
@@ -27,7 +44,12 @@ class SettingsError(Exception):
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # --- storage -------------------------------------------------------------------------
-    database_url: str | None = None  # unset: an embedded PostgreSQL (pgserver) in data_dir
+    database_url: str | None = (
+        None  # unset (and no POSTGRES_*): an embedded PostgreSQL (pgserver) in data_dir
+    )
+    # our tables' own schema: the platform's invite_db holds the old service's tables in public
+    db_schema: Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = DEFAULT_SCHEMA
+    platform: Literal["content-factory"] | None = None  # running inside the platform's compose
     data_dir: str = str(ROOT / ".data")
     db_pool_min: Positive = 10
     db_pool_max: Positive = 10
@@ -147,10 +169,26 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         value = env.get(name.name.upper())
         if value is not None and value != "":
             raw[name.name] = value
+    if "database_url" not in raw and any(env.get(name) for name in POSTGRES_VARIABLES):
+        raw["database_url"] = _postgres_url(env)
+    if raw.get("platform") == "content-factory":
+        raw = {**CONTENT_FACTORY_URLS, **raw}
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise SettingsError(_name_the_variable(str(exc))) from None
+
+
+def _postgres_url(env: Mapping[str, str]) -> str:
+    user = quote(env.get("POSTGRES_USER") or "postgres", safe="")
+    password = env.get("POSTGRES_PASSWORD")
+    login = f"{user}:{quote(password, safe='')}" if password else user
+    host = env.get("POSTGRES_SERVER") or "localhost"
+    port = env.get("POSTGRES_PORT") or "5432"
+    if not port.isdigit():
+        raise SettingsError(f"POSTGRES_PORT: expected a port number, got {port!r}")
+    database = quote(env.get("POSTGRES_DB") or "postgres", safe="")
+    return f"postgresql://{login}@{host}:{port}/{database}"
 
 
 def _name_the_variable(message: str) -> str:

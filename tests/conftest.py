@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from invite.db import create_pool, migrate
+from invite.db import create_pool, migrate, schema_url
 from invite.embedded import scratch_server
 from invite.settings import ROOT, Settings
 
@@ -87,8 +87,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def with_database(url: str, name: str) -> str:
+    """The database ``name`` on ``url``'s server; its connections search our schema (invite.db)."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+    return schema_url(urlunsplit(parts._replace(path=f"/{name}")))
 
 
 async def _admin(statement: str) -> None:

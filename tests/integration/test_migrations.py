@@ -14,13 +14,15 @@ from tests.conftest import ADMIN_URL, SQL_DIR, _admin, with_database
 
 SCHEMA_SNAPSHOT = """
 SELECT table_name, column_name, data_type, is_nullable, column_default
-FROM information_schema.columns WHERE table_schema = 'public'
+FROM information_schema.columns WHERE table_schema = current_schema()
 ORDER BY table_name, column_name
 """
-INDEX_SNAPSHOT = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname"
+INDEX_SNAPSHOT = (
+    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname"
+)
 CONSTRAINT_SNAPSHOT = """
 SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
-WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2
+WHERE connamespace = current_schema()::regnamespace ORDER BY 1, 2
 """
 
 
