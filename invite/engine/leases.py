@@ -253,8 +253,8 @@ class LeaseKeeper:
         if ready is not None and ready.kind is OutcomeKind.ACCOUNT_DEAD:
             await self._retire(account, ready)
         if ready is None or ready.kind is not OutcomeKind.SUCCESS:
+            await strategy.close()  # off the key before the platform may hand it to another
             await self._accounts_release(account)
-            await strategy.close()
             await self._give_back([account_id])
             return
         self.held[account_id] = account
@@ -323,8 +323,12 @@ class LeaseKeeper:
         for account in accounts:
             self.held.pop(account.id, None)
             ctx.registry.driven = len(self.held)
-            await self._accounts_release(account)
-            await account.strategy.close()
+            # the client first, even when a stop cancels this mid-way: a connection left on the
+            # key of an account the platform hands to someone else is AUTH_KEY_DUPLICATED
+            try:
+                await account.strategy.close()
+            finally:
+                await self._accounts_release(account)
 
     async def _accounts_release(self, account: LeasedAccount) -> None:
         try:

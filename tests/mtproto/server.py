@@ -105,6 +105,7 @@ class MTProtoServer:
         self.host = host
         self.port = 0
         self._keys: dict[bytes, bytes] = {}
+        self._worlds: dict[bytes, World] = {}  # a key's own world, where a test gave one
         self._sessions: dict[tuple[bytes, bytes], _Session] = {}
         self._connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
@@ -118,12 +119,16 @@ class MTProtoServer:
         self.delivered: list[Delivered] = []
         self.acked: set[int] = set()  # our message ids the client acknowledged
         self.transport_errors = 0
+        self.errors_sent: list[str] = []  # the rpc_error messages answered, in order
 
     # --- set-up ---------------------------------------------------------------------------------
-    def add_key(self, auth_key: bytes) -> bytes:
-        """Accept ``auth_key`` (as if a login had made it); returns its id."""
+    def add_key(self, auth_key: bytes, world: World | None = None) -> bytes:
+        """Accept ``auth_key`` (as if a login had made it), answered from ``world`` if given
+        (Telegram as that account sees it), else from the server's; returns the key's id."""
         kid = key_id(auth_key)
         self._keys[kid] = auth_key
+        if world is not None:
+            self._worlds[kid] = world
         return kid
 
     async def start(self) -> int:
@@ -139,8 +144,8 @@ class MTProtoServer:
 
     # --- faults ---------------------------------------------------------------------------------
     def lose_answer(self, function: type, times: int = 1) -> None:
-        """The next ``times`` calls of ``function`` are carried out, then their connection is
-        closed before the answer leaves: the client never learns the outcome."""
+        """The next ``times`` calls of ``function`` that succeed are carried out, then their
+        connection is closed before the answer leaves: the client never learns the outcome."""
         self._lose[function] = times
 
     def delay(self, function: type, seconds: float) -> None:
@@ -261,14 +266,17 @@ class MTProtoServer:
         if isinstance(inner, raw.functions.help.GetConfig):
             result: Any = _config()
         else:
-            result = await self.world.reply(query)
-        lose = self._lose.get(type(inner), 0)
+            result = await self._worlds.get(kid, self.world).reply(query)
+        refused = isinstance(result, raw.types.RpcError | BaseException)
+        lose = 0 if refused else self._lose.get(type(inner), 0)
         self.delivered.append(Delivered(kid, inner, answered=not lose))
         if lose:
             self._lose[type(inner)] = lose - 1
             return None
         if isinstance(result, BaseException):  # a test's Python exception: Telegram's side failed
             result = rpc_error(500, "INTERNAL_SERVER_ERROR")
+        if isinstance(result, raw.types.RpcError):
+            self.errors_sent.append(result.error_message)
         answer: TLObject[Any] = _Vector(result) if isinstance(result, list) else result
         if len(answer.write()) > GZIP_OVER:
             return GzipPacked(answer)

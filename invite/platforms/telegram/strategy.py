@@ -265,8 +265,8 @@ class TelegramStrategy:
 
     async def close(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            await _stop(client)
+        if client is not None:  # a caller cancelled meanwhile does not cut the disconnect short
+            await asyncio.shield(_stop(client))
 
     def get_rate_limits(self) -> RateLimits:
         limits = self._config.limits
