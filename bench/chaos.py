@@ -19,6 +19,12 @@ What it does:
 4. While the campaign runs: ``--kills`` times, at progress points drawn at random, SIGKILLs a
    random replica that is up and starts it again at once (same REPLICA_ID); once, at a random
    point in the middle, restarts PostgreSQL (immediate mode: a crash and WAL recovery).
+   Meanwhile ``--suppressions`` times, the tenant suppresses (``POST /suppressions``) someone
+   the engine is working on -- a person in flight when there is one, else one still pending --
+   and the run notes, right after the answer, how many claims the person's targets had had.
+   Once, at about half way (``--sigterm``), a replica with an unread ``/events`` stream and five
+   slowloris uploads attached is sent SIGTERM; how long it took to exit and the leases it left
+   are noted, and it is started again.
 5. Waits for every task to complete, stops the replicas with SIGTERM, and judges the run from
    the database and the sandbox's record:
 
@@ -32,9 +38,15 @@ What it does:
      the sandbox whether it went out: ``reconciled`` counts the answers (delivered_confirmed
      ones count as delivered, not_sent ones were sent again -- still one delivery each, or
      ``duplicate_messages`` says otherwise); only the unanswered stay uncertain;
+   - ``actions_after_suppression``: messages to a suppressed person beyond the claims their
+     targets had when the suppression was answered (a claim made before may still go out: it
+     was in flight; none may start from a later one);
+   - ``sigterm``: the replica's exit time against its bound (``SHUTDOWN_TIMEOUT_SECONDS``),
+     whether the last resort had to exit it, and the account leases it left behind;
    - ``kills``, ``pg_restarts``, ``duration_s`` and the throughput.
 
-Goal: lost, duplicate_messages and quota_violations all 0, uncertain ≤ kills.
+Goal: lost, duplicate_messages, quota_violations and actions_after_suppression all 0,
+uncertain ≤ kills, the SIGTERMed replica gone within its bound with 0 leases left.
 """
 
 from __future__ import annotations
@@ -51,7 +63,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -65,8 +77,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from invite.auth import issue_token  # noqa: E402
-from invite.db import migrate  # noqa: E402
+from invite.db import migrate, schema_url  # noqa: E402
 from invite.platforms.sandbox import ActionKind, SandboxAction, read_record, sends_per_target  # noqa: E402
+from tests.slowclients import SlowClients  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PREFIX = "/api/v1/invite"
@@ -74,6 +87,7 @@ SECRET = "chaos-secret-" + "c" * 32
 FINAL = ("succeeded", "skipped", "failed", "uncertain", "cancelled")
 UNFINISHED = ("pending", "in_flight")
 LEASE_SECONDS = 2.0
+SHUTDOWN_BOUND = 10.0  # the replicas' SHUTDOWN_TIMEOUT_SECONDS
 PROFILE = {
     "not_found_rate": 0.02,
     "privacy_restricted_rate": 0.05,
@@ -234,6 +248,7 @@ def replica_env(
         MAX_TARGETS_PER_TASK=str(args.targets),
         DB_POOL_MAX="12",
         FLEET_GAUGES_INTERVAL_SECONDS="60",
+        SHUTDOWN_TIMEOUT_SECONDS=str(SHUTDOWN_BOUND),
     )
     return env
 
@@ -246,7 +261,7 @@ async def create_campaign(http: httpx.AsyncClient, replica: Replica, targets: in
     created = []
     share = [targets // tasks + (1 if i < targets % tasks else 0) for i in range(tasks)]
     for tenant, count in enumerate(share, start=1):
-        headers = {"Authorization": f"Bearer {issue_token(SECRET, str(tenant), timedelta(hours=2))}"}
+        headers = tenant_headers(tenant)
         body = {
             "platform": "telegram",
             "task_type": "send_messages",
@@ -306,6 +321,82 @@ class Progress:
 class Events:
     kills: list[tuple[float, str]] = field(default_factory=list)  # (unix time, replica id)
     pg_restarts: list[tuple[float, float]] = field(default_factory=list)  # (down at, up again at)
+    # person key → claims their targets had had when the suppression was answered
+    suppressed: dict[str, int] = field(default_factory=dict)
+    sigterm: dict[str, Any] = field(default_factory=dict)
+
+
+def tenant_headers(tenant: int) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(SECRET, str(tenant), timedelta(hours=2))}"}
+
+
+async def suppress_someone(
+    http: httpx.AsyncClient, replica: Replica, progress: Progress, events: Events, rng: random.Random
+) -> None:
+    """Tenant 1 suppresses a person of its task the engine is on: in flight if any, else pending."""
+    conn = await asyncpg.connect(progress.url, timeout=5)
+    try:
+        rows = await conn.fetch(
+            """SELECT identifier_key, user_identifier, status FROM invite_targets
+               WHERE task_id = $1::uuid AND status IN ('in_flight', 'pending') AND NOT (identifier_key = ANY($2))
+               ORDER BY status = 'in_flight' DESC, seq LIMIT 20""",
+            progress.task_ids[0],
+            list(events.suppressed),
+        )
+        if not rows:
+            return
+        in_flight = [r for r in rows if r["status"] == "in_flight"]
+        person = rng.choice(in_flight or rows)
+        answer = await http.post(
+            f"{replica.url}{PREFIX}/suppressions",
+            json={"identifiers": [person["user_identifier"]], "reason": "chaos: asked to stop"},
+            headers=tenant_headers(1),
+        )
+        if answer.status_code != 201:
+            raise RuntimeError(f"suppression failed: {answer.status_code} {answer.text[:300]}")
+        claims = await conn.fetchval(
+            "SELECT coalesce(sum(attempts), 0) FROM invite_targets WHERE identifier_key = $1",
+            person["identifier_key"],
+        )
+        events.suppressed[person["identifier_key"]] = int(claims)
+    finally:
+        await conn.close()
+
+
+async def sigterm_with_slow_clients(
+    http: httpx.AsyncClient, replica: Replica, progress: Progress, events: Events
+) -> None:
+    """SIGTERM a replica that has an unread event stream and slow uploads attached; start it again."""
+    assert replica.process is not None
+    token = issue_token(SECRET, "1", timedelta(hours=2))
+    async with SlowClients(replica.port, token, progress.task_ids[0]):
+        await asyncio.sleep(1.0)
+        began = time.monotonic()
+        replica.process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(replica.process.wait, SHUTDOWN_BOUND + 10)
+        took = time.monotonic() - began
+    if replica.process.poll() is None:
+        replica.kill()
+    replica.up = False
+    conn = await asyncpg.connect(progress.url, timeout=5)
+    try:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM invite_accounts WHERE lease_owner = $1 AND lease_expires_at > now()",
+            replica.env["REPLICA_ID"],
+        )
+    finally:
+        await conn.close()
+    events.sigterm = {
+        "replica": replica.env["REPLICA_ID"],
+        "exit_s": round(took, 2),
+        "bound_s": SHUTDOWN_BOUND,
+        "forced": replica.process.returncode == 70,
+        "leases_left": int(left),
+    }
+    log(f"SIGTERM with slow clients: {events.sigterm}")
+    replica.start()
+    await wait_ready(http, replica)
 
 
 async def chaos(
@@ -318,6 +409,8 @@ async def chaos(
 ) -> Events:
     events = Events()
     kill_points = sorted(rng.uniform(0.03, 0.9) for _ in range(args.kills))
+    suppress_points = sorted(rng.uniform(0.05, 0.85) for _ in range(args.suppressions))
+    sigterm_point = rng.uniform(0.4, 0.6) if args.sigterm else None
     pg_point = rng.uniform(0.35, 0.65) if args.pg_restart else None
     restarting: set[asyncio.Task[None]] = set()
     deadline = time.monotonic() + args.timeout
@@ -337,6 +430,14 @@ async def chaos(
             events.pg_restarts.append((down, time.time()))
             pg_point = None
         up = [r for r in replicas if r.up]
+        if suppress_points and share >= suppress_points[0] and up:
+            suppress_points.pop(0)
+            with contextlib.suppress(httpx.HTTPError, OSError, asyncpg.PostgresError):
+                await suppress_someone(http, rng.choice(up), progress, events, rng)
+        if sigterm_point is not None and share >= sigterm_point and up:
+            sigterm_point = None
+            await sigterm_with_slow_clients(http, rng.choice(up), progress, events)
+            continue
         if kill_points and share >= kill_points[0] and up:
             victim = rng.choice(up)
             victim.kill()
@@ -461,6 +562,7 @@ async def verdict(
     delivered = {key for (_, _, key) in messages}
     quota = quota_violations(actions, args.min_pause, args.daily_quota)
     explained, unexplained = explain(uncertain, events, delivered)
+    tried = Counter(a.target_key for a in actions if a.action is ActionKind.MESSAGE)
     return {
         "lost": sum(by_status.get(s, 0) for s in UNFINISHED),
         "duplicate_messages": sum(n - 1 for n in messages.values() if n > 1),
@@ -472,6 +574,11 @@ async def verdict(
         "uncertain_causes": explained[:50],
         "reconciled": reconciled,
         "succeeded_without_delivery": len(succeeded - delivered),
+        "suppressions": len(events.suppressed),
+        "actions_after_suppression": sum(
+            max(0, tried[key] - claims) for key, claims in events.suppressed.items()
+        ),
+        "sigterm": events.sigterm or None,
         "kills": len(events.kills),
         "pg_restarts": len(events.pg_restarts),
         "targets": args.targets,
@@ -495,7 +602,7 @@ async def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
         admin = await asyncpg.connect(postgres.url("postgres"))
         await admin.execute("CREATE DATABASE invite_chaos")
         await admin.close()
-        url = postgres.url("invite_chaos")
+        url = schema_url(postgres.url("invite_chaos"))  # our tables' schema, for the bench's connections too
         conn = await asyncpg.connect(url)
         await migrate(conn, str(ROOT / "sql"))
         await conn.close()
@@ -536,6 +643,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-pause", type=float, default=0.5, help="MIN_PAUSE_SECONDS (default 0.5)")
     parser.add_argument("--daily-quota", type=int, default=10_000_000)
     parser.add_argument("--no-pg-restart", dest="pg_restart", action="store_false")
+    parser.add_argument(
+        "--suppressions", type=int, default=20, help="people suppressed during the campaign (default 20)"
+    )
+    parser.add_argument(
+        "--no-sigterm", dest="sigterm", action="store_false", help="no SIGTERM with slow clients attached"
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds for the campaign")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, record)")

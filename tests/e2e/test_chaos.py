@@ -1,10 +1,12 @@
-"""The chaos run in short: 300 targets over two replicas, 3 SIGKILLs and a PostgreSQL restart.
+"""The chaos run in short: 300 targets over two replicas, 3 SIGKILLs, a PostgreSQL restart,
+10 suppressions landing mid-campaign and a SIGTERM with slow clients attached.
 
 ``bench/chaos.py`` runs as it would by hand (its own PostgreSQL, two ``python -m invite serve``
 processes sharing the sandbox's JSONL record); its verdict, the last line it prints, is
 checked here: nothing lost, nobody messaged twice, every uncertain message explained by a
 kill or the restart (and no more of them than kills: the rest were settled by asking the
-sandbox), and no account acting faster than its limits.
+sandbox), no account acting faster than its limits, nobody messaged after their suppression,
+and the SIGTERMed replica gone within its bound with no lease left.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def verdict() -> dict[str, Any]:
             "3",
             "--timeout",
             "120",
+            "--suppressions",
+            "10",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -69,3 +73,16 @@ def test_every_uncertain_message_is_explained(verdict: dict[str, Any]) -> None:
 
 def test_no_account_acts_faster_than_its_limits(verdict: dict[str, Any]) -> None:
     assert verdict["quota_violations"] == 0, verdict["quota"]
+
+
+def test_nobody_is_messaged_after_their_suppression(verdict: dict[str, Any]) -> None:
+    assert verdict["suppressions"] >= 1
+    assert verdict["actions_after_suppression"] == 0
+
+
+def test_sigterm_with_slow_clients_attached_ends_within_the_bound(verdict: dict[str, Any]) -> None:
+    sigterm = verdict["sigterm"]
+    assert sigterm is not None
+    assert sigterm["exit_s"] <= sigterm["bound_s"]
+    assert not sigterm["forced"]
+    assert sigterm["leases_left"] == 0

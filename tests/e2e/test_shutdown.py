@@ -27,6 +27,7 @@ import pytest
 
 from invite.auth import issue_token
 from invite.platforms.sandbox import read_record
+from tests.slowclients import SlowClients
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PREFIX = "/api/v1/invite"
@@ -105,34 +106,6 @@ async def _campaign(url: str, headers: dict[str, str]) -> str:
         return str(task["id"])
 
 
-async def _attach_slow_clients(url: str, token: str, task_id: str) -> list[asyncio.StreamWriter]:
-    """One /events stream that is never read, and five uploads sending a byte at a time."""
-    port = int(url.rsplit(":", 1)[1])
-    writers = []
-    _, stream = await asyncio.open_connection("127.0.0.1", port)
-    stream.write(
-        f"GET {PREFIX}/tasks/{task_id}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-        "Accept: text/event-stream\r\n\r\n".encode()
-    )
-    writers.append(stream)
-    for _ in range(5):
-        _, upload = await asyncio.open_connection("127.0.0.1", port)
-        upload.write(
-            f"POST {PREFIX}/import/file HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-            "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 10000000\r\n\r\n--b\r\n".encode()
-        )
-        writers.append(upload)
-    return writers
-
-
-async def _dribble(uploads: list[asyncio.StreamWriter]) -> None:
-    while True:
-        for upload in uploads:
-            with contextlib.suppress(OSError):
-                upload.write(b"x")
-        await asyncio.sleep(0.5)
-
-
 async def test_sigterm_ends_the_process_within_the_bound(
     service: tuple[subprocess.Popen[bytes], str, Path], fresh_database_url: str
 ) -> None:
@@ -140,9 +113,7 @@ async def test_sigterm_ends_the_process_within_the_bound(
     await _ready(url, process)
     token = issue_token(SECRET, "7", timedelta(hours=1))
     task_id = await _campaign(url, {"Authorization": f"Bearer {token}"})
-    writers = await _attach_slow_clients(url, token, task_id)
-    dribbling = asyncio.create_task(_dribble(writers[1:]))
-    try:
+    async with SlowClients(int(url.rsplit(":", 1)[1]), token, task_id):
         await asyncio.sleep(3.0)  # the campaign under way, the slow clients attached
         assert process.poll() is None
         sent_at = datetime.now(UTC)
@@ -151,10 +122,6 @@ async def test_sigterm_ends_the_process_within_the_bound(
         with contextlib.suppress(subprocess.TimeoutExpired):
             await asyncio.to_thread(process.wait, BOUND + 5)
         took = time.monotonic() - began
-    finally:
-        dribbling.cancel()
-        for writer in writers:
-            writer.close()
     assert process.poll() is not None, f"still up {took:.1f} s after SIGTERM"
     assert took <= BOUND + 1.0, took
     # uvicorn re-raises the signal once its graceful shutdown is done; the last resort exits 70
