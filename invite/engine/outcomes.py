@@ -141,7 +141,8 @@ def _account(
         if bucket.multiplier == before and account.status == "active":
             return None
     elif effect is AccountEffect.COOL_DOWN:
-        bucket.cool_down(now + timedelta(seconds=seconds))
+        # as long as the accounts provider rests it (the platform adds its margin to the wait)
+        bucket.cool_down(now + timedelta(seconds=seconds + settings.flood_wait_margin_seconds))
         bucket.back_off(settings.pace_multiplier_max)
         flood_waits = 1
         floodwait_events.labels(platform=platform).inc()

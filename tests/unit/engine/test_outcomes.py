@@ -74,7 +74,7 @@ def test_flood_wait_cools_the_account_and_puts_the_person_back_uncounted() -> No
     )
     assert entry.target is not None
     assert (entry.target.status, entry.target.attempts, entry.target.next_attempt_at) == ("pending", 1, NOW)
-    assert acc.bucket.cooldown_until == NOW + timedelta(seconds=420)
+    assert acc.bucket.cooldown_until == NOW + timedelta(seconds=420 + SETTINGS.flood_wait_margin_seconds)
     assert acc.bucket.multiplier == 2.0
     assert entry.account is not None
     assert (entry.account.status, entry.account.flood_waits) == ("cooldown", 1)
