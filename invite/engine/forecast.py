@@ -1,23 +1,31 @@
 """How fast a campaign can go within the platform's limits, and when it will end.
 
-The brief's ``calculate_optimal_speed``, generalised: the engine passes the daily quota an
-account really has (a task may lower it; a link in the message lowers it to the link quota)
-and how many accounts can act now (those on cooldown, dead or without the right are left
-out), so the rate and ETA in a task's status follow the accounts as they cool down.
+``plan`` is the real model: it runs each account's own token bucket (``engine/bucket.py``:
+its remaining room in the 24 h window, its pause times the AIMD multiplier, the pacing that
+spreads the quota over the task's daily open time, the send window in the task's time zone,
+a cooldown in force) forward on a copy, one reservation at a time, always giving the next
+person to the account free first — as the claims do — so the finish date follows the same
+rules the engine keeps, not a straight line. The multiplier eases back by the engine's step
+on every action, as it does on success. Past ``max_events`` reservations the rest goes at the
+accounts' steady daily rate (the bucket's own gap; a campaign of a million people need not be
+replayed one by one on every status poll).
 
-The engine paces an account evenly over the day (its quota spread over 24 h, never closer
-than the minimum pause), so an account's rate is ``3600 / pacing interval`` actions an hour.
+The brief's ``calculate_optimal_speed`` is the quick estimate for callers that know only how
+many accounts there are; it paces by the same rule (``Bucket.gap`` over ``Limits.of``).
 """
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import msgspec
 
+from invite.engine.bucket import Bucket, Limits
+from invite.engine.windows import DAY, open_seconds
 from invite.platforms.base import RateLimits
-
-DAY_SECONDS = 86_400.0
 
 # The brief's Telegram figures, for callers without configured limits (a quick estimate).
 # The engine passes the configured ones (settings, or the strategy's get_rate_limits()).
@@ -41,10 +49,11 @@ def effective_daily_quota(
 
 
 def pacing_interval(daily_quota: int, min_pause_seconds: float) -> float:
-    """Seconds between two actions of one account when its quota is spread over the day."""
+    """Seconds between two actions of one account when its quota is spread over the day: the
+    bucket's gap for a fresh account (multiplier 1, no send window)."""
     if daily_quota <= 0:
         raise ValueError("daily_quota must be positive")
-    return max(min_pause_seconds, DAY_SECONDS / daily_quota)
+    return Bucket().gap(Limits.of(daily_quota, min_pause_seconds)).total_seconds()
 
 
 def calculate_optimal_speed(
@@ -97,3 +106,90 @@ def _hours(remaining: int, per_hour: float) -> float | None:
     if per_hour <= 0:
         return None
     return remaining / per_hour
+
+
+@dataclass(frozen=True)
+class Seat:
+    """One account as the forecast sees it: its quota state now and what the task allows it
+    (``limits`` None: it may not act for the task — blocked, excluded, a quota of zero)."""
+
+    account_id: str
+    bucket: Bucket
+    limits: Limits | None
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    remaining: int  # people still to reach
+    accounts: int  # accounts that can act for the task
+    people_per_day: int  # at the accounts' steady pace (quota, pause, pacing, window)
+    finish_at: datetime | None  # None: no account can act
+    days: float | None  # from now to finish_at
+    limited_by: list[str]  # what holds the pace: accounts, quota, pause, send_window, cooldown
+
+
+def steady_per_day(limits: Limits) -> float:
+    """Actions a day of an account at rest (multiplier 1): its quota, or fewer when the pause
+    or the send window leaves less room than the quota asks."""
+    return min(float(limits.cap), open_seconds(limits.send_window) / Bucket().gap(limits).total_seconds())
+
+
+def plan(
+    now: datetime, remaining: int, seats: Sequence[Seat], *, relax_step: float, max_events: int = 5_000
+) -> Plan:
+    """When ``remaining`` people will have been reached by ``seats`` (one action each)."""
+    usable = [(replace(seat.bucket), seat.limits) for seat in seats if seat.limits is not None]
+    per_day = sum(steady_per_day(limits) for _, limits in usable)
+    limited_by = _limits(now, seats, usable)
+    if remaining <= 0:
+        return Plan(
+            remaining=0,
+            accounts=len(usable),
+            people_per_day=int(per_day),
+            finish_at=now,
+            days=0.0,
+            limited_by=limited_by,
+        )
+    if not usable:
+        return Plan(
+            remaining=remaining,
+            accounts=0,
+            people_per_day=0,
+            finish_at=None,
+            days=None,
+            limited_by=limited_by,
+        )
+    queue = [(bucket.next_allowed(now, limits), i) for i, (bucket, limits) in enumerate(usable)]
+    heapq.heapify(queue)
+    done, last = 0, now
+    while done < min(remaining, max_events):
+        at, i = heapq.heappop(queue)
+        bucket, limits = usable[i]
+        bucket.reserve(at)
+        bucket.relax(relax_step)
+        done, last = done + 1, at
+        heapq.heappush(queue, (bucket.next_allowed(at, limits), i))
+    finish = last + DAY * ((remaining - done) / per_day)
+    return Plan(
+        remaining=remaining,
+        accounts=len(usable),
+        people_per_day=int(per_day),
+        finish_at=finish,
+        days=(finish - now) / DAY,
+        limited_by=limited_by,
+    )
+
+
+def _limits(now: datetime, seats: Sequence[Seat], usable: Sequence[tuple[Bucket, Limits]]) -> list[str]:
+    """What holds the pace: no account at all; the quota (paced over the open hours, the gap
+    is the pacing, not the pause); the pause stretched past the pacing by its multiplier; a
+    send window; a cooldown in force; accounts that may not act for the task."""
+    if not usable:
+        return ["accounts"]
+    found = {
+        "quota": any(limits.min_pause <= limits.pacing for _, limits in usable),
+        "pause": any(limits.min_pause * bucket.multiplier > limits.pacing for bucket, limits in usable),
+        "send_window": any(limits.send_window is not None for _, limits in usable),
+        "cooldown": any(bucket.cooling(now) for bucket, _ in usable),
+        "accounts": len(usable) < len(seats),
+    }
+    return [name for name, holds in found.items() if holds]

@@ -29,7 +29,7 @@ from invite.engine.clock import Clock
 from invite.problems import check_instants
 from invite.reports.events import TaskEventHub, event_stream
 from invite.reports.export import csv_stream, xlsx_stream
-from invite.reports.schemas import LogPage, RetryFailedResponse, TaskReport, TaskStatsResponse
+from invite.reports.schemas import LogPage, RetryFailedResponse, TaskForecast, TaskReport, TaskStatsResponse
 from invite.reports.service import ReportService
 from invite.settings import Settings
 
@@ -56,7 +56,7 @@ class ReportOperation(Operation):
 
 def provide_report_service(request: Request[Tenant, Any, Any]) -> ReportService:
     state = request.app.state  # one dependency, not four: see invite.app
-    return ReportService(state.pool, state.settings, state.clock, request.user)
+    return ReportService(state.pool, state.settings, state.clock, request.user, state.accounts_provider)
 
 
 def provide_event_hub(state: State) -> TaskEventHub:
@@ -111,6 +111,12 @@ class ReportController(Controller):
                 "content-disposition": f'attachment; filename="task-{task_id}.{format}"',
             },
         )
+
+    @get("/forecast", summary="When the task will be done: days, finish date, people a day, what limits it")
+    async def forecast(
+        self, reports: NamedDependency[ReportService], task_id: FromPath[uuid.UUID]
+    ) -> TaskForecast:
+        return await reports.forecast(task_id)
 
     @get("/logs", summary="The execution log, newest first, filtered and paginated")
     async def logs(

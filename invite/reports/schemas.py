@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from invite.tasks.schemas import InviteTaskResponse
+from invite.tasks.schemas import InviteTaskResponse, TaskStatusResponse
 from invite.tasks.states import TaskStatus
 
 
@@ -83,3 +83,27 @@ class RetryFailedResponse(msgspec.Struct, kw_only=True):
     skipped_suppressed: int  # failed people left out because the tenant suppressed them since
     status: TaskStatus  # the task's status afterwards
     reopened: bool  # a finished task went back to running
+
+
+class TaskProgress(TaskStatusResponse, kw_only=True):
+    """/status: the counts, and how fast the task goes and when it will be done."""
+
+    rate_per_hour: float  # actions an hour since the start of the previous whole UTC hour
+    accounts: dict[str, int]  # the task's accounts by state (ACCOUNT_STATES), only states present
+    eta: datetime | None  # when everyone still pending will have been reached; None: no account can act
+    limited_by: list[str]  # what holds the pace: accounts, quota, pause, send_window, cooldown
+
+
+class TaskForecast(msgspec.Struct, kw_only=True):
+    """Before start or while running: how long the rest takes with the accounts the task uses."""
+
+    task_id: str
+    status: TaskStatus
+    generated_at: datetime
+    remaining: int  # people still to reach
+    accounts: int  # accounts that can act for the task
+    accounts_by_state: dict[str, int]
+    people_per_day: int  # at the accounts' steady pace
+    days: float | None  # from now to the finish; None: no account can act
+    finish_at: datetime | None
+    limited_by: list[str]  # accounts, quota, pause, send_window, cooldown

@@ -30,9 +30,12 @@ from invite import audit
 from invite.auth import Tenant
 from invite.cursors import Cursor, decode_cursor, encode_cursor
 from invite.db import DbConnection, queries
+from invite.engine.bucket import Bucket, Limits
 from invite.engine.clock import Clock
+from invite.engine.forecast import TELEGRAM_DEFAULTS, Seat, plan
+from invite.engine.registry import RunningTask
 from invite.observability.metrics import tasks_total
-from invite.platforms.base import OutcomeKind
+from invite.platforms.base import AccountsProvider, OutcomeKind, RateLimits
 from invite.problems import Problem, conflict, invalid, not_found
 from invite.reports.schemas import (
     AccountStats,
@@ -41,14 +44,17 @@ from invite.reports.schemas import (
     LogPage,
     RetryFailedResponse,
     TargetTotals,
+    TaskForecast,
+    TaskProgress,
     TaskReport,
     TaskStatsResponse,
 )
 from invite.settings import Settings
 from invite.tasks import states
-from invite.tasks.schemas import TaskStatusResponse
+from invite.tasks.schemas import UNFINISHED_TARGETS, TaskStatusResponse
 from invite.tasks.service import TaskService, status_response
 from invite.tasks.states import TaskStatus
+from invite.tasks.task_settings import TaskSettings
 
 EXPORT_PAGE_SIZE = 5000
 RETRYABLE_OUTCOMES = frozenset(
@@ -63,13 +69,22 @@ RETRYABLE_OUTCOMES = frozenset(
 )
 RETRY_FROM = frozenset({TaskStatus.SCHEDULED, TaskStatus.RUNNING, TaskStatus.PAUSED})
 REOPEN_FROM = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED})
+STATUS_EVENTS = 100  # reservations /status replays before going on at the steady rate
 _BEGINNING = datetime.min.replace(tzinfo=UTC)
 _END = datetime.max.replace(tzinfo=UTC)
 
 
 class ReportService:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock, tenant: Tenant) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        clock: Clock,
+        tenant: Tenant,
+        accounts: AccountsProvider | None = None,
+    ) -> None:
         self._pool = pool
+        self._accounts = accounts  # for the forecast of a task not started yet
         self._settings = settings
         self._clock = clock
         self._tenant = tenant.user_id
@@ -79,6 +94,71 @@ class ReportService:
     async def status(self, task_id: uuid.UUID) -> TaskStatusResponse:
         """The task's basic status (404 for another tenant's task)."""
         return await self._tasks.status_report(task_id)
+
+    # --- progress and forecast ---------------------------------------------------------
+
+    async def progress(self, task_id: uuid.UUID) -> TaskProgress:
+        """/status: the counts with the last hour's rate, the accounts by state and the ETA."""
+        now = self._clock.now()
+        since = _rate_since(now)
+        row = await self._progress_row(task_id, now, [])
+        status = status_response(task_id, row)
+        seats, by_state = _seats(row, {}, self._settings, now)
+        planned = plan(
+            now,
+            _remaining(status),
+            seats,
+            relax_step=self._settings.pace_multiplier_step,
+            max_events=STATUS_EVENTS,
+        )
+        return TaskProgress(
+            **msgspec.structs.asdict(status),
+            rate_per_hour=round(row["recent"] / ((now - since) / timedelta(hours=1)), 2),
+            accounts=by_state,
+            eta=planned.finish_at,
+            limited_by=planned.limited_by,
+        )
+
+    async def forecast(self, task_id: uuid.UUID) -> TaskForecast:
+        """How long the rest of the task takes. A task not yet started has no accounts attached:
+        those it would use (its account_ids, else every account the provider lists) are asked
+        of the accounts provider, with the quota state the engine keeps of each."""
+        now = self._clock.now()
+        row = await self._progress_row(task_id, now, [])
+        listed: dict[str, int | None] = {}
+        if row["a_id"] is None and self._accounts is not None:
+            wanted = msgspec.convert(row["settings"] or {}, TaskSettings).account_ids
+            listed = {
+                a.id: a.daily_limit
+                for a in await self._accounts.list_accounts(self._tenant)
+                if a.user_id == self._tenant and (wanted is None or a.id in wanted)
+            }
+            row = await self._progress_row(task_id, now, list(listed))
+        status = status_response(task_id, row)
+        seats, by_state = _seats(row, listed, self._settings, now)
+        planned = plan(now, _remaining(status), seats, relax_step=self._settings.pace_multiplier_step)
+        return TaskForecast(
+            task_id=str(task_id),
+            status=status.status,
+            generated_at=now,
+            remaining=planned.remaining,
+            accounts=planned.accounts,
+            accounts_by_state=by_state,
+            people_per_day=planned.people_per_day,
+            days=None if planned.days is None else round(planned.days, 3),
+            finish_at=planned.finish_at,
+            limited_by=planned.limited_by,
+        )
+
+    async def _progress_row(
+        self, task_id: uuid.UUID, now: datetime, account_ids: list[str]
+    ) -> asyncpg.Record:
+        row = await self._pool.fetchrow(
+            self._sql["reports.progress"], task_id, self._tenant, _rate_since(now), account_ids
+        )
+        if row is None:
+            raise not_found("task")
+        return row
 
     # --- stats and the report ----------------------------------------------------------
 
@@ -362,3 +442,89 @@ def _log_entry(row: asyncpg.Record) -> LogEntry:
         status=row["status"],
         details=row["details"],
     )
+
+
+def _rate_since(now: datetime) -> datetime:
+    """The start of /status's rate window: the previous whole UTC hour (the rollup's grain), so
+    the rate covers between one and two hours, never a few minutes."""
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+
+
+def _remaining(status: TaskStatusResponse) -> int:
+    return sum(status.counts[name] for name in UNFINISHED_TARGETS)
+
+
+def _seats(
+    row: asyncpg.Record, listed: dict[str, int | None], settings: Settings, now: datetime
+) -> tuple[list[Seat], dict[str, int]]:
+    """The task's accounts as the forecast sees them, and how many are in each state.
+
+    ``listed``: accounts the provider would give a task not started yet (id → its daily limit),
+    fresh when the engine has never used them. The platform's figures are the published ones
+    (the strategy's are the same for Telegram; another platform is held to the service's).
+    """
+    task = RunningTask.from_row(row)
+    published = TELEGRAM_DEFAULTS if task.platform == "telegram" else None
+    platform = published or RateLimits(
+        settings.daily_quota, settings.daily_quota_with_link, settings.min_pause_seconds
+    )
+    known = zip(
+        row["a_id"] or (),
+        row["a_task_status"] or (),
+        row["a_status"] or (),
+        row["a_reason"] or (),
+        row["a_cooldown"] or (),
+        row["a_task_cooldown"] or (),
+        row["a_window"] or (),
+        row["a_count"] or (),
+        row["a_limit"] or (),
+        row["a_last"] or (),
+        row["a_multiplier"] or (),
+        strict=True,
+    )
+    seats: list[Seat] = []
+    by_state: dict[str, int] = {}
+    for (
+        account_id,
+        in_task,
+        status,
+        reason,
+        cooldown,
+        task_cooldown,
+        window,
+        count,
+        limit,
+        last,
+        mult,
+    ) in known:
+        cooldowns = [c for c in (cooldown, task_cooldown) if c is not None]
+        bucket = Bucket(window, count, last, max(cooldowns) if cooldowns else None, mult)
+        own = [c for c in (limit, listed.get(account_id)) if c is not None]
+        usable = in_task not in ("excluded", "blocked") and status not in ("blocked", "disabled")
+        limits = task.limits(settings, platform, min(own) if own else None) if usable else None
+        seats.append(Seat(account_id, bucket, limits))
+        state = _state(in_task, status, reason, bucket, limits, now)
+        by_state[state] = by_state.get(state, 0) + 1
+    for account_id in listed.keys() - set(row["a_id"] or ()):
+        limits = task.limits(settings, platform, listed[account_id])
+        seats.append(Seat(account_id, Bucket(), limits))
+        state = "active" if limits is not None else "excluded"
+        by_state[state] = by_state.get(state, 0) + 1
+    return seats, by_state
+
+
+def _state(
+    in_task: str | None, status: str, reason: str | None, bucket: Bucket, limits: Limits | None, now: datetime
+) -> str:
+    """An account's state as the customer reads it: active (may act now), pacing (waiting for
+    its pause, its pacing, its send window or tomorrow's quota), cooling_down (FloodWait),
+    spam_flagged (PeerFlood), blocked, frozen, excluded (may not serve this task)."""
+    said = (reason or "").casefold()
+    if in_task == "excluded" or (limits is None and status not in ("blocked", "disabled")):
+        return "excluded"
+    if status in ("blocked", "disabled") or in_task == "blocked":
+        return "frozen" if "frozen" in said else "blocked"
+    if bucket.cooling(now):
+        return "spam_flagged" if "peerflood" in said.replace(" ", "") else "cooling_down"
+    assert limits is not None
+    return "pacing" if bucket.next_allowed(now, limits) > now else "active"

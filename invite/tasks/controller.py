@@ -12,6 +12,9 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from invite.auth import Tenant
 from invite.problems import invalid
+from invite.reports.controller import provide_report_service
+from invite.reports.schemas import TaskProgress
+from invite.reports.service import ReportService
 from invite.tasks.schemas import (
     PRIORITY_NAMES,
     InviteTaskCreate,
@@ -19,7 +22,6 @@ from invite.tasks.schemas import (
     InviteTaskUpdate,
     Platform,
     TaskListResponse,
-    TaskStatusResponse,
     TaskType,
 )
 from invite.tasks.service import TaskService
@@ -91,11 +93,15 @@ class TaskController(Controller):
     async def remove(self, tasks: NamedDependency[TaskService], task_id: FromPath[uuid.UUID]) -> None:
         await tasks.delete(task_id)
 
-    @get("/{task_id:uuid}/status", summary="Progress: targets by state")
+    @get(
+        "/{task_id:uuid}/status",
+        summary="Progress: targets by state, the last hour's rate, accounts by state, ETA",
+        dependencies={"reports": Provide(provide_report_service, sync_to_thread=False)},
+    )
     async def status(
-        self, tasks: NamedDependency[TaskService], task_id: FromPath[uuid.UUID]
-    ) -> TaskStatusResponse:
-        return await tasks.status_report(task_id)
+        self, reports: NamedDependency[ReportService], task_id: FromPath[uuid.UUID]
+    ) -> TaskProgress:
+        return await reports.progress(task_id)
 
     @post("/{task_id:uuid}/start", status_code=HTTP_200_OK, summary="Start (or schedule) a draft task")
     async def start(

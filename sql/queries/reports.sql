@@ -142,3 +142,41 @@ LEFT JOIN LATERAL (
     SELECT max(created_at) AS last_at FROM invite_execution_logs WHERE task_id = t.id
 ) l ON true
 WHERE t.status = 'running'
+
+-- name: progress
+-- /status with its rate, accounts and ETA, and GET /tasks/{id}/forecast, in one statement (one
+-- snapshot, one round trip): the task ($1, tenant $2) with its counters as in
+-- tasks.status_report and the fields its limits come from; the actions logged from the hour
+-- starting $3 on (the rate's window, from the per-hour rollup: no log row is read); and the quota state
+-- of every account attached to the task or named in $4 (the accounts a task not yet started
+-- would use), with its state in this task, as parallel arrays. The accounts are the tenant's
+-- own, found through invite_accounts_user (a handful). No row: no such task for this tenant.
+SELECT t.id, t.user_id, t.status, t.status_reason, t.driver, t.platform, t.task_type,
+       t.target_group_id, t.message_template, t.priority, t.settings,
+       c.statuses, c.ns, r.recent,
+       a.a_id, a.a_task_status, a.a_status, a.a_reason, a.a_cooldown, a.a_task_cooldown,
+       a.a_window, a.a_count, a.a_limit, a.a_last, a.a_multiplier
+FROM invite_tasks t
+CROSS JOIN LATERAL (
+    SELECT array_agg(status) AS statuses, array_agg(n) AS ns FROM invite_task_counts WHERE task_id = t.id
+) c
+CROSS JOIN LATERAL (
+    SELECT COALESCE(sum(n), 0)::bigint AS recent FROM invite_stats_by_hour WHERE task_id = t.id AND hour >= $3
+) r
+CROSS JOIN LATERAL (
+    SELECT array_agg(ac.id ORDER BY ac.id) AS a_id,
+           array_agg(ta.status ORDER BY ac.id) AS a_task_status,
+           array_agg(ac.status ORDER BY ac.id) AS a_status,
+           array_agg(COALESCE(ta.status_reason, ac.status_reason) ORDER BY ac.id) AS a_reason,
+           array_agg(ac.cooldown_until ORDER BY ac.id) AS a_cooldown,
+           array_agg(ta.cooldown_until ORDER BY ac.id) AS a_task_cooldown,
+           array_agg(ac.daily_window_start ORDER BY ac.id) AS a_window,
+           array_agg(ac.daily_count ORDER BY ac.id) AS a_count,
+           array_agg(ac.daily_limit ORDER BY ac.id) AS a_limit,
+           array_agg(ac.last_action_at ORDER BY ac.id) AS a_last,
+           array_agg(ac.pace_multiplier ORDER BY ac.id) AS a_multiplier
+    FROM invite_accounts ac
+    LEFT JOIN invite_task_accounts ta ON ta.task_id = t.id AND ta.account_id = ac.id
+    WHERE ac.user_id = t.user_id AND (ta.id IS NOT NULL OR ac.id = ANY($4::text[]))
+) a
+WHERE t.id = $1 AND t.user_id = $2

@@ -179,7 +179,8 @@ async def test_openapi_documents_the_schemas_and_bearer_auth(client: Client) -> 
         "InviteTaskUpdate",
         "InviteTaskResponse",
         "TaskListResponse",
-        "TaskStatusResponse",
+        "TaskProgress",
+        "TaskForecast",
     ):
         assert name in schemas
     assert doc["components"]["securitySchemes"]["BearerToken"]["scheme"] == "Bearer"

@@ -1,17 +1,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from invite.engine.bucket import Bucket, Limits
 from invite.engine.forecast import (
     TELEGRAM_DEFAULTS,
+    Seat,
     calculate_optimal_speed,
     effective_daily_quota,
     eta,
     pacing_interval,
+    plan,
 )
 from invite.platforms.base import RateLimits
+from invite.tasks.task_settings import SendWindow
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -96,3 +101,64 @@ def test_effective_quota_takes_links_and_the_task_limit() -> None:
 def test_eta_is_now_plus_remaining_over_rate() -> None:
     assert eta(50, 10.0, NOW) == NOW + timedelta(hours=5)
     assert eta(50, 0.0, NOW) is None
+
+
+# --- plan: each account's own bucket run forward -------------------------------------------
+
+
+def seats(n: int, limits: Limits, **bucket: Any) -> list[Seat]:
+    return [Seat(f"acc{i}", Bucket(**bucket), limits) for i in range(n)]
+
+
+def test_the_plan_follows_the_buckets_own_pacing() -> None:
+    """Two fresh accounts, 40 a day each paced over 24 h: 80 people take 39 gaps of 36 min."""
+    limits = Limits.of(40, 15.0)
+    planned = plan(NOW, 80, seats(2, limits), relax_step=0.05)
+    assert planned.finish_at == NOW + timedelta(seconds=39 * 2160)
+    assert (planned.accounts, planned.people_per_day, planned.limited_by) == (2, 80, ["quota"])
+    assert planned.days == pytest.approx(39 * 2160 / 86_400)
+
+
+def test_spent_quota_waits_for_its_window_and_a_cooldown_for_its_end() -> None:
+    limits = Limits.of(40, 15.0)
+    spent = plan(NOW, 1, seats(1, limits, window_start=NOW - timedelta(hours=20), count=40), relax_step=0)
+    assert spent.finish_at == NOW + timedelta(hours=4)
+    cooling = plan(NOW, 1, seats(1, limits, cooldown_until=NOW + timedelta(hours=2)), relax_step=0)
+    assert (cooling.finish_at, cooling.limited_by) == (NOW + timedelta(hours=2), ["quota", "cooldown"])
+
+
+def test_the_aimd_multiplier_stretches_the_pause_and_eases_back() -> None:
+    limits = Limits.of(10_000, 60.0)  # the pause holds, not the pacing
+    slow = plan(NOW, 3, seats(1, limits, multiplier=4.0), relax_step=1.0)
+    # three actions: at once, then after 60 s x 3, then 60 s x 2
+    assert (slow.finish_at, slow.limited_by) == (NOW + timedelta(seconds=300), ["pause"])
+
+
+def test_a_send_window_in_the_tasks_time_zone_holds_the_work() -> None:
+    window = SendWindow(start="10:00", end="18:00", timezone="Europe/Moscow")  # 07:00-15:00 UTC
+    limits = Limits.of(8, 15.0, window)  # one an hour within the window
+    planned = plan(NOW, 9, seats(1, limits), relax_step=0)  # NOW is 09:00 UTC = 12:00 MSK
+    # six by 14:00 UTC, the window shuts at 15:00, two more at 07:00 and 08:00 tomorrow; the
+    # ninth waits for the quota's 24 h window, opened at 09:00 today, to close
+    assert planned.finish_at == NOW + timedelta(days=1)
+    assert planned.limited_by == ["quota", "send_window"]
+    closed = plan(NOW.replace(hour=16), 1, seats(1, limits), relax_step=0)  # 19:00 MSK
+    assert closed.finish_at == datetime(2026, 1, 6, 7, 0, tzinfo=UTC)
+
+
+def test_accounts_that_may_not_act_are_left_out_and_said_so() -> None:
+    limits = Limits.of(40, 15.0)
+    planned = plan(NOW, 10, [*seats(1, limits), Seat("gone", Bucket(), None)], relax_step=0)
+    assert (planned.accounts, planned.limited_by) == (1, ["quota", "accounts"])
+    nobody = plan(NOW, 10, [Seat("gone", Bucket(), None)], relax_step=0)
+    assert (nobody.finish_at, nobody.days, nobody.limited_by) == (None, None, ["accounts"])
+    assert plan(NOW, 0, [], relax_step=0).finish_at == NOW
+
+
+def test_a_long_campaign_goes_on_at_the_steady_rate_past_the_replayed_events() -> None:
+    limits = Limits.of(40, 15.0)
+    replayed = plan(NOW, 4_000, seats(10, limits), relax_step=0, max_events=100_000)
+    cut = plan(NOW, 4_000, seats(10, limits), relax_step=0, max_events=200)
+    assert replayed.finish_at is not None
+    assert cut.finish_at is not None
+    assert abs((cut.finish_at - replayed.finish_at).total_seconds()) <= 2160  # one gap
