@@ -256,6 +256,8 @@ class LeaseKeeper:
             await strategy.close()  # off the key before the platform may hand it to another
             await self._accounts_release(account)
             await self._give_back([account_id])
+            if ready is not None and ready.kind is OutcomeKind.FLOOD_WAIT:
+                await self._rest(account, ready)
             return
         self.held[account_id] = account
         self._ctx.registry.driven = len(self.held)
@@ -289,6 +291,19 @@ class LeaseKeeper:
         account.usage.success, account.usage.error_type = False, dead_account_event(outcome).value
         try:
             await self._accounts.report(account.id, account.user_id, dead_account_event(outcome), reason)
+        except Exception as exc:
+            log.warning("account event not reported", account_id=account.id, error=repr(exc))
+
+    async def _rest(self, account: LeasedAccount, outcome: Outcome) -> None:
+        """A FloodWait at connect: not leased again before it is over, and the platform told
+        once (the driver's first answer carries the event; its "still waiting" ones do not)."""
+        until = self._ctx.clock.now() + timedelta(seconds=outcome.seconds)
+        self._avoid[account.id] = max(until, self._avoid.get(account.id, until))
+        if outcome.event is None:
+            return
+        message = f"{outcome.kind}: {outcome.detail} ({outcome.seconds:g} s)"
+        try:
+            await self._accounts.report(account.id, account.user_id, outcome.event, message)
         except Exception as exc:
             log.warning("account event not reported", account_id=account.id, error=repr(exc))
 

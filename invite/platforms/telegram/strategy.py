@@ -141,6 +141,7 @@ class TelegramFactory:
         api_id: int | None = None,
         api_hash: str | None = None,
         client_factory: ClientFactory = pyrogram.Client,
+        clock: Clock | None = None,
     ) -> TelegramFactory:
         """The factory with the settings' limits; api_id/api_hash given (from Vault) or from the settings."""
         api_id = api_id or settings.telegram_api_id
@@ -157,6 +158,7 @@ class TelegramFactory:
             call_timeout_seconds=settings.telegram_call_timeout_seconds,
             phone_import_rest_seconds=settings.telegram_phone_import_rest_seconds,
             client_factory=client_factory,
+            clock=clock,
         )
 
     def for_account(self, account: AccountData) -> TelegramStrategy:
