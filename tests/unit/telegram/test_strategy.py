@@ -683,11 +683,14 @@ async def test_an_error_while_reading_the_dialog_cannot_tell(
 
 
 async def test_a_network_failure_while_reading_cannot_tell(
-    strategy: TelegramStrategy, world: TelegramServer
+    make_factory: Callable[..., TelegramFactory], account: AccountData, world: TelegramServer
 ) -> None:
     world.script(raw.functions.messages.GetHistory, ConnectionResetError("reset by peer"))
+    strategy = make_factory(call_timeout_seconds=0.5).for_account(account)  # kurigram: 10 tries, 1 s apart
+    await strategy.initialize_client(account)
 
     assert await strategy.was_message_sent(ALICE, at(DATE)) is None
+    await strategy.close()
 
 
 async def test_without_a_client_it_cannot_tell(
