@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 from pyrogram import raw
 
 from invite.platforms.base import (
@@ -92,6 +93,7 @@ async def test_an_unreadable_session_is_left_out_not_dead_and_without_a_connecti
     make_factory: Callable[..., TelegramFactory], server: TelegramServer
 ) -> None:
     account = AccountData(id="acc-1", user_id="42", session="garbage")
+    alerts = REGISTRY.get_sample_value("invite_integration_errors_total", {"service": "account_session"}) or 0
 
     outcome = await make_factory().for_account(account).initialize_client(account)
 
@@ -101,6 +103,11 @@ async def test_an_unreadable_session_is_left_out_not_dead_and_without_a_connecti
     )
     assert outcome.event is None
     assert server.connects == 0
+    # the metric behind the InviteIntegrationFailing alert: the reason is visible, not silent
+    assert (
+        REGISTRY.get_sample_value("invite_integration_errors_total", {"service": "account_session"})
+        == alerts + 1
+    )
 
 
 async def test_a_revoked_session_is_a_dead_account_and_the_client_is_let_go(
