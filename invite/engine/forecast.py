@@ -133,12 +133,32 @@ def steady_per_day(limits: Limits) -> float:
     return min(float(limits.cap), open_seconds(limits.send_window) / Bucket().gap(limits).total_seconds())
 
 
+@dataclass(frozen=True)
+class History:
+    """What reaching people has cost the task so far (nothing before its first action)."""
+
+    actions_per_person: float = 1.0  # actions other than FloodWaits per person reached (transient retries)
+    flood_rate: float = 0.0  # FloodWaits per action
+    flood_seconds: float = 0.0  # the cooldown a FloodWait imposes, on average
+
+
 def plan(
-    now: datetime, remaining: int, seats: Sequence[Seat], *, relax_step: float, max_events: int = 5_000
+    now: datetime,
+    remaining: int,
+    seats: Sequence[Seat],
+    *,
+    relax_step: float,
+    history: History | None = None,
+    max_events: int = 5_000,
 ) -> Plan:
-    """When ``remaining`` people will have been reached by ``seats`` (one action each)."""
+    """When ``remaining`` people will have been reached by ``seats``.
+
+    With the task's ``history``, the replay meets what the task has met so far: each account
+    takes a FloodWait every ``1 / flood_rate`` actions (the action spent, the account cooling
+    for ``flood_seconds``), and a person costs ``actions_per_person`` other actions."""
+    seen = history or History()
     usable = [(replace(seat.bucket), seat.limits) for seat in seats if seat.limits is not None]
-    per_day = sum(steady_per_day(limits) for _, limits in usable)
+    per_day = sum(_people_per_day(limits, seen) for _, limits in usable)
     limited_by = _limits(now, seats, usable)
     if remaining <= 0:
         return Plan(
@@ -160,15 +180,25 @@ def plan(
         )
     queue = [(bucket.next_allowed(now, limits), i) for i, (bucket, limits) in enumerate(usable)]
     heapq.heapify(queue)
-    done, last = 0, now
-    while done < min(remaining, max_events):
+    # each account's share of its next FloodWait, spread over the accounts (stratified), so
+    # that the replay meets as many as the rate says even when each account has few left
+    debt = [(i + 0.5) / len(usable) for i in range(len(usable))]
+    step = 1.0 / max(seen.actions_per_person, 1.0)  # a person reached per other action
+    reached, events, last = 0.0, 0, now
+    while reached < remaining - 1e-9 and events < max_events:
         at, i = heapq.heappop(queue)
         bucket, limits = usable[i]
         bucket.reserve(at)
-        bucket.relax(relax_step)
-        done, last = done + 1, at
+        debt[i] += seen.flood_rate
+        if debt[i] >= 1.0:
+            debt[i] -= 1.0
+            bucket.cool_down(at + timedelta(seconds=seen.flood_seconds))
+        else:
+            bucket.relax(relax_step)
+            reached += step
+        events, last = events + 1, at
         heapq.heappush(queue, (bucket.next_allowed(at, limits), i))
-    finish = last + DAY * ((remaining - done) / per_day)
+    finish = last + DAY * (max(remaining - reached, 0.0) / per_day)
     return Plan(
         remaining=remaining,
         accounts=len(usable),
@@ -177,6 +207,14 @@ def plan(
         days=(finish - now) / DAY,
         limited_by=limited_by,
     )
+
+
+def _people_per_day(limits: Limits, seen: History) -> float:
+    """People a day one account reaches at its steady pace, FloodWaits and their cooldowns
+    taken out of its day as the history says they come."""
+    actions = steady_per_day(limits)
+    lost = actions * seen.flood_rate * seen.flood_seconds / DAY.total_seconds()  # days spent cooling
+    return actions * (1.0 - seen.flood_rate) / max(seen.actions_per_person, 1.0) / (1.0 + lost)
 
 
 def _limits(now: datetime, seats: Sequence[Seat], usable: Sequence[tuple[Bucket, Limits]]) -> list[str]:

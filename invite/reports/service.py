@@ -32,7 +32,7 @@ from invite.cursors import Cursor, decode_cursor, encode_cursor
 from invite.db import DbConnection, queries
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.clock import Clock
-from invite.engine.forecast import TELEGRAM_DEFAULTS, Seat, plan
+from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, plan
 from invite.engine.registry import RunningTask
 from invite.observability.metrics import tasks_total
 from invite.platforms.base import AccountsProvider, OutcomeKind, RateLimits
@@ -109,6 +109,7 @@ class ReportService:
             _remaining(status),
             seats,
             relax_step=self._settings.pace_multiplier_step,
+            history=_history(row, status, 0.0),
             max_events=STATUS_EVENTS,
         )
         return TaskProgress(
@@ -136,7 +137,16 @@ class ReportService:
             row = await self._progress_row(task_id, now, list(listed))
         status = status_response(task_id, row)
         seats, by_state = _seats(row, listed, self._settings, now)
-        planned = plan(now, _remaining(status), seats, relax_step=self._settings.pace_multiplier_step)
+        flood_seconds = (
+            await self._pool.fetchval(self._sql["reports.flood_seconds"], task_id) if row["floods"] else 0.0
+        )
+        planned = plan(
+            now,
+            _remaining(status),
+            seats,
+            relax_step=self._settings.pace_multiplier_step,
+            history=_history(row, status, flood_seconds or 0.0),
+        )
         return TaskForecast(
             task_id=str(task_id),
             status=status.status,
@@ -448,6 +458,18 @@ def _rate_since(now: datetime) -> datetime:
     """The start of /status's rate window: the previous whole UTC hour (the rollup's grain), so
     the rate covers between one and two hours, never a few minutes."""
     return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+
+
+def _history(row: asyncpg.Record, status: TaskStatusResponse, flood_seconds: float) -> History:
+    """What reaching people has cost the task so far (the rollup's counts; ``flood_seconds``
+    from the log, which only the forecast reads: /status counts a FloodWait's action, not its
+    cooldown, beyond those in force)."""
+    actions, floods = row["actions"], row["floods"]
+    return History(
+        actions_per_person=(actions - floods) / status.processed if status.processed else 1.0,
+        flood_rate=floods / actions if actions else 0.0,
+        flood_seconds=flood_seconds,
+    )
 
 
 def _remaining(status: TaskStatusResponse) -> int:

@@ -146,14 +146,15 @@ WHERE t.status = 'running'
 -- name: progress
 -- /status with its rate, accounts and ETA, and GET /tasks/{id}/forecast, in one statement (one
 -- snapshot, one round trip): the task ($1, tenant $2) with its counters as in
--- tasks.status_report and the fields its limits come from; the actions logged from the hour
--- starting $3 on (the rate's window, from the per-hour rollup: no log row is read); and the quota state
+-- tasks.status_report and the fields its limits come from; the actions logged (in all, as
+-- FloodWaits, and from the hour starting $3 on: the rate's window), from the per-hour rollup (a few rows an
+-- hour of the campaign, the primary key's range: no log row is read); and the quota state
 -- of every account attached to the task or named in $4 (the accounts a task not yet started
 -- would use), with its state in this task, as parallel arrays. The accounts are the tenant's
 -- own, found through invite_accounts_user (a handful). No row: no such task for this tenant.
 SELECT t.id, t.user_id, t.status, t.status_reason, t.driver, t.platform, t.task_type,
        t.target_group_id, t.message_template, t.priority, t.settings,
-       c.statuses, c.ns, r.recent,
+       c.statuses, c.ns, r.recent, r.actions, r.floods,
        a.a_id, a.a_task_status, a.a_status, a.a_reason, a.a_cooldown, a.a_task_cooldown,
        a.a_window, a.a_count, a.a_limit, a.a_last, a.a_multiplier
 FROM invite_tasks t
@@ -161,7 +162,10 @@ CROSS JOIN LATERAL (
     SELECT array_agg(status) AS statuses, array_agg(n) AS ns FROM invite_task_counts WHERE task_id = t.id
 ) c
 CROSS JOIN LATERAL (
-    SELECT COALESCE(sum(n), 0)::bigint AS recent FROM invite_stats_by_hour WHERE task_id = t.id AND hour >= $3
+    SELECT COALESCE(sum(n) FILTER (WHERE hour >= $3), 0)::bigint AS recent,
+           COALESCE(sum(n), 0)::bigint AS actions,
+           COALESCE(sum(n) FILTER (WHERE status = 'flood_wait'), 0)::bigint AS floods
+    FROM invite_stats_by_hour WHERE task_id = t.id
 ) r
 CROSS JOIN LATERAL (
     SELECT array_agg(ac.id ORDER BY ac.id) AS a_id,
@@ -180,3 +184,15 @@ CROSS JOIN LATERAL (
     WHERE ac.user_id = t.user_id AND (ta.id IS NOT NULL OR ac.id = ANY($4::text[]))
 ) a
 WHERE t.id = $1 AND t.user_id = $2
+
+-- name: flood_seconds
+-- The forecast's FloodWait cost: the mean wait of the task's ($1) last 200 FloodWaits, found
+-- walking idx_invite_logs_task_created backwards from the newest entry (at a few FloodWaits
+-- in a hundred actions, some thousands of index entries; only GET /forecast asks).
+SELECT avg(seconds)::float8 FROM (
+    SELECT (details ->> 'seconds')::float8 AS seconds
+    FROM invite_execution_logs
+    WHERE task_id = $1 AND status = 'flood_wait'
+    ORDER BY created_at DESC
+    LIMIT 200
+) f

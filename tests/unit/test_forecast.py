@@ -8,6 +8,7 @@ import pytest
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.forecast import (
     TELEGRAM_DEFAULTS,
+    History,
     Seat,
     calculate_optimal_speed,
     effective_daily_quota,
@@ -162,3 +163,17 @@ def test_a_long_campaign_goes_on_at_the_steady_rate_past_the_replayed_events() -
     assert replayed.finish_at is not None
     assert cut.finish_at is not None
     assert abs((cut.finish_at - replayed.finish_at).total_seconds()) <= 2160  # one gap
+
+
+def test_the_tasks_history_of_floodwaits_and_retries_lengthens_the_plan() -> None:
+    """One FloodWait in ten actions, each cooling the account for 2 h, and a retry for one
+    person in four: the replay meets them, spread over the accounts, and ends later."""
+    limits = Limits.of(10_000, 60.0)  # the pause holds: a minute an action
+    clean = plan(NOW, 100, seats(4, limits), relax_step=0)
+    seen = History(actions_per_person=1.25, flood_rate=0.1, flood_seconds=7200.0)
+    costly = plan(NOW, 100, seats(4, limits), relax_step=0, history=seen)
+    assert clean.finish_at == NOW + timedelta(minutes=24)  # 25 each, the first at once
+    assert costly.finish_at is not None
+    # 125 actions besides ~14 FloodWaits; every account cools 2 h at least once or twice
+    assert NOW + timedelta(hours=4) < costly.finish_at < NOW + timedelta(hours=8)
+    assert costly.people_per_day < clean.people_per_day
