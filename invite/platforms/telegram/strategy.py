@@ -11,10 +11,11 @@ client is in: a connection left on the account's key would make the next holder'
 AUTH_KEY_DUPLICATED, and Telegram revokes the key for that.
 
 Every call has its own time limit (``call_timeout_seconds``): kurigram itself waits 15 s per
-try and tries ten times. A message whose request was handed to the connection and whose answer
-never came is ``DELIVERY_UNKNOWN``: it may have gone out. Messages are sent under the
-``random_id`` the engine chose, so a later attempt at the same person is answered
-``RANDOM_ID_DUPLICATE`` (delivered) rather than delivered twice. A session whose key Telegram
+try and tries ten times. Messages are sent under the ``random_id`` the engine chose, so any
+later attempt at the same person is answered ``RANDOM_ID_DUPLICATE`` (delivered) rather than
+delivered twice. A message whose request was handed to the connection and whose answer never
+came is sent again at once under that random_id (reconciled: a duplicate means it went out,
+else it goes out now, once); when that answer is lost too it is ``DELIVERY_UNKNOWN``. A session whose key Telegram
 no longer knows (transport error −404, raised in kurigram's receive task where no caller sees
 it) is read there, and the account is dead. A FloodWait while connecting is remembered by the
 factory: the account is not connected again until it is over.
@@ -346,7 +347,15 @@ class TelegramStrategy:
                 await self._forget(client, person)
             return Outcome(OutcomeKind.SUCCESS)
 
-        return await self._guarded(send, fate_unknown=lambda: handed_over)
+        outcome = await self._guarded(send, fate_unknown=lambda: handed_over)
+        if outcome.kind is not OutcomeKind.DELIVERY_UNKNOWN:
+            return outcome
+        # The answer was lost. The same request again, under the same random_id, settles it:
+        # Telegram answers RANDOM_ID_DUPLICATE (it went out the first time) or sends it now,
+        # once. Anything else says nothing about the first send: its fate stays unknown.
+        log.info("telegram_send_answer_lost", account_id=self._account.id, detail=outcome.detail)
+        again = await self._guarded(send, fate_unknown=lambda: True)
+        return again if again.kind is OutcomeKind.SUCCESS else outcome
 
     async def add_to_contacts(self, target: Target) -> Outcome:
         async def add(client: pyrogram.Client) -> Outcome:

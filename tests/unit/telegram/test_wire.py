@@ -119,20 +119,32 @@ async def test_close_leaves_no_connection_even_after_a_failed_updates_watchdog(
 
 
 # --- 2.2 a lost answer never sends twice ------------------------------------------------------
-async def test_a_lost_answer_is_of_unknown_fate_and_its_random_id_is_never_delivered_twice(
+async def test_a_lost_answer_is_settled_by_the_same_random_id_and_delivered_once(
     wired: TelegramStrategy, world: MTProtoServer, wire_account: AccountData
 ) -> None:
     random_id = message_random_id(uuid.uuid4(), uuid.uuid4())
     world.lose_answer(raw.functions.messages.SendMessage)  # carried out; the socket drops before the answer
 
-    lost = await wired.send_message(ALICE, "Hello", random_id)
-    again = await wired.send_message(ALICE, "Hello", random_id)  # the engine's next attempt, same id
+    outcome = await wired.send_message(ALICE, "Hello", random_id)
+    later = await wired.send_message(ALICE, "Hello", random_id)  # any later attempt: same id
 
-    assert lost.kind is OutcomeKind.DELIVERY_UNKNOWN  # not TRANSIENT: it did go out
-    assert again == Outcome(OutcomeKind.SUCCESS, detail="RANDOM_ID_DUPLICATE")
+    # not TRANSIENT (which sent it again under a new id): asked again under the same one
+    assert outcome == later == Outcome(OutcomeKind.SUCCESS, detail="RANDOM_ID_DUPLICATE")
     assert [m.random_id for m in world.world.sent_messages] == [random_id]  # delivered once
-    assert [m.random_id for m in world.calls(raw.functions.messages.SendMessage)] == [random_id] * 2
+    assert [m.random_id for m in world.calls(raw.functions.messages.SendMessage)] == [random_id] * 3
     assert world.connects[wire_key(wire_account)] == 2  # kurigram reconnected after the drop
+
+
+async def test_a_send_whose_answers_never_come_is_of_unknown_fate(
+    wired: TelegramStrategy, world: MTProtoServer
+) -> None:
+    world.delay(raw.functions.messages.SendMessage, 60)
+
+    outcome = await wired.send_message(ALICE, "Hello", 77)
+
+    assert outcome == Outcome(
+        OutcomeKind.DELIVERY_UNKNOWN, detail="no answer to the send: network: TimeoutError"
+    )
 
 
 def test_the_random_id_belongs_to_the_person_in_the_task() -> None:
