@@ -130,8 +130,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     channel_lifetime_invite_limit: Positive = 200
     peer_flood_cooldown_seconds: Positive = 24 * 3600
     # added to a FloodWait's cooldown: the platform rests the account a minute longer than
-    # Telegram asks, and an account is not driven while the platform rests it
-    flood_wait_margin_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    # Telegram asks, counted from when our report reaches it (a group commit and a round trip
+    # after the answer), and an account is not driven while the platform rests it
+    flood_wait_margin_seconds: Annotated[float, msgspec.Meta(ge=0)] = 65.0
     max_attempts: Positive = 5
     recontact_days: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: no cross-task frequency cap
 

@@ -355,7 +355,8 @@ class Recorder:
     def _report(self, account_id: str, user_id: str, event: AccountEvent, message: str) -> None:
         async def report() -> None:
             try:
-                await self._accounts.report(account_id, user_id, event, message)
+                with self._clock.busy():  # the platform hears of it at once, in simulated time too
+                    await self._accounts.report(account_id, user_id, event, message)
             except Exception as exc:  # the platform hears of it next time; the engine goes on
                 log.warning("account event not reported", account_id=account_id, event=event, error=repr(exc))
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -45,18 +46,28 @@ PLATFORM_ENV = {  # what the platform's compose gives its invite service (no DAT
 }
 
 
-@pytest.fixture
-async def old_database_url() -> AsyncIterator[str]:
-    """A database holding the old service's tables in public, and nothing of ours."""
+@asynccontextmanager
+async def old_service_database() -> AsyncIterator[str]:
+    """A database holding the old service's tables in public, and nothing of ours: its name."""
     name = f"invite_old_{uuid.uuid4().hex[:12]}"
     await _admin(f'CREATE DATABASE "{name}"')
-    conn = await asyncpg.connect(with_database(ADMIN_URL, name), server_settings={"search_path": "public"})
     try:
-        await conn.execute(OLD_SERVICE)
+        conn = await asyncpg.connect(
+            with_database(ADMIN_URL, name), server_settings={"search_path": "public"}
+        )
+        try:
+            await conn.execute(OLD_SERVICE)
+        finally:
+            await conn.close()
+        yield name
     finally:
-        await conn.close()
-    yield with_database(ADMIN_URL, name)
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def old_database_url() -> AsyncIterator[str]:
+    async with old_service_database() as name:
+        yield with_database(ADMIN_URL, name)
 
 
 def test_the_platforms_environment_names_the_database_and_the_neighbours() -> None:
