@@ -102,7 +102,10 @@ class ReportController(Controller):
         if format == "json":
             return await reports.report(task_id)
         pages = await reports.export_pages(task_id)
-        content = csv_stream(pages) if format == "csv" else xlsx_stream(pages)
+        if format == "csv":
+            content = csv_stream(pages)
+        else:
+            content = xlsx_stream(pages, await reports.stats(task_id, None, None))
         return Stream(
             content,
             # as a header: Litestar would put the handler's JSON media type on a Stream

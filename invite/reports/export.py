@@ -2,7 +2,10 @@
 
 CSV is streamed page by page as it is read. XLSX is written by xlsxwriter in constant-memory
 mode (each row goes straight to a temporary file) in a worker thread, then the finished file
-is streamed; memory stays flat however many targets the task has.
+is streamed; memory stays flat however many targets the task has. The workbook opens on a
+summary sheet (the last, made active) read at a glance: three small tables (actions per hour by outcome, progress
+hour by hour, results per account, from the task's rollups) each drawn by a native chart
+whose series point at the table's cells, so the customer can restyle or re-plot them.
 
 Every text cell is neutralised against spreadsheet formula injection (OWASP's "CSV
 injection"): a cell beginning with = + - @, a tab or a carriage return gets a leading
@@ -31,6 +34,8 @@ from typing import Any
 
 import asyncpg
 import xlsxwriter
+
+from invite.reports.schemas import TaskStatsResponse
 
 Page = Sequence[asyncpg.Record]
 COLUMNS = (
@@ -89,7 +94,7 @@ def _csv_lines(rows: list[list[Any]]) -> bytes:
 class XlsxFile:
     """A workbook written row by row to a temporary file; call its methods from one thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, summary: TaskStatsResponse | None = None) -> None:
         handle, self.path = tempfile.mkstemp(prefix="invite-export-", suffix=".xlsx")
         os.close(handle)
         self._book = xlsxwriter.Workbook(
@@ -106,6 +111,7 @@ class XlsxFile:
         self._time = self._book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
         self._sheet: Any = None
         self._row = ROWS_PER_SHEET
+        self._summary = summary
 
     def add(self, page: Page) -> None:
         for row in page:
@@ -123,6 +129,10 @@ class XlsxFile:
     def close(self) -> None:
         if self._sheet is None:
             self._new_sheet()
+        if self._summary is not None:
+            # after the targets, so a program reading the first sheet still reads them; the
+            # workbook opens on it all the same
+            _summary_sheet(self._book, self._summary).activate()
         self._book.close()
 
     def _new_sheet(self) -> None:
@@ -133,9 +143,11 @@ class XlsxFile:
         self._row = 1
 
 
-async def xlsx_stream(pages: AsyncIterator[Page]) -> AsyncIterator[bytes]:
+async def xlsx_stream(
+    pages: AsyncIterator[Page], summary: TaskStatsResponse | None = None
+) -> AsyncIterator[bytes]:
     """Build the workbook off the event loop, then stream the file and remove it."""
-    book = XlsxFile()
+    book = XlsxFile(summary)
     try:
         async for page in pages:
             await asyncio.to_thread(book.add, page)
@@ -145,3 +157,90 @@ async def xlsx_stream(pages: AsyncIterator[Page]) -> AsyncIterator[bytes]:
                 yield chunk
     finally:
         os.unlink(book.path)
+
+
+SUMMARY_SHEET = "Summary"
+_CHART_SIZE = {"x_scale": 1.4, "y_scale": 1.1}
+
+
+def _summary_sheet(book: Any, stats: TaskStatsResponse) -> Any:
+    """The summary sheet: each table written row after row (constant-memory mode writes a
+    sheet's rows in order), its chart placed to the right of it."""
+    sheet = book.add_worksheet(SUMMARY_SHEET)
+    bold = book.add_format({"bold": True})
+    hour = book.add_format({"num_format": "yyyy-mm-dd hh:mm", "bold": True})
+    sheet.set_column(0, 0, 20)
+    sheet.write_string(0, 0, f"Task {stats.task_id}: {stats.status} ({stats.driver})", bold)
+    outcomes = sorted(stats.by_outcome, key=lambda name: (-stats.by_outcome[name], name))
+    row = 2
+    # 1. actions per hour by outcome: a stacked column per hour
+    sheet.write_string(row, 0, "hour (UTC)", bold)
+    for col, outcome in enumerate(outcomes, 1):
+        sheet.write_string(row, col, neutralise(outcome), bold)
+    first = row + 1
+    for row, entry in enumerate(stats.by_hour, first):
+        sheet.write_datetime(row, 0, entry.hour, hour)
+        for col, outcome in enumerate(outcomes, 1):
+            sheet.write_number(row, col, entry.by_outcome.get(outcome, 0))
+    last = max(row, first)
+    _chart(
+        book,
+        sheet,
+        {"type": "column", "subtype": "stacked"},
+        "Actions per hour by outcome",
+        first,
+        last,
+        outcomes,
+    )
+    # 2. progress over time: actions and people reached so far, hour by hour
+    row = max(last + 2, first + 16)  # below the first chart
+    sheet.write_string(row, 0, "hour (UTC)", bold)
+    sheet.write_string(row, 1, "actions so far", bold)
+    sheet.write_string(row, 2, "succeeded so far", bold)
+    first, actions, succeeded = row + 1, 0, 0
+    for row, entry in enumerate(stats.by_hour, first):
+        actions += entry.actions
+        succeeded += entry.by_status.get("succeeded", 0)
+        sheet.write_datetime(row, 0, entry.hour, hour)
+        sheet.write_number(row, 1, actions)
+        sheet.write_number(row, 2, succeeded)
+    last = max(row, first)
+    drawn = ["actions", "succeeded"] if stats.by_hour else []
+    _chart(book, sheet, {"type": "line"}, "Progress over time", first, last, drawn)
+    # 3. per-account results: a stacked bar per account
+    row = max(last + 2, first + 16)
+    sheet.write_string(row, 0, "account", bold)
+    for col, outcome in enumerate(outcomes, 1):
+        sheet.write_string(row, col, neutralise(outcome), bold)
+    first = row + 1
+    for row, account in enumerate(stats.by_account, first):
+        sheet.write_string(row, 0, neutralise(account.account_id))
+        for col, outcome in enumerate(outcomes, 1):
+            sheet.write_number(row, col, account.by_outcome.get(outcome, 0))
+    last = max(row, first)
+    _chart(book, sheet, {"type": "bar", "subtype": "stacked"}, "Results per account", first, last, outcomes)
+    return sheet
+
+
+def _chart(
+    book: Any, sheet: Any, kind: dict[str, str], title: str, first: int, last: int, columns: list[str]
+) -> None:
+    """A chart of the table whose data rows are ``first``..``last``, one series per column
+    after the first, beside the table; none while the task has no action to draw."""
+    if not columns:
+        return
+    chart = book.add_chart(kind)
+    for col in range(1, len(columns) + 1):
+        chart.add_series(_series(first - 1, first, last, col))
+    chart.set_title({"name": title})
+    sheet.insert_chart(first - 1, len(columns) + 2, chart, _CHART_SIZE)
+
+
+def _series(header: int, first: int, last: int, col: int) -> dict[str, Any]:
+    """A chart series over column ``col`` of a summary table: its name the header cell, its
+    categories the table's first column."""
+    return {
+        "name": [SUMMARY_SHEET, header, col],
+        "categories": [SUMMARY_SHEET, first, 0, last, 0],
+        "values": [SUMMARY_SHEET, first, col, last, col],
+    }

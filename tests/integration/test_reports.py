@@ -8,11 +8,14 @@ import io
 import json
 import re
 import uuid
+import zipfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from xml.etree import ElementTree
 
 import asyncpg
 import msgspec
+import openpyxl
 import polars as pl
 import pytest
 
@@ -313,6 +316,64 @@ async def test_xlsx_export_opens_with_formulas_neutralised(
     assert frame["processed_at_utc"][0] == T0.replace(tzinfo=None)
 
 
+def chart_series(book: bytes) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Each chart in an XLSX file: (file, kind, [(name ref, values ref)]), read from its XML."""
+    ns = {"c": "http://schemas.openxmlformats.org/drawingml/2006/chart"}
+    charts = []
+    with zipfile.ZipFile(io.BytesIO(book)) as parts:
+        for name in sorted(n for n in parts.namelist() if n.startswith("xl/charts/chart")):
+            plot = ElementTree.fromstring(parts.read(name)).find("c:chart/c:plotArea", ns)  # noqa: S314 (our own file)
+            assert plot is not None
+            kind = next(child.tag.split("}")[1] for child in plot if child.tag.endswith("Chart"))
+            series = [
+                (s.findtext("c:tx/c:strRef/c:f", "", ns), s.findtext("c:val/c:numRef/c:f", "", ns))
+                for s in plot.iter(f"{{{ns['c']}}}ser")
+            ]
+            charts.append((name, kind, series))
+    return charts
+
+
+def cells_at(sheet: Any, ref: str) -> list[Any]:
+    """The values of a chart reference such as Summary!$B$4:$B$5 (or one cell)."""
+    area = ref.split("!")[1].replace("$", "")
+    found = sheet[area]
+    if not isinstance(found, tuple):
+        return [found.value]
+    return [row[0].value if isinstance(row, tuple) else row.value for row in found]
+
+
+async def test_xlsx_report_opens_on_a_summary_with_native_charts_over_its_data(
+    client: Client, headers: dict[str, str], campaign: str
+) -> None:
+    stats = (await client.get(f"{PREFIX}/tasks/{campaign}/stats", headers=headers)).json()
+    response = await client.get(
+        f"{PREFIX}/tasks/{campaign}/report", params={"format": "xlsx"}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    book = openpyxl.load_workbook(io.BytesIO(response.content))
+    assert book.sheetnames[-1] == "Summary"
+    assert book.active is not None
+    assert book.active.title == "Summary"  # it opens there; the targets stay the first sheet
+    assert pl.read_excel(io.BytesIO(response.content)).height == 6
+    summary = book["Summary"]
+    charts = chart_series(response.content)
+    assert [kind for _, kind, _ in charts] == ["barChart", "lineChart", "barChart"]
+    per_hour, progress, per_account = (series for _, _, series in charts)
+    # actions per hour by outcome: one series per outcome, a value per hour
+    outcomes = {cells_at(summary, name)[0]: cells_at(summary, values) for name, values in per_hour}
+    assert set(outcomes) == set(stats["by_outcome"])
+    for outcome, values in outcomes.items():
+        assert values == [h["by_outcome"].get(outcome, 0) for h in stats["by_hour"]]
+    # progress: actions and successes so far, hour by hour
+    lines = {cells_at(summary, name)[0]: cells_at(summary, values) for name, values in progress}
+    assert lines == {"actions so far": [2, 6], "succeeded so far": [2, 3]}
+    # results per account: a series per outcome, a value per account
+    accounts = {a["account_id"]: a["by_outcome"] for a in stats["by_account"]}
+    for name, ref in per_account:
+        outcome = cells_at(summary, name)[0]
+        assert cells_at(summary, ref) == [accounts[a].get(outcome, 0) for a in accounts]
+
+
 async def test_export_pages_through_every_target_in_import_order(
     client: Client, headers: dict[str, str], pool: asyncpg.Pool
 ) -> None:
@@ -331,6 +392,7 @@ async def test_export_of_an_empty_task_is_a_header(client: Client, headers: dict
     assert csv_body.decode("utf-8-sig").strip().startswith("seq,user_identifier")
     xlsx = await client.get(f"{PREFIX}/tasks/{task_id}/report?format=xlsx", headers=headers)
     assert pl.read_excel(io.BytesIO(xlsx.content)).height == 0
+    assert chart_series(xlsx.content) == []  # nothing to draw yet, the summary's tables are empty
 
 
 async def test_unknown_report_format_is_a_problem_naming_it(client: Client, headers: dict[str, str]) -> None:
