@@ -278,6 +278,7 @@ async def test_a_campaign_through_kurigram_and_the_integration_service(
     }
     assert (f"u:{lost_name}", "success") in outcomes
     assert "RANDOM_ID_DUPLICATE" in loopback.errors_sent
+    assert loopback.acked  # the clients acknowledged the server's answers (msgs_ack, ten at a time)
     assert telegram.messages == {person_id(name): [f"Hello Name{name[3:]}!"] for name in written}
     assert telegram.members[900] == {person_id(name) for name in invited | {MEMBER}}
 

@@ -47,7 +47,7 @@ from pyrogram.raw.core.primitives import Vector
 from tests.mtproto.world import DATE, World, rpc_error
 
 ABRIDGED = b"\xef"
-GZIP_OVER = 512  # answers longer than this (bytes) are sent gzip_packed
+GZIP_OVER = 128  # answers longer than this (bytes) are sent gzip_packed (Config among them)
 AUTH_KEY_UNKNOWN = -404
 _WRAPPERS = (raw.functions.InvokeWithLayer, raw.functions.InitConnection)
 _SERVICE = (raw.types.MsgsAck, raw.functions.Ping, raw.functions.PingDelayDisconnect)
@@ -120,6 +120,7 @@ class MTProtoServer:
         self.acked: set[int] = set()  # our message ids the client acknowledged
         self.transport_errors = 0
         self.errors_sent: list[str] = []  # the rpc_error messages answered, in order
+        self.sent: Counter[str] = Counter()  # service messages sent, by kind: what was exercised
 
     # --- set-up ---------------------------------------------------------------------------------
     def add_key(self, auth_key: bytes, world: World | None = None) -> bytes:
@@ -215,6 +216,7 @@ class MTProtoServer:
         out: list[tuple[TLObject[Any], bool]] = []  # (body, content-related)
         if not session.created:
             session.created = True
+            self.sent["new_session_created"] += 1
             unique_id = int.from_bytes(os.urandom(8), "little", signed=True)
             out.append(
                 (
@@ -225,6 +227,7 @@ class MTProtoServer:
                 )
             )
         if salt != session.salt:
+            self.sent["bad_server_salt"] += 1
             out.append(
                 (
                     raw.types.BadServerSalt(
@@ -242,6 +245,7 @@ class MTProtoServer:
         if isinstance(body, raw.types.MsgsAck):
             self.acked.update(body.msg_ids)
         elif isinstance(body, raw.functions.Ping | raw.functions.PingDelayDisconnect):
+            self.sent["pong"] += 1
             out.append((raw.types.Pong(msg_id=message.msg_id, ping_id=body.ping_id), False))
         else:
             out.append((raw.types.MsgsAck(msg_ids=[message.msg_id]), False))
@@ -279,6 +283,7 @@ class MTProtoServer:
             self.errors_sent.append(result.error_message)
         answer: TLObject[Any] = _Vector(result) if isinstance(result, list) else result
         if len(answer.write()) > GZIP_OVER:
+            self.sent["gzip_packed"] += 1
             return GzipPacked(answer)
         return answer
 
@@ -294,6 +299,7 @@ class MTProtoServer:
         if len(messages) == 1:
             envelope = messages[0]
         else:
+            self.sent["msg_container"] += 1
             envelope = self._message(session, MsgContainer(messages), False)
         with contextlib.suppress(ConnectionError, RuntimeError):
             connection.send_packet(_seal(auth_key, session.salt, session_id, envelope))

@@ -86,6 +86,11 @@ async def test_the_installed_client_speaks_mtproto_through_a_converted_telethon_
     [sent] = world.calls(raw.functions.messages.SendMessage)
     assert (sent.message, sent.random_id) == ("Hello Alice", 11)
     assert world.connects[wire_key(wire_account)] == 1
+    # the protocol as Telegram speaks it, all of it read by the client: a new session, the salt
+    # corrected (the client starts with 0), pongs, the Config gzip_packed, several in a container
+    assert {"new_session_created", "bad_server_salt", "pong", "gzip_packed", "msg_container"} <= set(
+        world.sent
+    )
 
 
 # --- 2.1 close() leaves no connection ----------------------------------------------------------
