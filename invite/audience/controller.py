@@ -22,6 +22,7 @@ from invite.engine.clock import Clock
 from invite.integrations.http import UpstreamError
 from invite.integrations.parsing import InvalidTaskId, ParsingClient, TooManyResults, parse_task_id
 from invite.problems import Problem, invalid
+from invite.reports.service import ReportService
 from invite.settings import Settings
 
 # at most an int4: rows are kept by the thousand (IMPORT_REJECTED_KEPT), never 2**31
@@ -193,6 +194,7 @@ class ImportController(Controller):
     )
     async def validate_parsing(
         self,
+        request: Request[Tenant, Any, Any],
         db_pool: NamedDependency[asyncpg.Pool],
         app_settings: NamedDependency[Settings],
         tenant: NamedDependency[Tenant],
@@ -204,7 +206,7 @@ class ImportController(Controller):
         rejected_offset: RejectedOffset = 0,
         rejected_limit: RejectedLimit = 100,
     ) -> ImportResult:
-        return await _import_parsing(
+        result = await _import_parsing(
             db_pool,
             app_settings,
             tenant,
@@ -215,6 +217,7 @@ class ImportController(Controller):
             rejected_limit,
             dry_run=True,
         )
+        return await _with_forecast(request, result)
 
     @post(
         "/import/validate",
@@ -235,9 +238,10 @@ class ImportController(Controller):
         rejected_offset: RejectedOffset = 0,
         rejected_limit: RejectedLimit = 100,
     ) -> ImportResult:
-        return await _import_upload(
+        result = await _import_upload(
             request, db_pool, app_settings, tenant, rejected_offset, rejected_limit, dry_run=True
         )
+        return await _with_forecast(request, result)
 
     @get(
         "/imports/{import_id:uuid}",
@@ -257,6 +261,16 @@ class ImportController(Controller):
         return await get_import(
             db_pool, app_settings, tenant.user_id, import_id, rejected_offset, rejected_limit
         )
+
+
+async def _with_forecast(request: Request[Tenant, Any, Any], result: ImportResult) -> ImportResult:
+    """A dry run into a task says when the task would be done with the people it would add."""
+    if result.task_id is None:
+        return result
+    state = request.app.state
+    reports = ReportService(state.pool, state.settings, state.clock, request.user, state.accounts_provider)
+    forecast = await reports.forecast(result.task_id, adding=result.counts.imported)
+    return msgspec.structs.replace(result, forecast=forecast)
 
 
 async def _import_upload(

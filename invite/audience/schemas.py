@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 
+from invite.reports.schemas import TaskForecast
+
 
 class Role(StrEnum):
     """What a column holds: the names a mapping takes and ``Columns`` gives back."""
@@ -121,3 +123,5 @@ class ImportResult(msgspec.Struct, frozen=True, kw_only=True):
     rejected_offset: int
     rejected_kept: int  # rejected rows kept for paging (the first N of counts.rejected)
     preview: list[PreviewTarget] = msgspec.field(default_factory=list)  # dry runs: the first targets
+    # a dry run into a task: when the task would be done with these people added
+    forecast: TaskForecast | None = None

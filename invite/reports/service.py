@@ -120,10 +120,11 @@ class ReportService:
             limited_by=planned.limited_by,
         )
 
-    async def forecast(self, task_id: uuid.UUID) -> TaskForecast:
-        """How long the rest of the task takes. A task not yet started has no accounts attached:
-        those it would use (its account_ids, else every account the provider lists) are asked
-        of the accounts provider, with the quota state the engine keeps of each."""
+    async def forecast(self, task_id: uuid.UUID, adding: int = 0) -> TaskForecast:
+        """How long the rest of the task takes (with ``adding`` more people: an import's dry run).
+        A task not yet started has no accounts attached: those it would use (its account_ids,
+        else every account the provider lists) are asked of the accounts provider, with the
+        quota state the engine keeps of each."""
         now = self._clock.now()
         row = await self._progress_row(task_id, now, [])
         listed: dict[str, int | None] = {}
@@ -142,7 +143,7 @@ class ReportService:
         )
         planned = plan(
             now,
-            _remaining(status),
+            _remaining(status) + adding,
             seats,
             relax_step=self._settings.pace_multiplier_step,
             history=_history(row, status, flood_seconds or 0.0),

@@ -482,6 +482,24 @@ async def test_a_dry_run_writes_nothing_and_previews(
     assert (alone.status_code, alone.json()["task_id"], alone.json()["counts"]["imported"]) == (200, None, 1)
 
 
+async def test_a_dry_run_into_a_task_says_when_it_would_be_done(
+    client: Client, headers: dict[str, str], settings: Settings
+) -> None:
+    task_id = await new_task(client, headers)
+    data = b"username\nalice_b\nbob_the_b\ncarol_c\n"
+    first = await upload(client, headers, data, "a.csv", task_id=task_id)
+    assert first.status_code == 201, first.text
+    more = b"username\ndave_d\neve_the_e\n"
+    dry = (await upload(client, headers, more, "b.csv", task_id=task_id, path="/import/validate")).json()
+    forecast = dry["forecast"]
+    # the three the task holds and the two the import would add, over the accounts it would get
+    assert (forecast["remaining"], forecast["accounts"]) == (5, settings.sandbox_accounts_per_tenant)
+    assert forecast["people_per_day"] == settings.sandbox_accounts_per_tenant * settings.daily_quota
+    assert forecast["finish_at"] is not None
+    alone = (await upload(client, headers, more, "b.csv", path="/import/validate")).json()
+    assert alone["forecast"] is None  # no task: no accounts to plan with
+
+
 async def test_rejected_rows_are_kept_and_paged(client: Client, headers: dict[str, str]) -> None:
     task_id = await new_task(client, headers)
     data = b"username\n" + b"".join(f"{i}x\n".encode() for i in range(250)) + b"good_person\n"
