@@ -9,7 +9,7 @@ DATABASE_URL, the database is ``POSTGRES_SERVER``/``POSTGRES_PORT``/``POSTGRES_U
 ``POSTGRES_PASSWORD``/``POSTGRES_DB`` (any of them set; the rest default to localhost, 5432,
 postgres, no password, postgres); only with no database setting at all does an embedded
 PostgreSQL start. ``PLATFORM=content-factory`` defaults the neighbours' URLs the way the
-platform names its services.
+platform names its services, and the Telegram driver (docs/platform.md).
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 DEFAULT_SCHEMA = "invite"
 POSTGRES_VARIABLES = ("POSTGRES_SERVER", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
-# the neighbours as the platform's compose names them (each listens on 8000 inside it)
-CONTENT_FACTORY_URLS = {
+# inside the platform's compose: the neighbours as it names them (each listens on 8000), and
+# its accounts driven on Telegram for real
+CONTENT_FACTORY_DEFAULTS = {
+    "telegram_driver": "telegram",
     "api_gateway_url": "http://api-gateway:8000",
     "parsing_service_url": "http://parsing-service:8000",
     "integration_service_url": "http://integration-service:8000",
@@ -176,7 +178,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if "database_url" not in raw and any(env.get(name) for name in POSTGRES_VARIABLES):
         raw["database_url"] = _postgres_url(env)
     if raw.get("platform") == "content-factory":
-        raw = {**CONTENT_FACTORY_URLS, **raw}
+        raw = {**CONTENT_FACTORY_DEFAULTS, **raw}
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:

@@ -87,6 +87,7 @@ def test_the_platforms_environment_names_the_database_and_the_neighbours() -> No
         "http://user-service:8000",
     )
     assert settings.db_schema == "invite"
+    assert settings.telegram_driver == "telegram"  # the platform's accounts, for real
 
 
 def test_set_values_win_over_the_platforms_defaults() -> None:
