@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.scratch import run_cleanly, scratch_database  # noqa: E402
 from invite.auth import issue_token  # noqa: E402
+from invite.db import schema_url  # noqa: E402
 from invite.embedded import scratch_server  # noqa: E402
 
 PREFIX = "/api/v1/invite"
@@ -216,7 +217,7 @@ async def one_run(accounts: int, count: int, args: argparse.Namespace, base: Pat
         ):
             await asyncio.gather(*(r.ready(http) for r in replicas))
             tasks = await create_tasks(http, replicas[0], accounts // PER_TENANT)
-            conn = await asyncpg.connect(url)
+            conn = await asyncpg.connect(schema_url(url))
             try:
                 began = time.monotonic()
                 for tenant, task_id in tasks:

@@ -42,6 +42,7 @@ import pytest
 import yaml
 
 from invite.auth import issue_token
+from invite.db import schema_url
 from invite.settings import ROOT
 from tests.conftest import REDIS_URL
 
@@ -258,7 +259,7 @@ async def stack(fresh_database_url: str, tmp_path: Path) -> AsyncIterator[Stack]
     )
     processes: list[Process] = [*replicas, prometheus]
     with running(processes):
-        db = await asyncpg.connect(fresh_database_url)
+        db = await asyncpg.connect(schema_url(fresh_database_url))
         try:
             async with httpx.AsyncClient(timeout=10) as http:
                 stack = Stack(http, f"http://127.0.0.1:{port}", replicas, db)
