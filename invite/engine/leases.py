@@ -164,7 +164,9 @@ class LeaseKeeper:
                 "accounts provider lease not renewed: account stopped", account_id=account.id, error=error
             )
             account.driving = False
-            self._avoid[account.id] = asked + timedelta(seconds=ctx.settings.poll_interval_seconds)
+            self._avoid[account.id] = _not_before(
+                asked, ctx.settings.poll_interval_seconds, account.bucket.cooldown_until
+            )
             return
         account.renew_at = _renew_at(asked, data)
         if data.daily_limit is not None:
@@ -224,8 +226,8 @@ class LeaseKeeper:
         except Exception as exc:
             log.warning("accounts provider would not lease", account_id=account_id, error=repr(exc))
             data = None
-        if data is None:  # busy elsewhere on the platform: give it back, ask again later
-            await self._give_back([account_id])
+        if data is None:  # busy or resting on the platform: give it back, ask again later
+            await self._give_back([account_id], row["cooldown_until"])
             return
         strategy = self._strategies.for_account(data)
         try:
@@ -307,11 +309,11 @@ class LeaseKeeper:
         except Exception as exc:
             log.warning("account event not reported", account_id=account.id, error=repr(exc))
 
-    async def _give_back(self, account_ids: list[str]) -> None:
+    async def _give_back(self, account_ids: list[str], cooldown_until: datetime | None = None) -> None:
         ctx = self._ctx
         now = ctx.clock.now()
         for account_id in account_ids:
-            self._avoid[account_id] = now + timedelta(seconds=ctx.settings.poll_interval_seconds)
+            self._avoid[account_id] = _not_before(now, ctx.settings.poll_interval_seconds, cooldown_until)
         await ctx.store.fetch(
             "release_accounts", ctx.settings.replica_id, account_ids, now, [None] * len(account_ids)
         )
@@ -355,6 +357,14 @@ class LeaseKeeper:
 def _purpose(tasks: Iterable[RunningTask]) -> LeasePurpose:
     """An invite campaign when the account serves an invite task: the platform then checks its invite counter."""
     return LeasePurpose.INVITE_CAMPAIGN if any(t.is_invite for t in tasks) else LeasePurpose.MESSAGE_CAMPAIGN
+
+
+def _not_before(now: datetime, poll: float, cooldown_until: datetime | None) -> datetime:
+    """When to ask the provider again for an account it would not lease: after a poll, or when
+    the account's own cooldown is over (a FloodWait: the platform rests it as long, and hands
+    it out meanwhile only to have it given back at once)."""
+    later = now + timedelta(seconds=poll)
+    return max(later, cooldown_until) if cooldown_until is not None else later
 
 
 def _channel(tasks: Iterable[RunningTask]) -> str | None:

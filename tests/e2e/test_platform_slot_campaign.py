@@ -26,7 +26,7 @@ from invite.engine.clock import VirtualClock
 from invite.settings import load_settings
 from invite.wiring import build_engine, open_accounts, strategies_from_settings
 from tests.conftest import ADMIN_URL
-from tests.fakeserver import FakeServer
+from tests.fakeserver import FakeServer, Reply, Request
 from tests.integration.engine.harness import engine_pool, make_task, task_status, wait_until
 from tests.integration.test_integration_client import (
     A1,
@@ -54,11 +54,16 @@ class Rest:
 
 
 class Platform(IntegrationService):
-    """Notes every rest the platform puts on an account."""
+    """Notes every rest the platform puts on an account, and when each account was allocated."""
 
     def __init__(self, server: FakeServer, clock: VirtualClock) -> None:
         super().__init__(server, clock)
         self.rested: list[Rest] = []
+        self.allocated: list[tuple[str, datetime]] = []
+
+    def allocate(self, request: Request) -> Reply:
+        self.allocated.append((request.json()["preferred_account_id"], self.now()))
+        return super().allocate(request)
 
     def _handle(self, account: Account, error_type: str, message: str, context: Any = None) -> None:
         super()._handle(account, error_type, message, context)
@@ -168,4 +173,10 @@ async def test_a_campaign_in_the_platforms_slot_keeps_its_limits_and_its_rests()
     for rest in platform.rested:
         start, until = (moment.replace(tzinfo=UTC) for moment in (rest.start, rest.until))
         during = [r for r in log if r["account_id"] == rest.account_id and start < r["created_at"] < until]
+        asked = [
+            at
+            for account, at in platform.allocated
+            if account == rest.account_id and rest.start < at < rest.until
+        ]
+        assert len(asked) <= 1, f"{rest.account_id} asked for {len(asked)} times while resting"  # a renewal
         assert during == [], f"{rest.account_id} driven while the platform rested it: {rest} {during}"
