@@ -19,6 +19,7 @@ from invite.cursors import Cursor, decode_cursor, encode_cursor
 from invite.db import DbConnection, queries
 from invite.engine.clock import Clock
 from invite.observability.metrics import tasks_total
+from invite.platforms.telegram.refs import group_id_problem
 from invite.problems import InvalidParam, Problem, conflict, invalid, not_found, out_of_range
 from invite.settings import Settings
 from invite.tasks import states
@@ -280,6 +281,11 @@ class TaskService:
             problems.append(InvalidParam("title", "must not be blank"))
         if draft.task_type == "invite_to_group" and not (draft.target_group_id or "").strip():
             problems.append(InvalidParam("target_group_id", "required for invite_to_group tasks"))
+        elif draft.task_type == "invite_to_group" and draft.target_group_id is not None:
+            # the adapter's own rule: a group id it could never resolve fails here, not per person
+            not_a_group = group_id_problem(draft.target_group_id)
+            if not_a_group is not None:
+                problems.append(InvalidParam("target_group_id", not_a_group))
         if draft.task_type == "send_messages" and not (draft.message_template or "").strip():
             problems.append(InvalidParam("message_template", "required for send_messages tasks"))
         if draft.message_template is not None:

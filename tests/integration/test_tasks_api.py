@@ -624,3 +624,26 @@ async def test_state_changes_are_announced_to_listeners(
         {"task_id": task_id, "type": "status", "status": "paused"},
         {"task_id": task_id, "type": "status", "status": "running"},
     ]
+
+
+@pytest.mark.parametrize(
+    "group_id",
+    ["12345", "-99999999999999999999", "-1000000000000000000000", "@ab", "https://t.me/+", "not a group"],
+)
+async def test_a_group_id_telegram_could_never_resolve_is_refused_at_creation(
+    client: Client, headers: dict[str, str], group_id: str
+) -> None:
+    """A person's id, ids outside every range of Telegram's, a name too short: a 422, not a
+    task failing on every person later."""
+    fields = invalid_fields(
+        await client.post(TASKS, json=invite_task(target_group_id=group_id), headers=headers)
+    )
+    assert "not a Telegram group" in fields["target_group_id"]
+
+
+@pytest.mark.parametrize("group_id", ["@my_group", "https://t.me/my_group", "-1001234567890", "-4242"])
+async def test_the_forms_of_a_group_id_are_accepted(
+    client: Client, headers: dict[str, str], group_id: str
+) -> None:
+    created = await client.post(TASKS, json=invite_task(target_group_id=group_id), headers=headers)
+    assert created.status_code == 201, created.text

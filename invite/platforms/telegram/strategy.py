@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,6 +60,7 @@ from invite.platforms.telegram.errors import (
     keep_unknown_errors_off_disk,
     outcome_for,
 )
+from invite.platforms.telegram.refs import chat_ref
 from invite.platforms.telegram.sessions import InvalidSession, parse_session, to_pyrogram_string
 from invite.settings import Settings
 
@@ -75,8 +75,6 @@ HISTORY_PAGES = 4  # more than this many messages in the dialog since the send: 
 # the moment asked about still counts as that send (a false "sent" is safe, a false "not sent"
 # would message the person twice)
 CLOCK_TOLERANCE = timedelta(seconds=30)
-_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
-_LINK_PREFIX = re.compile(r"^(?:https?://)?(?:t\.me|telegram\.me|telegram\.dog)/", re.IGNORECASE)
 
 ClientFactory = Callable[..., pyrogram.Client]  # called with pyrogram.Client's keyword arguments
 T = TypeVar("T")
@@ -561,21 +559,6 @@ class TelegramStrategy:
                 outcome=str(outcome_for(exc).kind),
                 error_class=type(exc).__name__,
             )
-
-
-def chat_ref(group_id: str) -> int | str | None:
-    """A group reference Pyrogram resolves: a marked numeric id (a basic group's negative, a
-    supergroup's or channel's ``-100…``) or a username; None otherwise (the tasks API refuses
-    such a group id with a 422)."""
-    text = _LINK_PREFIX.sub("", group_id.strip()).lstrip("@").rstrip("/")
-    if re.fullmatch(r"-?\d+", text):
-        number = int(text)
-        try:
-            peer_type = utils.get_peer_type(number)
-        except ValueError:  # outside every range of Telegram's ids
-            return None
-        return number if peer_type in ("chat", "channel") else None  # a positive id is a person's
-    return text if _USERNAME.match(text) else None
 
 
 async def _start(client: pyrogram.Client) -> int:
