@@ -133,8 +133,10 @@ class ImportController(Controller):
         "/import/file",
         summary="Import people from a file into a task",
         description="Columns are found by their headers (English or Russian; the Parsing Service's and "
-        "Telegram member scrapers' exports; a title row above the header is fine) or, without a header, "
-        "the first column is read as identifiers. The whole file is imported or nothing is: rows that "
+        "Telegram member scrapers' exports; a title row above the header is fine), by a known word in "
+        "a header (`Ник в Telegram`, `Номер телефона клиента`) and by what a column holds (usernames "
+        "and t.me links, user ids, phones, names); `columns.guessed` says which columns were guessed "
+        "and why. Without a header, the first column is read as identifiers. The whole file is imported or nothing is: rows that "
         "are invalid, duplicated, suppressed, already in the task or past its target limit are left out "
         "and reported with their row numbers. Page through all rejected rows at GET /imports/{import_id}.",
         status_code=201,
