@@ -271,7 +271,10 @@ async def _with_forecast(request: Request[Tenant, Any, Any], result: ImportResul
         return result
     state = request.app.state
     reports = ReportService(state.pool, state.settings, state.clock, request.user, state.accounts_provider)
-    forecast = await reports.forecast(result.task_id, adding=result.counts.imported)
+    try:
+        forecast = await reports.forecast(result.task_id, adding=result.counts.imported)
+    except UpstreamError:
+        return result  # the accounts could not be listed: the dry run's answer stands without it
     return msgspec.structs.replace(result, forecast=forecast)
 
 

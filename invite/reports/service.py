@@ -54,7 +54,6 @@ from invite.tasks import states
 from invite.tasks.schemas import UNFINISHED_TARGETS, TaskStatusResponse
 from invite.tasks.service import TaskService, status_response
 from invite.tasks.states import TaskStatus
-from invite.tasks.task_settings import TaskSettings
 
 EXPORT_PAGE_SIZE = 5000
 RETRYABLE_OUTCOMES = frozenset(
@@ -128,8 +127,9 @@ class ReportService:
         now = self._clock.now()
         row = await self._progress_row(task_id, now, [])
         listed: dict[str, int | None] = {}
-        if row["a_id"] is None and self._accounts is not None:
-            wanted = msgspec.convert(row["settings"] or {}, TaskSettings).account_ids
+        task = _task_of(row)
+        if row["a_id"] is None and self._accounts is not None and task is not None:
+            wanted = task.settings.account_ids
             listed = {
                 a.id: a.daily_limit
                 for a in await self._accounts.list_accounts(self._tenant)
@@ -477,6 +477,15 @@ def _remaining(status: TaskStatusResponse) -> int:
     return sum(status.counts[name] for name in UNFINISHED_TARGETS)
 
 
+def _task_of(row: asyncpg.Record) -> RunningTask | None:
+    """The task as the engine reads it; None for stored settings it cannot use (the engine
+    pauses such a task with the reason): nothing to plan with, never a 500."""
+    try:
+        return RunningTask.from_row(row)
+    except (msgspec.ValidationError, ValueError, TypeError):
+        return None
+
+
 def _seats(
     row: asyncpg.Record, listed: dict[str, int | None], settings: Settings, now: datetime
 ) -> tuple[list[Seat], dict[str, int]]:
@@ -486,7 +495,9 @@ def _seats(
     fresh when the engine has never used them. The platform's figures are the published ones
     (the strategy's are the same for Telegram; another platform is held to the service's).
     """
-    task = RunningTask.from_row(row)
+    task = _task_of(row)
+    if task is None:
+        return [], {}
     published = TELEGRAM_DEFAULTS if task.platform == "telegram" else None
     platform = published or RateLimits(
         settings.daily_quota, settings.daily_quota_with_link, settings.min_pause_seconds

@@ -178,3 +178,24 @@ async def test_forecast_and_status_are_the_tenants_own(
         response = await client.get(f"{PREFIX}/tasks/{task_id}/{path}", headers=stranger)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_settings_stored_past_their_bounds_give_no_plan_and_no_500(
+    client: Client, headers: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    """A task whose stored settings the engine cannot use (stored before a bound existed) is
+    paused by the engine; its status and forecast still answer, with nothing to plan with."""
+    task_id = await new_task(client, headers, 3, pool)
+    await pool.execute(
+        """UPDATE invite_tasks SET settings = '{"min_pause_seconds": 1e12}' WHERE id = $1""",
+        uuid.UUID(task_id),
+    )
+    status = await client.get(f"{PREFIX}/tasks/{task_id}/status", headers=headers)
+    assert status.status_code == 200, status.text
+    assert (status.json()["eta"], status.json()["accounts"], status.json()["limited_by"]) == (
+        None,
+        {},
+        ["accounts"],
+    )
+    forecast = await client.get(f"{PREFIX}/tasks/{task_id}/forecast", headers=headers)
+    assert (forecast.status_code, forecast.json()["finish_at"]) == (200, None)
