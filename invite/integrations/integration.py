@@ -288,7 +288,8 @@ class IntegrationClient:
             "/account-manager/accounts/summary",
             user_id,
             retries=self._retries,
-            params={"user_id": user_id, "include_unavailable": "true"},
+            # every account of the tenant, resting ones too; 2000 is the most it answers (default 500)
+            params={"user_id": user_id, "include_unavailable": "true", "limit": "2000"},
             accept_status=frozenset({404}),
         )
         if response.status_code == 404:
