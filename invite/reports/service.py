@@ -68,7 +68,7 @@ RETRYABLE_OUTCOMES = frozenset(
 )
 RETRY_FROM = frozenset({TaskStatus.SCHEDULED, TaskStatus.RUNNING, TaskStatus.PAUSED})
 REOPEN_FROM = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED})
-STATUS_EVENTS = 100  # reservations /status replays before going on at the steady rate
+STATUS_EVENTS = 50  # reservations /status replays before going on at the steady rate
 _BEGINNING = datetime.min.replace(tzinfo=UTC)
 _END = datetime.max.replace(tzinfo=UTC)
 

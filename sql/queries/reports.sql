@@ -150,7 +150,8 @@ WHERE t.status = 'running'
 -- FloodWaits, and from the hour starting $3 on: the rate's window), from the per-hour rollup (a few rows an
 -- hour of the campaign, the primary key's range: no log row is read); and the quota state
 -- of every account attached to the task or named in $4 (the accounts a task not yet started
--- would use), with its state in this task, as parallel arrays. The accounts are the tenant's
+-- would use), with its state in this task, as parallel arrays (one aggregation, so one row
+-- order for all of them, as in reports.stats). The accounts are the tenant's
 -- own, found through invite_accounts_user (a handful). No row: no such task for this tenant.
 SELECT t.id, t.user_id, t.status, t.status_reason, t.driver, t.platform, t.task_type,
        t.target_group_id, t.message_template, t.priority, t.settings,
@@ -168,17 +169,17 @@ CROSS JOIN LATERAL (
     FROM invite_stats_by_hour WHERE task_id = t.id
 ) r
 CROSS JOIN LATERAL (
-    SELECT array_agg(ac.id ORDER BY ac.id) AS a_id,
-           array_agg(ta.status ORDER BY ac.id) AS a_task_status,
-           array_agg(ac.status ORDER BY ac.id) AS a_status,
-           array_agg(COALESCE(ta.status_reason, ac.status_reason) ORDER BY ac.id) AS a_reason,
-           array_agg(ac.cooldown_until ORDER BY ac.id) AS a_cooldown,
-           array_agg(ta.cooldown_until ORDER BY ac.id) AS a_task_cooldown,
-           array_agg(ac.daily_window_start ORDER BY ac.id) AS a_window,
-           array_agg(ac.daily_count ORDER BY ac.id) AS a_count,
-           array_agg(ac.daily_limit ORDER BY ac.id) AS a_limit,
-           array_agg(ac.last_action_at ORDER BY ac.id) AS a_last,
-           array_agg(ac.pace_multiplier ORDER BY ac.id) AS a_multiplier
+    SELECT array_agg(ac.id) AS a_id,
+           array_agg(ta.status) AS a_task_status,
+           array_agg(ac.status) AS a_status,
+           array_agg(COALESCE(ta.status_reason, ac.status_reason)) AS a_reason,
+           array_agg(ac.cooldown_until) AS a_cooldown,
+           array_agg(ta.cooldown_until) AS a_task_cooldown,
+           array_agg(ac.daily_window_start) AS a_window,
+           array_agg(ac.daily_count) AS a_count,
+           array_agg(ac.daily_limit) AS a_limit,
+           array_agg(ac.last_action_at) AS a_last,
+           array_agg(ac.pace_multiplier) AS a_multiplier
     FROM invite_accounts ac
     LEFT JOIN invite_task_accounts ta ON ta.task_id = t.id AND ta.account_id = ac.id
     WHERE ac.user_id = t.user_id AND (ta.id IS NOT NULL OR ac.id = ANY($4::text[]))
