@@ -8,8 +8,8 @@ rules themselves unchanged. A sandbox campaign then produces what the alerts are
 * tenant A's task, two of whose four accounts are dead and whose live ones get PeerFlood
   after two actions: a quarter of the fleet blocked fires ``InviteBlockedAccountsHigh``;
   tenant D's four healthy accounts joining bring the share under 20 % and it clears;
-* tenant C's task has a send window closed all day, so it never acts; its start is moved two
-  hours back (an hour of real silence does not fit in a test) and ``InviteTaskStuck``
+* tenant C's task may send during one minute twelve hours from now only, so it never acts
+  here; its start is moved two hours back (an hour of real silence does not fit in a test) and ``InviteTaskStuck``
   fires; cancelling the task clears it;
 * the replica holding account leases is SIGKILLed: ``InviteReplicaDown`` fires for it and the
   other replica takes its leases over.
