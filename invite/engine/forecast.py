@@ -7,8 +7,8 @@ a cooldown in force) forward on a copy, one reservation at a time, always giving
 person to the account free first — as the claims do — so the finish date follows the same
 rules the engine keeps, not a straight line. The multiplier eases back by the engine's step
 on every action, as it does on success. Past ``max_events`` reservations the rest goes at the
-accounts' steady daily rate (the bucket's own gap; a campaign of a million people need not be
-replayed one by one on every status poll).
+accounts' steady daily rate (the bucket's own gap), each from the moment it is next free (a
+campaign of a million people need not be replayed one by one on every status poll).
 
 The brief's ``calculate_optimal_speed`` is the quick estimate for callers that know only how
 many accounts there are; it paces by the same rule (``Bucket.gap`` over ``Limits.of``).
@@ -198,7 +198,13 @@ def plan(
             reached += step
         events, last = events + 1, at
         heapq.heappush(queue, (bucket.next_allowed(at, limits), i))
-    finish = last + DAY * (max(remaining - reached, 0.0) / per_day)
+    left = remaining - reached
+    if left > 1e-9:
+        # the rest at each account's steady pace, from the moment it is next free (a cooldown
+        # or a spent quota holds one back; the others carry the load meanwhile)
+        paces = [(at, _people_per_day(usable[i][1], seen) / DAY.total_seconds()) for at, i in queue]
+        last = _steady_finish(paces, left)
+    finish = last
     return Plan(
         remaining=remaining,
         accounts=len(usable),
@@ -207,6 +213,19 @@ def plan(
         days=(finish - now) / DAY,
         limited_by=limited_by,
     )
+
+
+def _steady_finish(paces: list[tuple[datetime, float]], left: float) -> datetime:
+    """When ``left`` people are reached by accounts each going on from its start at its pace
+    (people a second): the accounts join one by one, the work left shrinking at their sum."""
+    paces.sort()
+    at, rate = paces[0][0], 0.0
+    for start, pace in paces:
+        if rate > 0 and rate * (start - at).total_seconds() >= left:
+            break
+        left -= rate * (start - at).total_seconds()
+        at, rate = start, rate + pace
+    return at + timedelta(seconds=left / rate)
 
 
 def _people_per_day(limits: Limits, seen: History) -> float:
