@@ -21,7 +21,7 @@ What it does:
    point in the middle, restarts PostgreSQL (immediate mode: a crash and WAL recovery).
    Meanwhile ``--suppressions`` times, the tenant suppresses (``POST /suppressions``) someone
    the engine is working on -- a person in flight when there is one, else one still pending --
-   and the run notes, right after the answer, how many claims the person's targets had had.
+   and the run notes when it was answered and whether a target of the person's was in flight.
    Once, at about half way (``--sigterm``), a replica with an unread ``/events`` stream and five
    slowloris uploads attached is sent SIGTERM; how long it took to exit and the leases it left
    are noted, and it is started again.
@@ -38,9 +38,9 @@ What it does:
      the sandbox whether it went out: ``reconciled`` counts the answers (delivered_confirmed
      ones count as delivered, not_sent ones were sent again -- still one delivery each, or
      ``duplicate_messages`` says otherwise); only the unanswered stay uncertain;
-   - ``actions_after_suppression``: messages to a suppressed person beyond the claims their
-     targets had when the suppression was answered (a claim made before may still go out: it
-     was in flight; none may start from a later one);
+   - ``actions_after_suppression``: messages to a suppressed person that began after the
+     suppression was answered, less the one in flight then (a claim made before the commit may
+     still go out; none made after it may);
    - ``sigterm``: the replica's exit time against its bound (``SHUTDOWN_TIMEOUT_SECONDS``),
      whether the last resort had to exit it, and the account leases it left behind;
    - ``kills``, ``pg_restarts``, ``duration_s`` and the throughput.
@@ -63,7 +63,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -321,8 +321,8 @@ class Progress:
 class Events:
     kills: list[tuple[float, str]] = field(default_factory=list)  # (unix time, replica id)
     pg_restarts: list[tuple[float, float]] = field(default_factory=list)  # (down at, up again at)
-    # person key → claims their targets had had when the suppression was answered
-    suppressed: dict[str, int] = field(default_factory=dict)
+    # person key → (unix time the suppression was answered, whether a target of theirs was in flight then)
+    suppressed: dict[str, tuple[float, bool]] = field(default_factory=dict)
     sigterm: dict[str, Any] = field(default_factory=dict)
 
 
@@ -354,11 +354,12 @@ async def suppress_someone(
         )
         if answer.status_code != 201:
             raise RuntimeError(f"suppression failed: {answer.status_code} {answer.text[:300]}")
-        claims = await conn.fetchval(
-            "SELECT coalesce(sum(attempts), 0) FROM invite_targets WHERE identifier_key = $1",
+        answered = time.time()
+        in_flight = await conn.fetchval(
+            "SELECT count(*) FROM invite_targets WHERE identifier_key = $1 AND status = 'in_flight'",
             person["identifier_key"],
         )
-        events.suppressed[person["identifier_key"]] = int(claims)
+        events.suppressed[person["identifier_key"]] = (answered, in_flight > 0)
     finally:
         await conn.close()
 
@@ -562,7 +563,14 @@ async def verdict(
     delivered = {key for (_, _, key) in messages}
     quota = quota_violations(actions, args.min_pause, args.daily_quota)
     explained, unexplained = explain(uncertain, events, delivered)
-    tried = Counter(a.target_key for a in actions if a.action is ActionKind.MESSAGE)
+    after = {  # messages to each suppressed person that began after the suppression was answered
+        key: [
+            a
+            for a in actions
+            if a.target_key == key and a.action is ActionKind.MESSAGE and a.at.timestamp() > at
+        ]
+        for key, (at, _) in events.suppressed.items()
+    }
     return {
         "lost": sum(by_status.get(s, 0) for s in UNFINISHED),
         "duplicate_messages": sum(n - 1 for n in messages.values() if n > 1),
@@ -575,8 +583,9 @@ async def verdict(
         "reconciled": reconciled,
         "succeeded_without_delivery": len(succeeded - delivered),
         "suppressions": len(events.suppressed),
+        # one may be the message already in flight when the suppression was answered
         "actions_after_suppression": sum(
-            max(0, tried[key] - claims) for key, claims in events.suppressed.items()
+            max(0, len(after[key]) - in_flight) for key, (_, in_flight) in events.suppressed.items()
         ),
         "sigterm": events.sigterm or None,
         "kills": len(events.kills),

@@ -136,6 +136,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # after the answer), and an account is not driven while the platform rests it
     flood_wait_margin_seconds: Annotated[float, msgspec.Meta(ge=0)] = 65.0
     max_attempts: Positive = 5
+    # how long after an attempt a message left in doubt is sent again under its random_id
+    # (Telegram answers RANDOM_ID_DUPLICATE for one it delivered); beyond: its dialog decides
+    random_id_window_seconds: Annotated[float, msgspec.Meta(ge=0.0)] = 3600.0
     recontact_days: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: no cross-task frequency cap
 
     # --- engine: replicas and leases -----------------------------------------------------

@@ -10,7 +10,14 @@ them in flight meanwhile, ``reconcile_settle`` writes the answers):
 * sent → ``succeeded``, outcome ``delivered_confirmed``;
 * not sent → back in the queue, its attempt and quota reservation given back (on a task that
   finished meanwhile: ``failed``, or closed with a cancelled one);
-* cannot tell → stays ``uncertain``, outcome ``delivery_unknown``, and is not asked again.
+* cannot tell → the message is sent again under its own ``random_id`` (``message_random_id``:
+  the same for every attempt at it) if the attempt began within ``RANDOM_ID_WINDOW_SECONDS``
+  and its task still runs here: the platform answers a random_id it already delivered with
+  ``RANDOM_ID_DUPLICATE`` and sends nothing (a success: it went out before), else the message
+  goes out now, once. Its answer is settled like any action's (the decision table, the
+  recorder), so a FloodWait rests the account and a refusal about the person skips them;
+* otherwise (the window past, the task stopped) → stays ``uncertain``, outcome
+  ``delivery_unknown``, and is not asked again.
 
 Whatever a previous holder still has in flight on the account under a live lease is waited out
 first: that holder may still be acting (a hung worker), so its send must have landed before the
@@ -21,14 +28,18 @@ The runner, for its part, never starts an action on a claim whose lease is half 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import structlog
 
 from invite.engine.account import LeasedAccount
+from invite.engine.actions import act
+from invite.engine.claims import Claim
+from invite.engine.clock import sleep_until
 from invite.engine.context import EngineContext
+from invite.engine.outcomes import settle
 from invite.engine.recorder import backoff, task_event
 from invite.observability.metrics import targets_processed
 from invite.platforms.base import Target
@@ -67,11 +78,19 @@ async def reconcile(ctx: EngineContext, account: LeasedAccount) -> None:
 
 
 async def _settle(ctx: EngineContext, account: LeasedAccount, taken: Sequence[asyncpg.Record]) -> None:
-    verdicts = []
+    asked, verdicts = [], []
+    # what is sent again goes before half the hold reconcile_take put on the rows has passed
+    deadline = ctx.clock.now() + timedelta(seconds=ctx.settings.target_lease_seconds / 2)
     for row in taken:
         since: datetime | None = row["since"]
         sent = None if since is None else await _ask(account, row, since)
+        if sent is None and since is not None and await _send_again(ctx, account, row, since, deadline):
+            continue
+        asked.append(row)
         verdicts.append("unknown" if sent is None else "sent" if sent else "not_sent")
+    if not asked:
+        return
+    taken = asked
     now = ctx.clock.now()
     rows = await _fetch(
         ctx,
@@ -108,6 +127,39 @@ async def _ask(account: LeasedAccount, row: asyncpg.Record, since: datetime) -> 
     except Exception as exc:  # a driver that breaks its promise not to raise: it cannot tell
         log.warning("delivery check failed", account_id=account.id, error=repr(exc))
         return None
+
+
+async def _send_again(
+    ctx: EngineContext, account: LeasedAccount, row: asyncpg.Record, since: datetime, deadline: datetime
+) -> bool:
+    """Send the message in doubt again under its own random_id, if it may be; True when it was
+    (its outcome is then settled as any action's: by the decision table, through the recorder,
+    which writes it back to this very attempt)."""
+    task = ctx.registry.tasks.get(row["task_id"])
+    now = ctx.clock.now()
+    if task is None or (now - since).total_seconds() > ctx.settings.random_id_window_seconds:
+        return False
+    limits = account.limits_for(task, ctx.settings)
+    if limits is None:
+        return False
+    # part of the attempt in doubt: under its quota reservation and pacing slot, so only the
+    # pause between two sends is kept -- and only while the hold it took leaves half its lease
+    pause = timedelta(seconds=limits.min_pause * account.bucket.multiplier)
+    ready = now if account.bucket.answered_at is None else max(now, account.bucket.answered_at + pause)
+    if ready >= deadline:
+        return False
+    await sleep_until(ctx.clock, ready)
+    now = ctx.clock.now()
+    claim = Claim(row["id"], row["identifier_key"], row["user_data"] or {}, row["attempts"], now)
+    account.bucket.reserve(now)
+    outcome = await act(account.strategy, task, claim)
+    answered = ctx.clock.now()
+    account.bucket.answered(answered)
+    ctx.recorder.add(settle(ctx.settings, ctx.registry, answered, account, task, outcome, claim))
+    log.info(
+        "message in doubt sent again under its random_id", account_id=account.id, target_id=str(row["id"])
+    )
+    return True
 
 
 async def _fetch(

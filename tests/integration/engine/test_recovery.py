@@ -1,6 +1,8 @@
 """Delivery semantics after a worker died mid-action: its leases expire, an invite (idempotent)
 is retried, and a message is settled by asking the platform — the account's next holder finds it
-sent (delivered), not sent (sent now, once) or cannot tell (uncertain, never re-sent)."""
+sent (delivered), not sent (sent now, once) or cannot tell: then, within the random_id window,
+the message is sent again under its own random_id (the platform delivers it at most once) and
+settled by the answer; past the window it stays uncertain, never re-sent."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import asyncpg
+import pytest
 
 from invite.engine.clock import VirtualClock
 from invite.platforms.base import AccountData, OutcomeKind, Target
@@ -69,9 +72,12 @@ async def test_expired_invites_are_retried(fresh_database_url: str) -> None:
     assert (row["status"], row["attempts"]) == ("succeeded", 2)
 
 
-async def test_messages_left_in_doubt_are_settled_by_asking_the_platform(fresh_database_url: str) -> None:
+@pytest.mark.parametrize("window", [3600.0, 0.0], ids=["within-the-random_id-window", "past-it"])
+async def test_messages_left_in_doubt_are_settled_by_asking_the_platform(
+    fresh_database_url: str, window: float
+) -> None:
     clock = VirtualClock()
-    settings = engine_settings(fresh_database_url)
+    settings = engine_settings(fresh_database_url, random_id_window_seconds=window)
     profile = SandboxProfile(not_found_rate=0.5)
     factory = sandbox(clock, settings, profile)
     # who the simulated Telegram finds: asked of a world of its own, so the campaign's stays clean
@@ -154,25 +160,29 @@ async def test_messages_left_in_doubt_are_settled_by_asking_the_platform(fresh_d
     assert targets[unsent]["attempts"] == 1  # the attempt that never went out does not count
     assert got[unsent] == 1
 
-    assert (targets[unknown]["status"], targets[unknown]["outcome"]) == ("uncertain", "delivery_unknown")
-    assert "not re-sent" in targets[unknown]["error_message"]
+    if window:  # sent again under its random_id: the platform finds no such person, nothing went out
+        assert (targets[unknown]["status"], targets[unknown]["outcome"]) == ("skipped", "not_found")
+    else:
+        assert (targets[unknown]["status"], targets[unknown]["outcome"]) == ("uncertain", "delivery_unknown")
+        assert "not re-sent" in targets[unknown]["error_message"]
     assert got[unknown] == 0
 
     assert (targets[earlier]["status"], targets[earlier]["outcome"]) == ("failed", "not_sent")
     assert "task had completed" in targets[earlier]["error_message"]
     assert got[earlier] == 0
 
-    assert sorted((r["identifier_key"], r["account_id"], r["status"]) for r in log) == sorted(
-        [
-            (delivered, ACCOUNT, "delivered_confirmed"),
-            (unsent, ACCOUNT, "not_sent"),
-            (unknown, ACCOUNT, "delivery_unknown"),
-            (earlier, ACCOUNT, "not_sent"),
-        ]
-    )
-    # the two reservations that bought nothing were given back; every send since reserved its own
+    asked = [
+        (delivered, ACCOUNT, "delivered_confirmed"),
+        (unsent, ACCOUNT, "not_sent"),
+        (earlier, ACCOUNT, "not_sent"),
+    ]
+    if not window:
+        asked.append((unknown, ACCOUNT, "delivery_unknown"))
+    assert sorted((r["identifier_key"], r["account_id"], r["status"]) for r in log) == sorted(asked)
+    # the two reservations that bought nothing were given back; every send since reserved its
+    # own, but the one sent again under the reservation of the attempt in doubt
     sent_since = [a for a in factory.record.read_since(0)[0][before:] if a.account_id == ACCOUNT]
-    assert count == 4 - 2 + len(sent_since)
+    assert count == 4 - 2 + len(sent_since) - (1 if window else 0)
     final = {s: n for (task_id, s), n in counters.items() if task_id == running}
     assert sum(final.values()) == 40
     assert set(final) <= {"succeeded", "skipped", "uncertain"}
