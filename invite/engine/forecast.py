@@ -158,7 +158,8 @@ def plan(
     for ``flood_seconds``), and a person costs ``actions_per_person`` other actions."""
     seen = history or History()
     usable = [(replace(seat.bucket), seat.limits) for seat in seats if seat.limits is not None]
-    per_day = sum(_people_per_day(limits, seen) for _, limits in usable)
+    paces = {limits: _people_per_day(limits, seen) for limits in {limits for _, limits in usable}}
+    per_day = sum(paces[limits] for _, limits in usable)
     limited_by = _limits(now, seats, usable)
     if remaining <= 0:
         return Plan(
@@ -202,8 +203,8 @@ def plan(
     if left > 1e-9:
         # the rest at each account's steady pace, from the moment it is next free (a cooldown
         # or a spent quota holds one back; the others carry the load meanwhile)
-        paces = [(at, _people_per_day(usable[i][1], seen) / DAY.total_seconds()) for at, i in queue]
-        last = _steady_finish(paces, left)
+        starts = [(at, paces[usable[i][1]] / DAY.total_seconds()) for at, i in queue]
+        last = _steady_finish(starts, left)
     finish = last
     return Plan(
         remaining=remaining,

@@ -69,8 +69,21 @@ RETRYABLE_OUTCOMES = frozenset(
 RETRY_FROM = frozenset({TaskStatus.SCHEDULED, TaskStatus.RUNNING, TaskStatus.PAUSED})
 REOPEN_FROM = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED})
 STATUS_EVENTS = 50  # reservations /status replays before going on at the steady rate
+STATUS_PLAN_SECONDS = 30.0  # how long /status keeps a task's rate, accounts and ETA (clock seconds)
+STATUS_PLANS_KEPT = 10_000  # tasks whose /status plan this process keeps, at most
 _BEGINNING = datetime.min.replace(tzinfo=UTC)
 _END = datetime.max.replace(tzinfo=UTC)
+
+
+class _KeptPlan(NamedTuple):
+    at: datetime
+    rate_per_hour: float
+    accounts: dict[str, int]
+    eta: datetime | None
+    limited_by: list[str]
+
+
+_STATUS_PLANS: dict[uuid.UUID, _KeptPlan] = {}  # task → its last /status plan, oldest first
 
 
 class ReportService:
@@ -97,8 +110,22 @@ class ReportService:
     # --- progress and forecast ---------------------------------------------------------
 
     async def progress(self, task_id: uuid.UUID) -> TaskProgress:
-        """/status: the counts with the last hour's rate, the accounts by state and the ETA."""
+        """/status: the counts with the last hour's rate, the accounts by state and the ETA.
+
+        The counts are always read afresh; the rest is kept per task for STATUS_PLAN_SECONDS in
+        this process (``_STATUS_PLANS``): a tenant with a thousand accounts costs a plan tens of
+        milliseconds, and a status page polls every few seconds."""
         now = self._clock.now()
+        kept = _STATUS_PLANS.get(task_id)
+        if kept is not None and now - kept.at < timedelta(seconds=STATUS_PLAN_SECONDS):
+            status = await self._tasks.status_report(task_id)  # tenant-scoped: 404 for another's
+            return TaskProgress(
+                **msgspec.structs.asdict(status),
+                rate_per_hour=kept.rate_per_hour,
+                accounts=kept.accounts,
+                eta=kept.eta,
+                limited_by=kept.limited_by,
+            )
         since = _rate_since(now)
         row = await self._progress_row(task_id, now, [])
         status = status_response(task_id, row)
@@ -111,13 +138,20 @@ class ReportService:
             history=_history(row, status, 0.0),
             max_events=STATUS_EVENTS,
         )
-        return TaskProgress(
+        progress = TaskProgress(
             **msgspec.structs.asdict(status),
             rate_per_hour=round(row["recent"] / ((now - since) / timedelta(hours=1)), 2),
             accounts=by_state,
             eta=planned.finish_at,
             limited_by=planned.limited_by,
         )
+        _STATUS_PLANS.pop(task_id, None)  # re-kept: now the newest
+        _STATUS_PLANS[task_id] = _KeptPlan(
+            now, progress.rate_per_hour, by_state, planned.finish_at, planned.limited_by
+        )
+        while len(_STATUS_PLANS) > STATUS_PLANS_KEPT:
+            del _STATUS_PLANS[next(iter(_STATUS_PLANS))]  # the oldest first
+        return progress
 
     async def forecast(self, task_id: uuid.UUID, adding: int = 0) -> TaskForecast:
         """How long the rest of the task takes (with ``adding`` more people: an import's dry run).
@@ -518,6 +552,13 @@ def _seats(
     )
     seats: list[Seat] = []
     by_state: dict[str, int] = {}
+    computed: dict[int | None, Limits | None] = {}  # accounts share a few limits: one each
+
+    def limits_for(account_limit: int | None) -> Limits | None:
+        if account_limit not in computed:
+            computed[account_limit] = task.limits(settings, platform, account_limit)
+        return computed[account_limit]
+
     for (
         account_id,
         in_task,
@@ -535,12 +576,12 @@ def _seats(
         bucket = Bucket(window, count, last, max(cooldowns) if cooldowns else None, mult)
         own = [c for c in (limit, listed.get(account_id)) if c is not None]
         usable = in_task not in ("excluded", "blocked") and status not in ("blocked", "disabled")
-        limits = task.limits(settings, platform, min(own) if own else None) if usable else None
+        limits = limits_for(min(own) if own else None) if usable else None
         seats.append(Seat(account_id, bucket, limits))
         state = _state(in_task, status, reason, bucket, limits, now)
         by_state[state] = by_state.get(state, 0) + 1
     for account_id in listed.keys() - set(row["a_id"] or ()):
-        limits = task.limits(settings, platform, listed[account_id])
+        limits = limits_for(listed[account_id])
         seats.append(Seat(account_id, Bucket(), limits))
         state = "active" if limits is not None else "excluded"
         by_state[state] = by_state.get(state, 0) + 1
