@@ -111,6 +111,7 @@ class Timing(msgspec.Struct, kw_only=True):
     started_at: datetime | None
     ended_at: datetime | None
     execution_time_seconds: float | None
+    estimated_completion_at: datetime | None  # our /status's ETA; None: finished, or no account can act yet
 
 
 class PageTaskStatus(msgspec.Struct, kw_only=True):

@@ -263,7 +263,7 @@ class FrontendService:
 
     async def status(self, task_id: uuid.UUID) -> PageTaskStatus:
         task = await self.tasks.get(task_id)
-        report = await self.tasks.status_report(task_id)
+        report = await self.reports.progress(task_id)  # our /status: the counts and the ETA
         end = task.completed_at or self._clock.now()
         return PageTaskStatus(
             task_id=task.id,
@@ -276,6 +276,7 @@ class FrontendService:
                 started_at=task.started_at,
                 ended_at=task.completed_at,
                 execution_time_seconds=(end - task.started_at).total_seconds() if task.started_at else None,
+                estimated_completion_at=None if task.completed_at else report.eta,
             ),
             settings=self._page_settings(task),
             error_message=report.status_reason,

@@ -77,6 +77,7 @@ _END = datetime.max.replace(tzinfo=UTC)
 
 class _KeptPlan(NamedTuple):
     at: datetime
+    status: TaskStatus  # the task's status the plan was made for
     rate_per_hour: float
     accounts: dict[str, int]
     eta: datetime | None
@@ -119,6 +120,10 @@ class ReportService:
         kept = _STATUS_PLANS.get(task_id)
         if kept is not None and now - kept.at < timedelta(seconds=STATUS_PLAN_SECONDS):
             status = await self._tasks.status_report(task_id)  # tenant-scoped: 404 for another's
+        else:
+            status = None
+        # the plan of a task in the same state (a pause or a resume since makes a new one)
+        if kept is not None and status is not None and kept.status == status.status:
             return TaskProgress(
                 **msgspec.structs.asdict(status),
                 rate_per_hour=kept.rate_per_hour,
@@ -147,7 +152,7 @@ class ReportService:
         )
         _STATUS_PLANS.pop(task_id, None)  # re-kept: now the newest
         _STATUS_PLANS[task_id] = _KeptPlan(
-            now, progress.rate_per_hour, by_state, planned.finish_at, planned.limited_by
+            now, status.status, progress.rate_per_hour, by_state, planned.finish_at, planned.limited_by
         )
         while len(_STATUS_PLANS) > STATUS_PLANS_KEPT:
             del _STATUS_PLANS[next(iter(_STATUS_PLANS))]  # the oldest first

@@ -232,6 +232,7 @@ def stats(body: Any, ctx: Ctx) -> None:
     assert timing["started_at"]
     assert timing["ended_at"]
     assert timing["execution_time_seconds"] >= 0
+    assert timing["estimated_completion_at"] is None  # finished: nothing left to forecast
     assert body["settings"]["group_id"] == GROUP
     assert "error_message" in body
 
