@@ -98,7 +98,9 @@ class Drain:
 class BoundedServer(uvicorn.Server):
     """uvicorn's server, whose exit signal also begins the drain and arms the last resort."""
 
-    def __init__(self, config: uvicorn.Config, drain: Callable[[], Drain | None], bound_seconds: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, drain: Callable[[], Drain | None], bound_seconds: float
+    ) -> None:
         super().__init__(config)
         self._drain = drain
         self._bound_seconds = bound_seconds

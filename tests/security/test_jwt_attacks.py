@@ -222,7 +222,12 @@ async def test_a_known_email_is_the_gateways_user_id(
     by_id = jwt.encode(claims("4242"), app_settings.jwt_secret, algorithm="HS256")
     created = await gateway_client.post(
         f"{PREFIX}/tasks",
-        json={"platform": "telegram", "task_type": "invite_to_group", "title": "t", "target_group_id": "@my_group"},
+        json={
+            "platform": "telegram",
+            "task_type": "invite_to_group",
+            "title": "t",
+            "target_group_id": "@my_group",
+        },
         headers={"Authorization": f"Bearer {by_email}"},
     )
     assert created.status_code == 201, created.text
