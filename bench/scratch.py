@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from invite.db import migrate
+from invite.db import migrate, schema_url
 
 SQL_DIR = str(Path(__file__).resolve().parent.parent / "sql")
 T = TypeVar("T")
@@ -39,10 +39,13 @@ async def _admin(admin_url: str, statement: str) -> None:
 
 @asynccontextmanager
 async def scratch_database(admin_url: str, prefix: str, migrated: bool = True) -> AsyncIterator[str]:
-    """The URL of a new database named ``prefix_<random>`` on ``admin_url``'s server, dropped on exit."""
+    """The URL of a new database named ``prefix_<random>`` on ``admin_url``'s server, dropped on exit;
+    once migrated, its connections search our tables' schema."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     await _admin(admin_url, f'CREATE DATABASE "{name}"')
     url = with_database(admin_url, name)
+    if migrated:
+        url = schema_url(url)
     try:
         if migrated:
             conn = await asyncpg.connect(url)
