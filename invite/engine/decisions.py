@@ -12,7 +12,9 @@ The one table of the engine's judgement. The runner applies it and nothing else 
   cooldown; ``BLOCK`` retires it for good (until the Integration Service says otherwise);
 * task: ``LEAVE`` takes the account off this task; ``PAUSE`` pauses the task with a reason;
 * breaker: the outcome counts as an error for the task's circuit breaker;
-* event: what is reported to the accounts provider, so the rest of the platform knows.
+* event: what is reported to the accounts provider, so the rest of the platform knows;
+* opt_out: the person said no to being contacted (they blocked the account): they go onto
+  the tenant's suppression list, so no other task or account contacts them again.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Decision:
     task: TaskEffect = TaskEffect.NONE
     breaker: bool = False
     event: AccountEvent | None = None
+    opt_out: bool = False
 
 
 K, T, A, E = OutcomeKind, TargetFate, AccountEffect, TaskEffect
@@ -60,6 +63,7 @@ DECISIONS: dict[OutcomeKind, Decision] = {
     K.PRIVACY_RESTRICTED: Decision(T.DONE, "skipped"),
     K.NOT_FOUND: Decision(T.DONE, "skipped"),
     K.TARGET_UNAVAILABLE: Decision(T.DONE, "skipped"),
+    K.BLOCKED: Decision(T.DONE, "skipped", opt_out=True),
     K.FLOOD_WAIT: Decision(T.REQUEUE, account=A.COOL_DOWN, breaker=True, event=AccountEvent.FLOOD_WAIT),
     K.PEER_FLOOD: Decision(T.REQUEUE, account=A.SPAM_FLAG, breaker=True, event=AccountEvent.PEER_FLOOD),
     K.ACCOUNT_DEAD: Decision(T.REQUEUE, account=A.BLOCK, breaker=True, event=AccountEvent.USER_DEACTIVATED),

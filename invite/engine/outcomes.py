@@ -77,6 +77,8 @@ def settle(
         )
     if decision.account is AccountEffect.BLOCK:
         entry.blocked_reason = f"account dead: {detail}"
+    if decision.opt_out and claim is not None:
+        entry.opt_out = (claim.key, f"opted out: {detail}" if detail else "opted out")
     if decision.task is TaskEffect.PAUSE:
         chat = f"the group {task.group_id}" if task.group_id else "Telegram"
         entry.pause_reason = f"{chat} refuses: {detail or kind}; fix it, then resume the task"

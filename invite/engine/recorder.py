@@ -104,6 +104,7 @@ class Entry:
     pause_reason: str | None = None  # the task must pause (the chat refuses)
     breaker: bool = False  # an error the circuit breaker counts
     report: tuple[AccountEvent, str] | None = None  # told to the accounts provider
+    opt_out: tuple[str, str] | None = None  # (person's key, why): onto the tenant's suppression list
 
 
 class Recorder:
@@ -301,19 +302,29 @@ class Recorder:
         return set(rows[0]["applied"])
 
     async def _follow_up(self, batch: list[Entry]) -> dict[uuid.UUID, tuple[str, str]]:
-        """What only some batches need: dead accounts blocked everywhere, the breaker, pauses."""
+        """What only some batches need: dead accounts blocked everywhere, opt-outs onto the
+        suppression list, the breaker, pauses."""
         blocked = {e.account_id: e.blocked_reason for e in batch if e.blocked_reason is not None}
         pauses = {
             e.task_id: ("chat_unavailable", e.pause_reason) for e in batch if e.pause_reason is not None
         }
         suspects = {e.task_id for e in batch if e.breaker} - pauses.keys()
+        opt_outs: dict[str, dict[str, str]] = {}  # tenant → person's key → why
+        for e in batch:
+            if e.opt_out is not None:
+                opt_outs.setdefault(e.user_id, {})[e.opt_out[0]] = e.opt_out[1]
         paused: dict[uuid.UUID, tuple[str, str]] = {}
-        if not (blocked or pauses or suspects):
+        if not (blocked or pauses or suspects or opt_outs):
             return paused
         now = self._clock.now()
         async with self._store.transaction() as tx:
             if blocked:
                 await tx.execute("block_task_accounts", list(blocked), list(blocked.values()))
+            for user_id, people in opt_outs.items():  # as the suppression API adds them (one rule)
+                await tx.execute("suppressions.lock_tenant", user_id)
+                keys = list(people)
+                await tx.execute("suppressions.add", user_id, keys, keys, "; ".join(set(people.values())), now)
+                await tx.execute("suppressions.skip_pending_targets", user_id, keys, now)
             for task_id in suspects:
                 tripped = await breaker.check(tx, task_id, self._settings)
                 if tripped is not None:

@@ -1,4 +1,5 @@
-"""The engine's way to the database: named statements from sql/queries/engine.sql.
+"""The engine's way to the database: named statements from sql/queries/engine.sql (and the
+suppression list's, sql/queries/suppressions.sql, by their full names).
 
 Every call runs inside ``clock.busy()``, so a virtual clock never jumps while the engine
 waits on PostgreSQL. A single statement that loses a deadlock or serialization race is
@@ -44,7 +45,10 @@ class Store:
         self.pool = pool
         self._clock = clock
         every = queries(sql_dir)
+        # the engine's own statements by their bare names; the suppression list's by their full
+        # names (an opt-out is added exactly as the suppression API adds one)
         self._sql = {key.removeprefix("engine."): every[key] for key in every if key.startswith("engine.")}
+        self._sql.update({key: every[key] for key in every if key.startswith("suppressions.")})
 
     async def fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
         for attempt in range(_ATTEMPTS):

@@ -18,7 +18,8 @@ class OutcomeKind(StrEnum):
     ALREADY_MEMBER = "already_member"
     PRIVACY_RESTRICTED = "privacy_restricted"  # the person does not accept this: skip them
     NOT_FOUND = "not_found"  # no such person, or an identifier the account cannot resolve
-    TARGET_UNAVAILABLE = "target_unavailable"  # the person can't be reached (kicked, blocked us, ...)
+    TARGET_UNAVAILABLE = "target_unavailable"  # the person can't be reached (kicked, deleted, ...)
+    BLOCKED = "blocked"  # the person blocked this account (or it them): an opt-out, for good
     FLOOD_WAIT = "flood_wait"  # the account must wait `seconds`
     PEER_FLOOD = "peer_flood"  # Telegram's spam flag on the account
     ACCOUNT_DEAD = "account_dead"  # banned, deactivated, session revoked

@@ -60,6 +60,7 @@ class SandboxProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     not_found_rate: Rate = 0.0
     privacy_restricted_rate: Rate = 0.0  # invites and messages; adding a contact is not refused
     already_member_rate: Rate = 0.0  # invites: in the group before the campaign
+    blocked_rate: Rate = 0.0  # messages: the person blocks whoever writes to them (USER_IS_BLOCKED)
     # drawn afresh for each attempt
     flood_wait_rate: Rate = 0.0
     flood_wait_seconds: tuple[Seconds, ...] = (30.0,)  # the wait, one of these ...
@@ -229,7 +230,13 @@ def _unit(seed: int, *parts: object) -> float:
 
 
 _ANSWERED = frozenset(
-    {OutcomeKind.SUCCESS, OutcomeKind.ALREADY_MEMBER, OutcomeKind.PRIVACY_RESTRICTED, OutcomeKind.NOT_FOUND}
+    {
+        OutcomeKind.SUCCESS,
+        OutcomeKind.ALREADY_MEMBER,
+        OutcomeKind.PRIVACY_RESTRICTED,
+        OutcomeKind.NOT_FOUND,
+        OutcomeKind.BLOCKED,
+    }
 )
 
 
@@ -412,6 +419,8 @@ class SandboxStrategy:
             return Outcome(OutcomeKind.NOT_FOUND, detail="USERNAME_NOT_OCCUPIED")
         if action is not ActionKind.CONTACT and person < p.not_found_rate + p.privacy_restricted_rate:
             return Outcome(OutcomeKind.PRIVACY_RESTRICTED, detail="USER_PRIVACY_RESTRICTED")
+        if action is ActionKind.MESSAGE and p.blocked_rate and _unit(seed, "blocks", key) < p.blocked_rate:
+            return Outcome(OutcomeKind.BLOCKED, detail="USER_IS_BLOCKED")
         if action is ActionKind.INVITE and group_id is not None and self._is_member(key, group_id):
             return Outcome(OutcomeKind.ALREADY_MEMBER, detail="USER_ALREADY_PARTICIPANT")
         return Outcome(OutcomeKind.SUCCESS)

@@ -175,12 +175,12 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     ErrorRow(
         "USER_IS_BLOCKED",
         ("UserIsBlocked", "UserIsBlocked403"),
-        K.TARGET_UNAVAILABLE,
+        K.BLOCKED,
         None,
         "the person blocked this account",
     ),
     ErrorRow(
-        "YOU_BLOCKED_USER", ("YouBlockedUser",), K.TARGET_UNAVAILABLE, None, "this account blocked the person"
+        "YOU_BLOCKED_USER", ("YouBlockedUser",), K.BLOCKED, None, "this account blocked the person"
     ),
     ErrorRow("USER_BLOCKED", ("UserBlocked",), K.TARGET_UNAVAILABLE, None, "the person is blocked"),
     ErrorRow(
