@@ -323,7 +323,9 @@ class Recorder:
             for user_id, people in opt_outs.items():  # as the suppression API adds them (one rule)
                 await tx.execute("suppressions.lock_tenant", user_id)
                 keys = list(people)
-                await tx.execute("suppressions.add", user_id, keys, keys, "; ".join(set(people.values())), now)
+                await tx.execute(
+                    "suppressions.add", user_id, keys, keys, "; ".join(set(people.values())), now
+                )
                 await tx.execute("suppressions.skip_pending_targets", user_id, keys, now)
             for task_id in suspects:
                 tripped = await breaker.check(tx, task_id, self._settings)

@@ -179,9 +179,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
         None,
         "the person blocked this account",
     ),
-    ErrorRow(
-        "YOU_BLOCKED_USER", ("YouBlockedUser",), K.BLOCKED, None, "this account blocked the person"
-    ),
+    ErrorRow("YOU_BLOCKED_USER", ("YouBlockedUser",), K.BLOCKED, None, "this account blocked the person"),
     ErrorRow("USER_BLOCKED", ("UserBlocked",), K.TARGET_UNAVAILABLE, None, "the person is blocked"),
     ErrorRow(
         "USER_BOT", ("UserBot",), K.TARGET_UNAVAILABLE, None, "a bot: bots join channels only as admins"
