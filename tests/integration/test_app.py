@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from invite.app import create_app
 from invite.settings import ROOT, Settings
 from tests.conftest import ADMIN_URL, _admin, with_database
 from tests.integration.api import PREFIX, Client, insert_targets, invite_task
+from tests.ports import free_port
 from tests.relay import Relay
 
 TASKS = f"{PREFIX}/tasks"
@@ -188,13 +188,6 @@ async def test_openapi_documents_the_schemas_and_bearer_auth(client: Client) -> 
 
 
 # --- two-command start ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.mark.slow
