@@ -78,6 +78,7 @@ sys.path.insert(0, str(ROOT))
 from invite.auth import issue_token  # noqa: E402
 from invite.db import migrate, schema_url  # noqa: E402
 from invite.platforms.sandbox import ActionKind, SandboxAction, read_record, sends_per_target  # noqa: E402
+from tests import campaigns  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 from tests.slowclients import SlowClients  # noqa: E402
 
@@ -255,27 +256,17 @@ async def create_campaign(http: httpx.AsyncClient, replica: Replica, targets: in
     share = [targets // tasks + (1 if i < targets % tasks else 0) for i in range(tasks)]
     for tenant, count in enumerate(share, start=1):
         headers = tenant_headers(tenant)
-        body = {
-            "platform": "telegram",
-            "task_type": "send_messages",
-            "title": f"chaos {tenant}",
-            "message_template": "Hello {first_name}, a message from the chaos run",
-        }
-        task = (await http.post(f"{replica.url}{PREFIX}/tasks", json=body, headers=headers)).json()
-        rows = ["username,first_name", *(f"chaos_{tenant}_{n:06d},Name{n}" for n in range(count))]
-        imported = await http.post(
-            f"{replica.url}{PREFIX}/import/file",
-            files={"file": ("people.csv", "\n".join(rows).encode(), "text/csv")},
-            data={"task_id": task["id"]},
-            headers=headers,
-            timeout=120,
+        people = [f"chaos_{tenant}_{n:06d}" for n in range(count)]
+        task_id = await campaigns.message_task(
+            http,
+            replica.url,
+            headers,
+            title=f"chaos {tenant}",
+            usernames=people,
+            template="Hello {first_name}, a message from the chaos run",
         )
-        if imported.status_code != 201 or imported.json()["counts"]["imported"] != count:
-            raise RuntimeError(f"import failed: {imported.status_code} {imported.text[:300]}")
-        started = await http.post(f"{replica.url}{PREFIX}/tasks/{task['id']}/start", headers=headers)
-        if started.status_code != 200:
-            raise RuntimeError(f"start failed: {started.status_code} {started.text[:300]}")
-        created.append(task["id"])
+        await campaigns.start(http, replica.url, headers, task_id)
+        created.append(task_id)
     return created
 
 

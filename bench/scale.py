@@ -50,6 +50,7 @@ from bench.scratch import run_cleanly, scratch_database  # noqa: E402
 from invite.auth import issue_token  # noqa: E402
 from invite.db import schema_url  # noqa: E402
 from invite.embedded import scratch_server  # noqa: E402
+from tests import campaigns  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 PREFIX = "/api/v1/invite"
@@ -133,20 +134,11 @@ async def create_tasks(http: httpx.AsyncClient, replica: Replica, tenants: int) 
     made = []
     for tenant in (str(900_000 + n) for n in range(tenants)):
         headers = {"Authorization": f"Bearer {issue_token(SECRET, tenant, timedelta(hours=4))}"}
-        body = {"platform": "telegram", "task_type": "send_messages", "title": f"scale {tenant}"}
-        body["message_template"] = "Hello {first_name}"
-        task = (await http.post(f"{replica.url}{PREFIX}/tasks", json=body, headers=headers)).json()
-        rows = ["username,first_name", *(f"scale_{tenant}_{n:06d},Name{n}" for n in range(PEOPLE_PER_TASK))]
-        imported = await http.post(
-            f"{replica.url}{PREFIX}/import/file",
-            files={"file": ("people.csv", "\n".join(rows).encode(), "text/csv")},
-            data={"task_id": task["id"]},
-            headers=headers,
-            timeout=120,
+        people = [f"scale_{tenant}_{n:06d}" for n in range(PEOPLE_PER_TASK)]
+        task_id = await campaigns.message_task(
+            http, replica.url, headers, title=f"scale {tenant}", usernames=people
         )
-        if imported.status_code != 201:
-            raise RuntimeError(f"import failed: {imported.status_code} {imported.text[:300]}")
-        made.append((tenant, task["id"]))
+        made.append((tenant, task_id))
     return made
 
 

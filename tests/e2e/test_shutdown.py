@@ -26,6 +26,7 @@ import pytest
 
 from invite.auth import issue_token
 from invite.platforms.sandbox import read_record
+from tests import campaigns
 from tests.ports import free_port
 from tests.slowclients import SlowClients
 
@@ -82,30 +83,17 @@ async def _ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("the service did not become ready")
 
 
-async def _campaign(url: str, headers: dict[str, str]) -> str:
-    async with httpx.AsyncClient(base_url=f"{url}{PREFIX}", headers=headers, timeout=30) as http:
-        body = {
-            "platform": "telegram",
-            "task_type": "send_messages",
-            "title": "shutdown",
-            "message_template": "Hello {first_name}",
-        }
-        task = (await http.post("/tasks", json=body)).json()
-        rows = ["username,first_name", *(f"shutdown_{n:05d},N{n}" for n in range(2000))]
-        files = {"file": ("people.csv", "\n".join(rows).encode(), "text/csv")}
-        imported = await http.post("/import/file", files=files, data={"task_id": task["id"]})
-        assert imported.status_code == 201, imported.text
-        assert (await http.post(f"/tasks/{task['id']}/start")).status_code == 200
-        return str(task["id"])
-
-
 async def test_sigterm_ends_the_process_within_the_bound(
     service: tuple[subprocess.Popen[bytes], str, Path], fresh_database_url: str
 ) -> None:
     process, url, record = service
     await _ready(url, process)
     token = issue_token(SECRET, "7", timedelta(hours=1))
-    task_id = await _campaign(url, {"Authorization": f"Bearer {token}"})
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        people = [f"shutdown_{n:05d}" for n in range(1000)]  # MAX_TARGETS_PER_TASK by default
+        task_id = await campaigns.message_task(http, url, headers, title="shutdown", usernames=people)
+        await campaigns.start(http, url, headers, task_id)
     async with SlowClients(int(url.rsplit(":", 1)[1]), token, task_id):
         await asyncio.sleep(3.0)  # the campaign under way, the slow clients attached
         assert process.poll() is None
