@@ -36,6 +36,7 @@ the running service does:
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Awaitable, Callable
@@ -65,6 +66,8 @@ UNUSABLE_STATUSES = frozenset({"disabled"})
 SecretProvider = Callable[[], Awaitable[str]]
 log = structlog.get_logger(__name__)
 
+
+SUMMARY_REUSE_SECONDS = 5.0  # a platform rest is seen within this of its start
 
 # --- the platform's shapes (unknown fields ignored) ----------------------------------------
 
@@ -146,6 +149,9 @@ class IntegrationClient:
         self._backoff = backoff_seconds
         self._clock = clock or RealClock()
         self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_seconds))
+        # tenant → (when read, the summary): every lease and renewal checks its account in the
+        # tenant's summary, so one heartbeat of N accounts would read the whole list N times
+        self._summaries: dict[str, tuple[datetime, asyncio.Task[_Summary | None]]] = {}
         self._unreported: dict[str, tuple[AccountEvent, str]] = {}  # events whose report failed
 
     async def aclose(self) -> None:
@@ -260,6 +266,7 @@ class IntegrationClient:
 
     async def report(self, account_id: str, user_id: str, event: AccountEvent, message: str) -> None:
         sent = _flood_wait_message(message) if event is AccountEvent.FLOOD_WAIT else message
+        self._summaries.pop(user_id, None)  # the platform is about to rest the account: read it anew
         try:
             await self._call(
                 "POST",
@@ -308,6 +315,22 @@ class IntegrationClient:
         listed = decoded.accounts if isinstance(decoded, _AccountsEnvelope) else decoded
         return [AccountData(id=a.id, user_id=user_id, label=_label(a)) for a in listed if _usable(a)]
 
+    async def _recent_summary(self, user_id: str, now: datetime) -> _Summary | None:
+        """The tenant's summary read at most SUMMARY_REUSE_SECONDS ago (one read shared by the
+        leases and renewals of that moment, also while it is in flight); a failed read is not kept."""
+        self._summaries = {
+            k: v for k, v in self._summaries.items() if (now - v[0]).total_seconds() < SUMMARY_REUSE_SECONDS
+        }
+        held = self._summaries.get(user_id)
+        if held is None:
+            held = self._summaries[user_id] = (now, asyncio.ensure_future(self._summary(user_id)))
+        try:
+            return await asyncio.shield(held[1])
+        except BaseException:
+            if self._summaries.get(user_id) is held and held[1].done():
+                del self._summaries[user_id]
+            raise
+
     async def _resting(self, account_id: str, user_id: str, now: datetime) -> str | None:
         """Why the platform rests the account at ``now``, or None.
 
@@ -315,7 +338,7 @@ class IntegrationClient:
         status still says afterwards: the platform sets the status back only when it hands
         the account out without a preference, which we never ask for.
         """
-        summary = await self._summary(user_id)
+        summary = await self._recent_summary(user_id, now)
         if summary is None:
             return None  # a platform without the summary refuses resting accounts itself
         for account in summary.accounts:

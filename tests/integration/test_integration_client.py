@@ -24,6 +24,7 @@ Its time stands still unless it is given a clock (the engine's, in the engine's 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -716,3 +717,20 @@ async def test_the_channel_key_is_the_platforms_and_the_databases_alike(pool: as
 def _service_headers() -> dict[str, str]:
     token = jwt.encode({"sub": "service:invite-service"}, SECRET, algorithm="HS256")
     return {"Authorization": f"Bearer {token}", "X-User-Id": TENANT}
+
+
+async def test_the_renewals_of_one_moment_share_one_read_of_the_summary(
+    server: FakeServer, platform: IntegrationService, client: IntegrationClient
+) -> None:
+    """A heartbeat renews every account of a tenant side by side: one summary read answers them
+    all (not one read of the whole list per account); a report of ours makes the next read anew."""
+    for account in (A1, A2):
+        await client.lease(account, TENANT, LeasePurpose.INVITE_CAMPAIGN)
+    before = len(server.requests_to("GET", SUMMARY))
+    renewed = await asyncio.gather(
+        *(client.renew(account, TENANT, LeasePurpose.INVITE_CAMPAIGN) for account in (A1, A2, A1, A2))
+    )
+    assert all(lease is not None for lease in renewed)
+    assert len(server.requests_to("GET", SUMMARY)) - before <= 1
+    await client.report(A1, TENANT, AccountEvent.FLOOD_WAIT, "FLOOD_WAIT_3600")
+    assert await client.renew(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN) is None  # seen at once
