@@ -151,7 +151,9 @@ async def _send_again(
     await sleep_until(ctx.clock, ready)
     now = ctx.clock.now()
     claim = Claim(row["id"], row["identifier_key"], row["user_data"] or {}, row["attempts"], now)
-    account.bucket.reserve(now)
+    # the attempt's reservation is in the account's row already (and so in its bucket): only
+    # the time of this send is new
+    account.bucket.acted_by(now)
     outcome = await act(account.strategy, task, claim)
     answered = ctx.clock.now()
     account.bucket.answered(answered)
