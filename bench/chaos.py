@@ -79,11 +79,11 @@ from invite.auth import issue_token  # noqa: E402
 from invite.db import migrate, schema_url  # noqa: E402
 from invite.platforms.sandbox import ActionKind, SandboxAction, read_record, sends_per_target  # noqa: E402
 from tests import campaigns  # noqa: E402
+from tests.campaigns import PREFIX  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 from tests.slowclients import SlowClients  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PREFIX = "/api/v1/invite"
 SECRET = "chaos-secret-" + "c" * 32
 FINAL = ("succeeded", "skipped", "failed", "uncertain", "cancelled")
 UNFINISHED = ("pending", "in_flight")

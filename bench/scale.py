@@ -51,9 +51,9 @@ from invite.auth import issue_token  # noqa: E402
 from invite.db import schema_url  # noqa: E402
 from invite.embedded import scratch_server  # noqa: E402
 from tests import campaigns  # noqa: E402
+from tests.campaigns import PREFIX  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
-PREFIX = "/api/v1/invite"
 SECRET = "bench-scale-" + "x" * 32
 PER_TENANT = 1_000
 PEOPLE_PER_TASK = 2 * PER_TENANT  # every account acts once, and work is left for the day

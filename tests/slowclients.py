@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-PREFIX = "/api/v1/invite"
+from tests.campaigns import PREFIX
 
 
 class SlowClients:

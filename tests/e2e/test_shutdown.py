@@ -27,11 +27,11 @@ import pytest
 from invite.auth import issue_token
 from invite.platforms.sandbox import read_record
 from tests import campaigns
+from tests.campaigns import PREFIX
 from tests.ports import free_port
 from tests.slowclients import SlowClients
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-PREFIX = "/api/v1/invite"
 SECRET = "shutdown-secret-" + "s" * 32
 BOUND = 6.0
 ACCOUNTS = 3
