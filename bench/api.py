@@ -59,8 +59,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.scratch import run_cleanly, scratch_database  # noqa: E402
 from invite.app import create_app  # noqa: E402
-from invite.auth import issue_token  # noqa: E402
-from invite.settings import Settings  # noqa: E402
+from invite.kernel.auth import issue_token  # noqa: E402
+from invite.kernel.settings import Settings  # noqa: E402
 
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TENANT = "900001"

@@ -75,8 +75,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from invite.auth import issue_token  # noqa: E402
-from invite.db import migrate, schema_url  # noqa: E402
+from invite.kernel.auth import issue_token  # noqa: E402
+from invite.kernel.db import migrate, schema_url  # noqa: E402
 from invite.platforms.sandbox import ActionKind, SandboxAction, read_record, sends_per_target  # noqa: E402
 from tests import campaigns  # noqa: E402
 from tests.campaigns import PREFIX  # noqa: E402

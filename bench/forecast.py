@@ -38,15 +38,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.scratch import run_cleanly, scratch_database  # noqa: E402
-from invite.auth import Tenant  # noqa: E402
-from invite.db import create_pool  # noqa: E402
-from invite.engine.clock import VirtualClock  # noqa: E402
+from invite.kernel.auth import Tenant  # noqa: E402
+from invite.kernel.clock import VirtualClock  # noqa: E402
+from invite.kernel.db import create_pool  # noqa: E402
+from invite.kernel.settings import Settings  # noqa: E402
 from invite.observability.logging import configure_logging  # noqa: E402
 from invite.platforms.base import RateLimits  # noqa: E402
 from invite.platforms.sandbox import SandboxAccounts, SandboxFactory, SandboxProfile  # noqa: E402
 from invite.reports.schemas import TaskForecast  # noqa: E402
 from invite.reports.service import ReportService  # noqa: E402
-from invite.settings import Settings  # noqa: E402
 from invite.wiring import build_engine  # noqa: E402
 
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

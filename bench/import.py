@@ -40,8 +40,8 @@ import polars as pl
 from invite.audience.readers import ReadLimits, read_file
 from invite.audience.schemas import Source
 from invite.audience.service import ImportSource, run_import
-from invite.db import create_pool
-from invite.settings import Settings
+from invite.kernel.db import create_pool
+from invite.kernel.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.scratch import run_cleanly, scratch_database

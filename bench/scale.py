@@ -47,9 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.scratch import run_cleanly, scratch_database  # noqa: E402
-from invite.auth import issue_token  # noqa: E402
-from invite.db import schema_url  # noqa: E402
-from invite.embedded import scratch_server  # noqa: E402
+from invite.kernel.auth import issue_token  # noqa: E402
+from invite.kernel.db import schema_url  # noqa: E402
+from invite.kernel.embedded import scratch_server  # noqa: E402
 from tests import campaigns  # noqa: E402
 from tests.campaigns import PREFIX  # noqa: E402
 from tests.ports import free_port  # noqa: E402

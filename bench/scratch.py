@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from invite.db import migrate, schema_url
+from invite.kernel.db import migrate, schema_url
 
 SQL_DIR = str(Path(__file__).resolve().parent.parent / "sql")
 T = TypeVar("T")

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import asyncpg
 
-from invite.auth import JwtSecret, dev_mode, dev_secret, issue_token
-from invite.db import migrate
-from invite.embedded import database
-from invite.settings import Settings, SettingsError, load_settings
+from invite.kernel.auth import JwtSecret, dev_mode, dev_secret, issue_token
+from invite.kernel.db import migrate
+from invite.kernel.embedded import database
+from invite.kernel.settings import Settings, SettingsError, load_settings
 
 DEMO_TENANT = "1"
 DEV_TOKEN_LIFETIME = timedelta(hours=24)
@@ -46,7 +46,7 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from invite.app import create_app
-    from invite.shutdown import BoundedServer
+    from invite.kernel.shutdown import BoundedServer
     from invite.wiring import check_credentials
 
     # a missing secret or a failing migration stops start-up with one line here, not with a

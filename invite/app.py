@@ -13,7 +13,7 @@ and ``request.user``: Litestar resolves several dependencies of one level in a t
 a task each, on every request (~13 % of a /status request's CPU in a profile). ``app.state``
 also holds ``http`` (a shared httpx.AsyncClient), ``jwt_secret``, ``verified_tokens`` and
 ``accounts_provider`` (the process's one: see ``invite.wiring``). Raise
-``invite.problems.Problem`` for client errors.
+``invite.kernel.problems.Problem`` for client errors.
 """
 
 from __future__ import annotations
@@ -38,24 +38,24 @@ from litestar.types import ControllerRouterHandler
 
 from invite.accounts.controller import AccountsController
 from invite.audience.controller import ImportController
-from invite.auth import IdentityResolver, JwtSecret, Tenant, VerifiedTokens, jwt_auth
-from invite.db import create_pool, migrate
-from invite.embedded import database
-from invite.engine.clock import Clock, RealClock
 from invite.frontend_api.controller import OPENAPI_TAG, frontend_router
 from invite.health import health, ready, root_health
-from invite.integrations.http import UpstreamError
+from invite.kernel.auth import IdentityResolver, JwtSecret, Tenant, VerifiedTokens, jwt_auth
+from invite.kernel.clock import Clock, RealClock
+from invite.kernel.db import create_pool, migrate
+from invite.kernel.embedded import database
+from invite.kernel.http import UpstreamError
+from invite.kernel.problems import InvalidParam, Problem, ProblemDetails
+from invite.kernel.settings import Settings, SettingsError, load_settings
+from invite.kernel.shutdown import Drain
 from invite.observability.logging import configure_logging
 from invite.observability.request_context import RequestContextMiddleware, echo_request_id
 from invite.observability.scrape import metrics
 from invite.openapi import docs_config
-from invite.problems import InvalidParam, Problem, ProblemDetails
 from invite.reports.controller import ReportController
 from invite.reports.events import TaskEventHub
 from invite.reports.gauges import FleetGauges
 from invite.reports.retention import Retention
-from invite.settings import Settings, SettingsError, load_settings
-from invite.shutdown import Drain
 from invite.suppressions.controller import SuppressionController
 from invite.tasks.controller import TaskController
 from invite.wiring import build_engine, open_accounts, strategies_from_settings
@@ -241,7 +241,7 @@ async def _frozen_heap() -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _running(state: State, services: list[BackgroundService]) -> AsyncIterator[None]:
-    """Start the services in order; on the way out (or at SIGTERM, see invite.shutdown) the one
+    """Start the services in order; on the way out (or at SIGTERM, see invite.kernel.shutdown) the one
     drain stops them in reverse order, within SHUTDOWN_TIMEOUT_SECONDS."""
     started: list[BackgroundService] = []
     state.drain = Drain(state.settings.shutdown_timeout_seconds, on_begin=state.event_hub.close_streams)

@@ -13,9 +13,9 @@ import structlog
 from litestar import get
 from litestar.di import NamedDependency
 
-from invite.db import queries
-from invite.problems import Problem
-from invite.settings import Settings
+from invite.kernel.db import queries
+from invite.kernel.problems import Problem
+from invite.kernel.settings import Settings
 
 READY_TIMEOUT_SECONDS = 2.0
 

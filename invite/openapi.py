@@ -1,6 +1,6 @@
 """The OpenAPI document, completed with what Litestar cannot infer from the handlers.
 
-* Every error is an RFC 9457 problem (``application/problem+json``, ``invite.problems``):
+* Every error is an RFC 9457 problem (``application/problem+json``, ``invite.kernel.problems``):
   each operation documents ``4XX`` and ``5XX`` as ProblemDetails, and Litestar's own 400
   shape (``status_code``/``detail``/``extra``), which this API never sends, is dropped.
 * A request body struct that refuses unknown fields says so (``additionalProperties: false``).

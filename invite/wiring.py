@@ -16,16 +16,16 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from invite.auth import JwtSecret
-from invite.engine.clock import Clock, RealClock
 from invite.engine.service import Engine
 from invite.integrations.cache import cache_from_settings
-from invite.integrations.http import UpstreamError
 from invite.integrations.integration import integration_from_settings
-from invite.integrations.secrets import SecretMissing, TelegramCredentials, secrets_from_settings
+from invite.kernel.auth import JwtSecret
+from invite.kernel.clock import Clock, RealClock
+from invite.kernel.http import UpstreamError
+from invite.kernel.secrets import SecretMissing, TelegramCredentials, secrets_from_settings
+from invite.kernel.settings import Settings, SettingsError
 from invite.platforms.base import AccountsProvider, StrategyFactory
 from invite.platforms.sandbox import SandboxAccounts, SandboxFactory
-from invite.settings import Settings, SettingsError
 
 SecretProvider = Callable[[], Awaitable[str]]
 

@@ -28,9 +28,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from invite.db import create_pool, migrate, schema_url
-from invite.embedded import scratch_server
-from invite.settings import ROOT, Settings
+from invite.kernel.db import create_pool, migrate, schema_url
+from invite.kernel.embedded import scratch_server
+from invite.kernel.settings import ROOT, Settings
 from tests.ports import free_port
 
 ADMIN_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -86,7 +86,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def with_database(url: str, name: str) -> str:
-    """The database ``name`` on ``url``'s server; its connections search our schema (invite.db)."""
+    """The database ``name`` on ``url``'s server; its connections search our schema (invite.kernel.db)."""
     parts = urlsplit(url)
     return schema_url(urlunsplit(parts._replace(path=f"/{name}")))
 

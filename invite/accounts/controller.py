@@ -10,12 +10,12 @@ from litestar.params import SkipValidation
 
 from invite.accounts.schemas import AccountList
 from invite.accounts.service import AccountsService
-from invite.auth import Tenant
-from invite.engine.clock import Clock
+from invite.kernel.auth import Tenant
+from invite.kernel.clock import Clock
+from invite.kernel.problems import Problem
+from invite.kernel.settings import Settings
 from invite.platforms.base import AccountsProvider
 from invite.platforms.sandbox import SandboxAccounts
-from invite.problems import Problem
-from invite.settings import Settings
 
 
 def accounts_provider(state: State, settings: Settings) -> AccountsProvider:

@@ -32,7 +32,7 @@ import polars as pl
 from invite.audience.normalise import Kind, cell_kinds
 from invite.audience.schemas import IDENTIFYING as IDENTIFYING
 from invite.audience.schemas import Role as Role
-from invite.problems import InvalidParam, Problem
+from invite.kernel.problems import InvalidParam, Problem
 
 # Normalised header → (role, rank). A lower rank wins when two columns claim one role: the
 # Parsing Service export carries both ``platform_id`` (the Telegram user id) and

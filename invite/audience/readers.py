@@ -25,7 +25,7 @@ import fastexcel
 import msgspec
 import polars as pl
 
-from invite.problems import Problem
+from invite.kernel.problems import Problem
 
 MAX_COLUMNS = 256
 MAX_ZIP_ENTRIES = 10_000

@@ -19,7 +19,6 @@ import asyncpg
 import msgspec
 import polars as pl
 
-from invite import audit
 from invite.audience.columns import Layout, Role, detect
 from invite.audience.normalise import KEY_COLUMNS, people
 from invite.audience.readers import Sheet
@@ -32,10 +31,11 @@ from invite.audience.schemas import (
     RejectedRow,
     Source,
 )
-from invite.db import DbConnection, queries
+from invite.kernel import audit
+from invite.kernel.db import DbConnection, queries
+from invite.kernel.problems import Problem, conflict, not_found
+from invite.kernel.settings import Settings
 from invite.observability.metrics import import_rows, imports_total
-from invite.problems import Problem, conflict, not_found
-from invite.settings import Settings
 from invite.tasks.states import EDITABLE, TaskStatus
 
 PREVIEW_ROWS = 20

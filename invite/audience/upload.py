@@ -17,7 +17,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from invite.audience.readers import too_large, unreadable
-from invite.problems import Problem
+from invite.kernel.problems import Problem
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 64 * 1024  # task_id, mapping and the like

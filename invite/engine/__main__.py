@@ -14,12 +14,12 @@ import sys
 
 import structlog
 
-from invite.auth import JwtSecret
-from invite.db import create_pool, migrate
-from invite.embedded import database
-from invite.engine.clock import RealClock
+from invite.kernel.auth import JwtSecret
+from invite.kernel.clock import RealClock
+from invite.kernel.db import create_pool, migrate
+from invite.kernel.embedded import database
+from invite.kernel.settings import Settings, SettingsError, load_settings
 from invite.observability.logging import configure_logging
-from invite.settings import Settings, SettingsError, load_settings
 from invite.wiring import build_engine, open_accounts, strategies_from_settings
 
 log = structlog.get_logger("invite.engine")

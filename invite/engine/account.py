@@ -11,8 +11,8 @@ import asyncpg
 
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.registry import RunningTask
+from invite.kernel.settings import Settings
 from invite.platforms.base import AccountData, InviteStrategy, LeasePurpose, RateLimits, UsageStats
-from invite.settings import Settings
 
 
 @dataclass

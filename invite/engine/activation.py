@@ -24,7 +24,7 @@ import structlog
 
 from invite.engine.context import EngineContext
 from invite.engine.store import Tx
-from invite.integrations.http import UpstreamError
+from invite.kernel.http import UpstreamError
 from invite.platforms.base import AccountData, AccountsProvider
 from invite.tasks.task_settings import TaskSettings
 

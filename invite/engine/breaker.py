@@ -10,7 +10,7 @@ import asyncpg
 
 from invite.engine.decisions import BREAKER_ERRORS
 from invite.engine.store import Tx
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 
 
 def verdict(window: asyncpg.Record, settings: Settings) -> tuple[str, str] | None:

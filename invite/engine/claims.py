@@ -23,11 +23,11 @@ import structlog
 
 from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Limits
-from invite.engine.clock import Clock
 from invite.engine.registry import Registry, RunningTask
 from invite.engine.store import Lane, Store
+from invite.kernel.clock import Clock
+from invite.kernel.settings import Settings
 from invite.observability.metrics import claim_seconds
-from invite.settings import Settings
 
 log = structlog.get_logger(__name__)
 

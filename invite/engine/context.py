@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from invite.engine.claims import Claimer
-from invite.engine.clock import Clock
 from invite.engine.recorder import Recorder
 from invite.engine.registry import Registry
 from invite.engine.store import Store
-from invite.settings import Settings
+from invite.kernel.clock import Clock
+from invite.kernel.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from invite.engine.clock import Clock
+from invite.kernel.clock import Clock
 
 log = structlog.get_logger(__name__)
 

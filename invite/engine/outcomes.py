@@ -19,9 +19,9 @@ from invite.engine.decisions import (
 )
 from invite.engine.recorder import AccountChange, Entry, LogRow, TargetOutcome, TaskAccountChange
 from invite.engine.registry import Registry, RunningTask
+from invite.kernel.settings import Settings
 from invite.observability.metrics import accounts_blocked, cooldowns, floodwait_events
 from invite.platforms.base import Outcome, OutcomeKind
-from invite.settings import Settings
 
 
 def settle(

@@ -15,7 +15,7 @@ from datetime import datetime
 from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Limits
 from invite.engine.registry import Registry, RunningTask
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

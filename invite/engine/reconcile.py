@@ -37,10 +37,10 @@ import structlog
 from invite.engine.account import LeasedAccount
 from invite.engine.actions import act
 from invite.engine.claims import Claim
-from invite.engine.clock import sleep_until
 from invite.engine.context import EngineContext
 from invite.engine.outcomes import settle
 from invite.engine.recorder import backoff, task_event
+from invite.kernel.clock import sleep_until
 from invite.observability.metrics import targets_processed
 from invite.platforms.base import Target
 

@@ -27,12 +27,12 @@ import msgspec
 import structlog
 
 from invite.engine import breaker
-from invite.engine.clock import Clock
 from invite.engine.registry import Registry
 from invite.engine.store import Store
+from invite.kernel.clock import Clock
+from invite.kernel.settings import Settings
 from invite.observability.metrics import breaker_trips, record_batch_size, targets_processed, tasks_total
 from invite.platforms.base import AccountEvent, AccountsProvider
-from invite.settings import Settings
 
 log = structlog.get_logger(__name__)
 

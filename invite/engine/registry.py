@@ -14,8 +14,8 @@ import asyncpg
 import msgspec
 
 from invite.engine.bucket import Limits
+from invite.kernel.settings import Settings
 from invite.platforms.base import RateLimits
-from invite.settings import Settings
 from invite.tasks.task_settings import TaskSettings
 from invite.tasks.templates import has_link
 

@@ -19,7 +19,6 @@ import asyncpg
 import structlog
 
 from invite.engine.claims import Claimer
-from invite.engine.clock import Clock
 from invite.engine.context import EngineContext
 from invite.engine.leases import LeaseKeeper
 from invite.engine.lifecycle import Lifecycle
@@ -27,8 +26,9 @@ from invite.engine.listener import Listener
 from invite.engine.recorder import Recorder
 from invite.engine.registry import Registry
 from invite.engine.store import Store
+from invite.kernel.clock import Clock
+from invite.kernel.settings import Settings
 from invite.platforms.base import AccountsProvider, StrategyFactory
-from invite.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from invite.db import queries
-from invite.engine.clock import Clock
+from invite.kernel.clock import Clock
+from invite.kernel.db import queries
 
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _ATTEMPTS = 3

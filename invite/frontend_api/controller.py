@@ -23,7 +23,6 @@ from invite.audience.controller import _file_source, _import_parsing, provide_pa
 from invite.audience.schemas import ImportResult
 from invite.audience.service import run_import
 from invite.audience.upload import hang_up_after_413, read_upload
-from invite.auth import Tenant
 from invite.frontend_api.multipart import as_multipart
 from invite.frontend_api.rights import RightsCheck
 from invite.frontend_api.schemas import (
@@ -47,10 +46,11 @@ from invite.frontend_api.schemas import (
 )
 from invite.frontend_api.service import FrontendService
 from invite.health import READY_TIMEOUT_SECONDS, ready
-from invite.integrations.http import UpstreamError
+from invite.kernel.auth import Tenant
+from invite.kernel.http import UpstreamError
+from invite.kernel.problems import Problem, invalid
+from invite.kernel.settings import SettingsError
 from invite.platforms.base import StrategyFactory
-from invite.problems import Problem, invalid
-from invite.settings import SettingsError
 from invite.wiring import strategies_from_settings
 
 TAG = "platform frontend"

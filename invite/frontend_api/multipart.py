@@ -15,7 +15,7 @@ from litestar import Request
 from litestar.types import HTTPReceiveMessage, ReceiveMessage
 from litestar.utils.scope.state import CONNECTION_STATE_KEY
 
-from invite.problems import Problem
+from invite.kernel.problems import Problem
 
 # RFC 2046 §5.1.1: 1 to 70 characters from this set, not ending with a space
 _BOUNDARY_LINE = re.compile(rb"--([0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?])\r?\n")

@@ -17,11 +17,12 @@ import structlog
 
 from invite.accounts.schemas import AccountView
 from invite.accounts.service import AccountsService
-from invite.db import queries
 from invite.engine.actions import check_right
-from invite.engine.clock import Clock
 from invite.frontend_api.schemas import AdminCheck, CheckedAccount
 from invite.frontend_api.service import page_account
+from invite.kernel.clock import Clock
+from invite.kernel.db import queries
+from invite.kernel.settings import Settings
 from invite.platforms.base import (
     AccountsProvider,
     LeasePurpose,
@@ -30,7 +31,6 @@ from invite.platforms.base import (
     StrategyFactory,
     UsageStats,
 )
-from invite.settings import Settings
 
 log = structlog.get_logger(__name__)
 

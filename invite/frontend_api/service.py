@@ -30,8 +30,6 @@ from msgspec import UNSET
 
 from invite.accounts.schemas import AccountView
 from invite.accounts.service import AccountsService
-from invite.auth import Tenant
-from invite.engine.clock import Clock
 from invite.frontend_api.schemas import (
     AccountAggregates,
     Execution,
@@ -48,11 +46,13 @@ from invite.frontend_api.schemas import (
     TaskAccounts,
     Timing,
 )
+from invite.kernel.auth import Tenant
+from invite.kernel.clock import Clock
+from invite.kernel.problems import conflict, invalid
+from invite.kernel.settings import Settings
 from invite.platforms.base import AccountsProvider
-from invite.problems import conflict, invalid
 from invite.reports import schemas as reports
 from invite.reports.service import ReportService
-from invite.settings import Settings
 from invite.tasks.schemas import InviteTaskCreate, InviteTaskResponse, InviteTaskUpdate, TaskStatusResponse
 from invite.tasks.service import TaskService
 from invite.tasks.states import Action, TaskStatus

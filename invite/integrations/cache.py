@@ -21,7 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 
 KEY_PREFIX = "invite:"
 

@@ -24,7 +24,7 @@ the running service does:
   limit (the platform does not check it on a preferred allocation); ``lease_seconds`` is ``expires_at -
   allocated_at`` (both the platform's clock), else the minutes asked for. 404: none free →
   None. A call that fails on a keep-alive connection the platform dropped is sent once more
-  on a fresh one (invite.integrations.http); otherwise not retried.
+  on a fresh one (invite.kernel.http); otherwise not retried.
 - ``renew``: the same allocate again; the platform refreshes the lock of its holder. None
   when the platform no longer hands the account out, or rests it.
 - ``report`` sends an account-level event through ``handle-error`` when it happens;
@@ -46,11 +46,11 @@ import httpx
 import msgspec
 import structlog
 
-from invite.engine.clock import Clock, RealClock
 from invite.integrations.cache import Cache, get_struct, set_struct
-from invite.integrations.http import SERVICE_NAME, UpstreamError, integration_token, request
+from invite.kernel.clock import Clock, RealClock
+from invite.kernel.http import SERVICE_NAME, UpstreamError, integration_token, request
+from invite.kernel.settings import Settings
 from invite.platforms.base import AccountData, AccountEvent, LeasePurpose, UsageStats
-from invite.settings import Settings
 
 SERVICE = "integration-service"
 ACCOUNT_ENDING = frozenset(

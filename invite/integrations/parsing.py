@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import msgspec
 
-from invite.engine.clock import Clock, RealClock
-from invite.integrations.http import UpstreamError, parsing_token, request
+from invite.kernel.clock import Clock, RealClock
+from invite.kernel.http import UpstreamError, parsing_token, request
 
 SERVICE = "parsing-service"
 PAGE_SIZE = 1000  # the service's own maximum page

@@ -11,7 +11,7 @@ import sys
 
 import structlog
 
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 
 _HANDLER_NAME = "invite"
 

@@ -21,8 +21,8 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from invite.kernel.problems import Problem
 from invite.observability.metrics import http_request_seconds, http_requests
-from invite.problems import Problem
 
 HEADER = "x-request-id"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

@@ -10,9 +10,9 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from invite.db import queries
+from invite.kernel.db import queries
+from invite.kernel.settings import Settings
 from invite.observability.metrics import active_tasks
-from invite.settings import Settings
 
 PLATFORMS = ("telegram", "instagram", "whatsapp")
 GAUGE_TIMEOUT_SECONDS = 5.0  # well inside Prometheus' default 10 s scrape timeout

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 
 import msgspec
 
+from invite.kernel.settings import Settings, SettingsError
 from invite.platforms.base import (
     AccountData,
     AccountEvent,
@@ -39,10 +40,9 @@ from invite.platforms.base import (
     Target,
     UsageStats,
 )
-from invite.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from invite.engine.clock import Clock
+    from invite.kernel.clock import Clock
 
 DRIVER = "sandbox"
 # Telegram's answer to a message sent again under a random_id it already delivered

@@ -24,14 +24,14 @@ from litestar.params import FromPath, QueryParameter, SkipValidation
 from litestar.response import ServerSentEvent, Stream
 from litestar.status_codes import HTTP_200_OK
 
-from invite.auth import Tenant
-from invite.engine.clock import Clock
-from invite.problems import check_instants
+from invite.kernel.auth import Tenant
+from invite.kernel.clock import Clock
+from invite.kernel.problems import check_instants
+from invite.kernel.settings import Settings
 from invite.reports.events import TaskEventHub, event_stream
 from invite.reports.export import csv_stream, xlsx_stream
 from invite.reports.schemas import LogPage, RetryFailedResponse, TaskForecast, TaskReport, TaskStatsResponse
 from invite.reports.service import ReportService
-from invite.settings import Settings
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ExportFormat = Literal["json", "csv", "xlsx"]

@@ -33,11 +33,11 @@ import msgspec
 import structlog
 from litestar.response.sse import ServerSentEventMessage
 
-from invite.background import BackgroundLoop
-from invite.db import DbConnection, queries
-from invite.embedded import database_url
-from invite.engine.clock import Clock
-from invite.settings import Settings
+from invite.kernel.background import BackgroundLoop
+from invite.kernel.clock import Clock
+from invite.kernel.db import DbConnection, queries
+from invite.kernel.embedded import database_url
+from invite.kernel.settings import Settings
 
 CHANNEL = "invite_task_events"
 MAX_QUEUED = 256  # events held for one slow stream before it is sent a snapshot instead

@@ -12,11 +12,11 @@ import asyncio
 import asyncpg
 import structlog
 
-from invite.background import BackgroundLoop
-from invite.db import queries
-from invite.engine.clock import Clock
+from invite.kernel.background import BackgroundLoop
+from invite.kernel.clock import Clock
+from invite.kernel.db import queries
+from invite.kernel.settings import Settings
 from invite.observability.metrics import accounts_by_status, running_task_idle, targets_pending
-from invite.settings import Settings
 
 PLATFORMS = ("telegram", "instagram", "whatsapp")
 ACCOUNT_STATUSES = ("active", "cooldown", "blocked", "disabled")

@@ -17,10 +17,10 @@ import asyncpg
 import msgspec
 import structlog
 
-from invite.background import BackgroundLoop
-from invite.db import DbConnection, queries
-from invite.engine.clock import Clock
-from invite.settings import Settings
+from invite.kernel.background import BackgroundLoop
+from invite.kernel.clock import Clock
+from invite.kernel.db import DbConnection, queries
+from invite.kernel.settings import Settings
 
 TASKS_PER_ROUND = 100
 

@@ -26,17 +26,18 @@ from typing import Any, NamedTuple
 import asyncpg
 import msgspec
 
-from invite import audit
-from invite.auth import Tenant
-from invite.cursors import Cursor, decode_cursor, encode_cursor
-from invite.db import DbConnection, queries
 from invite.engine.bucket import Bucket, Limits
-from invite.engine.clock import Clock
 from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, plan
 from invite.engine.registry import RunningTask
+from invite.kernel import audit
+from invite.kernel.auth import Tenant
+from invite.kernel.clock import Clock
+from invite.kernel.cursors import Cursor, decode_cursor, encode_cursor
+from invite.kernel.db import DbConnection, queries
+from invite.kernel.problems import Problem, conflict, invalid, not_found
+from invite.kernel.settings import Settings
 from invite.observability.metrics import tasks_total
 from invite.platforms.base import AccountsProvider, OutcomeKind, RateLimits
-from invite.problems import Problem, conflict, invalid, not_found
 from invite.reports.schemas import (
     AccountStats,
     HourStats,
@@ -49,7 +50,6 @@ from invite.reports.schemas import (
     TaskReport,
     TaskStatsResponse,
 )
-from invite.settings import Settings
 from invite.tasks import states
 from invite.tasks.schemas import UNFINISHED_TARGETS, TaskStatusResponse
 from invite.tasks.service import TaskService, status_response

@@ -13,10 +13,10 @@ from litestar.params import FromPath, JSONBody, QueryParameter, SkipValidation
 from invite.audience.controller import FILE_DESCRIPTION, mapping_field, read_sheet
 from invite.audience.service import analyse, columns_of
 from invite.audience.upload import hang_up_after_413, multipart_operation, read_upload
-from invite.auth import Tenant
-from invite.engine.clock import Clock
-from invite.problems import Problem
-from invite.settings import Settings
+from invite.kernel.auth import Tenant
+from invite.kernel.clock import Clock
+from invite.kernel.problems import Problem
+from invite.kernel.settings import Settings
 from invite.suppressions.schemas import SuppressionPage, SuppressionResult, SuppressionsAdd
 from invite.suppressions.service import check_identifiers, page, remove, suppress
 

@@ -15,14 +15,14 @@ from datetime import datetime
 import asyncpg
 import polars as pl
 
-from invite import audit
 from invite.audience.columns import Role
 from invite.audience.normalise import IDENTIFIER_COLUMNS, KEY_COLUMNS, people
 from invite.audience.schemas import Columns
 from invite.audience.service import rejected_rows
-from invite.db import queries
-from invite.problems import invalid, not_found
-from invite.settings import Settings
+from invite.kernel import audit
+from invite.kernel.db import queries
+from invite.kernel.problems import invalid, not_found
+from invite.kernel.settings import Settings
 from invite.suppressions.schemas import Suppression, SuppressionPage, SuppressionResult
 
 REJECTED_SHOWN = 100

@@ -10,8 +10,8 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from invite.auth import Tenant
-from invite.problems import invalid
+from invite.kernel.auth import Tenant
+from invite.kernel.problems import invalid
 from invite.reports.controller import provide_report_service
 from invite.reports.schemas import TaskProgress
 from invite.reports.service import ReportService

@@ -13,15 +13,15 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from invite import audit
-from invite.auth import Tenant
-from invite.cursors import Cursor, decode_cursor, encode_cursor
-from invite.db import DbConnection, queries
-from invite.engine.clock import Clock
+from invite.kernel import audit
+from invite.kernel.auth import Tenant
+from invite.kernel.clock import Clock
+from invite.kernel.cursors import Cursor, decode_cursor, encode_cursor
+from invite.kernel.db import DbConnection, queries
+from invite.kernel.problems import InvalidParam, Problem, conflict, invalid, not_found, out_of_range
+from invite.kernel.settings import Settings
 from invite.observability.metrics import tasks_total
 from invite.platforms.telegram.refs import group_id_problem
-from invite.problems import InvalidParam, Problem, conflict, invalid, not_found, out_of_range
-from invite.settings import Settings
 from invite.tasks import states
 from invite.tasks.schemas import (
     TARGET_STATUSES,

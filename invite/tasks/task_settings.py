@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from invite.problems import InvalidParam
-from invite.settings import Settings
+from invite.kernel.problems import InvalidParam
+from invite.kernel.settings import Settings
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 # PostgreSQL stores no NUL character: a text field holding one is refused, naming the field.

@@ -18,8 +18,8 @@ import pytest
 import uvicorn
 
 from invite.app import create_app
+from invite.kernel.settings import Settings
 from invite.openapi import DOCS_PATH
-from invite.settings import Settings
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -21,9 +21,9 @@ import asyncpg
 import pytest
 
 from invite.accounts.service import AccountsService
-from invite.db import migrate
-from invite.engine.clock import VirtualClock
-from invite.settings import load_settings
+from invite.kernel.clock import VirtualClock
+from invite.kernel.db import migrate
+from invite.kernel.settings import load_settings
 from invite.wiring import build_engine, open_accounts, strategies_from_settings
 from tests.conftest import ADMIN_URL
 from tests.fakeserver import FakeServer, Reply, Request

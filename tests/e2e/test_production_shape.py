@@ -40,9 +40,9 @@ import httpx
 import pytest
 import yaml
 
-from invite.auth import issue_token
-from invite.db import schema_url
-from invite.settings import ROOT
+from invite.kernel.auth import issue_token
+from invite.kernel.db import schema_url
+from invite.kernel.settings import ROOT
 from tests.conftest import REDIS_URL
 from tests.ports import free_port
 

@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 import pytest
 
-from invite.auth import issue_token
+from invite.kernel.auth import issue_token
 from invite.platforms.sandbox import read_record
 from tests import campaigns
 from tests.campaigns import PREFIX

@@ -34,7 +34,7 @@ import pyrogram
 import pytest
 from pyrogram import raw
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.platforms.telegram import TelegramFactory
 from invite.platforms.telegram.sessions import parse_session
 from invite.platforms.telegram.strategy import SessionStorage

@@ -27,7 +27,7 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from invite.auth import issue_token
+from invite.kernel.auth import issue_token
 
 PREFIX = "/api/v1/invite"
 Client = AsyncTestClient[Litestar]

@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 from tests.integration.api import Client, auth_headers, new_tenant
 
 

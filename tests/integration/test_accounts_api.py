@@ -14,11 +14,11 @@ import asyncpg
 import pytest
 
 from invite.accounts.service import AccountsService, mask_phones
-from invite.engine.clock import VirtualClock
 from invite.integrations.cache import MemoryCache
 from invite.integrations.integration import IntegrationClient
+from invite.kernel.clock import VirtualClock
+from invite.kernel.settings import Settings
 from invite.platforms.sandbox import SandboxAccounts
-from invite.settings import Settings
 from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import PREFIX, Client, auth_headers, new_tenant
 

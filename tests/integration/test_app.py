@@ -22,7 +22,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from invite.app import create_app
-from invite.settings import ROOT, Settings
+from invite.kernel.settings import ROOT, Settings
 from tests.conftest import ADMIN_URL, _admin, with_database
 from tests.integration.api import PREFIX, Client, insert_targets, invite_task
 from tests.ports import free_port

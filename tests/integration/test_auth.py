@@ -16,7 +16,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import PREFIX, Client, invite_task, new_tenant
 from tests.integration.gateway import api_gateway, user_service

@@ -28,8 +28,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
-from invite.db import create_pool
-from invite.engine.clock import RealClock
+from invite.kernel.clock import RealClock
+from invite.kernel.db import create_pool
+from invite.kernel.settings import Settings
 from invite.platforms.base import RateLimits
 from invite.platforms.sandbox import (
     MemoryRecord,
@@ -38,7 +39,6 @@ from invite.platforms.sandbox import (
     SandboxProfile,
     sends_per_target,
 )
-from invite.settings import Settings
 from invite.wiring import build_engine
 from tests.conftest import ADMIN_URL
 from tests.fakeserver import FakeServer, Reply

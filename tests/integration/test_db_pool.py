@@ -8,7 +8,7 @@ import asyncio
 
 import asyncpg
 
-from invite.db import queries
+from invite.kernel.db import queries
 from tests.conftest import SQL_DIR
 
 
@@ -24,5 +24,5 @@ async def test_a_new_connection_prepares_every_statement_without_a_catalog_looku
                 looked_up[name] = list(ran)
                 ran.clear()
     assert not looked_up, (
-        f"add the array types these statements use to invite.db.ARRAY_TYPES: {sorted(looked_up)}"
+        f"add the array types these statements use to invite.kernel.db.ARRAY_TYPES: {sorted(looked_up)}"
     )

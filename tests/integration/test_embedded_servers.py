@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import redis
 
-from invite.embedded import scratch_server
+from invite.kernel.embedded import scratch_server
 from tests.conftest import _answers, _scratch_redis
 
 

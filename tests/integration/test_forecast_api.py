@@ -13,7 +13,7 @@ import asyncpg
 import msgspec
 import pytest
 
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 from tests.integration.api import PREFIX, Client, auth_headers, invite_task, new_tenant
 
 GAP = 86_400 / 40  # a fresh account paced over the day at 40 a day

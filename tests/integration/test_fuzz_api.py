@@ -39,8 +39,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from invite.app import create_app
-from invite.auth import issue_token
-from invite.settings import Settings
+from invite.kernel.auth import issue_token
+from invite.kernel.settings import Settings
 from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import new_tenant
 from tests.integration.test_fuzz_edges import EXTREME_INSTANTS

@@ -10,10 +10,10 @@ import gc
 from litestar.testing import AsyncTestClient
 
 from invite.app import YOUNG_GENERATION, create_app
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
+from invite.kernel.settings import Settings
 from invite.platforms.base import AccountData, OutcomeKind, RateLimits, Target, TargetKind
 from invite.platforms.sandbox import MemoryRecord, SandboxFactory
-from invite.settings import Settings
 
 
 async def test_the_sandboxs_memory_of_each_action_is_not_tracked() -> None:

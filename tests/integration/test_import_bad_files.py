@@ -18,7 +18,7 @@ import uvicorn
 from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 from tests.integration.api import PREFIX, Client, auth_headers, invite_task, new_tenant
 from tests.integration.audience import new_task, problem, upload, written
 

@@ -23,7 +23,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 from tests.integration.api import PREFIX, Client, auth_headers, new_tenant
 from tests.integration.audience import new_task, problem, targets, upload, written
 

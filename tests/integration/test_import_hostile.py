@@ -23,8 +23,8 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from invite.app import create_app
-from invite.auth import issue_token
-from invite.settings import Settings
+from invite.kernel.auth import issue_token
+from invite.kernel.settings import Settings
 from tests.integration.api import PREFIX, invite_task, new_tenant
 from tests.unit.test_import_properties import NAMES, any_file
 

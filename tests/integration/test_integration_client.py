@@ -37,10 +37,10 @@ import jwt
 import msgspec
 import pytest
 
-from invite.engine.clock import Clock
 from invite.integrations.cache import MemoryCache
-from invite.integrations.http import UpstreamError
 from invite.integrations.integration import IntegrationClient, channel_key
+from invite.kernel.clock import Clock
+from invite.kernel.http import UpstreamError
 from invite.platforms.base import AccountEvent, LeasePurpose, UsageStats
 from tests.fakeserver import FakeServer, Reply, Request
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from invite.db import MigrationChanged, load_migrations, migrate
+from invite.kernel.db import MigrationChanged, load_migrations, migrate
 from tests.conftest import ADMIN_URL, SQL_DIR, _admin, with_database
 
 SCHEMA_SNAPSHOT = """

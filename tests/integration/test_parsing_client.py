@@ -10,8 +10,8 @@ from typing import Any
 import jwt
 import pytest
 
-from invite.integrations.http import UpstreamError
 from invite.integrations.parsing import InvalidTaskId, ParsingClient, TooManyResults
+from invite.kernel.http import UpstreamError
 from tests.fakeserver import FakeServer, Reply, Request
 from tests.integration.parsing import ParsingService
 

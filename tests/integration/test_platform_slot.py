@@ -14,8 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from invite.db import MigrationFailed, migrate
-from invite.settings import ROOT, SettingsError, load_settings
+from invite.kernel.db import MigrationFailed, migrate
+from invite.kernel.settings import ROOT, SettingsError, load_settings
 from tests.conftest import ADMIN_URL, SQL_DIR, _admin, with_database
 
 # The old service's tables, as its Alembic migrations left them in invite_db: integer ids,

@@ -19,7 +19,7 @@ import openpyxl
 import polars as pl
 import pytest
 
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 from tests.integration.api import PREFIX, Client, auth_headers, invite_task, new_tenant
 
 T0 = datetime(2026, 3, 2, 10, 5, tzinfo=UTC)
@@ -678,8 +678,8 @@ async def test_reports_need_a_token(client: Client, campaign: str, method: str, 
 
 
 async def plan(pool: asyncpg.Pool, name: str, *args: Any) -> str:
-    from invite.db import queries
-    from invite.settings import ROOT
+    from invite.kernel.db import queries
+    from invite.kernel.settings import ROOT
 
     sql = queries(str(ROOT / "sql"))[name]
     rows = await pool.fetch(f"EXPLAIN {sql}", *args)

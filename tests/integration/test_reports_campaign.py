@@ -17,8 +17,8 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from invite.app import create_app
-from invite.auth import issue_token
-from invite.engine.clock import VirtualClock
+from invite.kernel.auth import issue_token
+from invite.kernel.clock import VirtualClock
 from invite.platforms.sandbox import SandboxAccounts, SandboxProfile
 from tests.integration.api import PREFIX
 from tests.integration.engine.harness import (

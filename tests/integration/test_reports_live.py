@@ -21,12 +21,12 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from invite.app import create_app
-from invite.auth import issue_token
-from invite.db import create_pool
-from invite.engine.clock import RealClock
+from invite.kernel.auth import issue_token
+from invite.kernel.clock import RealClock
+from invite.kernel.db import create_pool
+from invite.kernel.settings import Settings
 from invite.reports.events import TaskEventHub
 from invite.reports.gauges import refresh_fleet_gauges
-from invite.settings import Settings
 from tests.integration.api import PREFIX, invite_task, new_tenant
 
 HEARTBEAT = 0.3

@@ -12,10 +12,10 @@ import asyncpg
 import msgspec
 import pytest
 
-from invite.db import create_pool
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
+from invite.kernel.db import create_pool
+from invite.kernel.settings import Settings
 from invite.reports.retention import Retention, RetentionRound
-from invite.settings import Settings
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ADVISORY_LOCKS = (

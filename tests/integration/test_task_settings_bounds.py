@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from invite.db import load_migrations
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
+from invite.kernel.db import load_migrations
 from invite.platforms.sandbox import SandboxAccounts
 from invite.tasks import task_settings as bounds
 from tests.conftest import SQL_DIR

@@ -15,10 +15,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
-from invite.auth import Tenant
-from invite.engine.clock import RealClock
-from invite.problems import Problem
-from invite.settings import Settings
+from invite.kernel.auth import Tenant
+from invite.kernel.clock import RealClock
+from invite.kernel.problems import Problem
+from invite.kernel.settings import Settings
 from invite.tasks.service import TaskService
 from invite.tasks.states import Action, TaskStatus
 from tests.integration.api import (

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from invite.integrations.http import UpstreamError
-from invite.integrations.secrets import SecretMissing, Secrets, TelegramCredentials
-from invite.integrations.vault import SecretNotFound, VaultClient
-from invite.settings import Settings, SettingsError
+from invite.kernel.http import UpstreamError
+from invite.kernel.secrets import SecretMissing, Secrets, TelegramCredentials
+from invite.kernel.settings import Settings, SettingsError
+from invite.kernel.vault import SecretNotFound, VaultClient
 from invite.wiring import telegram_credentials
 from tests.fakeserver import FakeServer, Reply, Request
 

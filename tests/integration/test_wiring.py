@@ -21,11 +21,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
-from invite.auth import issue_token
-from invite.engine.clock import RealClock
 from invite.integrations.integration import IntegrationClient
+from invite.kernel.auth import issue_token
+from invite.kernel.clock import RealClock
+from invite.kernel.settings import ROOT, Settings, SettingsError
 from invite.platforms.sandbox import SandboxAccounts
-from invite.settings import ROOT, Settings, SettingsError
 from invite.wiring import open_accounts, strategies_from_settings
 from tests.fakeserver import FakeServer
 from tests.integration.api import PREFIX, insert_targets, message_task

@@ -13,7 +13,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import Client, auth_headers, new_tenant
 

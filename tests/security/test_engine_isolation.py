@@ -7,7 +7,7 @@ A's and C's campaigns, running at the same time, are each served by their own ac
 
 from __future__ import annotations
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.platforms.sandbox import SandboxAccounts
 from tests.integration.engine.harness import (
     engine_pool,

@@ -21,7 +21,7 @@ import httpx
 import jwt
 import pytest
 
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 from tests.integration.api import (
     PREFIX,
     Client,

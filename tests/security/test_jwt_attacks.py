@@ -25,7 +25,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import PREFIX, Client, new_tenant
 from tests.integration.gateway import user_service

@@ -21,13 +21,13 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from invite.app import create_app
-from invite.auth import issue_token
-from invite.db import create_pool
-from invite.engine.clock import RealClock
 from invite.integrations.cache import MemoryCache
 from invite.integrations.integration import IntegrationClient
+from invite.kernel.auth import issue_token
+from invite.kernel.clock import RealClock
+from invite.kernel.db import create_pool
+from invite.kernel.settings import Settings
 from invite.platforms.sandbox import SandboxAccounts, SandboxFactory, SandboxProfile
-from invite.settings import Settings
 from invite.wiring import build_engine
 from tests.fakeserver import FakeServer, Reply, Request
 from tests.integration.api import PREFIX, message_task, new_tenant

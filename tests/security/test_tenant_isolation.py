@@ -27,7 +27,7 @@ import pytest
 from litestar.routes import HTTPRoute
 
 from invite.app import create_app
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 from tests.integration.api import PREFIX, Client, insert_targets, message_task
 from tests.integration.audience import upload
 from tests.security.conftest import PARSING_TASK

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
 
 import invite.observability.metrics  # noqa: F401  (registers every metric of the service)
-from invite.settings import ROOT
+from invite.kernel.settings import ROOT
 
 DEPLOY = ROOT / "deploy"
 PROMTOOL = shutil.which("promtool")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from invite.engine.clock import RealClock, VirtualClock
+from invite.kernel.clock import RealClock, VirtualClock
 
 
 async def test_sleepers_wake_in_deadline_order_without_real_waiting() -> None:

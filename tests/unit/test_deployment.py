@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from invite.settings import ROOT, Settings
+from invite.kernel.settings import ROOT, Settings
 
 
 def _compose_command() -> list[str] | None:

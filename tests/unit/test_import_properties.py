@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from invite.audience.readers import ReadLimits, read_file
 from invite.audience.service import _counts, analyse, candidate_keys, decide
-from invite.problems import Problem
+from invite.kernel.problems import Problem
 
 LIMITS = ReadLimits(max_bytes=256 * 1024, max_uncompressed_bytes=2 * 1024 * 1024)
 NAMES = ["people.csv", "people.json", "people.xlsx", "people.txt", "people", "people.tsv"]

@@ -6,7 +6,7 @@ import re
 
 import msgspec
 
-from invite.settings import ROOT, Settings
+from invite.kernel.settings import ROOT, Settings
 
 # defaults computed at start-up (paths of the checkout, host name): described, not quoted
 COMPUTED = {"data_dir", "sql_dir", "replica_id"}

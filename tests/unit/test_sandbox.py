@@ -14,7 +14,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
+from invite.kernel.settings import ROOT, Settings, SettingsError
 from invite.platforms.base import (
     AccountData,
     AccountEvent,
@@ -39,7 +40,6 @@ from invite.platforms.sandbox import (
     read_record,
     sends_per_target,
 )
-from invite.settings import ROOT, Settings, SettingsError
 
 LIMITS = RateLimits(daily_quota=40, daily_quota_with_link=10, min_pause_seconds=15.0)
 GROUP = "-1001234567890"
@@ -351,7 +351,7 @@ def test_a_line_cut_short_is_left_out(tmp_path: Path) -> None:
 
 _WRITER = """
 import asyncio, sys
-from invite.engine.clock import RealClock
+from invite.kernel.clock import RealClock
 from invite.platforms.base import AccountData, RateLimits, Target
 from invite.platforms.sandbox import JsonlRecord, SandboxFactory
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.platforms.base import AccountData, OutcomeKind, RateLimits, Target
 from invite.platforms.sandbox import JsonlRecord, SandboxFactory, SandboxProfile, SandboxRecord
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from invite.auth import DEV_SECRET_FILE, JwtSecret, dev_mode, dev_secret
-from invite.settings import ROOT, Settings
+from invite.kernel.auth import DEV_SECRET_FILE, JwtSecret, dev_mode, dev_secret
+from invite.kernel.settings import ROOT, Settings
 
 
 def run_cli(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

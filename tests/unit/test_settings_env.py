@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from invite.settings import SettingsError, load_settings
+from invite.kernel.settings import SettingsError, load_settings
 
 
 def test_defaults_need_no_environment() -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from litestar.security.jwt import Token
 
-from invite.auth import VerifiedTokens
+from invite.kernel.auth import VerifiedTokens
 
 
 def token(sub: str = "1") -> Token:

@@ -50,7 +50,8 @@ from pyrogram import enums, raw, utils
 from pyrogram.errors import InternalServerError, PeerIdInvalid, RPCError, UserIdInvalid, UserNotParticipant
 from pyrogram.storage import SQLiteStorage
 
-from invite.engine.clock import Clock, RealClock
+from invite.kernel.clock import Clock, RealClock
+from invite.kernel.settings import Settings
 from invite.observability.metrics import integration_errors
 from invite.platforms.base import AccountData, Outcome, OutcomeKind, RateLimits, Target, TargetKind
 from invite.platforms.telegram.errors import (
@@ -62,7 +63,6 @@ from invite.platforms.telegram.errors import (
 )
 from invite.platforms.telegram.refs import chat_ref
 from invite.platforms.telegram.sessions import InvalidSession, parse_session, to_pyrogram_string
-from invite.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -13,12 +13,12 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from invite.db import create_pool
-from invite.engine.clock import Clock
 from invite.engine.service import Engine
+from invite.kernel.clock import Clock
+from invite.kernel.db import create_pool
+from invite.kernel.settings import Settings
 from invite.platforms.base import RateLimits
 from invite.platforms.sandbox import SandboxAccounts, SandboxFactory, SandboxProfile, SandboxRecord
-from invite.settings import Settings
 from invite.wiring import build_engine
 
 TENANT = "tenant-1"

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from invite.db import queries
+from invite.kernel.db import queries
 from tests.conftest import SQL_DIR
 
 CLAIM = queries(SQL_DIR)["engine.claim"]

@@ -16,8 +16,8 @@ from pathlib import Path
 import asyncpg
 import msgspec
 
+from invite.kernel.settings import ROOT
 from invite.platforms.sandbox import ActionKind, read_record, sends_per_target
-from invite.settings import ROOT
 from tests.integration.engine.harness import engine_pool, engine_settings, make_task
 
 TARGETS = 150

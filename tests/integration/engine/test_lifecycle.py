@@ -7,7 +7,7 @@ import itertools
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.observability.metrics import tasks_total
 from invite.platforms.sandbox import SandboxAccounts
 from tests.integration.engine.harness import (

@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from invite.db import queries
 from invite.engine.lifecycle import CLOSE_BATCH
+from invite.kernel.db import queries
 from tests.conftest import SQL_DIR
 
 SQL = queries(SQL_DIR)

@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from invite.engine.clock import RealClock, VirtualClock
+from invite.kernel.clock import RealClock, VirtualClock
 from invite.platforms.sandbox import SandboxAccounts
 from tests.integration.engine.harness import (
     engine_pool,

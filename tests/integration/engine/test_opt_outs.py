@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.platforms.base import OutcomeKind
 from invite.platforms.sandbox import ActionKind, MemoryRecord, SandboxAccounts, SandboxProfile
 from tests.integration.engine.harness import (

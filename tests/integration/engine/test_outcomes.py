@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.observability.metrics import breaker_trips
 from invite.platforms.base import AccountEvent
 from invite.platforms.sandbox import SandboxAccounts, SandboxProfile

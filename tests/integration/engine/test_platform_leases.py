@@ -19,10 +19,10 @@ from typing import Any
 
 import asyncpg
 
-from invite.engine.clock import VirtualClock
 from invite.integrations.cache import MemoryCache
 from invite.integrations.integration import integration_from_settings
-from invite.settings import Settings
+from invite.kernel.clock import VirtualClock
+from invite.kernel.settings import Settings
 from invite.wiring import build_engine
 from tests.fakeserver import FakeServer, Reply, Request
 from tests.integration.engine.harness import (

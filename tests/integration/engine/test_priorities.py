@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.platforms.sandbox import SandboxAccounts
 from tests.integration.engine.harness import (
     engine_pool,

@@ -8,12 +8,12 @@ import uuid
 
 import asyncpg
 
-from invite.engine.clock import Clock, RealClock, VirtualClock
 from invite.engine.recorder import Entry, LogRow, Recorder, TargetOutcome
 from invite.engine.registry import Registry
 from invite.engine.store import Store
+from invite.kernel.clock import Clock, RealClock, VirtualClock
+from invite.kernel.settings import Settings
 from invite.platforms.sandbox import SandboxAccounts
-from invite.settings import Settings
 from tests.integration.engine.harness import TENANT, engine_pool, engine_settings, make_task
 
 

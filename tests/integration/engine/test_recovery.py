@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.platforms.base import AccountData, OutcomeKind, Target
 from invite.platforms.sandbox import ActionKind, SandboxAccounts, SandboxFactory, SandboxProfile
 from tests.integration.engine.harness import (

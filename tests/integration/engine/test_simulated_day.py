@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.platforms.sandbox import ActionKind, SandboxAccounts, SandboxProfile, sends_per_target
 from tests.integration.engine.checks import quota_breaches, reached_twice
 from tests.integration.engine.harness import (

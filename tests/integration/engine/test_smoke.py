@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.platforms.sandbox import SandboxAccounts
 from tests.integration.engine.harness import (
     engine_pool,

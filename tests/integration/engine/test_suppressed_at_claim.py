@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from invite.auth import Tenant
-from invite.engine.clock import Clock, VirtualClock
+from invite.kernel.auth import Tenant
+from invite.kernel.clock import Clock, VirtualClock
+from invite.kernel.settings import Settings
 from invite.platforms.sandbox import MemoryRecord, SandboxAccounts, SandboxProfile
 from invite.reports.service import ReportService
-from invite.settings import Settings
 from invite.suppressions.service import check_identifiers, suppress
 from tests.integration.engine.harness import (
     engine_pool,

@@ -8,7 +8,7 @@ from collections import Counter
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.observability.metrics import lease_takeovers
 from invite.platforms.sandbox import ActionKind, SandboxAccounts, sends_per_target
 from tests.integration.engine.checks import quota_breaches, reached_twice

@@ -22,9 +22,9 @@ import msgspec
 import pytest_asyncio
 from litestar import Litestar
 
-from invite.engine.clock import RealClock
+from invite.kernel.clock import RealClock
+from invite.kernel.settings import Settings
 from invite.platforms.sandbox import SandboxAccounts, SandboxFactory
-from invite.settings import Settings
 from tests.fakeserver import FakeServer, Reply, Request
 from tests.integration.api import new_tenant
 from tests.integration.engine.harness import running_replica

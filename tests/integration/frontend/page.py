@@ -26,8 +26,8 @@ import uvicorn
 from litestar import Litestar
 
 from invite.app import create_app
-from invite.auth import issue_token
-from invite.settings import Settings
+from invite.kernel.auth import issue_token
+from invite.kernel.settings import Settings
 
 JSON = {"Content-Type": "application/json"}
 GATEWAY_TIMEOUT = 60.0

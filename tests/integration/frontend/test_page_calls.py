@@ -17,9 +17,9 @@ import pytest
 import pytest_asyncio
 
 from invite.app import create_app
-from invite.auth import issue_token
 from invite.frontend_api.controller import TAG
-from invite.settings import Settings, SettingsError
+from invite.kernel.auth import issue_token
+from invite.kernel.settings import Settings, SettingsError
 from tests.integration.api import new_tenant
 from tests.integration.frontend.conftest import (
     EMPTY_PARSING_TASK,

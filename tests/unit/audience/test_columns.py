@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from invite.audience.columns import Role, detect, role_of, word_role
-from invite.problems import Problem
+from invite.kernel.problems import Problem
 
 
 def grid(*rows: Sequence[str | None]) -> pl.DataFrame:

@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 
 from invite.audience.readers import ReadLimits, SourceFormat, check_type, read_file, sheet_from_records
-from invite.problems import Problem
+from invite.kernel.problems import Problem
 
 LIMITS = ReadLimits(max_bytes=1024 * 1024, max_uncompressed_bytes=4 * 1024 * 1024)
 

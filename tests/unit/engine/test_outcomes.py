@@ -9,12 +9,12 @@ from invite.engine.account import LeasedAccount
 from invite.engine.actions import Unknown
 from invite.engine.bucket import Bucket
 from invite.engine.claims import Claim
-from invite.engine.clock import VirtualClock
 from invite.engine.outcomes import settle
 from invite.engine.registry import Registry, RunningTask
+from invite.kernel.clock import VirtualClock
+from invite.kernel.settings import Settings
 from invite.platforms.base import AccountData, AccountEvent, Outcome, OutcomeKind, RateLimits
 from invite.platforms.sandbox import SandboxFactory
-from invite.settings import Settings
 from invite.tasks.task_settings import TaskSettings
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

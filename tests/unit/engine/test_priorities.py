@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Bucket
-from invite.engine.clock import VirtualClock
 from invite.engine.priorities import choose
 from invite.engine.registry import Registry, RunningTask
+from invite.kernel.clock import VirtualClock
+from invite.kernel.settings import Settings
 from invite.platforms.base import AccountData, RateLimits
 from invite.platforms.sandbox import SandboxFactory
-from invite.settings import Settings
 from invite.tasks.task_settings import SendWindow, TaskSettings
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

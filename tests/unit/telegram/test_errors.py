@@ -12,6 +12,7 @@ from pyrogram.session import Session
 from pyrogram.session.session import AuthKeyNotFound, TransportError
 from structlog.testing import capture_logs
 
+from invite.kernel.settings import ROOT
 from invite.platforms.base import AccountEvent, Outcome, OutcomeKind, Target, TargetKind
 from invite.platforms.telegram.errors import (
     CATEGORY_FALLBACKS,
@@ -25,7 +26,6 @@ from invite.platforms.telegram.errors import (
     render_markdown,
 )
 from invite.platforms.telegram.strategy import TelegramStrategy
-from invite.settings import ROOT
 from tests.unit.telegram.standin import TelegramServer, rpc_error
 
 SECONDS = 42

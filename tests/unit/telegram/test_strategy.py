@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pyrogram import raw
 
+from invite.kernel.settings import Settings
 from invite.platforms.base import (
     AccountData,
     AccountEvent,
@@ -23,7 +24,6 @@ from invite.platforms.base import (
 from invite.platforms.telegram import TelegramFactory, TelegramStrategy
 from invite.platforms.telegram.refs import chat_ref
 from invite.platforms.telegram.strategy import HISTORY_PAGE, HISTORY_PAGES, UNKNOWN_USER_ID
-from invite.settings import Settings
 from tests.unit.telegram.conftest import API_HASH, API_ID, LIMITS, telethon_session
 from tests.unit.telegram.standin import (
     DATE,

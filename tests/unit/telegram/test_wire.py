@@ -22,7 +22,7 @@ import pytest
 from pyrogram import raw
 
 from invite.engine.actions import message_random_id
-from invite.engine.clock import VirtualClock
+from invite.kernel.clock import VirtualClock
 from invite.platforms.base import AccountData, AccountEvent, Outcome, OutcomeKind, Target, TargetKind
 from invite.platforms.telegram import TelegramFactory, TelegramStrategy
 from invite.platforms.telegram.sessions import parse_session

@@ -19,9 +19,9 @@ from typing import Any
 import msgspec
 import structlog
 
-from invite.integrations.http import UpstreamError
-from invite.integrations.vault import AccessDenied, SecretNotFound, VaultClient, vault_from_settings
-from invite.settings import Settings
+from invite.kernel.http import UpstreamError
+from invite.kernel.settings import Settings
+from invite.kernel.vault import AccessDenied, SecretNotFound, VaultClient, vault_from_settings
 
 JWT_PATH = "jwt"
 TELEGRAM_PATH = "integration-service"

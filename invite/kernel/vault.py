@@ -20,9 +20,9 @@ import hvac.exceptions
 import requests
 import structlog
 
-from invite.integrations.http import UpstreamError
+from invite.kernel.http import UpstreamError
+from invite.kernel.settings import Settings
 from invite.observability.metrics import integration_errors
-from invite.settings import Settings
 
 SERVICE = "vault"
 RELOGIN_AT = 0.75  # share of the token's lease after which we log in again

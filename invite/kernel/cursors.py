@@ -10,7 +10,7 @@ from datetime import datetime
 
 import msgspec
 
-from invite.problems import invalid
+from invite.kernel.problems import invalid
 
 
 class Cursor(msgspec.Struct, array_like=True):

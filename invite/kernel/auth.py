@@ -31,9 +31,9 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.middleware.authentication import AuthenticationResult
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
-from invite.integrations.http import integration_token, request
-from invite.integrations.secrets import SecretMissing, secrets_from_settings
-from invite.settings import Settings, SettingsError
+from invite.kernel.http import integration_token, request
+from invite.kernel.secrets import SecretMissing, secrets_from_settings
+from invite.kernel.settings import Settings, SettingsError
 
 DEV_SECRET_FILE = "dev-jwt-secret"
 _NUMERIC = re.compile(r"^[0-9]{1,32}$")
@@ -67,7 +67,7 @@ class JwtSecret:
     """The one place the HS256 secret is looked up, per request (so a rotation in Vault lands).
 
     Vault (``kv/jwt`` ``secret_key``) when VAULT_ADDR is set, else JWT_SECRET, both through
-    ``invite.integrations.secrets``; with neither, the development secret.
+    ``invite.kernel.secrets``; with neither, the development secret.
     """
 
     def __init__(self, settings: Settings) -> None:

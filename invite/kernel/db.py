@@ -26,7 +26,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-from invite.settings import DEFAULT_SCHEMA, Settings, SettingsError
+from invite.kernel.settings import DEFAULT_SCHEMA, Settings, SettingsError
 
 # A connection of its own or one borrowed from the pool: statements run the same on both.
 DbConnection = asyncpg.Connection | PoolConnectionProxy

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from invite.db import DbConnection, queries
+from invite.kernel.db import DbConnection, queries
 from invite.observability.request_context import current_request_id
 
 

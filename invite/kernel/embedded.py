@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from invite.settings import Settings
+from invite.kernel.settings import Settings
 
 PIDS_FILE = ".handle_pids.json"  # pgserver's list of the processes using the server
 
