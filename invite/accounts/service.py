@@ -9,11 +9,11 @@ from typing import Any
 import asyncpg
 
 from invite.accounts.schemas import AccountList, AccountView
-from invite.integrations.integration import mask_phone
 from invite.kernel.clock import Clock
 from invite.kernel.db import queries
 from invite.kernel.settings import Settings
 from invite.platforms.base import AccountData, AccountsProvider
+from invite.platforms.phones import mask_phone
 
 # A phone number inside free text (a label), not digits inside a username like @anna_1234567.
 _PHONE_IN_TEXT = re.compile(r"(?<![\w@])\+?\d[\d\s().-]{6,}\d")

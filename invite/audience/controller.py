@@ -17,12 +17,13 @@ from invite.audience.readers import ReadLimits, Sheet, SourceFormat, read_file, 
 from invite.audience.schemas import ImportResult, ParsingImport, Source
 from invite.audience.service import ImportSource, check_task, get_import, run_import
 from invite.audience.upload import Upload, hang_up_after_413, multipart_operation, read_upload
-from invite.integrations.parsing import InvalidTaskId, ParsingClient, TooManyResults, parse_task_id
+from invite.integrations.parsing import ParsingClient
 from invite.kernel.auth import Tenant
 from invite.kernel.clock import Clock
 from invite.kernel.http import UpstreamError
 from invite.kernel.problems import Problem, invalid
 from invite.kernel.settings import Settings
+from invite.platforms.parsing import InvalidTaskId, TooManyResults, parse_task_id
 from invite.reports.service import ReportService
 
 # at most an int4: rows are kept by the thousand (IMPORT_REJECTED_KEPT), never 2**31

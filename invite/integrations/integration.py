@@ -51,6 +51,7 @@ from invite.kernel.clock import Clock, RealClock
 from invite.kernel.http import SERVICE_NAME, UpstreamError, integration_token, request
 from invite.kernel.settings import Settings
 from invite.platforms.base import AccountData, AccountEvent, LeasePurpose, UsageStats
+from invite.platforms.phones import mask_phone
 
 SERVICE = "integration-service"
 ACCOUNT_ENDING = frozenset(
@@ -447,15 +448,6 @@ def _label(account: _PlatformAccount) -> str:
     if name:
         return name
     return mask_phone(account.phone) if account.phone else account.id
-
-
-def mask_phone(phone: str) -> str:
-    """``+79123456789`` → ``+7******789``: enough to tell accounts apart, not to dial."""
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) < 5:
-        return "*" * len(digits)
-    plus = "+" if phone.lstrip().startswith("+") else ""
-    return f"{plus}{digits[0]}{'*' * (len(digits) - 4)}{digits[-3:]}"
 
 
 def _lowest(*limits: int | None) -> int | None:

@@ -21,7 +21,7 @@ from invite.kernel.db import DbConnection, queries
 from invite.kernel.problems import InvalidParam, Problem, conflict, invalid, not_found, out_of_range
 from invite.kernel.settings import Settings
 from invite.observability.metrics import tasks_total
-from invite.platforms.telegram.refs import group_id_problem
+from invite.platforms.refs import group_id_problem
 from invite.tasks import states
 from invite.tasks.schemas import (
     TARGET_STATUSES,

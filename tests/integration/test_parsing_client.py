@@ -10,8 +10,9 @@ from typing import Any
 import jwt
 import pytest
 
-from invite.integrations.parsing import InvalidTaskId, ParsingClient, TooManyResults
+from invite.integrations.parsing import ParsingClient
 from invite.kernel.http import UpstreamError
+from invite.platforms.parsing import InvalidTaskId, TooManyResults
 from tests.fakeserver import FakeServer, Reply, Request
 from tests.integration.parsing import ParsingService
 

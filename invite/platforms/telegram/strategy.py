@@ -54,6 +54,7 @@ from invite.kernel.clock import Clock, RealClock
 from invite.kernel.settings import Settings
 from invite.observability.metrics import integration_errors
 from invite.platforms.base import AccountData, Outcome, OutcomeKind, RateLimits, Target, TargetKind
+from invite.platforms.refs import chat_ref
 from invite.platforms.telegram.errors import (
     INVALID_SESSION,
     NETWORK_ERRORS,
@@ -61,7 +62,6 @@ from invite.platforms.telegram.errors import (
     keep_unknown_errors_off_disk,
     outcome_for,
 )
-from invite.platforms.telegram.refs import chat_ref
 from invite.platforms.telegram.sessions import InvalidSession, parse_session, to_pyrogram_string
 
 log = structlog.get_logger(__name__)

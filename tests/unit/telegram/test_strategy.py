@@ -21,8 +21,8 @@ from invite.platforms.base import (
     Target,
     TargetKind,
 )
+from invite.platforms.refs import chat_ref
 from invite.platforms.telegram import TelegramFactory, TelegramStrategy
-from invite.platforms.telegram.refs import chat_ref
 from invite.platforms.telegram.strategy import HISTORY_PAGE, HISTORY_PAGES, UNKNOWN_USER_ID
 from tests.unit.telegram.conftest import API_HASH, API_ID, LIMITS, telethon_session
 from tests.unit.telegram.standin import (

@@ -1,4 +1,8 @@
-"""What a task's group id may be on Telegram: one rule, for the adapter and for the tasks API."""
+"""What a task's group id may be on Telegram: one rule, for the adapter and for the tasks API.
+
+Beside the port rather than in the adapter, so that the tasks API checks a group id without
+importing the Telegram adapter.
+"""
 
 from __future__ import annotations
 
