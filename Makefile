@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: venv run test lint migrate
+.PHONY: venv run test lint migrate schema
 
 venv: $(VENV)/.installed
 
@@ -25,3 +25,8 @@ lint: venv
 
 migrate: venv
 	$(BIN)/python -m invite migrate
+
+# sql/schema.sql from a scratch database migrated on DATABASE_URL's server (default the local
+# one): needs a PostgreSQL server and a pg_dump of its version, not the embedded one of `make run`
+schema: venv
+	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres} $(BIN)/python -m invite schema

@@ -1,4 +1,4 @@
-"""Command line: ``python -m invite serve | migrate | token --user-id X [--minutes N]``."""
+"""Command line: ``python -m invite serve | migrate | schema | token --user-id X [--minutes N]``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import asyncpg
 from invite.kernel.auth import JwtSecret, dev_mode, dev_secret, issue_token
 from invite.kernel.db import migrate
 from invite.kernel.embedded import database
+from invite.kernel.schema_dump import schema_file, snapshot
 from invite.kernel.settings import Settings, SettingsError, load_settings
 
 DEMO_TENANT = "1"
@@ -23,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the HTTP API (and the engine)")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
+    commands.add_parser(
+        "schema",
+        help="write sql/schema.sql, the schema the migrations produce: needs DATABASE_URL's server "
+        "(not an embedded one) and a pg_dump of its version",
+    )
     token = commands.add_parser("token", help="print a bearer token for a tenant")
     token.add_argument("--user-id", required=True, help="the tenant's id (the platform's user id)")
     token.add_argument("--minutes", type=int, default=60, help="lifetime (default 60)")
@@ -33,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             serve(settings)
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "schema":
+            asyncio.run(_write_schema(settings))
         else:
             secret = asyncio.run(_jwt_secret(settings))
             print(issue_token(secret, args.user_id, timedelta(minutes=args.minutes)))
@@ -99,6 +107,14 @@ async def _migrate(settings: Settings) -> None:
         finally:
             await conn.close()
     print("applied: " + ", ".join(applied) if applied else "the database is up to date")
+
+
+async def _write_schema(settings: Settings) -> None:
+    if settings.database_url is None:
+        raise SettingsError("schema needs DATABASE_URL: a PostgreSQL server with its pg_dump")
+    path = schema_file(settings.sql_dir)
+    path.write_text(await snapshot(settings.database_url, settings.sql_dir), encoding="utf-8")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
