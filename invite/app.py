@@ -1,8 +1,9 @@
 """The Litestar application: routes, dependencies, auth, error shape and lifespan.
 
 ``create_app()`` is the one factory (uvicorn, tests and the CLI use it). The lifespan opens
-the database (DATABASE_URL, or an embedded PostgreSQL), migrates it, and then starts the
-background services; it stops them in reverse order on shutdown. The engine gets a pool of its
+the database (DATABASE_URL, or an embedded PostgreSQL), migrates it (``invite.wiring.open_replica``,
+the start-up the engine-only worker shares), and then starts the background services; it stops
+them in reverse order on shutdown. The engine gets a pool of its
 own (``engine_pool``), so a request never waits for a connection behind it.
 
 Handlers and providers take, as ``NamedDependency[...]``: ``db_pool`` (asyncpg.Pool),
@@ -21,7 +22,7 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -42,8 +43,6 @@ from invite.frontend_api.controller import OPENAPI_TAG, frontend_router
 from invite.health import health, ready, root_health
 from invite.kernel.auth import IdentityResolver, JwtSecret, Tenant, VerifiedTokens, jwt_auth
 from invite.kernel.clock import Clock, RealClock
-from invite.kernel.db import create_pool, migrate
-from invite.kernel.embedded import database
 from invite.kernel.http import UpstreamError
 from invite.kernel.problems import InvalidParam, Problem, ProblemDetails
 from invite.kernel.settings import Settings, SettingsError, load_settings
@@ -53,12 +52,11 @@ from invite.observability.request_context import RequestContextMiddleware, echo_
 from invite.observability.scrape import metrics
 from invite.openapi import docs_config
 from invite.reports.controller import ReportController
-from invite.reports.events import TaskEventHub
 from invite.reports.gauges import FleetGauges
 from invite.reports.retention import Retention
 from invite.suppressions.controller import SuppressionController
 from invite.tasks.controller import TaskController
-from invite.wiring import build_engine, open_accounts, strategies_from_settings
+from invite.wiring import Replica, open_replica
 
 log = structlog.get_logger(__name__)
 
@@ -103,21 +101,16 @@ class BackgroundService(Protocol):
     async def stop(self) -> None: ...
 
 
-def background_services(state: State) -> list[BackgroundService]:
-    """What runs beside the API; ``state`` holds settings, clock, pool, http and the adapters."""
-    state.event_hub = TaskEventHub(state.settings, state.clock)  # GET /tasks/{id}/events reads it
+def background_services(state: State, replica: Replica) -> list[BackgroundService]:
+    """What runs beside the API, in the order it starts: the LISTEN hub first (the engine and the
+    event streams hear through it), the engine last (started after the rest, stopped first)."""
     services: list[BackgroundService] = [
-        state.event_hub,
+        replica.events,
         FleetGauges(state.pool, state.settings, state.clock),
         Retention(state.pool, state.settings, state.clock),
     ]
-    if state.settings.engine_enabled:  # last: started after the rest, stopped (gracefully) first
-        strategies, accounts = state.strategies, state.accounts_provider
-        services.append(
-            build_engine(
-                state.engine_pool, state.settings, state.clock, strategies=strategies, accounts=accounts
-            )
-        )
+    if replica.engine is not None:
+        services.append(replica.engine)
     return services
 
 
@@ -187,32 +180,23 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     state = app.state
     settings: Settings = state.settings
     await state.jwt_secret()  # a missing secret stops start-up here, not at the first request
-    # before the database: missing Telegram credentials stop start-up at once
-    state.strategies = (
-        await strategies_from_settings(settings, state.clock) if settings.engine_enabled else None
-    )
-    async with database(settings) as url, AsyncExitStack() as pools:
-        try:
-            pool = await create_pool(url, settings)
-            pools.push_async_callback(pool.close)
-            async with pool.acquire() as conn:
-                applied = await migrate(conn, settings.sql_dir, settings.db_schema)
-            log.info("database ready", embedded=settings.embedded_database, migrations_applied=applied)
-            if settings.engine_enabled:
-                state.engine_pool = await create_pool(url, settings, engine=True)
-                pools.push_async_callback(state.engine_pool.close)
-            async with (
-                httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http,
-                open_accounts(settings, state.jwt_secret) as accounts,
-            ):
-                state.pool = pool
-                state.http = http
-                state.accounts_provider = accounts  # GET /accounts and the engine share it
-                state.identity = IdentityResolver(settings, state.jwt_secret, http)
-                async with _running(state, background_services(state)), _frozen_heap():
-                    yield
-        finally:
-            await state.jwt_secret.aclose()
+    try:
+        async with (
+            open_replica(settings, state.clock, state.jwt_secret, api=True) as replica,
+            httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http,
+        ):
+            state.strategies = replica.strategies
+            state.pool = replica.pool
+            if replica.engine_pool is not None:
+                state.engine_pool = replica.engine_pool
+            state.accounts_provider = replica.accounts  # GET /accounts and the engine share it
+            state.event_hub = replica.events  # GET /tasks/{id}/events reads it
+            state.http = http
+            state.identity = IdentityResolver(settings, state.jwt_secret, http)
+            async with _running(state, background_services(state, replica)), _frozen_heap():
+                yield
+    finally:
+        await state.jwt_secret.aclose()
 
 
 # Collect the young generation after this many new container objects instead of Python's 700.

@@ -12,20 +12,27 @@ without the adapter its settings call for refuses to start.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 import asyncpg
+import structlog
 
 from invite.engine.service import Engine
 from invite.integrations.cache import cache_from_settings
 from invite.integrations.integration import integration_from_settings
 from invite.kernel.auth import JwtSecret
 from invite.kernel.clock import Clock, RealClock
+from invite.kernel.db import create_pool, migrate
+from invite.kernel.embedded import database
+from invite.kernel.events import TaskEventHub
 from invite.kernel.http import UpstreamError
 from invite.kernel.secrets import SecretMissing, TelegramCredentials, secrets_from_settings
 from invite.kernel.settings import Settings, SettingsError
 from invite.platforms.base import AccountsProvider, StrategyFactory
 from invite.platforms.sandbox import SandboxAccounts, SandboxFactory
+
+log = structlog.get_logger(__name__)
 
 SecretProvider = Callable[[], Awaitable[str]]
 
@@ -37,6 +44,7 @@ def build_engine(
     *,
     strategies: StrategyFactory | None = None,
     accounts: AccountsProvider | None = None,
+    events: TaskEventHub | None = None,
 ) -> Engine:
     clock = clock or RealClock()
     if strategies is None:
@@ -49,7 +57,7 @@ def build_engine(
                 "INTEGRATION_SERVICE_URL is set but no Integration Service client was wired in"
             )
         accounts = SandboxAccounts.from_settings(settings)
-    return Engine(pool, settings, clock, strategies, accounts)
+    return Engine(pool, settings, clock, strategies, accounts, events)
 
 
 @asynccontextmanager
@@ -106,3 +114,54 @@ async def check_credentials(settings: Settings, *, engine: bool) -> None:
         await jwt_secret.aclose()
     if engine and settings.telegram_driver == "telegram":
         await telegram_credentials(settings)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """What one process runs on, opened by ``open_replica``."""
+
+    pool: asyncpg.Pool | None  # the API's (None on the engine-only worker)
+    engine_pool: asyncpg.Pool | None  # the engine's own (None without an engine)
+    accounts: AccountsProvider  # the process's one: GET /accounts and the engine share it
+    strategies: StrategyFactory | None  # the engine's adapters (None without an engine)
+    events: TaskEventHub  # the process's one LISTEN connection; not started yet
+    engine: Engine | None  # built, not started
+
+
+@asynccontextmanager
+async def open_replica(
+    settings: Settings, clock: Clock, jwt_secret: SecretProvider, *, api: bool
+) -> AsyncIterator[Replica]:
+    """The one start-up sequence of the app (``api``) and of the engine-only worker, undone in
+    reverse on exit: the Telegram adapter first (missing credentials stop start-up before any
+    database work), the database (DATABASE_URL, or the embedded server) migrated into
+    DB_SCHEMA, the pools, the accounts provider, the LISTEN hub, and the engine — on the worker
+    always, in the app when ENGINE_ENABLED. The caller starts the hub, then the engine, and
+    stops them in reverse order."""
+    with_engine = settings.engine_enabled or not api
+    strategies = await strategies_from_settings(settings, clock) if with_engine else None
+    async with database(settings) as url, AsyncExitStack() as opened:
+        first = await create_pool(url, settings, engine=not api)
+        opened.push_async_callback(first.close)
+        async with first.acquire() as conn:
+            applied = await migrate(conn, settings.sql_dir, settings.db_schema)
+        log.info("database ready", embedded=settings.embedded_database, migrations_applied=applied)
+        engine_pool = first if not api else None
+        if api and with_engine:
+            engine_pool = await create_pool(url, settings, engine=True)
+            opened.push_async_callback(engine_pool.close)
+        accounts = await opened.enter_async_context(open_accounts(settings, jwt_secret))
+        events = TaskEventHub(settings, clock)
+        engine = None
+        if engine_pool is not None:
+            engine = build_engine(
+                engine_pool, settings, clock, strategies=strategies, accounts=accounts, events=events
+            )
+        yield Replica(
+            pool=first if api else None,
+            engine_pool=engine_pool,
+            accounts=accounts,
+            strategies=strategies,
+            events=events,
+            engine=engine,
+        )

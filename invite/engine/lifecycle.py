@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 import msgspec
@@ -16,6 +15,7 @@ import structlog
 
 from invite.engine.activation import activate
 from invite.engine.context import EngineContext
+from invite.kernel.events import TaskEvent
 from invite.observability.metrics import task_duration, tasks_total
 from invite.platforms.base import AccountsProvider
 
@@ -58,7 +58,7 @@ class Lifecycle:
         ctx = self._ctx
         store = ctx.store
         now = ctx.clock.now()
-        events: list[dict[str, Any]] = []
+        events: list[TaskEvent] = []
         changed = False
         for row in await store.fetch("start_due", now):
             tasks_total.labels(platform=row["platform"], status="running").inc()
@@ -89,7 +89,7 @@ class Lifecycle:
             log.info("task completed", task_id=str(row["id"]))
             changed = True
         if events:
-            await store.fetch("notify", [msgspec.json.encode(e).decode() for e in events])
+            await store.fetch("notify", [e.encode() for e in events])
         if changed:
             self._on_change()
         return await self._until_next_start(now)
@@ -137,5 +137,5 @@ class Lifecycle:
         return max(0.0, min(poll, (due - now).total_seconds()))
 
 
-def _status(task_id: object, status: str) -> dict[str, Any]:
-    return {"task_id": str(task_id), "type": "status", "status": status}
+def _status(task_id: object, status: str) -> TaskEvent:
+    return TaskEvent(task_id=str(task_id), type="status", status=status)

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import msgspec
@@ -30,6 +30,7 @@ from invite.engine import breaker
 from invite.engine.registry import Registry
 from invite.engine.store import Store
 from invite.kernel.clock import Clock
+from invite.kernel.events import TaskEvent
 from invite.kernel.settings import Settings
 from invite.observability.metrics import breaker_trips, record_batch_size, targets_processed, tasks_total
 from invite.platforms.base import AccountEvent, AccountsProvider
@@ -457,6 +458,6 @@ def backoff() -> Iterator[float]:
         pause = min(pause * 2, ERROR_PAUSE_MAX)
 
 
-def task_event(task_id: uuid.UUID, kind: str, **extra: str) -> str:
+def task_event(task_id: uuid.UUID, kind: Literal["status", "progress"], status: str | None = None) -> str:
     """A task's notification on invite_task_events (progress, or a status change)."""
-    return _json({"task_id": str(task_id), "type": kind, **extra})
+    return TaskEvent(task_id=str(task_id), type=kind, status=status).encode()

@@ -3,9 +3,9 @@
     Engine(pool, settings, clock, strategies, accounts).start() ... .stop()
 
 Inside: a lease keeper (which accounts this replica drives; one coroutine per account), one
-batched claimer, one group-commit recorder, the lifecycle loop (scheduled starts,
-activation, recovery sweep, completion) and a LISTEN connection that wakes them on task
-events. Stop is graceful: no new claims, in-flight actions finish and are committed, leases
+batched claimer, one group-commit recorder and the lifecycle loop (scheduled starts,
+activation, recovery sweep, completion), woken on task events by the replica's LISTEN hub
+(``events``: the app's or the worker's one; without it the engine runs a hub of its own). Stop is graceful: no new claims, in-flight actions finish and are committed, leases
 are released.
 """
 
@@ -22,19 +22,19 @@ from invite.engine.claims import Claimer
 from invite.engine.context import EngineContext
 from invite.engine.leases import LeaseKeeper
 from invite.engine.lifecycle import Lifecycle
-from invite.engine.listener import Listener
 from invite.engine.recorder import Recorder
 from invite.engine.registry import Registry
 from invite.engine.store import Store
 from invite.kernel.clock import Clock
+from invite.kernel.events import TaskEvent, TaskEventHub
 from invite.kernel.settings import Settings
 from invite.platforms.base import AccountsProvider, StrategyFactory
 
 log = structlog.get_logger(__name__)
 
-# Connections the engine keeps for itself (two claim lanes, the group-commit lane, LISTEN),
-# plus what its other loops need at the same time (the API has a pool of its own).
-HELD_CONNECTIONS = 4
+# Connections the engine keeps for itself (two claim lanes, the group-commit lane), plus what
+# its other loops need at the same time (the API has a pool of its own; LISTEN, the hub's own).
+HELD_CONNECTIONS = 3
 MIN_POOL = HELD_CONNECTIONS + 2
 
 
@@ -50,12 +50,13 @@ class Engine:
         clock: Clock,
         strategies: StrategyFactory,
         accounts: AccountsProvider,
+        events: TaskEventHub | None = None,
     ) -> None:
         if pool.get_max_size() < MIN_POOL:
             raise PoolTooSmall(
                 f"the engine's pool (ENGINE_DB_POOL_MAX) is {pool.get_max_size()}; "
                 f"it needs at least {MIN_POOL} "
-                f"({HELD_CONNECTIONS} held for claims, group commit and LISTEN, the rest shared)"
+                f"({HELD_CONNECTIONS} held for claims and group commit, the rest shared)"
             )
         self.settings = settings
         store = Store(pool, clock, settings.sql_dir)
@@ -65,7 +66,8 @@ class Engine:
         self.ctx = EngineContext(settings, clock, store, registry, claimer, recorder)
         self.keeper = LeaseKeeper(self.ctx, strategies, accounts)
         self.lifecycle = Lifecycle(self.ctx, accounts, strategies.driver, self._refresh)
-        self.listener = Listener(pool, clock, self._on_event)
+        self.events = events or TaskEventHub(settings, clock)
+        self._own_events = events is None  # a hub of its own: started and stopped with the engine
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._aborted = False
 
@@ -76,14 +78,19 @@ class Engine:
         self._spawn("claimer", ctx.claimer.run())
         self._spawn("lifecycle", self.lifecycle.run())
         self._spawn("leases", self.keeper.run())
-        self._spawn("listener", self.listener.run())
+        self.events.watch(self._on_event)
+        if self._own_events:
+            await self.events.start()
         log.info("engine started", replica=self.settings.replica_id)
 
     async def stop(self) -> None:
         """Graceful shutdown (SIGTERM): stop claiming, finish and record in-flight actions, release leases."""
         if self._aborted:
             return
-        for name in ("listener", "leases", "lifecycle"):
+        self.events.unwatch(self._on_event)
+        if self._own_events:
+            await self.events.stop()
+        for name in ("leases", "lifecycle"):
             await self._cancel(name)
         await self.keeper.close()
         await self._cancel("claimer")
@@ -95,6 +102,9 @@ class Engine:
     def abort(self) -> None:
         """Stop dead without any cleanup — leases and in-flight targets stay behind, as after a kill."""
         self._aborted = True
+        self.events.unwatch(self._on_event)
+        if self._own_events:
+            self.events.cancel()
         self.keeper.abandon()
         for task in self._loops.values():
             task.cancel()
@@ -125,7 +135,9 @@ class Engine:
     def _drained(self) -> None:
         self.lifecycle.kick()
 
-    def _on_event(self) -> None:
+    def _on_event(self, event: TaskEvent | None) -> None:
+        if event is not None and event.type == "progress":
+            return  # our own group commits and other replicas': nothing to wake for
         self.ctx.registry.wake_all()
         self.keeper.kick()
         self.lifecycle.kick()

@@ -72,7 +72,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # --- identity ------------------------------------------------------------------------
     jwt_secret: str | None = None  # unset: from Vault (kv/jwt secret_key), or a dev secret
-    jwt_algorithm: Literal["HS256"] = "HS256"
     api_gateway_url: str | None = None  # resolves an email `sub` to the platform's user id
     identity_cache_ttl_seconds: Positive = 300  # how long an email → user id answer is reused
     user_service_url: str | None = None  # asked instead of the gateway: it says 404 for an unknown email

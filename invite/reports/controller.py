@@ -26,9 +26,10 @@ from litestar.status_codes import HTTP_200_OK
 
 from invite.kernel.auth import Tenant
 from invite.kernel.clock import Clock
+from invite.kernel.events import TaskEventHub
 from invite.kernel.problems import check_instants
 from invite.kernel.settings import Settings
-from invite.reports.events import TaskEventHub, event_stream
+from invite.reports.events import event_stream
 from invite.reports.export import csv_stream, xlsx_stream
 from invite.reports.schemas import LogPage, RetryFailedResponse, TaskForecast, TaskReport, TaskStatsResponse
 from invite.reports.service import ReportService

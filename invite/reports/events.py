@@ -1,10 +1,7 @@
 """Live task events for Server-Sent Events, on every replica.
 
-The API and the engine publish ``pg_notify('invite_task_events', '{"task_id": ..., "type":
-"status"|"progress", ...}')`` in the transactions that make the change, so an event is seen only
-if the change committed, by every replica. Each replica holds **one** dedicated connection
-that LISTENs on the channel (``TaskEventHub``) and fans the events out in-process to the
-streams open on it, by task id.
+The replica's one ``TaskEventHub`` (``invite.kernel.events``) hears every ``TaskEvent`` the API
+and the engine publish, and queues each task's events for the streams open on it.
 
 What a client receives (``GET /tasks/{id}/events``):
 
@@ -21,168 +18,17 @@ What a client receives (``GET /tasks/{id}/events``):
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import msgspec
-import structlog
 from litestar.response.sse import ServerSentEventMessage
 
-from invite.kernel.background import BackgroundLoop
 from invite.kernel.clock import Clock
-from invite.kernel.db import DbConnection, queries
-from invite.kernel.embedded import database_url
-from invite.kernel.settings import Settings
+from invite.kernel.events import Notice, TaskEventHub
 
-CHANNEL = "invite_task_events"
-MAX_QUEUED = 256  # events held for one slow stream before it is sent a snapshot instead
-RECONNECT_MIN_SECONDS = 0.5
-RECONNECT_MAX_SECONDS = 30.0
-PING_SECONDS = 30.0  # the listening connection proves it is alive this often
 PROGRESS_EVERY = 1.0  # a stream sends the task's counts at most this often
-
-log = structlog.get_logger(__name__)
-
-
-class TaskEvent(msgspec.Struct, frozen=True):
-    type: str  # "status", "progress", ... as published; "resync" when events may be lost
-    data: str  # the payload as published (JSON text)
-
-
-RESYNC = TaskEvent("resync", "")
-CLOSING = TaskEvent("closing", "")  # the process is shutting down: the stream ends
-
-
-class _Header(msgspec.Struct):
-    task_id: str
-    type: str = "status"
-
-
-class Subscription:
-    """Events of one task for one stream; ``wakeup`` is set while some are waiting."""
-
-    def __init__(self, task_id: str) -> None:
-        self.task_id = task_id
-        self.wakeup = asyncio.Event()
-        self._events: deque[TaskEvent] = deque()
-
-    def push(self, event: TaskEvent) -> None:
-        if event.type == "progress" and self._events and self._events[-1].type == "progress":
-            self._events[-1] = event  # only the newest progress matters
-        elif len(self._events) >= MAX_QUEUED:
-            self._events.clear()
-            self._events.append(RESYNC)
-        else:
-            self._events.append(event)
-        self.wakeup.set()
-
-    def drain(self) -> list[TaskEvent]:
-        events = list(self._events)
-        self._events.clear()
-        self.wakeup.clear()
-        return events
-
-
-class TaskEventHub(BackgroundLoop):
-    """The replica's one LISTEN connection, fanned out to in-process subscriptions."""
-
-    name = "task-event-hub"
-
-    def __init__(
-        self,
-        settings: Settings,
-        clock: Clock,
-        connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
-    ) -> None:
-        self._settings = settings
-        self._clock = clock
-        self._connect = connect or self._connect_to_database
-        self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
-        self.listening = asyncio.Event()
-        self.closing = False
-
-    # --- background service ------------------------------------------------------------
-
-    # --- subscriptions -----------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def subscribe(self, task_id: str) -> Iterator[Subscription]:
-        subscription = Subscription(task_id)
-        self._subscriptions[task_id].add(subscription)
-        try:
-            yield subscription
-        finally:
-            subscribers = self._subscriptions.get(task_id)
-            if subscribers is not None:
-                subscribers.discard(subscription)
-                if not subscribers:
-                    del self._subscriptions[task_id]
-
-    def close_streams(self) -> None:
-        """Shutdown: every open stream ends now, and any opened from here on ends at once."""
-        self.closing = True
-        for subscribers in self._subscriptions.values():
-            for subscription in subscribers:
-                subscription.push(CLOSING)
-
-    def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._subscriptions.values())
-
-    def _dispatch(self, _conn: DbConnection, _pid: int, _channel: str, payload: object) -> None:
-        try:
-            header = msgspec.json.decode(str(payload), type=_Header)
-        except msgspec.DecodeError:
-            log.warning("task event ignored: not the expected JSON")
-            return
-        event = TaskEvent(header.type, str(payload))
-        for subscription in self._subscriptions.get(header.task_id, ()):
-            subscription.push(event)
-
-    def _resync_all(self) -> None:
-        for subscribers in self._subscriptions.values():
-            for subscription in subscribers:
-                subscription.push(RESYNC)
-
-    # --- the listening connection ------------------------------------------------------
-
-    async def _connect_to_database(self) -> asyncpg.Connection:
-        return await asyncpg.connect(await database_url(self._settings))
-
-    async def _run(self) -> None:
-        delay = RECONNECT_MIN_SECONDS
-        ping = queries(self._settings.sql_dir)["health.ping"]
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                with self._clock.busy():
-                    conn = await self._connect()
-                    lost = asyncio.Event()
-                    conn.add_termination_listener(_setter(lost))
-                    await conn.add_listener(CHANNEL, self._dispatch)
-                self.listening.set()
-                self._resync_all()  # anything published while we were not listening is lost
-                delay = RECONNECT_MIN_SECONDS
-                while not await self._clock.wait(lost, PING_SECONDS):
-                    with self._clock.busy():
-                        await asyncio.wait_for(conn.fetchval(ping), timeout=PING_SECONDS)
-                log.warning("task events: listening connection lost; reconnecting")
-            except Exception as exc:  # whatever broke, the replica keeps trying to listen
-                log.warning("task events: cannot listen; retrying", error=type(exc).__name__, retry_in=delay)
-            finally:
-                self.listening.clear()
-                if conn is not None:
-                    conn.terminate()
-            await self._clock.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
-
-
-def _setter(event: asyncio.Event) -> Callable[[DbConnection], None]:
-    return lambda _conn: event.set()
 
 
 async def event_stream(
@@ -208,15 +54,15 @@ async def event_stream(
                 wait = 0.0 if progress_due else heartbeat_seconds - (clock.now() - last_sent).total_seconds()
             if await clock.wait(subscription.wakeup, max(wait, 0.0)):
                 for event in subscription.drain():
-                    if event is CLOSING:
+                    if event is Notice.CLOSING:
                         return
-                    if event is RESYNC:
+                    if event is Notice.RESYNC:
                         yield await _state("snapshot", snapshot)
                     elif event.type == "progress":
                         progress_due = True
                         continue
                     else:
-                        yield ServerSentEventMessage(event=event.type, data=event.data)
+                        yield ServerSentEventMessage(event=event.type, data=event.encode())
                     last_sent = clock.now()
             now = clock.now()
             if progress_due and (

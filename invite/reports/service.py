@@ -34,6 +34,7 @@ from invite.kernel.auth import Tenant
 from invite.kernel.clock import Clock
 from invite.kernel.cursors import Cursor, decode_cursor, encode_cursor
 from invite.kernel.db import DbConnection, queries
+from invite.kernel.events import TaskEvent
 from invite.kernel.problems import Problem, conflict, invalid, not_found
 from invite.kernel.settings import Settings
 from invite.observability.metrics import tasks_total
@@ -367,16 +368,13 @@ class ReportService:
                     "from": status.value,
                 },
             )
-            event: dict[str, Any] = {"task_id": str(task_id), "type": "progress", "requeued": requeued}
+            event = TaskEvent(task_id=str(task_id), type="progress", requeued=requeued)
             if reopened:
-                event = {
-                    "task_id": str(task_id),
-                    "type": "status",
-                    "status": "running",
-                    "reason": "retry_failed",
-                }
+                event = TaskEvent(
+                    task_id=str(task_id), type="status", status="running", reason="retry_failed"
+                )
             if requeued or reopened:
-                await conn.execute(self._sql["tasks.notify"], msgspec.json.encode(event).decode())
+                await conn.execute(self._sql["tasks.notify"], event.encode())
         if reopened:
             tasks_total.labels(platform=row["platform"], status=TaskStatus.RUNNING.value).inc()
         return RetryFailedResponse(

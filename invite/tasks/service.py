@@ -18,6 +18,7 @@ from invite.kernel.auth import Tenant
 from invite.kernel.clock import Clock
 from invite.kernel.cursors import Cursor, decode_cursor, encode_cursor
 from invite.kernel.db import DbConnection, queries
+from invite.kernel.events import TaskEvent
 from invite.kernel.problems import InvalidParam, Problem, conflict, invalid, not_found, out_of_range
 from invite.kernel.settings import Settings
 from invite.observability.metrics import tasks_total
@@ -37,7 +38,6 @@ from invite.tasks.states import Action, IllegalTransition, TaskStatus
 from invite.tasks.task_settings import TaskSettings, settings_problems
 from invite.tasks.templates import TemplateError, check_template
 
-EVENTS_CHANNEL = "invite_task_events"
 _REASONS = {Action.PAUSE: "paused by the customer", Action.CANCEL: "cancelled by the customer"}
 
 
@@ -248,8 +248,8 @@ class TaskService:
             await self._audit(
                 conn, f"task.{action.value}", task_id, {"from": current["status"], "to": target.value}
             )
-            event = {"task_id": str(task_id), "type": "status", "status": target.value}
-            await conn.execute(self._sql["tasks.notify"], msgspec.json.encode(event).decode())
+            event = TaskEvent(task_id=str(task_id), type="status", status=target.value)
+            await conn.execute(self._sql["tasks.notify"], event.encode())
         tasks_total.labels(platform=row["platform"], status=target.value).inc()
         return InviteTaskResponse.from_row(row)
 

@@ -24,8 +24,8 @@ from invite.app import create_app
 from invite.kernel.auth import issue_token
 from invite.kernel.clock import RealClock
 from invite.kernel.db import create_pool
+from invite.kernel.events import TaskEventHub
 from invite.kernel.settings import Settings
-from invite.reports.events import TaskEventHub
 from invite.reports.gauges import refresh_fleet_gauges
 from tests.integration.api import PREFIX, invite_task, new_tenant
 

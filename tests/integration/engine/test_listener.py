@@ -31,15 +31,15 @@ async def test_listener_reconnects_and_a_start_wakes_the_engine_before_the_poll(
         async with running_engine(
             pool, settings, clock, sandbox(clock, settings), SandboxAccounts(1)
         ) as engine:
-            await asyncio.wait_for(engine.listener.connected.wait(), timeout=10)
+            await asyncio.wait_for(engine.events.listening.wait(), timeout=10)
             killed = await pool.fetchval(
                 """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                    WHERE datname = current_database() AND query LIKE 'LISTEN%'"""
             )
             assert killed
-            while engine.listener.connected.is_set():  # it notices the loss ...
+            while engine.events.listening.is_set():  # it notices the loss ...
                 await clock.sleep(0.5)
-            while not engine.listener.connected.is_set():  # ... and comes back
+            while not engine.events.listening.is_set():  # ... and comes back
                 await clock.sleep(0.5)
             with clock.busy():
                 task_id = await make_task(pool, targets=1)
@@ -59,7 +59,7 @@ async def test_progress_events_do_not_wake_anyone(fresh_database_url: str) -> No
         engine_pool(settings) as pool,
         running_engine(pool, settings, clock, sandbox(clock, settings), SandboxAccounts(1)) as engine,
     ):
-        await asyncio.wait_for(engine.listener.connected.wait(), timeout=10)
+        await asyncio.wait_for(engine.events.listening.wait(), timeout=10)
         await asyncio.sleep(0.5)  # the start-up rounds are over
         changed = engine.ctx.registry.changed
         conn: asyncpg.Connection = await asyncpg.connect(fresh_database_url)
