@@ -40,6 +40,20 @@ class Limits:
     def of(cls, cap: int, min_pause: float, send_window: SendWindow | None = None) -> Limits:
         return cls(cap, min_pause, open_seconds(send_window) / cap, send_window)
 
+    def pause_holds(self, multiplier: float = 1.0) -> bool:
+        """True when the pause, times the AIMD ``multiplier``, sets the gap (the pacing does otherwise)."""
+        return self.min_pause * multiplier > self.pacing
+
+    def gap(self, multiplier: float = 1.0) -> timedelta:
+        """The pacing rule: the time between two actions of one account, the larger of its pause
+        times the AIMD ``multiplier`` and the pacing interval."""
+        return timedelta(seconds=self.min_pause * multiplier if self.pause_holds(multiplier) else self.pacing)
+
+    def per_day(self) -> float:
+        """Actions a day of an account at rest (multiplier 1) by that rule: its quota, or fewer
+        when the pause leaves less room in the open time than the quota asks."""
+        return min(float(self.cap), open_seconds(self.send_window) / self.gap().total_seconds())
+
 
 @dataclass(slots=True)
 class Bucket:
@@ -57,7 +71,7 @@ class Bucket:
         return self.count
 
     def gap(self, limits: Limits) -> timedelta:
-        return timedelta(seconds=max(limits.min_pause * self.multiplier, limits.pacing))
+        return limits.gap(self.multiplier)
 
     def next_allowed(self, now: datetime, limits: Limits) -> datetime:
         """The earliest moment from ``now`` on when this account may act for a task with ``limits``."""

@@ -1,17 +1,19 @@
-"""How fast a campaign can go within the platform's limits, and when it will end.
+"""When a task will be done within the platform's limits: ``plan``.
 
-``plan`` is the real model: it runs each account's own token bucket (``engine/bucket.py``:
-its remaining room in the 24 h window, its pause times the AIMD multiplier, the pacing that
-spreads the quota over the task's daily open time, the send window in the task's time zone,
-a cooldown in force) forward on a copy, one reservation at a time, always giving the next
-person to the account free first — as the claims do — so the finish date follows the same
-rules the engine keeps, not a straight line. The multiplier eases back by the engine's step
-on every action, as it does on success. Past ``max_events`` reservations the rest goes at the
-accounts' steady daily rate (the bucket's own gap), each from the moment it is next free (a
-campaign of a million people need not be replayed one by one on every status poll).
+``invite.reports.service`` asks it for ``GET /tasks/{id}/status`` (the ETA and what limits the
+pace; the rate there is the one measured over the last hour) and for ``GET .../forecast``
+(days, finish date, people a day; an import's dry run adds the people it would bring).
 
-The brief's ``calculate_optimal_speed`` is the quick estimate for callers that know only how
-many accounts there are; it paces by the same rule (``Bucket.gap`` over ``Limits.of``).
+``plan`` runs each account's own token bucket (``engine/bucket.py``: its remaining room in the
+24 h window, its pause times the AIMD multiplier, the pacing that spreads the quota over the
+task's daily open time, the send window in the task's time zone, a cooldown in force) forward
+on a copy, one reservation at a time, always giving the next person to the account free first
+— as the claims do — so the finish date follows the same rules the engine keeps, not a straight
+line. The multiplier eases back by the engine's step on every action, as it does on success.
+Past ``max_events`` reservations the rest goes at the accounts' steady daily rate (the
+bucket's own ``Limits.per_day``), each from the moment it is next free (a campaign of a million
+people need not be replayed one by one on every status poll). The pacing itself is the
+bucket's alone (``Limits.gap``): nothing here restates it.
 """
 
 from __future__ import annotations
@@ -24,88 +26,12 @@ from datetime import datetime, timedelta
 import msgspec
 
 from invite.engine.bucket import Bucket, Limits
-from invite.engine.windows import DAY, open_seconds
+from invite.engine.windows import DAY
 from invite.platforms.base import RateLimits
 
-# The brief's Telegram figures, for callers without configured limits (a quick estimate).
-# The engine passes the configured ones (settings, or the strategy's get_rate_limits()).
+# The brief's published Telegram figures, which /status and /forecast hold a Telegram task to
+# beside the configured ones (RunningTask.limits takes the lowest).
 TELEGRAM_DEFAULTS = RateLimits(daily_quota=40, daily_quota_with_link=10, min_pause_seconds=15.0)
-_DEFAULT_LIMITS = {"telegram": TELEGRAM_DEFAULTS}
-
-
-class RateConfig(msgspec.Struct, frozen=True):
-    messages_per_hour: float  # actions an hour across the accounts available now
-    pause_between_messages: float  # seconds between two actions of one account (the pacing)
-    accounts_rotation: bool  # the work rotates over more than one account
-    estimated_hours: float | None  # None: no account can act now, so no estimate
-
-
-def effective_daily_quota(
-    limits: RateLimits, message_has_links: bool, task_daily_limit: int | None = None
-) -> int:
-    """An account's actions a day for a task: the link quota when the text has a link, lowered by the task."""
-    quota = limits.daily_quota_with_link if message_has_links else limits.daily_quota
-    return quota if task_daily_limit is None else min(quota, task_daily_limit)
-
-
-def pacing_interval(daily_quota: int, min_pause_seconds: float) -> float:
-    """Seconds between two actions of one account when its quota is spread over the day: the
-    bucket's gap for a fresh account (multiplier 1, no send window)."""
-    if daily_quota <= 0:
-        raise ValueError("daily_quota must be positive")
-    return Bucket().gap(Limits.of(daily_quota, min_pause_seconds)).total_seconds()
-
-
-def calculate_optimal_speed(
-    platform: str,
-    accounts_count: int,
-    target_users_count: int,
-    message_has_links: bool,
-    *,
-    limits: RateLimits | None = None,
-    daily_quota: int | None = None,
-    accounts_available: int | None = None,
-) -> RateConfig:
-    """Rate and duration of a campaign of ``target_users_count`` people.
-
-    ``limits`` default to the platform's published figures; ``daily_quota`` is the effective
-    per-account quota when the caller knows it (else derived from ``limits`` and the link
-    rule); ``accounts_available`` is how many of the ``accounts_count`` can act now (default:
-    all of them).
-    """
-    if accounts_count < 0 or target_users_count < 0:
-        raise ValueError("accounts_count and target_users_count must not be negative")
-    if limits is None:
-        try:
-            limits = _DEFAULT_LIMITS[platform]
-        except KeyError:
-            raise ValueError(f"no default limits for platform {platform!r}: pass limits") from None
-    available = accounts_count if accounts_available is None else accounts_available
-    if not 0 <= available <= accounts_count:
-        raise ValueError("accounts_available must be between 0 and accounts_count")
-    quota = daily_quota if daily_quota is not None else effective_daily_quota(limits, message_has_links)
-    pause = pacing_interval(quota, limits.min_pause_seconds)
-    per_hour = available * 3600.0 / pause
-    return RateConfig(
-        messages_per_hour=per_hour,
-        pause_between_messages=pause,
-        accounts_rotation=available > 1,
-        estimated_hours=_hours(target_users_count, per_hour),
-    )
-
-
-def eta(remaining: int, rate_per_hour: float, now: datetime) -> datetime | None:
-    """When ``remaining`` actions will be done at ``rate_per_hour``; None when nothing moves."""
-    hours = _hours(remaining, rate_per_hour)
-    return None if hours is None else now + timedelta(hours=hours)
-
-
-def _hours(remaining: int, per_hour: float) -> float | None:
-    if remaining <= 0:
-        return 0.0
-    if per_hour <= 0:
-        return None
-    return remaining / per_hour
 
 
 @dataclass(frozen=True)
@@ -125,12 +51,6 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     finish_at: datetime | None  # None: no account can act
     days: float | None  # from now to finish_at
     limited_by: list[str]  # what holds the pace: accounts, quota, pause, send_window, cooldown
-
-
-def steady_per_day(limits: Limits) -> float:
-    """Actions a day of an account at rest (multiplier 1): its quota, or fewer when the pause
-    or the send window leaves less room than the quota asks."""
-    return min(float(limits.cap), open_seconds(limits.send_window) / Bucket().gap(limits).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -232,7 +152,7 @@ def _steady_finish(paces: list[tuple[datetime, float]], left: float) -> datetime
 def _people_per_day(limits: Limits, seen: History) -> float:
     """People a day one account reaches at its steady pace, FloodWaits and their cooldowns
     taken out of its day as the history says they come."""
-    actions = steady_per_day(limits)
+    actions = limits.per_day()
     lost = actions * seen.flood_rate * seen.flood_seconds / DAY.total_seconds()  # days spent cooling
     return actions * (1.0 - seen.flood_rate) / max(seen.actions_per_person, 1.0) / (1.0 + lost)
 
@@ -244,8 +164,8 @@ def _limits(now: datetime, seats: Sequence[Seat], usable: Sequence[tuple[Bucket,
     if not usable:
         return ["accounts"]
     found = {
-        "quota": any(limits.min_pause <= limits.pacing for _, limits in usable),
-        "pause": any(limits.min_pause * bucket.multiplier > limits.pacing for bucket, limits in usable),
+        "quota": any(not limits.pause_holds() for _, limits in usable),
+        "pause": any(limits.pause_holds(bucket.multiplier) for bucket, limits in usable),
         "send_window": any(limits.send_window is not None for _, limits in usable),
         "cooldown": any(bucket.cooling(now) for bucket, _ in usable),
         "accounts": len(usable) < len(seats),

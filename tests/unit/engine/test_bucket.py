@@ -89,3 +89,17 @@ def test_after_a_hand_over_without_release_the_gap_counts_from_the_hand_over() -
     bucket.acted_by(at(100))
     assert bucket.next_allowed(at(100), limits) == at(115)
     assert bucket.send_wait(at(115), limits) == 0.0  # nothing held once the claim is made
+
+
+def test_one_pacing_rule_gives_the_gap_and_the_steady_day() -> None:
+    """What the forecast reads from the bucket: the gap (pause x multiplier, or the pacing) and
+    the actions of a day at rest (the quota, or what the pause or the send window leaves)."""
+    paced = Limits.of(cap=40, min_pause=15.0)
+    assert (paced.pause_holds(), paced.gap(), paced.per_day()) == (False, timedelta(seconds=2160), 40)
+    assert paced.pause_holds(multiplier=200.0)  # 15 s x 200 = 50 min, past the 36 min pacing
+    assert paced.gap(multiplier=200.0) == Bucket(multiplier=200.0).gap(paced) == timedelta(minutes=50)
+    paused = Limits.of(cap=100_000, min_pause=15.0)
+    assert (paused.pause_holds(), paused.gap(), paused.per_day()) == (True, timedelta(seconds=15), 5760)
+    window = SendWindow(start="10:00", end="18:00", timezone="UTC")
+    assert Limits.of(cap=100_000, min_pause=60.0, send_window=window).per_day() == 480  # 8 h of minutes
+    assert Limits.of(cap=8, min_pause=15.0, send_window=window).per_day() == 8
