@@ -22,6 +22,7 @@ lint: venv
 	$(BIN)/ruff check invite tests
 	$(BIN)/ruff format --check invite tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layering: [tool.importlinter] in pyproject.toml
 
 migrate: venv
 	$(BIN)/python -m invite migrate

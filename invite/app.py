@@ -6,15 +6,20 @@ the start-up the engine-only worker shares), and then starts the background serv
 them in reverse order on shutdown. The engine gets a pool of its
 own (``engine_pool``), so a request never waits for a connection behind it.
 
-Handlers and providers take, as ``NamedDependency[...]``: ``db_pool`` (asyncpg.Pool),
-``tenant`` (Tenant, from the bearer token), ``app_settings`` (Settings) and ``clock``
-(Clock; mark it ``SkipValidation[Clock]``). The providers of the services behind the polled
-routes (tasks, reports) take the ``request`` alone and read the same from ``request.app.state``
-and ``request.user``: Litestar resolves several dependencies of one level in a task group,
-a task each, on every request (~13 % of a /status request's CPU in a profile). ``app.state``
-also holds ``http`` (a shared httpx.AsyncClient), ``jwt_secret``, ``verified_tokens`` and
-``accounts_provider`` (the process's one: see ``invite.wiring``). Raise
-``invite.kernel.problems.Problem`` for client errors.
+Every controller gets its feature's service the same way: a ``provide_<service>(request)``
+beside the service (or in the controller, when only it uses it) builds it from
+``request.app.state`` and ``request.user``, registered in the controller's ``dependencies``, and
+the handlers take it as ``NamedDependency[...]``. One provider reading the request, not several
+dependencies: Litestar resolves several dependencies of one level in a task group, a task each,
+on every request (~13 % of a /status request's CPU in a profile). ``app.state`` holds
+``settings``, ``clock``, ``pool``, ``http`` (a shared httpx.AsyncClient), ``jwt_secret``,
+``verified_tokens`` and ``accounts_provider`` (the process's one, an AccountsProvider: see
+``invite.wiring``). Handlers may also take, from this app, ``db_pool`` (asyncpg.Pool),
+``tenant`` (Tenant, from the bearer token), ``app_settings`` (Settings), ``clock`` (Clock),
+``jwt_secret`` (JwtSecret) and the adapters a route drives itself, as their ports:
+``strategies`` (StrategyFactory) and ``parsing`` (ParsingSource); mark the ones that are not
+plain data ``SkipValidation[...]``. Features never build an adapter: only ``invite.wiring``
+does. Raise ``invite.kernel.problems.Problem`` for client errors.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from invite.reports.gauges import FleetGauges
 from invite.reports.retention import Retention
 from invite.suppressions.controller import SuppressionController
 from invite.tasks.controller import TaskController
-from invite.wiring import Replica, open_replica
+from invite.wiring import Replica, open_replica, provide_parsing, provide_strategies
 
 log = structlog.get_logger(__name__)
 
@@ -145,6 +150,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             "clock": Provide(_clock, sync_to_thread=False),
             "db_pool": Provide(_db_pool, sync_to_thread=False),
             "tenant": Provide(_tenant, sync_to_thread=False),
+            "jwt_secret": Provide(_jwt_secret, sync_to_thread=False),
+            # the adapters a route drives itself, through their ports (see invite.wiring)
+            "strategies": Provide(provide_strategies),
+            "parsing": Provide(provide_parsing, sync_to_thread=False),
         },
         exception_handlers={
             Problem: _problem_response,
@@ -259,6 +268,11 @@ def _db_pool(state: State) -> asyncpg.Pool:
 
 def _tenant(request: Request[Tenant, Any, Any]) -> Tenant:
     return request.user
+
+
+def _jwt_secret(state: State) -> JwtSecret:
+    secret: JwtSecret = state.jwt_secret
+    return secret
 
 
 # --- errors as RFC 9457 problem details ------------------------------------------------------

@@ -7,6 +7,10 @@ environment), ``INTEGRATION_SERVICE_URL`` the Integration Service client; the pr
 one of each at start-up (``strategies_from_settings``, ``open_accounts``) and hands them to
 ``build_engine``. The engine never falls back to the sandbox silently: ``build_engine``
 without the adapter its settings call for refuses to start.
+
+Routes get the adapters only through their ports (``invite.platforms``), from what the
+lifespan puts in ``app.state`` (``accounts_provider``, ``strategies``) and from the providers
+here, which ``invite.app`` registers: ``provide_strategies`` and ``provide_parsing``.
 """
 
 from __future__ import annotations
@@ -17,19 +21,23 @@ from dataclasses import dataclass
 
 import asyncpg
 import structlog
+from litestar.datastructures import State
 
 from invite.engine.service import Engine
 from invite.integrations.cache import cache_from_settings
 from invite.integrations.integration import integration_from_settings
+from invite.integrations.parsing import ParsingClient
 from invite.kernel.auth import JwtSecret
 from invite.kernel.clock import Clock, RealClock
 from invite.kernel.db import create_pool, migrate
 from invite.kernel.embedded import database
 from invite.kernel.events import TaskEventHub
 from invite.kernel.http import UpstreamError
+from invite.kernel.problems import Problem
 from invite.kernel.secrets import SecretMissing, TelegramCredentials, secrets_from_settings
 from invite.kernel.settings import Settings, SettingsError
 from invite.platforms.base import AccountsProvider, StrategyFactory
+from invite.platforms.parsing import ParsingSource
 from invite.platforms.sandbox import SandboxAccounts, SandboxFactory
 
 log = structlog.get_logger(__name__)
@@ -85,6 +93,36 @@ async def strategies_from_settings(settings: Settings, clock: Clock) -> Strategy
 
     credentials = await telegram_credentials(settings)
     return TelegramFactory.from_settings(settings, api_id=credentials.api_id, api_hash=credentials.api_hash)
+
+
+async def provide_strategies(state: State) -> StrategyFactory:
+    """The engine's adapters, for a route that drives an account itself (check-admin-rights); on a
+    replica without an engine, made here once, the same way (503 when its settings fall short)."""
+    strategies: StrategyFactory | None = getattr(state, "strategies", None)
+    if strategies is None:
+        try:
+            strategies = state.strategies = await strategies_from_settings(state.settings, state.clock)
+        except SettingsError as exc:
+            raise Problem(503, "Service unavailable", f"no Telegram client on this replica: {exc}") from None
+    return strategies
+
+
+def provide_parsing(state: State) -> ParsingSource:
+    """The Parsing Service client for a request, on the app's HTTP client (its timeout is
+    HTTP_TIMEOUT_SECONDS); 503 when PARSING_SERVICE_URL is not set."""
+    settings: Settings = state.settings
+    if settings.parsing_service_url is None:
+        raise Problem(
+            503, "Service unavailable", "the Parsing Service is not configured (PARSING_SERVICE_URL)"
+        )
+    return ParsingClient(
+        settings.parsing_service_url,
+        state.jwt_secret,  # the app's JwtSecret: looked up per call, so a rotation lands
+        retries=settings.http_retries,
+        max_results=settings.parsing_max_results,
+        clock=state.clock,
+        client=state.http,
+    )
 
 
 async def telegram_credentials(settings: Settings) -> TelegramCredentials:

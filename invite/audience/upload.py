@@ -4,25 +4,37 @@ Litestar's own form parsing buffers the whole body first, and its body limit is 
 the routes are declared, before the settings are known. Here the file part is kept only up
 to ``max_file_bytes``: one byte more and the request ends with 413 there and then, so memory
 stays bounded whatever the client sends (with or without a Content-Length).
+
+Every upload route (imports, suppressions, the Mailing page's import) reads its upload here
+(``provide_upload``, a dependency), then the file as a sheet (``read_sheet``) and the optional
+column ``mapping`` (``mapping_field``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
+from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import SkipValidation
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from invite.audience.readers import too_large, unreadable
-from invite.kernel.problems import Problem
+from invite.audience.readers import ReadLimits, Sheet, read_file, too_large, unreadable
+from invite.kernel.problems import Problem, invalid
+from invite.kernel.settings import Settings
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 64 * 1024  # task_id, mapping and the like
 MAX_PARTS = 16
 _OVERHEAD = MAX_PARTS * (MAX_FIELD_BYTES + 1024)  # what the form may add around the file
+FILE_DESCRIPTION = (
+    "CSV (, ; tab |; UTF-8, UTF-8/16 with BOM, cp1251), XLSX or JSON; at most MAX_UPLOAD_BYTES (10 MB)."
+)
 
 
 @dataclass
@@ -125,6 +137,33 @@ async def read_upload(request: Request[Any, Any, Any], max_file_bytes: int) -> U
     except MultipartParseError as exc:
         raise Problem(422, "Invalid request", f"malformed multipart body: {exc}", field="body") from None
     return _upload(collector.parts)
+
+
+async def provide_upload(request: Request[Any, Any, Any]) -> Upload:
+    """The upload routes' dependency: the request's upload, within MAX_UPLOAD_BYTES."""
+    return await read_upload(request, request.app.state.settings.max_upload_bytes)
+
+
+Uploaded = NamedDependency[SkipValidation[Upload]]  # what a handler takes from provide_upload
+
+
+async def read_sheet(upload: Upload, settings: Settings) -> Sheet:
+    """The uploaded file as a sheet, read off the event loop within the upload limits."""
+    limits = ReadLimits(
+        max_bytes=settings.max_upload_bytes, max_uncompressed_bytes=settings.max_xlsx_unpacked_bytes
+    )
+    return await asyncio.to_thread(read_file, upload.data, upload.filename, upload.content_type, limits)
+
+
+def mapping_field(upload: Upload) -> dict[str, str | None] | None:
+    """The form's optional ``mapping``: role → column header, overriding column detection."""
+    value = upload.fields.get("mapping")
+    if value is None or not value.strip():
+        return None
+    try:
+        return msgspec.json.decode(value, type=dict[str, str | None])
+    except msgspec.DecodeError:
+        raise invalid("mapping", 'a JSON object of role → column header, e.g. {"username": "Ник"}') from None
 
 
 def _upload(parts: list[_Part]) -> Upload:

@@ -10,20 +10,19 @@ import asyncio
 import uuid
 from typing import Annotated, Any
 
+import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, Router, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.openapi.spec import Tag
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter, SkipValidation
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from invite.accounts.controller import accounts_provider
-from invite.audience.controller import _file_source, _import_parsing, provide_parsing_client
+from invite.audience.imports import ImportService, provide_import_service
 from invite.audience.schemas import ImportResult
-from invite.audience.service import run_import
-from invite.audience.upload import hang_up_after_413, read_upload
-from invite.frontend_api.multipart import as_multipart
+from invite.audience.upload import Uploaded, hang_up_after_413
+from invite.frontend_api.multipart import provide_page_upload
 from invite.frontend_api.rights import RightsCheck
 from invite.frontend_api.schemas import (
     AdminCheck,
@@ -46,12 +45,12 @@ from invite.frontend_api.schemas import (
 )
 from invite.frontend_api.service import FrontendService
 from invite.health import READY_TIMEOUT_SECONDS, ready
-from invite.kernel.auth import Tenant
+from invite.kernel.auth import JwtSecret, Tenant
 from invite.kernel.http import UpstreamError
 from invite.kernel.problems import Problem, invalid
-from invite.kernel.settings import SettingsError
+from invite.kernel.settings import Settings
 from invite.platforms.base import StrategyFactory
-from invite.wiring import strategies_from_settings
+from invite.platforms.parsing import ParsingSource
 
 TAG = "platform frontend"
 OPENAPI_TAG = Tag(
@@ -74,8 +73,16 @@ _PAGE_NAMES = {
 
 def provide_frontend(request: Request[Tenant, Any, Any]) -> FrontendService:
     state = request.app.state  # one dependency, not several: see invite.app
-    provider = accounts_provider(state, state.settings)
-    return FrontendService(state.pool, state.settings, state.clock, request.user, provider)
+    return FrontendService(state.pool, state.settings, state.clock, request.user, state.accounts_provider)
+
+
+def provide_rights_check(
+    request: Request[Tenant, Any, Any], strategies: NamedDependency[SkipValidation[StrategyFactory]]
+) -> RightsCheck:
+    state = request.app.state
+    return RightsCheck(
+        state.pool, state.settings, state.clock, request.user.user_id, state.accounts_provider, strategies
+    )
 
 
 def page_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -111,18 +118,6 @@ def extra_fields(raw: Any, body: type[msgspec.Struct]) -> dict[str, Any]:
     return extra
 
 
-async def _strategies(request: Request[Any, Any, Any]) -> StrategyFactory:
-    """The engine's adapters; on a replica without an engine, made here once, the same way."""
-    state = request.app.state
-    strategies: StrategyFactory | None = getattr(state, "strategies", None)
-    if strategies is None:
-        try:
-            strategies = state.strategies = await strategies_from_settings(state.settings, state.clock)
-        except SettingsError as exc:
-            raise Problem(503, "Service unavailable", f"no Telegram client on this replica: {exc}") from None
-    return strategies
-
-
 def _page_import(result: ImportResult, source_name: str | None) -> PageImport:
     counts = result.counts
     reasons = {
@@ -144,12 +139,18 @@ def _page_import(result: ImportResult, source_name: str | None) -> PageImport:
 
 TaskId = FromPath[uuid.UUID]
 Frontend = NamedDependency[FrontendService]
+Imports = NamedDependency[ImportService]
+Parsing = NamedDependency[SkipValidation[ParsingSource]]
+_FRONTEND = {"frontend": Provide(provide_frontend, sync_to_thread=False)}
 
 
 class PageTasks(Controller):
     path = "/tasks"
     tags = [TAG]  # noqa: RUF012
-    dependencies = {"frontend": Provide(provide_frontend, sync_to_thread=False)}  # noqa: RUF012
+    dependencies = {  # noqa: RUF012
+        **_FRONTEND,
+        "imports": Provide(provide_import_service, sync_to_thread=False),
+    }
 
     @post("/", summary="Create a task (the page's fields)")
     async def create(
@@ -222,71 +223,46 @@ class PageTasks(Controller):
         "/check-admin-rights",
         status_code=HTTP_200_OK,
         summary="Which accounts may invite into a group, asked of Telegram now",
+        dependencies={"rights": Provide(provide_rights_check, sync_to_thread=False)},
     )
     async def check_admin_rights(
-        self, request: Request[Tenant, Any, Any], data: JSONBody[AdminCheckRequest]
+        self, rights: NamedDependency[RightsCheck], data: JSONBody[AdminCheckRequest]
     ) -> AdminCheck:
-        state = request.app.state
-        check = RightsCheck(
-            state.pool,
-            state.settings,
-            state.clock,
-            request.user.user_id,
-            accounts_provider(state, state.settings),
-            await _strategies(request),
-        )
-        return await check.check(data.group_link)
+        return await rights.check(data.group_link)
 
     @post("/{task_id:uuid}/import/parsing", status_code=HTTP_200_OK, summary="Import a parsing task's people")
     async def import_parsing(
-        self, request: Request[Tenant, Any, Any], task_id: TaskId, data: JSONBody[ParsingImportRequest]
+        self, imports: Imports, parsing: Parsing, task_id: TaskId, data: JSONBody[ParsingImportRequest]
     ) -> PageImport:
-        state = request.app.state
-        parsing = provide_parsing_client(state, state.settings, state.clock)
-        result = await _import_parsing(
-            state.pool,
-            state.settings,
-            request.user,
-            parsing,
-            data.parsing_task_id,
-            task_id,
-            0,
-            100,
-            dry_run=False,
-        )
+        result = await imports.from_parsing(parsing, data.parsing_task_id, task_id, dry_run=False)
         return _page_import(result, data.source_name)
 
     @post(
         "/{task_id:uuid}/import/file",
         status_code=HTTP_200_OK,
         summary="Import people from a file (multipart, whatever the Content-Type header says)",
-        request_max_body_size=None,  # read_upload enforces MAX_UPLOAD_BYTES while the body streams in
+        request_max_body_size=None,  # provide_page_upload enforces MAX_UPLOAD_BYTES as the body streams in
+        dependencies={"upload": Provide(provide_page_upload)},
     )
-    async def import_file(self, request: Request[Tenant, Any, Any], task_id: TaskId) -> PageImport:
-        state = request.app.state
-        upload = await read_upload(await as_multipart(request), state.settings.max_upload_bytes)
-        result = await run_import(
-            state.pool,
-            state.settings,
-            user_id=request.user.user_id,
-            task_id=task_id,
-            what=await _file_source(upload, state.settings),
-            dry_run=False,
-        )
+    async def import_file(self, imports: Imports, upload: Uploaded, task_id: TaskId) -> PageImport:
+        result = await imports.from_file(upload, task_id, dry_run=False)
         return _page_import(result, upload.fields.get("source_name"))
 
 
-@get("/accounts", tags=[TAG], summary="The tenant's accounts with their live state, as a list")
-async def page_accounts(request: Request[Tenant, Any, Any]) -> list[PageAccount]:
-    return await provide_frontend(request).account_list()
+@get(
+    "/accounts",
+    tags=[TAG],
+    summary="The tenant's accounts with their live state, as a list",
+    dependencies=_FRONTEND,
+)
+async def page_accounts(frontend: Frontend) -> list[PageAccount]:
+    return await frontend.account_list()
 
 
 @get("/parsing-tasks", tags=[TAG], summary="The tenant's parsing tasks that found people")
-async def parsing_tasks(request: Request[Tenant, Any, Any]) -> list[ParsingTask]:
-    state = request.app.state
-    parsing = provide_parsing_client(state, state.settings, state.clock)
+async def parsing_tasks(parsing: Parsing, tenant: NamedDependency[Tenant]) -> list[ParsingTask]:
     try:
-        found = await parsing.tasks(request.user.user_id)
+        found = await parsing.tasks(tenant.user_id)
     except UpstreamError as exc:
         raise Problem(502, "Bad gateway", f"the {exc.service} failed: {exc.detail}") from None
     return [
@@ -316,18 +292,21 @@ async def page_health() -> dict[str, str]:
     tags=[TAG],
     summary="The database and Vault, each checked",
 )
-async def page_health_detailed(request: Request[Any, Any, Any]) -> DetailedHealth:
-    state = request.app.state
+async def page_health_detailed(
+    db_pool: NamedDependency[asyncpg.Pool],
+    app_settings: NamedDependency[Settings],
+    jwt_secret: NamedDependency[SkipValidation[JwtSecret]],
+) -> DetailedHealth:
     try:
-        await ready.fn(db_pool=state.pool, app_settings=state.settings)  # our readiness check
+        await ready.fn(db_pool=db_pool, app_settings=app_settings)  # our readiness check
         database = "healthy"
     except Problem:
         database = "unhealthy"
     vault = "not_configured"
-    if state.settings.vault_addr:
+    if app_settings.vault_addr:
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-                await state.jwt_secret()
+                await jwt_secret()
             vault = "healthy"
         except Exception:
             vault = "unhealthy"

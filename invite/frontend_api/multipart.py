@@ -3,7 +3,7 @@
 The page's fetch helper forces that header on every call, so the form's boundary never
 reaches us in it. The body itself starts with the boundary line (``--<boundary>\\r\\n``,
 RFC 2046): read that line, and hand the import's own streaming reader the same request with the
-content type the body really has. Only the upload route does this.
+content type the body really has. Only the upload route does this (``provide_page_upload``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from litestar import Request
 from litestar.types import HTTPReceiveMessage, ReceiveMessage
 from litestar.utils.scope.state import CONNECTION_STATE_KEY
 
+from invite.audience.upload import Upload, provide_upload
 from invite.kernel.problems import Problem
 
 # RFC 2046 §5.1.1: 1 to 70 characters from this set, not ending with a space
@@ -59,3 +60,8 @@ async def as_multipart(request: Request[Any, Any, Any]) -> Request[Any, Any, Any
         return seen.pop(0) if seen else await receive()
 
     return Request(scope, receive=replay, send=request.send)
+
+
+async def provide_page_upload(request: Request[Any, Any, Any]) -> Upload:
+    """The upload route's dependency: the page's upload, read like any other (``provide_upload``)."""
+    return await provide_upload(await as_multipart(request))

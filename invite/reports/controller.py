@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import (
@@ -24,7 +24,6 @@ from litestar.params import FromPath, QueryParameter, SkipValidation
 from litestar.response import ServerSentEvent, Stream
 from litestar.status_codes import HTTP_200_OK
 
-from invite.kernel.auth import Tenant
 from invite.kernel.clock import Clock
 from invite.kernel.events import TaskEventHub
 from invite.kernel.problems import check_instants
@@ -32,7 +31,7 @@ from invite.kernel.settings import Settings
 from invite.reports.events import event_stream
 from invite.reports.export import csv_stream, xlsx_stream
 from invite.reports.schemas import LogPage, RetryFailedResponse, TaskForecast, TaskReport, TaskStatsResponse
-from invite.reports.service import ReportService
+from invite.reports.service import ReportService, provide_report_service
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ExportFormat = Literal["json", "csv", "xlsx"]
@@ -53,11 +52,6 @@ class ReportOperation(Operation):
                     schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
                 ),
             }
-
-
-def provide_report_service(request: Request[Tenant, Any, Any]) -> ReportService:
-    state = request.app.state  # one dependency, not four: see invite.app
-    return ReportService(state.pool, state.settings, state.clock, request.user, state.accounts_provider)
 
 
 def provide_event_hub(state: State) -> TaskEventHub:

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
+from litestar import Request
 
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, plan
@@ -86,6 +87,12 @@ class _KeptPlan(NamedTuple):
 
 
 _STATUS_PLANS: dict[uuid.UUID, _KeptPlan] = {}  # task → its last /status plan, oldest first
+
+
+def provide_report_service(request: Request[Tenant, Any, Any]) -> ReportService:
+    """The routes' ReportService (the reports', a task's status, an import's dry run)."""
+    state = request.app.state  # one dependency, not four: see invite.app
+    return ReportService(state.pool, state.settings, state.clock, request.user, state.accounts_provider)
 
 
 class ReportService:

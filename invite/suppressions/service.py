@@ -7,21 +7,27 @@ each of them (imports and targets are matched on any identifier they carry).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import polars as pl
+from litestar import Request
 
 from invite.audience.columns import Role
 from invite.audience.normalise import IDENTIFIER_COLUMNS, KEY_COLUMNS, people
 from invite.audience.schemas import Columns
-from invite.audience.service import rejected_rows
+from invite.audience.service import analyse, columns_of, rejected_rows
+from invite.audience.upload import Upload, mapping_field, read_sheet
 from invite.kernel import audit
+from invite.kernel.auth import Tenant
+from invite.kernel.clock import Clock
 from invite.kernel.db import queries
-from invite.kernel.problems import invalid, not_found
+from invite.kernel.problems import Problem, invalid, not_found
 from invite.kernel.settings import Settings
 from invite.suppressions.schemas import Suppression, SuppressionPage, SuppressionResult
 
@@ -156,3 +162,58 @@ async def remove(pool: asyncpg.Pool, settings: Settings, user_id: str, identifie
             resource="suppressions",
             resource_id=key,
         )
+
+
+def provide_suppression_service(request: Request[Tenant, Any, Any]) -> SuppressionService:
+    state = request.app.state  # one dependency, not four: see invite.app
+    return SuppressionService(state.pool, state.settings, state.clock, request.user.user_id)
+
+
+class SuppressionService:
+    """The tenant's suppression list, for one request."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock, user_id: str) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._clock = clock
+        self._user_id = user_id
+
+    async def add(self, identifiers: Sequence[str], reason: str | None) -> SuppressionResult:
+        region = self._settings.phone_default_region
+        checked = await asyncio.to_thread(check_identifiers, identifiers, region)
+        return await suppress(
+            self._pool,
+            self._settings,
+            user_id=self._user_id,
+            checked=checked,
+            reason=reason,
+            now=self._clock.now(),
+            source="api",
+        )
+
+    async def add_file(self, upload: Upload) -> SuppressionResult:
+        """Everyone in the uploaded file, its ``reason`` field kept with each entry."""
+        reason = upload.fields.get("reason") or None
+        if reason is not None and len(reason) > 500:
+            raise Problem(422, "Invalid request", "at most 500 characters", field="reason")
+        sheet = await read_sheet(upload, self._settings)
+        region = self._settings.phone_default_region
+        analysis = await asyncio.to_thread(analyse, sheet, mapping_field(upload), region)
+        return await suppress(
+            self._pool,
+            self._settings,
+            user_id=self._user_id,
+            checked=analysis.people,
+            reason=reason,
+            now=self._clock.now(),
+            source=f"file:{upload.filename or ''}",
+            columns=columns_of(analysis.layout),
+        )
+
+    async def page(self, *, cursor: str | None, limit: int, identifier: str | None) -> SuppressionPage:
+        return await page(
+            self._pool, self._settings, self._user_id, cursor=cursor, limit=limit, identifier=identifier
+        )
+
+    async def remove(self, identifier: str) -> None:
+        await remove(self._pool, self._settings, self._user_id, identifier)

@@ -12,9 +12,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from invite.kernel.auth import Tenant
 from invite.kernel.problems import invalid
-from invite.reports.controller import provide_report_service
 from invite.reports.schemas import TaskProgress
-from invite.reports.service import ReportService
+from invite.reports.service import ReportService, provide_report_service
 from invite.tasks.schemas import (
     PRIORITY_NAMES,
     InviteTaskCreate,

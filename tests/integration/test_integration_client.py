@@ -19,6 +19,19 @@ The fake keeps the platform's account-manager state the way its code does
   spam flag 24 hours, a ban, deactivation or auth-key error disables the account for good;
   every error counts.
 
+Seen when the platform's own code ran (docs/platform-as-run.md) and kept here too:
+
+- the list carries no names: ``username``, ``first_name``, ``last_name`` are always null (its
+  table has no such columns), the remaining seconds are null when there is no rest, and its
+  500 is the JSON ``{"detail": "Внутренняя ошибка сервера"}`` of its catch-all handler;
+- every 404 it answers, "no account free" too, is ``{"detail": "Endpoint не найден"}`` (its
+  404 handler replaces the endpoint's own detail);
+- the summary's ``is_available`` ignores the locks (they live in Redis, it reads the table's
+  unused ``locked`` column), and the summary answers 500 for the whole tenant as soon as an
+  account is ``active`` while a ``flood_wait_until`` or ``blocked_until`` is still set — what
+  any other error type reported for a resting account leaves behind (its status goes back to
+  ``active``, the time stays): nothing on the platform clears that.
+
 Its time stands still unless it is given a clock (the engine's, in the engine's tests).
 """
 
@@ -58,6 +71,9 @@ LIMITS = {  # the platform's AccountLimits, in every allocation
 }
 CHANNEL_LIFETIME = 200  # the platform's max_per_channel_total
 DISABLING = ("auth_key_error", "user_deactivated", "phone_number_banned")
+NONE_FREE = {"detail": "Endpoint не найден"}  # every 404 of the platform's integration service
+SERVER_ERROR = {"detail": "Внутренняя ошибка сервера"}  # its catch-all 500 handler
+SUMMARY_BROKEN = "Error getting available accounts: can't compare offset-naive and offset-aware datetimes"
 
 
 async def secret() -> str:
@@ -83,18 +99,18 @@ class Account:
     def listed(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "username": self.username,
+            "username": None,  # the platform's table has no names: always null
             "phone": self.phone,
-            "first_name": "Anna",
+            "first_name": None,
             "last_name": None,
             "status": self.status,
             "is_active": self.is_active,
-            "created_at": "2026-01-01T10:00:00",
-            "last_activity": None,
+            "created_at": "2026-01-01T10:00:00+00:00",
+            "last_activity": "2026-01-01T10:00:00+00:00",
             "flood_wait_until": None,
             "blocked_until": None,
-            "flood_wait_remaining_seconds": 0,
-            "blocked_remaining_seconds": 0,
+            "flood_wait_remaining_seconds": None,
+            "blocked_remaining_seconds": None,
             "daily_limits": {"invites": 50, "messages": 40},  # hard-coded on the platform
         }
 
@@ -106,7 +122,8 @@ class Account:
             "account_id": self.id,
             "phone": self.phone,
             "status": self.status,
-            "is_available": self.is_active and self.status == "active" and not resting and not self.locked_by,
+            # the platform's locks live in Redis; is_available reads the table's unused column
+            "is_available": self.is_active and self.status == "active" and not resting,
             "used_invites_today": self.used_invites_today,
             "used_messages_today": self.used_messages_today,
             "contacts_today": self.contacts_today,
@@ -150,7 +167,7 @@ class IntegrationService:
             return Reply(401)
         if any(a.flood_wait_until or a.blocked_until for a in self.accounts.values()):
             # "can't compare offset-naive and offset-aware datetimes", unhandled
-            return Reply(500, body=b"Internal Server Error", close_after=True)
+            return Reply(500, json=SERVER_ERROR, close_after=True)
         return Reply(json=[a.listed() for a in self.accounts.values()])
 
     def summary(self, request: Request) -> Reply:
@@ -158,12 +175,30 @@ class IntegrationService:
         assert request.arg("user_id") == TENANT
         assert request.arg("include_unavailable") == "true"
         now = self.now()
-        accounts = [a.summarised(now) for a in self.accounts.values() if a.is_active]
+        active = [a for a in self.accounts.values() if a.is_active]
+        if any(a.status == "active" and (a.flood_wait_until or a.blocked_until) for a in active):
+            # is_available compares the aware column with utcnow(): caught, answered as a 500
+            return Reply(500, json={"detail": SUMMARY_BROKEN})
+        accounts = [a.summarised(now) for a in active]
+        statuses: dict[str, int] = {}
+        for account in active:
+            statuses[account.status] = statuses.get(account.status, 0) + 1
         return Reply(
             json={
                 "success": True,
                 "user_id": int(TENANT),
+                "purpose": "general",
                 "total_accounts": len(accounts),
+                "active_accounts": len(accounts),
+                "available_now": sum(a["is_available"] for a in accounts),
+                "aggregates": {
+                    "status_distribution": statuses,
+                    "can_invite_in_channel_true": None,
+                    "capacity_today_sum": sum(
+                        max(0, LIMITS["daily_invite_limit"] - a.used_invites_today) for a in active
+                    ),
+                    "capacity_today_by_channel": None,
+                },
                 "accounts": accounts,
             }
         )
@@ -181,7 +216,7 @@ class IntegrationService:
         else:
             account = self._available(body, preferred)
         if account is None:
-            return Reply(404, json={"detail": "No available accounts found for the specified criteria"})
+            return Reply(404, json=NONE_FREE)
         account.locked_by = service  # a lock of ours is refreshed
         self.allocations.append(body)
         now = self.now()
@@ -340,11 +375,15 @@ async def test_the_accounts_keep_coming_after_a_flood_wait_breaks_the_platforms_
 async def test_an_integration_service_without_the_summary_is_read_from_its_list(
     server: FakeServer, platform: IntegrationService, client: IntegrationClient
 ) -> None:
-    server.route("GET", SUMMARY, Reply(404, json={"detail": "Not Found"}))
+    server.route("GET", SUMMARY, Reply(404, json=NONE_FREE))
 
     accounts = await client.list_accounts(TENANT)
 
-    assert [(a.id, a.label, a.daily_limit) for a in accounts] == [(A1, "@anna_one", None), (A2, "Anna", None)]
+    # the platform's list has no names (always null): the masked phone is the label
+    assert [(a.id, a.label, a.daily_limit) for a in accounts] == [
+        (A1, "+7*******781", None),
+        (A2, "+7*******782", None),
+    ]
 
 
 async def test_the_list_is_cached_and_an_account_ending_report_drops_it(
