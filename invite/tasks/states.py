@@ -5,9 +5,16 @@
     running ⇄ paused                      (pause / resume; the breaker pauses too)
     running ──finish──▶ completed | failed (the engine)
     draft | scheduled | running | paused ──cancel──▶ cancelled
+    completed | failed ──reopen──▶ running (retry-failed put targets back in the queue)
 
-SQL applies a transition as ``UPDATE ... SET status = $new WHERE id = $id AND status =
-ANY($allowed_from)``, so two replicas or two requests can never both win.
+A transition is one guarded UPDATE, ``... SET status = <target> WHERE id = $id AND status =
+ANY(<sources>)``, so two replicas or two requests can never both win. The API's statements take
+both from here as parameters: ``tasks.transition`` (``allowed_from`` and ``next_status``) and
+``reports.reopen`` (``allowed_from(Action.REOPEN)``). The engine's statements still spell out
+the same sources and targets in their SQL: ``lifecycle.start_due`` (DUE),
+``lifecycle.pause_task`` and ``activation.wait_for_accounts`` (TRIP), ``activation.fail_task``
+(FAIL), ``lifecycle.fail_unserved`` (FAIL, of a running task only: a scheduled one has no
+accounts to judge yet) and ``lifecycle.complete_tasks`` (COMPLETE).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class Action(StrEnum):
     TRIP = "trip"  # by the engine: circuit breaker
     COMPLETE = "complete"  # by the engine: nothing left to do
     FAIL = "fail"  # by the engine: the task cannot go on (no usable account, chat gone)
+    REOPEN = "reopen"  # by the customer's retry-failed: a finished task has targets to do again
 
 
 S = TaskStatus
@@ -46,6 +54,7 @@ _TRANSITIONS: dict[Action, tuple[frozenset[TaskStatus], TaskStatus]] = {
     Action.TRIP: (frozenset({S.RUNNING}), S.PAUSED),
     Action.COMPLETE: (frozenset({S.RUNNING}), S.COMPLETED),
     Action.FAIL: (frozenset({S.RUNNING, S.SCHEDULED}), S.FAILED),
+    Action.REOPEN: (frozenset({S.COMPLETED, S.FAILED}), S.RUNNING),
 }
 
 ACTIVE = frozenset({S.SCHEDULED, S.RUNNING, S.PAUSED})  # count against the per-tenant limit

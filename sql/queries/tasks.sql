@@ -47,8 +47,9 @@ DELETE FROM invite_tasks WHERE id = $1 AND user_id = $2 AND status = ANY($3::tex
 RETURNING id
 
 -- name: transition
--- A state change is one guarded UPDATE: only a row still in an allowed source state ($3)
--- changes, so two requests (or a request and the engine) can never both win.
+-- A state change is one guarded UPDATE: only a row still in an allowed source state ($3,
+-- from invite/tasks/states.py, as the target $4) changes, so two requests (or a request and
+-- the engine) can never both win.
 -- started_at is the first time the task ran; completed_at is when it finished, however.
 UPDATE invite_tasks
 SET status = $4::text,

@@ -31,6 +31,8 @@ LEGAL: dict[tuple[TaskStatus, Action], TaskStatus] = {
     (S.RUNNING, Action.COMPLETE): S.COMPLETED,
     (S.RUNNING, Action.FAIL): S.FAILED,
     (S.SCHEDULED, Action.FAIL): S.FAILED,
+    (S.COMPLETED, Action.REOPEN): S.RUNNING,
+    (S.FAILED, Action.REOPEN): S.RUNNING,
 }
 EVERY_PAIR = [(status, action) for status in TaskStatus for action in Action]
 
@@ -55,15 +57,16 @@ def test_start_or_resume_before_scheduled_time_waits_as_scheduled(action: Action
     assert next_status(source, action, scheduled_ahead=True) == S.SCHEDULED
 
 
-@pytest.mark.parametrize("action", [Action.PAUSE, Action.CANCEL, Action.DUE, Action.COMPLETE])
+@pytest.mark.parametrize("action", [Action.PAUSE, Action.CANCEL, Action.DUE, Action.COMPLETE, Action.REOPEN])
 def test_other_actions_ignore_the_schedule(action: Action) -> None:
     source = next(iter(allowed_from(action)))
     assert next_status(source, action, scheduled_ahead=True) == next_status(source, action)
 
 
-def test_finished_tasks_never_move_again() -> None:
+def test_finished_tasks_move_only_when_reopened_and_cancelled_ones_never() -> None:
     for status in FINISHED:
-        assert all((status, action) not in LEGAL for action in Action)
+        assert all((status, action) not in LEGAL for action in Action if action is not Action.REOPEN)
+    assert allowed_from(Action.REOPEN) == FINISHED - {S.CANCELLED}
 
 
 def test_the_groups_used_by_the_api() -> None:
