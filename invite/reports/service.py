@@ -69,7 +69,7 @@ RETRYABLE_OUTCOMES = frozenset(
     }
 )
 RETRY_FROM = frozenset({TaskStatus.SCHEDULED, TaskStatus.RUNNING, TaskStatus.PAUSED})
-REOPEN_FROM = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED})
+REOPEN_FROM = states.allowed_from(states.Action.REOPEN)
 STATUS_EVENTS = 50  # reservations /status replays before going on at the steady rate
 STATUS_PLAN_SECONDS = 30.0  # how long /status keeps a task's rate, accounts and ETA (clock seconds)
 STATUS_PLANS_KEPT = 10_000  # tasks whose /status plan this process keeps, at most
