@@ -15,6 +15,7 @@ here, which ``invite.app`` registers: ``provide_strategies`` and ``provide_parsi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -189,7 +190,7 @@ async def open_replica(
             engine_pool = await create_pool(url, settings, engine=True)
             opened.push_async_callback(engine_pool.close)
         accounts = await opened.enter_async_context(open_accounts(settings, jwt_secret))
-        events = TaskEventHub(settings, clock)
+        events = TaskEventHub(settings, clock, connect=functools.partial(asyncpg.connect, url))
         engine = None
         if engine_pool is not None:
             engine = build_engine(
