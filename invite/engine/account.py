@@ -7,10 +7,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import asyncpg
-
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.registry import RunningTask
+from invite.engine.repository import AccountRow
 from invite.kernel.settings import Settings
 from invite.platforms.base import AccountData, InviteStrategy, LeasePurpose, RateLimits, UsageStats
 
@@ -46,19 +45,19 @@ class LeasedAccount:
     def user_id(self) -> str:
         return self.data.user_id
 
-    def load(self, row: asyncpg.Record) -> None:
+    def load(self, row: AccountRow) -> None:
         """Take the quota state from the account's row in invite_accounts."""
         self.bucket = Bucket(
-            window_start=row["daily_window_start"],
-            count=row["daily_count"],
-            last_action_at=row["last_action_at"],
-            cooldown_until=row["cooldown_until"],
-            multiplier=row["pace_multiplier"],
+            window_start=row.daily_window_start,
+            count=row.daily_count,
+            last_action_at=row.last_action_at,
+            cooldown_until=row.cooldown_until,
+            multiplier=row.pace_multiplier,
         )
-        self.daily_limit = row["daily_limit"]
+        self.daily_limit = row.daily_limit
         self._limits.clear()
-        self.status = row["status"]
-        self.platform = row["platform"]
+        self.status = row.status
+        self.platform = row.platform
 
     def limits_for(self, task: RunningTask, settings: Settings) -> Limits | None:
         """The task's limits for this account, kept until the task or the account's limit changes."""

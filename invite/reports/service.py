@@ -30,6 +30,7 @@ from litestar import Request
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, plan
 from invite.engine.registry import RunningTask
+from invite.engine.repository import TaskRow
 from invite.kernel import audit
 from invite.kernel.auth import Tenant
 from invite.kernel.clock import Clock
@@ -525,7 +526,7 @@ def _task_of(row: asyncpg.Record) -> RunningTask | None:
     """The task as the engine reads it; None for stored settings it cannot use (the engine
     pauses such a task with the reason): nothing to plan with, never a 500."""
     try:
-        return RunningTask.from_row(row)
+        return RunningTask.from_row(msgspec.convert(dict(row), TaskRow))
     except (msgspec.ValidationError, ValueError, TypeError):
         return None
 
