@@ -18,12 +18,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-import asyncpg
 import msgspec
 import structlog
 
 from invite.engine.context import EngineContext
-from invite.engine.store import Tx
+from invite.engine.repository import ListedAccount, Repository, Unprepared
 from invite.kernel.http import UpstreamError
 from invite.platforms.base import AccountData, AccountsProvider
 from invite.tasks.task_settings import TaskSettings
@@ -31,39 +30,43 @@ from invite.tasks.task_settings import TaskSettings
 log = structlog.get_logger(__name__)
 
 
-async def activate(ctx: EngineContext, provider: AccountsProvider, task: asyncpg.Record) -> str | None:
+async def activate(ctx: EngineContext, provider: AccountsProvider, task: Unprepared) -> str | None:
     """Prepare the task; 'failed' when it cannot run, 'prepared' when it can, None when another did
     it or the accounts provider did not answer ('paused' when that has lasted ACCOUNTS_WAIT_SECONDS)."""
-    task_id: uuid.UUID = task["id"]
-    settings = msgspec.convert(task["settings"] or {}, TaskSettings)
+    settings = msgspec.convert(task.settings or {}, TaskSettings)
     try:
         with ctx.clock.busy():
-            listed = await provider.list_accounts(task["user_id"])
+            listed = await provider.list_accounts(task.user_id)
     except UpstreamError as exc:
-        return await _wait(ctx, task_id, exc)
+        return await _wait(ctx, task.id, exc)
     chosen = [a for a in listed if settings.account_ids is None or a.id in settings.account_ids]
     now = ctx.clock.now()
-    async with ctx.store.transaction() as tx:
-        if await tx.fetchrow("lock_task_for_activation", task_id) is None:
-            return None  # no longer running
-        prepared = await tx.fetchrow("task_prepared", task_id)
-        if prepared is not None and prepared[0]:
-            return None  # another replica did it
+
+    async def prepare(tx: Repository) -> tuple[str | None, str | None]:
+        """What came of it, and why the task failed."""
+        if not await tx.lock_task_for_activation(task_id=task.id):
+            return None, None  # no longer running
+        if await tx.task_prepared(task_id=task.id):
+            return None, None  # another replica did it
         reason = await _attach(tx, task, settings, listed, chosen, now)
-        if reason is not None:
-            await tx.fetchrow("fail_task", task_id, reason, now)
-            log.warning("task failed at activation", task_id=str(task_id), reason=reason)
-            return "failed"
-    return "prepared"
+        if reason is None:
+            return "prepared", None
+        await tx.fail_task(task_id=task.id, reason=reason, now=now)
+        return "failed", reason
+
+    outcome, reason = await ctx.repo.transaction(prepare)
+    if reason is not None:
+        log.warning("task failed at activation", task_id=str(task.id), reason=reason)
+    return outcome
 
 
 async def _wait(ctx: EngineContext, task_id: uuid.UUID, exc: UpstreamError) -> str | None:
     """The task shows why it waits; paused once it has waited too long. None: try again next round."""
     reason = f"the accounts could not be read ({exc.service} {exc.detail}); retrying"
-    row = await ctx.store.fetchrow(
-        "wait_for_accounts", task_id, reason, ctx.clock.now(), ctx.settings.accounts_wait_seconds
+    status = await ctx.repo.wait_for_accounts(
+        task_id=task_id, reason=reason, now=ctx.clock.now(), wait_seconds=ctx.settings.accounts_wait_seconds
     )
-    if row is not None and row["status"] == "paused":
+    if status == "paused":
         log.warning("task paused: no accounts", task_id=str(task_id), reason=reason)
         return "paused"
     log.warning("activation postponed", task_id=str(task_id), reason=reason)
@@ -71,8 +74,8 @@ async def _wait(ctx: EngineContext, task_id: uuid.UUID, exc: UpstreamError) -> s
 
 
 async def _attach(
-    tx: Tx,
-    task: asyncpg.Record,
+    tx: Repository,
+    task: Unprepared,
     settings: TaskSettings,
     listed: list[AccountData],
     chosen: list[AccountData],
@@ -83,20 +86,20 @@ async def _attach(
         return "no account is connected: connect a Telegram account, then start the task again"
     if not chosen:
         return "none of the accounts chosen in the task's settings (account_ids) is connected"
-    await tx.execute(
-        "upsert_accounts",
-        task["user_id"],
-        task["platform"],
-        now,
-        [a.id for a in chosen],
-        [a.label for a in chosen],
-        [a.daily_limit for a in chosen],
+    await tx.upsert_accounts(
+        user_id=task.user_id,
+        platform=task.platform,
+        now=now,
+        accounts=[ListedAccount(a.id, a.label, a.daily_limit) for a in chosen],
     )
-    rows = await tx.fetch(
-        "attach_accounts", task["id"], task["user_id"], [a.id for a in chosen], settings.max_parallel_accounts
+    statuses = await tx.attach_accounts(
+        task_id=task.id,
+        user_id=task.user_id,
+        account_ids=[a.id for a in chosen],
+        most=settings.max_parallel_accounts,
     )
-    if not rows:
+    if not statuses:
         return "the accounts listed for you are registered to another customer of this service"
-    if not any(row["status"] == "active" for row in rows):
+    if "active" not in statuses:
         return "every account chosen for the task is blocked (banned, deactivated or logged out)"
     return None

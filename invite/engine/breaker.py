@@ -6,16 +6,16 @@ replicas' outcomes), so the pause lands with the outcome that tripped it.
 
 from __future__ import annotations
 
-import asyncpg
+import uuid
 
 from invite.engine.decisions import BREAKER_ERRORS
-from invite.engine.store import Tx
+from invite.engine.repository import BreakerWindow, Repository
 from invite.kernel.settings import Settings
 
 
-def verdict(window: asyncpg.Record, settings: Settings) -> tuple[str, str] | None:
+def verdict(window: BreakerWindow, settings: Settings) -> tuple[str, str] | None:
     """(metric reason, words for the customer) when the task must pause, else None."""
-    peer_floods, outcomes, errors = window["peer_floods"], window["outcomes"], window["errors"]
+    peer_floods, outcomes, errors = window.peer_floods, window.outcomes, window.errors
     if peer_floods >= settings.breaker_peer_floods:
         return "peer_flood", (
             f"paused by the circuit breaker: Telegram flagged accounts for spam (PeerFlood) {peer_floods} "
@@ -29,7 +29,8 @@ def verdict(window: asyncpg.Record, settings: Settings) -> tuple[str, str] | Non
     return None
 
 
-async def check(tx: Tx, task_id: object, settings: Settings) -> tuple[str, str] | None:
-    window = await tx.fetchrow("breaker_window", task_id, settings.breaker_window, sorted(BREAKER_ERRORS))
-    assert window is not None  # an aggregate always returns its row
+async def check(tx: Repository, task_id: uuid.UUID, settings: Settings) -> tuple[str, str] | None:
+    window = await tx.breaker_window(
+        task_id=task_id, window=settings.breaker_window, error_statuses=sorted(BREAKER_ERRORS)
+    )
     return verdict(window, settings)

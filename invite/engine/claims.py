@@ -24,7 +24,7 @@ import structlog
 from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Limits
 from invite.engine.registry import Registry, RunningTask
-from invite.engine.store import Lane, Store
+from invite.engine.repository import ClaimingAccount, Lane, Repository
 from invite.kernel.clock import Clock
 from invite.kernel.settings import Settings
 from invite.observability.metrics import claim_seconds
@@ -62,16 +62,16 @@ class _Ask:
 class Claimer:
     def __init__(
         self,
-        store: Store,
+        repo: Repository,
         registry: Registry,
         settings: Settings,
         clock: Clock,
         refresh: Callable[[], None],
         drained: Callable[[], None],
     ) -> None:
-        self._store = store
+        self._repo = repo
         # every lane, wherever it is: a batch cancelled before it starts never puts its lane back
-        self._all_lanes = [store.lane() for _ in range(_LANES)]
+        self._all_lanes = [repo.lane() for _ in range(_LANES)]
         self._lanes: asyncio.Queue[Lane] = asyncio.Queue()
         for lane in self._all_lanes:
             self._lanes.put_nowait(lane)
@@ -155,36 +155,32 @@ class Claimer:
         task = asks[0].task
         now = self._clock.now()
         started = time.perf_counter()
-        rows = await lane.fetch(
-            "claim",
-            task.id,
-            now,
-            len(asks),
-            self._settings.replica_id,
-            [a.account.id for a in asks],
-            [a.limits.cap for a in asks],
-            [a.limits.min_pause for a in asks],
-            self._settings.target_lease_seconds,
-            task.recontact_days(self._settings.recontact_days),
+        result = await lane.claim(
+            task_id=task.id,
+            now=now,
+            replica=self._settings.replica_id,
+            accounts=[ClaimingAccount(a.account.id, a.limits.cap, a.limits.min_pause) for a in asks],
+            lease_seconds=self._settings.target_lease_seconds,
+            recontact_days=task.recontact_days(self._settings.recontact_days),
         )
         claim_seconds.observe(time.perf_counter() - started)
-        available, running = rows[0]["available"], rows[0]["running"]
-        if not running:  # paused, cancelled or finished since the registry was loaded
+        available = result.available
+        if not result.running:  # paused, cancelled or finished since the registry was loaded
             self._registry.drop_task(task.id)
             self._refresh()
             return
-        claimed = {row["account_id"]: row for row in rows if row["id"] is not None}
+        claimed = {row.account_id: row for row in result.claimed}
         refused: list[LeasedAccount] = []
         for rank, ask in enumerate(asks):
             row = claimed.get(ask.account.id)
             if row is not None:
                 ask.answer.set_result(
-                    Claim(row["id"], row["identifier_key"], row["user_data"] or {}, row["attempts"], now)
+                    Claim(row.id, row.identifier_key, row.user_data or {}, row.attempts, now)
                 )
             elif rank < available:
                 refused.append(ask.account)
         if available < len(asks):
-            self._mark_idle(task, now, rows[0]["next_due"])
+            self._mark_idle(task, now, result.next_due)
         if refused:
             await self._reload(refused, now)
 
@@ -200,16 +196,16 @@ class Claimer:
         """The database refused these accounts' reservations: take its word for their state."""
         by_id = {a.id: a for a in accounts}
         try:
-            rows = await self._store.fetch("account_state", self._settings.replica_id, list(by_id))
+            rows = await self._repo.account_state(replica=self._settings.replica_id, account_ids=list(by_id))
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("account state reload failed", error=repr(exc))
             return
         for row in rows:
-            account = by_id[row["id"]]
+            account = by_id[row.id]
             account.load(row)
-            if not row["held"]:
+            if not row.held:
                 account.held = account.driving = False
-            elif row["status"] == "blocked":
+            elif row.status == "blocked":
                 account.blocked, account.driving = True, False
             else:
                 account.bucket.cool_down(now + _REFUSED_REST)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from invite.engine.claims import Claimer
 from invite.engine.recorder import Recorder
 from invite.engine.registry import Registry
-from invite.engine.store import Store
+from invite.engine.repository import Repository
 from invite.kernel.clock import Clock
 from invite.kernel.settings import Settings
 
@@ -16,7 +16,7 @@ from invite.kernel.settings import Settings
 class EngineContext:
     settings: Settings
     clock: Clock
-    store: Store
+    repo: Repository
     registry: Registry
     claimer: Claimer
     recorder: Recorder

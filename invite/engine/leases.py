@@ -40,6 +40,7 @@ from invite.engine.bucket import Bucket
 from invite.engine.context import EngineContext
 from invite.engine.decisions import dead_account_event
 from invite.engine.registry import RunningTask
+from invite.engine.repository import AcquiredAccount, RenewedLease, Repository
 from invite.engine.runner import run_account
 from invite.observability.metrics import accounts_blocked, accounts_by_state, lease_takeovers
 from invite.platforms.base import (
@@ -123,7 +124,7 @@ class LeaseKeeper:
         ctx = self._ctx
         now = ctx.clock.now()
         rows = await self._extend(list(self.held.values()))
-        kept = {row["id"] for row in rows}
+        kept = {row.id for row in rows}
         for account in self.held.values():
             if account.id not in kept:  # our lease ran out and another replica took the account
                 log.warning("account lease lost", account_id=account.id)
@@ -133,20 +134,19 @@ class LeaseKeeper:
         due = [a for a in self.held.values() if a.driving and a.renew_at is not None and a.renew_at <= now]
         await _side_by_side(self._renew_provider_lease, due)
 
-    async def _extend(self, accounts: list[LeasedAccount]) -> list[asyncpg.Record]:
+    async def _extend(self, accounts: list[LeasedAccount]) -> list[RenewedLease]:
         """Extend our leases on ``accounts``, keep the provider's daily limits in their rows, and
         take the invites each made into its tasks' channels; the rows of those still ours."""
         ctx = self._ctx
-        rows = await ctx.store.fetch(
-            "renew_leases",
-            ctx.settings.replica_id,
-            [a.id for a in accounts],
-            ctx.clock.now(),
-            ctx.settings.account_lease_seconds,
-            [a.daily_limit for a in accounts],
+        rows = await ctx.repo.renew_leases(
+            replica=ctx.settings.replica_id,
+            account_ids=[a.id for a in accounts],
+            now=ctx.clock.now(),
+            lease_seconds=ctx.settings.account_lease_seconds,
+            daily_limits=[a.daily_limit for a in accounts],
         )
         for row in rows:
-            self.held[row["id"]].channel_invites = _channel_invites(row)
+            self.held[row.id].channel_invites = _channel_invites(row.channel_invites)
         return rows
 
     async def _renew_provider_lease(self, account: LeasedAccount) -> None:
@@ -177,12 +177,12 @@ class LeaseKeeper:
         """Reload the running tasks and what the held accounts (and those being taken) may serve."""
         ctx = self._ctx
         driver = self._strategies.driver
-        tasks, broken = RunningTask.load(await ctx.store.fetch("running_tasks", driver))
+        tasks, broken = RunningTask.load(await ctx.repo.running_tasks(driver=driver))
         for task_id, reason in broken:  # paused with the reason; the others go on
             log.error("task paused: unusable row", task_id=str(task_id), reason=reason)
-            await ctx.store.fetch("pause_task", task_id, reason, ctx.clock.now())
-        servable = await ctx.store.fetch("servable", [*self.held, *taking], driver)
-        ctx.registry.replace(tasks, [(row["account_id"], row["task_id"]) for row in servable])
+            await ctx.repo.pause_task(task_id=task_id, reason=reason, now=ctx.clock.now())
+        servable = await ctx.repo.servable(account_ids=[*self.held, *taking], driver=driver)
+        ctx.registry.replace(tasks, [(row.account_id, row.task_id) for row in servable])
 
     async def _acquire(self) -> None:
         ctx = self._ctx
@@ -191,32 +191,29 @@ class LeaseKeeper:
             return
         now = ctx.clock.now()
         self._avoid = {k: until for k, until in self._avoid.items() if until > now}
-        rows = await ctx.store.fetch(
-            "acquire_accounts",
-            ctx.settings.replica_id,
-            now,
-            room,
-            [*self.held, *self._avoid],
-            ctx.settings.account_lease_seconds,
-            self._strategies.driver,
+        rows = await ctx.repo.acquire_accounts(
+            replica=ctx.settings.replica_id,
+            now=now,
+            room=room,
+            avoid=[*self.held, *self._avoid],
+            lease_seconds=ctx.settings.account_lease_seconds,
+            driver=self._strategies.driver,
         )
         for row in rows:
-            if row["previous_owner"] not in (None, ctx.settings.replica_id):
+            if row.previous_owner not in (None, ctx.settings.replica_id):
                 lease_takeovers.inc()
-                log.info(
-                    "account lease taken over", account_id=row["id"], previous_owner=row["previous_owner"]
-                )
+                log.info("account lease taken over", account_id=row.id, previous_owner=row.previous_owner)
         if not rows:
             return
-        await self._refresh(row["id"] for row in rows)  # the lease purpose follows their tasks
+        await self._refresh(row.id for row in rows)  # the lease purpose follows their tasks
         # clients start side by side (a Telegram login takes a while): the heartbeat must not lag
         await _side_by_side(self._take, rows)
-        taken = [self.held[row["id"]] for row in rows if row["id"] in self.held]
+        taken = [self.held[row.id] for row in rows if row.id in self.held]
         if taken:  # their rows get the provider's daily limits before other replicas read them
             await self._extend(taken)
 
-    async def _take(self, row: asyncpg.Record) -> None:
-        account_id, user_id = row["id"], row["user_id"]
+    async def _take(self, row: AcquiredAccount) -> None:
+        account_id, user_id = row.id, row.user_id
         tasks = self._ctx.registry.tasks_for(account_id)
         purpose = _purpose(tasks)
         asked = self._ctx.clock.now()
@@ -227,7 +224,7 @@ class LeaseKeeper:
             log.warning("accounts provider would not lease", account_id=account_id, error=repr(exc))
             data = None
         if data is None:  # busy or resting on the platform: give it back, ask again later
-            await self._give_back([account_id], row["cooldown_until"])
+            await self._give_back([account_id], row.cooldown_until)
             return
         strategy = self._strategies.for_account(data)
         try:
@@ -247,8 +244,8 @@ class LeaseKeeper:
         if data.daily_limit is not None:  # the provider's limit of today, lower or higher than before
             account.daily_limit = data.daily_limit
         account.channel_limit = data.channel_limit
-        account.channel_invites = _channel_invites(row)
-        if row["previous_owner"] is not None:
+        account.channel_invites = _channel_invites(row.channel_invites)
+        if row.previous_owner is not None:
             # not released gracefully: its last send may have come after the reservation the
             # row shows, as late as now; no claim until a whole gap from now
             account.bucket.acted_by(self._ctx.clock.now())
@@ -286,9 +283,15 @@ class LeaseKeeper:
         ctx = self._ctx
         reason = f"account dead: {outcome.detail}"
         account.blocked = True
-        async with ctx.store.transaction() as tx:
-            await tx.execute("retire_account", ctx.settings.replica_id, account.id, reason, ctx.clock.now())
-            await tx.execute("block_task_accounts", [account.id], [reason])
+        now = ctx.clock.now()
+
+        async def retire(tx: Repository) -> None:
+            await tx.retire_account(
+                replica=ctx.settings.replica_id, account_id=account.id, reason=reason, now=now
+            )
+            await tx.block_task_accounts(reasons={account.id: reason})
+
+        await ctx.repo.transaction(retire)
         accounts_blocked.labels(platform=account.platform).inc()
         account.usage.success, account.usage.error_type = False, dead_account_event(outcome).value
         try:
@@ -314,8 +317,11 @@ class LeaseKeeper:
         now = ctx.clock.now()
         for account_id in account_ids:
             self._avoid[account_id] = _not_before(now, ctx.settings.poll_interval_seconds, cooldown_until)
-        await ctx.store.fetch(
-            "release_accounts", ctx.settings.replica_id, account_ids, now, [None] * len(account_ids)
+        await ctx.repo.release_accounts(
+            replica=ctx.settings.replica_id,
+            account_ids=account_ids,
+            now=now,
+            answered_at=[None] * len(account_ids),
         )
 
     async def _release(self, accounts: list[LeasedAccount]) -> None:
@@ -330,12 +336,11 @@ class LeaseKeeper:
         await ctx.recorder.flush()
         still_ours = [a for a in accounts if a.held]
         if still_ours:
-            await ctx.store.fetch(
-                "release_accounts",
-                ctx.settings.replica_id,
-                [a.id for a in still_ours],
-                ctx.clock.now(),
-                [a.bucket.answered_at for a in still_ours],
+            await ctx.repo.release_accounts(
+                replica=ctx.settings.replica_id,
+                account_ids=[a.id for a in still_ours],
+                now=ctx.clock.now(),
+                answered_at=[a.bucket.answered_at for a in still_ours],
             )
         for account in accounts:
             self.held.pop(account.id, None)
@@ -374,8 +379,8 @@ def _channel(tasks: Iterable[RunningTask]) -> str | None:
     return invites[0].group_id if invites else None
 
 
-def _channel_invites(row: asyncpg.Record) -> dict[uuid.UUID, int]:
-    return {uuid.UUID(task_id): int(n) for task_id, n in (row["channel_invites"] or {}).items()}
+def _channel_invites(invites: dict[str, int]) -> dict[uuid.UUID, int]:
+    return {uuid.UUID(task_id): int(n) for task_id, n in invites.items()}
 
 
 def _renew_at(asked: datetime, data: AccountData) -> datetime | None:

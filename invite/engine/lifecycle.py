@@ -15,6 +15,7 @@ import structlog
 
 from invite.engine.activation import activate
 from invite.engine.context import EngineContext
+from invite.engine.repository import Unprepared
 from invite.kernel.events import TaskEvent
 from invite.observability.metrics import task_duration, tasks_total
 from invite.platforms.base import AccountsProvider
@@ -56,45 +57,43 @@ class Lifecycle:
     async def tick(self) -> float:
         """One round; returns how long to sleep before the next (unless kicked)."""
         ctx = self._ctx
-        store = ctx.store
+        repo = ctx.repo
         now = ctx.clock.now()
         events: list[TaskEvent] = []
         changed = False
-        for row in await store.fetch("start_due", now):
-            tasks_total.labels(platform=row["platform"], status="running").inc()
-            events.append(_status(row["id"], "running"))
+        for started in await repo.start_due(now=now):
+            tasks_total.labels(platform=started.platform, status="running").inc()
+            events.append(_status(started.id, "running"))
             changed = True
-        for task in await store.fetch("tasks_without_accounts", self._driver):
+        for task in await repo.tasks_without_accounts(driver=self._driver):
             outcome = await self._activate(task)
             if outcome in ("failed", "paused"):
-                tasks_total.labels(platform=task["platform"], status=outcome).inc()
-                events.append(_status(task["id"], outcome))
+                tasks_total.labels(platform=task.platform, status=outcome).inc()
+                events.append(_status(task.id, outcome))
             changed = changed or outcome is not None
-        for row in await store.fetch("fail_unserved", now):
-            tasks_total.labels(platform=row["platform"], status="failed").inc()
-            events.append(_status(row["id"], "failed"))
+        for failed in await repo.fail_unserved(now=now):
+            tasks_total.labels(platform=failed.platform, status="failed").inc()
+            events.append(_status(failed.id, "failed"))
             changed = True
         closed = CLOSE_BATCH
         while closed >= CLOSE_BATCH:  # a full batch: there may be more
-            closed = await store.fetchval("close_queues", now, CLOSE_BATCH)
+            closed = await repo.close_queues(now=now, batch=CLOSE_BATCH)
         if await self._sweep(now):
             ctx.registry.wake_all()
-        for row in await store.fetch("complete_tasks", now):
-            tasks_total.labels(platform=row["platform"], status="completed").inc()
-            if row["started_at"] is not None:
-                task_duration.labels(platform=row["platform"]).observe(
-                    (now - row["started_at"]).total_seconds()
-                )
-            events.append(_status(row["id"], "completed"))
-            log.info("task completed", task_id=str(row["id"]))
+        for done in await repo.complete_tasks(now=now):
+            tasks_total.labels(platform=done.platform, status="completed").inc()
+            if done.started_at is not None:
+                task_duration.labels(platform=done.platform).observe((now - done.started_at).total_seconds())
+            events.append(_status(done.id, "completed"))
+            log.info("task completed", task_id=str(done.id))
             changed = True
         if events:
-            await store.fetch("notify", [e.encode() for e in events])
+            await repo.notify(events=[e.encode() for e in events])
         if changed:
             self._on_change()
         return await self._until_next_start(now)
 
-    async def _activate(self, task: asyncpg.Record) -> str | None:
+    async def _activate(self, task: Unprepared) -> str | None:
         """Activate one task; whatever goes wrong with it stays with it (the pass goes on)."""
         try:
             return await activate(self._ctx, self._provider, task)
@@ -102,13 +101,13 @@ class Lifecycle:
             # the task's own data cannot be used (a value out of range, a setting stored before
             # its bound): it can never start as it is, so it is paused with the reason
             reason = f"the task cannot start: {exc}"
-            log.error("task paused at activation", task_id=str(task["id"]), reason=reason)
-            await self._ctx.store.fetch("pause_task", task["id"], reason, self._ctx.clock.now())
+            log.error("task paused at activation", task_id=str(task.id), reason=reason)
+            await self._ctx.repo.pause_task(task_id=task.id, reason=reason, now=self._ctx.clock.now())
             return "paused"
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             raise  # the database is away: the whole pass waits
         except Exception as exc:  # the accounts provider is away: try again next round
-            log.warning("activation postponed", task_id=str(task["id"]), error=repr(exc))
+            log.warning("activation postponed", task_id=str(task.id), error=repr(exc))
             return None
 
     async def _sweep(self, now: datetime) -> int:
@@ -121,7 +120,7 @@ class Lifecycle:
         under this replica id left."""
         recovered = 0
         while True:
-            rows = await self._ctx.store.fetch("recover", now, SWEEP_BATCH, own)
+            rows = await self._ctx.repo.recover(now=now, batch=SWEEP_BATCH, own=own)
             recovered += len(rows)
             if len(rows) < SWEEP_BATCH:
                 break
@@ -131,7 +130,7 @@ class Lifecycle:
 
     async def _until_next_start(self, now: datetime) -> float:
         poll = self._ctx.settings.poll_interval_seconds
-        due: datetime | None = await self._ctx.store.fetchval("next_scheduled")
+        due = await self._ctx.repo.next_scheduled()
         if due is None:
             return poll
         return max(0.0, min(poll, (due - now).total_seconds()))

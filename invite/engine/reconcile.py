@@ -1,7 +1,7 @@
 """Delivery reconciliation: messages a gone worker left in doubt, settled by asking the platform.
 
 A worker that dies between its claim and its record leaves a message whose fate the database
-cannot know; the recovery (``recover`` in engine.sql) makes it ``uncertain`` and never re-sends
+cannot know; the recovery (``recover`` in lifecycle.sql) makes it ``uncertain`` and never re-sends
 it blindly. The platform knows: the account that sent it sees the message in its own dialog
 with the person (``InviteStrategy.was_message_sent``). So before an account's new holder claims
 anything with it, it asks about each such message of that account (``reconcile_take`` holds
@@ -27,9 +27,10 @@ The runner, for its part, never starts an action on a claim whose lease is half 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import TypeVar
 
 import asyncpg
 import structlog
@@ -40,33 +41,38 @@ from invite.engine.claims import Claim
 from invite.engine.context import EngineContext
 from invite.engine.outcomes import settle
 from invite.engine.recorder import backoff, task_event
+from invite.engine.repository import Answer, InDoubt
 from invite.kernel.clock import sleep_until
 from invite.observability.metrics import targets_processed
 from invite.platforms.base import Target
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 async def reconcile(ctx: EngineContext, account: LeasedAccount) -> None:
     """Settle the account's messages left in doubt; returns when the account may claim (or is let go)."""
     waited = False
     while account.driving:
-        rows = await _fetch(
+        now = ctx.clock.now()
+        taken = await _until_answered(
             ctx,
             account,
             "reconcile_take",
-            ctx.clock.now(),
-            account.id,
-            ctx.settings.replica_id,
-            ctx.settings.target_lease_seconds,
-            ctx.settings.target_lease_seconds,
+            partial(
+                ctx.repo.reconcile_take,
+                now=now,
+                account_id=account.id,
+                replica=ctx.settings.replica_id,
+                lease_seconds=ctx.settings.target_lease_seconds,
+                claim_lease_seconds=ctx.settings.target_lease_seconds,
+            ),
         )
-        if rows is None:
+        if taken is None:
             return
-        taken = [row for row in rows if row["id"] is not None]
-        if taken:
-            await _settle(ctx, account, taken)
-        wait_until: datetime | None = rows[0]["wait_until"]
+        if taken.messages:
+            await _settle(ctx, account, taken.messages)
+        wait_until = taken.wait_until
         if wait_until is None:
             break
         log.info("waiting out a previous holder's lease", account_id=account.id, until=wait_until.isoformat())
@@ -77,51 +83,51 @@ async def reconcile(ctx: EngineContext, account: LeasedAccount) -> None:
         account.bucket.acted_by(ctx.clock.now())
 
 
-async def _settle(ctx: EngineContext, account: LeasedAccount, taken: Sequence[asyncpg.Record]) -> None:
-    asked, verdicts = [], []
+async def _settle(ctx: EngineContext, account: LeasedAccount, taken: Sequence[InDoubt]) -> None:
+    answers = []
     # what is sent again goes before half the hold reconcile_take put on the rows has passed
     deadline = ctx.clock.now() + timedelta(seconds=ctx.settings.target_lease_seconds / 2)
     for row in taken:
-        since: datetime | None = row["since"]
+        since = row.since
         sent = None if since is None else await _ask(account, row, since)
         if sent is None and since is not None and await _send_again(ctx, account, row, since, deadline):
             continue
-        asked.append(row)
-        verdicts.append("unknown" if sent is None else "sent" if sent else "not_sent")
-    if not asked:
+        verdict = "unknown" if sent is None else "sent" if sent else "not_sent"
+        answers.append(Answer(row.id, row.attempts, verdict, since))
+    if not answers:
         return
-    taken = asked
     now = ctx.clock.now()
-    rows = await _fetch(
+    settled = await _until_answered(
         ctx,
         account,
         "reconcile_settle",
-        ctx.settings.replica_id,
-        [row["id"] for row in taken],
-        [row["attempts"] for row in taken],
-        verdicts,
-        [row["since"] for row in taken],
-        account.id,
-        now,
+        partial(
+            ctx.repo.reconcile_settle,
+            replica=ctx.settings.replica_id,
+            answers=answers,
+            account_id=account.id,
+            now=now,
+        ),
     )
-    if rows is None:  # let go meanwhile: they stay in flight, and the recovery takes them back
+    if settled is None:  # let go meanwhile: they stay in flight, and the recovery takes them back
         return
     outcomes: dict[str, int] = {}
-    for row in rows:
-        outcomes[row["outcome"]] = outcomes.get(row["outcome"], 0) + 1
-        if row["status"] == "pending":
-            ctx.registry.note_work(row["task_id"], now)
+    for one in settled:
+        outcomes[one.outcome] = outcomes.get(one.outcome, 0) + 1
+        if one.status == "pending":
+            ctx.registry.note_work(one.task_id, now)
         else:
-            targets_processed.labels(platform=account.platform, result=row["outcome"]).inc()
+            targets_processed.labels(platform=account.platform, result=one.outcome).inc()
     account.usage.messages_sent += outcomes.get("delivered_confirmed", 0)
-    tasks = list(dict.fromkeys(row["task_id"] for row in rows))
+    tasks = list(dict.fromkeys(one.task_id for one in settled))
     if tasks:
-        await _fetch(ctx, account, "notify", [task_event(task_id, "progress") for task_id in tasks])
+        events = [task_event(task_id, "progress") for task_id in tasks]
+        await _until_answered(ctx, account, "notify", partial(ctx.repo.notify, events=events))
     log.warning("reconciled messages left in doubt", account_id=account.id, outcomes=outcomes)
 
 
-async def _ask(account: LeasedAccount, row: asyncpg.Record, since: datetime) -> bool | None:
-    target = Target.from_key(row["identifier_key"], row["user_data"] or {})
+async def _ask(account: LeasedAccount, row: InDoubt, since: datetime) -> bool | None:
+    target = Target.from_key(row.identifier_key, row.user_data or {})
     try:
         return await account.strategy.was_message_sent(target, since)
     except Exception as exc:  # a driver that breaks its promise not to raise: it cannot tell
@@ -130,12 +136,12 @@ async def _ask(account: LeasedAccount, row: asyncpg.Record, since: datetime) -> 
 
 
 async def _send_again(
-    ctx: EngineContext, account: LeasedAccount, row: asyncpg.Record, since: datetime, deadline: datetime
+    ctx: EngineContext, account: LeasedAccount, row: InDoubt, since: datetime, deadline: datetime
 ) -> bool:
     """Send the message in doubt again under its own random_id, if it may be; True when it was
     (its outcome is then settled as any action's: by the decision table, through the recorder,
     which writes it back to this very attempt)."""
-    task = ctx.registry.tasks.get(row["task_id"])
+    task = ctx.registry.tasks.get(row.task_id)
     now = ctx.clock.now()
     if task is None or (now - since).total_seconds() > ctx.settings.random_id_window_seconds:
         return False
@@ -150,7 +156,7 @@ async def _send_again(
         return False
     await sleep_until(ctx.clock, ready)
     now = ctx.clock.now()
-    claim = Claim(row["id"], row["identifier_key"], row["user_data"] or {}, row["attempts"], now)
+    claim = Claim(row.id, row.identifier_key, row.user_data or {}, row.attempts, now)
     # the attempt's reservation is in the account's row already (and so in its bucket): only
     # the time of this send is new
     account.bucket.acted_by(now)
@@ -158,21 +164,19 @@ async def _send_again(
     answered = ctx.clock.now()
     account.bucket.answered(answered)
     ctx.recorder.add(settle(ctx.settings, ctx.registry, answered, account, task, outcome, claim))
-    log.info(
-        "message in doubt sent again under its random_id", account_id=account.id, target_id=str(row["id"])
-    )
+    log.info("message in doubt sent again under its random_id", account_id=account.id, target_id=str(row.id))
     return True
 
 
-async def _fetch(
-    ctx: EngineContext, account: LeasedAccount, name: str, *args: Any
-) -> list[asyncpg.Record] | None:
-    """The statement's rows, tried again until the database answers; None once the account is let go."""
+async def _until_answered(
+    ctx: EngineContext, account: LeasedAccount, step: str, call: Callable[[], Awaitable[T]]
+) -> T | None:
+    """What ``call`` returns, tried again until the database answers; None once the account is let go."""
     pauses = backoff()
     while account.driving:
         try:
-            return await ctx.store.fetch(name, *args)
+            return await call()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.error("reconciliation step failed", step=name, account_id=account.id, error=repr(exc))
+            log.error("reconciliation step failed", step=step, account_id=account.id, error=repr(exc))
             await ctx.clock.sleep(next(pauses))
     return None

@@ -23,12 +23,11 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import asyncpg
-import msgspec
 import structlog
 
 from invite.engine import breaker
 from invite.engine.registry import Registry
-from invite.engine.store import Store
+from invite.engine.repository import Repository
 from invite.kernel.clock import Clock
 from invite.kernel.events import TaskEvent
 from invite.kernel.settings import Settings
@@ -111,15 +110,15 @@ class Entry:
 class Recorder:
     def __init__(
         self,
-        store: Store,
+        repo: Repository,
         registry: Registry,
         settings: Settings,
         clock: Clock,
         accounts: AccountsProvider,
         refresh: Callable[[], None],
     ) -> None:
-        self._store = store
-        self._lane = store.lane()
+        self._repo = repo
+        self._lane = repo.lane()
         self._registry = registry
         self._settings = settings
         self._clock = clock
@@ -262,45 +261,17 @@ class Recorder:
         if not (targets or logs or accounts or task_accounts):
             return set()
         events = [task_event(task_id, "progress") for task_id in dict.fromkeys(e.task_id for e in batch)]
-        rows = await self._lane.fetch(
-            "record",
-            self._settings.replica_id,
-            [t.id for t in targets],
-            [t.claimed for t in targets],
-            [t.status for t in targets],
-            [t.outcome for t in targets],
-            [t.processed_at for t in targets],
-            [t.error_message for t in targets],
-            [_json(t.result) for t in targets],
-            [t.attempts for t in targets],
-            [t.next_attempt_at for t in targets],
-            [task_id for task_id, _ in logs],
-            [r.target_id for _, r in logs],
-            [r.account_id for _, r in logs],
-            [r.action for _, r in logs],
-            [r.status for _, r in logs],
-            [_json(r.details) for _, r in logs],
-            [r.at for _, r in logs],
-            [c.id for c in accounts],
-            [c.status for c in accounts],
-            [c.reason for c in accounts],
-            [c.cooldown_until for c in accounts],
-            [c.multiplier for c in accounts],
-            [c.flood_waits for c in accounts],
-            [c.peer_floods for c in accounts],
-            [task_id for (task_id, _), _ in task_accounts],
-            [account_id for (_, account_id), _ in task_accounts],
-            [c.status for _, c in task_accounts],
-            [c.reason for _, c in task_accounts],
-            [_json(c.stats) for _, c in task_accounts],
-            [c.cooldown_until for _, c in task_accounts],
-            [c.last_used_at for _, c in task_accounts],
-            events,
-            now,
-            [r.id for _, r in logs],
+        recorded = await self._lane.record(
+            replica=self._settings.replica_id,
+            targets=targets,
+            logs=logs,
+            accounts=accounts,
+            task_accounts=task_accounts,
+            events=events,
+            now=now,
         )
         self._ledger.written(task_accounts, now)
-        return set(rows[0]["applied"])
+        return set(recorded.applied)
 
     async def _follow_up(self, batch: list[Entry]) -> dict[uuid.UUID, tuple[str, str]]:
         """What only some batches need: dead accounts blocked everywhere, opt-outs onto the
@@ -314,30 +285,32 @@ class Recorder:
         for e in batch:
             if e.opt_out is not None:
                 opt_outs.setdefault(e.user_id, {})[e.opt_out[0]] = e.opt_out[1]
-        paused: dict[uuid.UUID, tuple[str, str]] = {}
         if not (blocked or pauses or suspects or opt_outs):
-            return paused
+            return {}
         now = self._clock.now()
-        async with self._store.transaction() as tx:
+
+        async def follow_up(tx: Repository) -> dict[uuid.UUID, tuple[str, str]]:
             if blocked:
-                await tx.execute("block_task_accounts", list(blocked), list(blocked.values()))
+                await tx.block_task_accounts(reasons=blocked)
             for user_id, people in opt_outs.items():  # as the suppression API adds them (one rule)
-                await tx.execute("suppressions.lock_tenant", user_id)
+                await tx.lock_tenant(user_id=user_id)
                 keys = list(people)
-                await tx.execute(
-                    "suppressions.add", user_id, keys, keys, "; ".join(set(people.values())), now
-                )
-                await tx.execute("suppressions.skip_pending_targets", user_id, keys, now)
+                await tx.suppress(user_id=user_id, keys=keys, reason="; ".join(set(people.values())), now=now)
+                await tx.skip_pending_targets(user_id=user_id, keys=keys, now=now)
+            tripped = {}  # the breaker's pauses, found anew should the transaction be tried again
             for task_id in suspects:
-                tripped = await breaker.check(tx, task_id, self._settings)
-                if tripped is not None:
-                    pauses[task_id] = tripped
-            for task_id, (why, reason) in pauses.items():
-                if await tx.fetchrow("pause_task", task_id, reason, now) is not None:
+                verdict = await breaker.check(tx, task_id, self._settings)
+                if verdict is not None:
+                    tripped[task_id] = verdict
+            paused: dict[uuid.UUID, tuple[str, str]] = {}
+            for task_id, (why, reason) in (pauses | tripped).items():
+                if await tx.pause_task(task_id=task_id, reason=reason, now=now):
                     paused[task_id] = (why, reason)
             if paused:
-                await tx.execute("notify", [task_event(t, "status", status="paused") for t in paused])
-        return paused
+                await tx.notify(events=[task_event(t, "status", status="paused") for t in paused])
+            return paused
+
+        return await self._repo.transaction(follow_up)
 
     def _after_commit(
         self, batch: list[Entry], applied: set[uuid.UUID], paused: dict[uuid.UUID, tuple[str, str]]
@@ -444,10 +417,6 @@ class _Ledger:
             if self._pending.get(key) is change:
                 del self._pending[key]
             self._status[key] = (change.status, now)
-
-
-def _json(value: object) -> str:
-    return msgspec.json.encode(value).decode()
 
 
 def backoff() -> Iterator[float]:

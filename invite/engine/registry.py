@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-import asyncpg
 import msgspec
 
 from invite.engine.bucket import Limits
+from invite.engine.repository import TaskRow
 from invite.kernel.settings import Settings
 from invite.platforms.base import RateLimits
 from invite.tasks.task_settings import TaskSettings
@@ -44,22 +44,22 @@ class RunningTask(msgspec.Struct, frozen=True):
         return self.settings.recontact_days if self.settings.recontact_days is not None else default
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> RunningTask:
-        template = row["message_template"]
+    def from_row(cls, row: TaskRow) -> RunningTask:
+        template = row.message_template
         return cls(
-            id=row["id"],
-            user_id=row["user_id"],
-            platform=row["platform"],
-            task_type=row["task_type"],
-            group_id=row["target_group_id"],
+            id=row.id,
+            user_id=row.user_id,
+            platform=row.platform,
+            task_type=row.task_type,
+            group_id=row.target_group_id,
             template=template,
-            priority=row["priority"],
-            settings=msgspec.convert(row["settings"] or {}, TaskSettings),
-            has_link=row["task_type"] == "send_messages" and has_link(template or ""),
+            priority=row.priority,
+            settings=msgspec.convert(row.settings or {}, TaskSettings),
+            has_link=row.task_type == "send_messages" and has_link(template or ""),
         )
 
     @classmethod
-    def load(cls, rows: Iterable[asyncpg.Record]) -> tuple[list[RunningTask], list[tuple[uuid.UUID, str]]]:
+    def load(cls, rows: Iterable[TaskRow]) -> tuple[list[RunningTask], list[tuple[uuid.UUID, str]]]:
         """The running tasks, and those whose stored row cannot drive the engine, with why.
 
         One task's row must never stop the others: a setting stored before its bound existed
@@ -71,7 +71,7 @@ class RunningTask(msgspec.Struct, frozen=True):
             try:
                 tasks.append(cls.from_row(row))
             except (msgspec.ValidationError, ValueError, TypeError) as exc:
-                broken.append((row["id"], f"the task's settings cannot be used: {exc}"))
+                broken.append((row.id, f"the task's settings cannot be used: {exc}"))
         return tasks, broken
 
     def limits(

@@ -24,7 +24,7 @@ from invite.engine.leases import LeaseKeeper
 from invite.engine.lifecycle import Lifecycle
 from invite.engine.recorder import Recorder
 from invite.engine.registry import Registry
-from invite.engine.store import Store
+from invite.engine.repository import Repository
 from invite.kernel.clock import Clock
 from invite.kernel.events import TaskEvent, TaskEventHub
 from invite.kernel.settings import Settings
@@ -59,11 +59,11 @@ class Engine:
                 f"({HELD_CONNECTIONS} held for claims and group commit, the rest shared)"
             )
         self.settings = settings
-        store = Store(pool, clock, settings.sql_dir)
+        repo = Repository.open(pool, clock, settings.sql_dir)
         registry = Registry()
-        recorder = Recorder(store, registry, settings, clock, accounts, self._refresh)
-        claimer = Claimer(store, registry, settings, clock, self._refresh, self._drained)
-        self.ctx = EngineContext(settings, clock, store, registry, claimer, recorder)
+        recorder = Recorder(repo, registry, settings, clock, accounts, self._refresh)
+        claimer = Claimer(repo, registry, settings, clock, self._refresh, self._drained)
+        self.ctx = EngineContext(settings, clock, repo, registry, claimer, recorder)
         self.keeper = LeaseKeeper(self.ctx, strategies, accounts)
         self.lifecycle = Lifecycle(self.ctx, accounts, strategies.driver, self._refresh)
         self.events = events or TaskEventHub(settings, clock)

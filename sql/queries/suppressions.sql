@@ -1,12 +1,14 @@
 -- The tenant's suppression list: people who must never be contacted, whatever the task.
 
 -- name: lock_tenant
+-- args: $1 user_id
 -- Imports and suppression changes of one tenant take turns (a transaction-scoped advisory
 -- lock keyed by the tenant): otherwise a person suppressed while an import is running could
 -- be written by that import after it checked the list.
 SELECT pg_advisory_xact_lock(hashtextextended('invite_suppressions:' || $1, 0))
 
 -- name: add
+-- args: $1 user_id, $2 keys, $3 identifiers, $4 reason, $5 now
 -- Many at once from two parallel arrays; people already listed keep their first entry.
 INSERT INTO invite_suppressions (user_id, identifier_key, user_identifier, reason, created_at)
 SELECT $1, x.key, x.identifier, $4, $5
@@ -15,6 +17,7 @@ ON CONFLICT (user_id, identifier_key) DO NOTHING
 RETURNING identifier_key
 
 -- name: skip_pending_targets
+-- args: $1 user_id, $2 keys, $3 now
 -- Suppressing someone also takes them out of the tenant's tasks right away: their pending
 -- targets become skipped/suppressed in the same transaction, so the engine never claims
 -- them. A target matches under any of its keys (invite_person_keys: the same person

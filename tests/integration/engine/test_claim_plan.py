@@ -5,6 +5,7 @@ the suppression list's primary key and the other tasks' (task_id, identifier_key
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,8 +16,13 @@ import asyncpg
 from invite.kernel.db import queries
 from tests.conftest import SQL_DIR
 
-CLAIM = queries(SQL_DIR)["engine.claim"]
+CLAIM = queries(SQL_DIR)["claims.claim"]
 ACCOUNTS = [f"acc-{n:03}" for n in range(100)]
+
+
+def _asking(pause: float) -> str:
+    """The claim's accounts document: every account with a cap that never binds."""
+    return json.dumps([{"account_id": a, "cap": 10**6, "pause": pause} for a in ACCOUNTS])
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -28,7 +34,7 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 async def _claim_plan(
     conn: asyncpg.Connection, task_id: uuid.UUID, now: datetime, recontact_days: int = 30
 ) -> list[dict[str, Any]]:
-    args = (task_id, now, 100, "replica", ACCOUNTS, [10**6] * 100, [0.001] * 100, 300.0, recontact_days)
+    args = (task_id, now, 100, "replica", _asking(0.001), 300.0, recontact_days)
     plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + CLAIM, *args)
     return list(_nodes(plan[0]["Plan"]))
 
@@ -47,7 +53,7 @@ def _reads_of_targets(nodes: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 async def test_claim_uses_the_pending_index_at_100k(fresh_database_url: str) -> None:
     conn = await asyncpg.connect(fresh_database_url)
-    await conn.set_type_codec("json", encoder=str, decoder=__import__("json").loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=str, decoder=json.loads, schema="pg_catalog")
     try:
         task_id = await conn.fetchval(
             """INSERT INTO invite_tasks (user_id, platform, task_type, title, target_group_id, status)
@@ -113,9 +119,7 @@ async def test_claim_uses_the_pending_index_at_100k(fresh_database_url: str) -> 
         # mid-run: half the queue claimed 100 at a time, dead entries at the head of the index
         for step in range(500):
             at = now + timedelta(seconds=step)
-            rows = await conn.fetch(
-                CLAIM, task_id, at, 100, "replica", ACCOUNTS, [10**6] * 100, [0.0] * 100, 300.0, 0
-            )
+            rows = await conn.fetch(CLAIM, task_id, at, 100, "replica", _asking(0.0), 300.0, 0)
             assert len(rows) == 100 - (step == 0)  # u:p7 is suppressed: skipped, not claimed
         assert _reads_of_targets(await _claim_plan(conn, task_id, now + timedelta(hours=1))) <= expected
         pending = await conn.fetchval(

@@ -106,7 +106,7 @@ async def test_close_queues_reaches_a_failed_tasks_queue_through_the_pending_ind
     conn = campaign.conn
     for mode in ("auto", "force_generic_plan"):
         await conn.execute(f"SET plan_cache_mode = {mode}")
-        nodes = await _plan(conn, SQL["engine.close_queues"], NOW, CLOSE_BATCH)
+        nodes = await _plan(conn, SQL["lifecycle.close_queues"], NOW, CLOSE_BATCH)
         assert not _seq_scans_of_targets(nodes), mode
         # the queue from its partial index; the rows to update by primary key
         assert _target_indexes(nodes) == {"invite_targets_pending", "invite_targets_pkey"}, mode
@@ -115,7 +115,7 @@ async def test_close_queues_reaches_a_failed_tasks_queue_through_the_pending_ind
 
 async def test_close_queues_closes_in_batches_and_then_reads_no_target(campaign: Campaign) -> None:
     conn = campaign.conn
-    closed = [await conn.fetchval(SQL["engine.close_queues"], NOW, CLOSE_BATCH) for _ in range(4)]
+    closed = [await conn.fetchval(SQL["lifecycle.close_queues"], NOW, CLOSE_BATCH) for _ in range(4)]
     assert closed == [CLOSE_BATCH, CLOSE_BATCH, CLOSE_BATCH // 2, 0]
     failed = await conn.fetch(
         """SELECT status, outcome, error_message, count(*) AS n FROM invite_targets WHERE task_id = $1
@@ -131,7 +131,7 @@ async def test_close_queues_closes_in_batches_and_then_reads_no_target(campaign:
     assert running == 70_000
 
     # nothing left to close: the statement runs without visiting one target
-    nodes = await _plan(conn, SQL["engine.close_queues"], NOW, CLOSE_BATCH, analyze=True)
+    nodes = await _plan(conn, SQL["lifecycle.close_queues"], NOW, CLOSE_BATCH, analyze=True)
     reads = [
         node
         for node in nodes
@@ -145,13 +145,13 @@ def _per_pass(campaign: Campaign) -> dict[str, tuple[Any, ...]]:
     """The lifecycle's other statements (each pass) and the reads behind /status and /stats."""
     accounts = [f"acc-{n}" for n in range(10)]
     return {
-        "engine.start_due": (NOW,),
-        "engine.tasks_without_accounts": ("sandbox",),
-        "engine.fail_unserved": (NOW,),
-        "engine.complete_tasks": (NOW,),
-        "engine.next_scheduled": (),
-        "engine.running_tasks": ("sandbox",),
-        "engine.servable": (accounts, "sandbox"),
+        "lifecycle.start_due": (NOW,),
+        "lifecycle.tasks_without_accounts": ("sandbox",),
+        "lifecycle.fail_unserved": (NOW,),
+        "lifecycle.complete_tasks": (NOW,),
+        "lifecycle.next_scheduled": (),
+        "leases.running_tasks": ("sandbox",),
+        "leases.servable": (accounts, "sandbox"),
         "tasks.get": (campaign.running, TENANT),
         "tasks.status_report": (campaign.running, TENANT),
         "reports.stats": (campaign.running, TENANT, NOW - timedelta(days=1), NOW),

@@ -10,7 +10,7 @@ import asyncpg
 
 from invite.engine.recorder import Entry, LogRow, Recorder, TargetOutcome
 from invite.engine.registry import Registry
-from invite.engine.store import Store
+from invite.engine.repository import Repository
 from invite.kernel.clock import Clock, RealClock, VirtualClock
 from invite.kernel.settings import Settings
 from invite.platforms.sandbox import SandboxAccounts
@@ -39,8 +39,8 @@ async def _in_flight_message(
         target=TargetOutcome(target_id, 1, "succeeded", "success", now, None, {}, 1, now),
         log=LogRow(target_id, "acc-1", "send_message", "success", {"attempt": 1}, now),
     )
-    store = Store(pool, clock, settings.sql_dir)
-    return target_id, entry, Recorder(store, Registry(), settings, clock, SandboxAccounts(1), lambda: None)
+    repo = Repository.open(pool, clock, settings.sql_dir)
+    return target_id, entry, Recorder(repo, Registry(), settings, clock, SandboxAccounts(1), lambda: None)
 
 
 async def test_an_outcome_written_again_adds_no_second_log_row(fresh_database_url: str) -> None:

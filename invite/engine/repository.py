@@ -1,0 +1,676 @@
+"""The engine's one way to the database: a typed repository over its named statements.
+
+Each loop's statements live beside it by name -- ``sql/queries/claims.sql`` for
+``claims.py``, and so on for recorder, breaker, leases, lifecycle, activation and reconcile --
+and the suppression list's three (an opt-out is added exactly as the suppression API adds
+one). Every statement's ``-- args:`` line names its parameters in order; a method here passes
+them by those names (a name missing, extra or out of date fails at once) and returns msgspec
+Structs whose fields are the statement's columns, in order (checked on every call). A batch
+goes in as one jsonb document, encoded once by msgspec.
+
+Three ways to run a statement, one retry loop for all of them:
+
+* on the pool (``Repository``): a connection per call;
+* on a held connection (``Lane``): one loop's hot statements skip the trip through the pool;
+  a connection that breaks is dropped, and the next call takes another;
+* inside a transaction (``transaction(work)``): ``work`` runs on one connection, and is tried
+  again as a whole.
+
+A statement (or a transaction) that loses a deadlock or serialization race is tried again, up
+to ATTEMPTS times; any other error is the caller's (the recorder keeps its batch, the loops
+try again on their next round). Every call runs inside ``clock.busy()``, so a virtual clock
+never jumps while the engine waits on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncpg
+import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+from invite.kernel.clock import Clock
+from invite.kernel.db import DbConnection, queries
+
+if TYPE_CHECKING:
+    from invite.engine.recorder import AccountChange, LogRow, TargetOutcome, TaskAccountChange
+
+RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+CONNECTION_LOST = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+ATTEMPTS = 3
+# the files of sql/queries/ the engine runs, and the statements it borrows from the API's
+ENGINE_FILES = ("claims", "recorder", "breaker", "leases", "lifecycle", "activation", "reconcile")
+BORROWED = ("suppressions.lock_tenant", "suppressions.add", "suppressions.skip_pending_targets")
+
+T = TypeVar("T")
+R = TypeVar("R", bound=msgspec.Struct)
+
+_ARGS_LINE = re.compile(r"^--\s*args:(.*)$", re.MULTILINE)
+_PARAM = re.compile(r"\$(\d+) ([a-z_][a-z0-9_]*)")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+_COMMENT = re.compile(r"--.*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A named statement and the names of its parameters ($1, $2, ... in order)."""
+
+    key: str
+    sql: str
+    params: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, key: str, sql: str) -> Statement:
+        line = _ARGS_LINE.search(sql)
+        if line is None:
+            raise ValueError(f"statement {key} has no '-- args:' line naming its parameters")
+        pairs = _PARAM.findall(line[1])
+        params = tuple(name for _, name in pairs)
+        written = ", ".join(f"${n} {name}" for n, name in pairs)
+        numbers = [int(n) for n, _ in pairs]
+        used = {int(n) for n in _PLACEHOLDER.findall(_COMMENT.sub("", sql))}
+        if (
+            written != line[1].strip()
+            or numbers != list(range(1, len(pairs) + 1))
+            or used != set(numbers)
+            or len(set(params)) != len(params)
+        ):
+            raise ValueError(
+                f"statement {key}: its '-- args:' line must name each of $1..${max(used, default=0)} once, in order"
+            )
+        return cls(key, sql, params)
+
+    def bind(self, args: Mapping[str, Any]) -> tuple[Any, ...]:
+        if args.keys() != set(self.params):
+            raise TypeError(
+                f"statement {self.key} takes {', '.join(self.params) or 'nothing'}; given {sorted(args)}"
+            )
+        return tuple(args[name] for name in self.params)
+
+
+@cache
+def statements(sql_dir: str) -> dict[str, Statement]:
+    every = queries(sql_dir)
+    keys = [key for key in every if key.partition(".")[0] in ENGINE_FILES] + list(BORROWED)
+    return {key: Statement.parse(key, every[key]) for key in keys}
+
+
+def _columns(key: str, record: asyncpg.Record, *rows: type[msgspec.Struct]) -> None:
+    """The record's columns are the fields of ``rows``, in order (a row is built by position)."""
+    fields = tuple(name for row in rows for name in row.__struct_fields__)
+    if tuple(record.keys()) != fields:
+        raise TypeError(f"statement {key} returns {tuple(record.keys())}, read as {fields}")
+
+
+# -- what goes in ---------------------------------------------------------------------------
+
+
+class ClaimingAccount(msgspec.Struct, frozen=True):
+    """An account asking the claim for a target: its daily cap and minimum pause for the task."""
+
+    account_id: str
+    cap: int
+    pause: float
+
+
+class ListedAccount(msgspec.Struct, frozen=True):
+    """An account as the accounts provider lists it for a tenant."""
+
+    id: str
+    label: str
+    daily_limit: int | None
+
+
+class Answer(msgspec.Struct, frozen=True):
+    """What the platform said of a message in doubt: 'sent', 'not_sent' or 'unknown'."""
+
+    id: uuid.UUID
+    claimed: int  # the attempt number reconcile_take found
+    verdict: str
+    since: datetime | None
+
+
+# -- what comes back ------------------------------------------------------------------------
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    account_id: str
+    identifier_key: str
+    user_data: dict[str, Any] | None
+    attempts: int
+
+
+class _ClaimTail(msgspec.Struct, frozen=True):
+    available: int
+    running: bool
+    next_due: datetime | None
+
+
+class ClaimResult(msgspec.Struct, frozen=True):
+    claimed: list[Claimed]
+    available: int  # targets found that may be contacted
+    running: bool  # the task still runs
+    next_due: datetime | None  # only when the claim came back short: when the next pending one is due
+
+
+class AccountRow(msgspec.Struct, frozen=True):
+    """An account's quota state, as its row in invite_accounts holds it."""
+
+    id: str
+    platform: str
+    status: str
+    daily_window_start: datetime | None
+    daily_count: int
+    daily_limit: int | None
+    last_action_at: datetime | None
+    cooldown_until: datetime | None
+    pace_multiplier: float
+
+
+class AccountState(AccountRow, frozen=True):
+    held: bool  # this replica still leases it
+
+
+class AcquiredAccount(AccountRow, frozen=True):
+    user_id: str
+    previous_owner: str | None
+    channel_invites: dict[str, int]  # running invite task id → invites into its channel so far
+
+
+class RenewedLease(msgspec.Struct, frozen=True):
+    id: str
+    channel_invites: dict[str, int]
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    applied: list[uuid.UUID]  # the targets whose outcome was written
+    logged: int
+    accounts: int
+    task_accounts: int
+    notified: int
+
+
+class BreakerWindow(msgspec.Struct, frozen=True):
+    peer_floods: int
+    outcomes: int
+    errors: int
+
+
+class TaskRow(msgspec.Struct, frozen=True):
+    """A running task as the scheduler reads it."""
+
+    id: uuid.UUID
+    user_id: str
+    platform: str
+    task_type: str
+    target_group_id: str | None
+    message_template: str | None
+    priority: int
+    settings: dict[str, Any] | None
+
+
+class Servable(msgspec.Struct, frozen=True):
+    account_id: str
+    task_id: uuid.UUID
+
+
+class TaskRef(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    platform: str
+
+
+class CompletedTask(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    platform: str
+    started_at: datetime | None
+
+
+class Unprepared(msgspec.Struct, frozen=True):
+    """A running task no replica has attached accounts to yet."""
+
+    id: uuid.UUID
+    user_id: str
+    platform: str
+    settings: dict[str, Any] | None
+
+
+class Recovered(msgspec.Struct, frozen=True):
+    task_id: uuid.UUID
+    status: str
+
+
+class InDoubt(msgspec.Struct, frozen=True):
+    """A message reconcile_take holds in flight while the platform is asked about it."""
+
+    id: uuid.UUID
+    task_id: uuid.UUID
+    identifier_key: str
+    user_data: dict[str, Any] | None
+    attempts: int
+    since: datetime | None
+
+
+class _TakeTail(msgspec.Struct, frozen=True):
+    wait_until: datetime | None
+
+
+class Taken(msgspec.Struct, frozen=True):
+    messages: list[InDoubt]
+    wait_until: datetime | None  # the latest live lease of anything else in flight on the account
+
+
+class Settled(msgspec.Struct, frozen=True):
+    task_id: uuid.UUID
+    status: str
+    outcome: str
+    logged: int
+    refunded: int
+
+
+class _Due(msgspec.Struct, frozen=True):
+    due: datetime | None
+
+
+class _Closed(msgspec.Struct, frozen=True):
+    closed: int
+
+
+class _Platform(msgspec.Struct, frozen=True):
+    platform: str
+
+
+class _Running(msgspec.Struct, frozen=True):
+    running: bool
+
+
+class _Prepared(msgspec.Struct, frozen=True):
+    prepared: bool
+
+
+class _AttachedStatus(msgspec.Struct, frozen=True):
+    status: str
+
+
+class _Waiting(msgspec.Struct, frozen=True):
+    status: str
+    platform: str
+
+
+# -- the three ways and the one loop --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Database:
+    pool: asyncpg.Pool
+    clock: Clock
+    statements: dict[str, Statement]
+
+
+class Repository:
+    """The engine's statements, one typed method each, on the pool (or inside ``transaction``)."""
+
+    def __init__(self, db: _Database, tx: DbConnection | None = None) -> None:
+        self._db = db
+        self._tx = tx  # inside transaction(): statements run on its connection, not retried alone
+
+    @classmethod
+    def open(cls, pool: asyncpg.Pool, clock: Clock, sql_dir: str) -> Repository:
+        return cls(_Database(pool, clock, statements(sql_dir)))
+
+    def lane(self) -> Lane:
+        return Lane(self._db)
+
+    async def transaction(self, work: Callable[[Repository], Awaitable[T]]) -> T:
+        """``work`` on one connection inside one transaction, tried again as a whole when it loses a
+        deadlock or serialization race: it must do nothing but statements before it returns."""
+
+        async def once() -> T:
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                return await work(Repository(self._db, conn))
+
+        return await self._retried(once)
+
+    async def _retried(self, once: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with self._db.clock.busy():
+                    return await once()
+            except RETRYABLE:
+                if attempt == ATTEMPTS:
+                    raise
+            except Exception as exc:
+                await self._failed(exc)
+                raise
+        raise AssertionError("unreachable")
+
+    async def _failed(self, exc: Exception) -> None:
+        """After an error that is not retried: the pool takes a broken connection back itself."""
+
+    async def _fetch_once(self, sql: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
+        async with self._db.pool.acquire() as conn:
+            return await conn.fetch(sql, *args)
+
+    async def _records(self, key: str, /, **args: Any) -> list[asyncpg.Record]:
+        statement = self._db.statements[key]
+        values = statement.bind(args)
+        if self._tx is not None:  # the transaction is tried again as a whole
+            return await self._tx.fetch(statement.sql, *values)
+        return await self._retried(lambda: self._fetch_once(statement.sql, values))
+
+    async def _rows(self, key: str, row: type[R], /, **args: Any) -> list[R]:
+        records = await self._records(key, **args)
+        if records:
+            _columns(key, records[0], row)
+        return [row(*record) for record in records]
+
+    async def _one(self, key: str, row: type[R], /, **args: Any) -> R | None:
+        rows = await self._rows(key, row, **args)
+        return rows[0] if rows else None
+
+    # -- claims.sql ---------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        *,
+        task_id: uuid.UUID,
+        now: datetime,
+        replica: str,
+        accounts: Sequence[ClaimingAccount],
+        lease_seconds: float,
+        recontact_days: int,
+    ) -> ClaimResult:
+        """Targets of one task for ``accounts`` (paired in their order), each with its quota reserved."""
+        records = await self._records(
+            "claims.claim",
+            task_id=task_id,
+            now=now,
+            limit=len(accounts),
+            replica=replica,
+            accounts=accounts,
+            lease_seconds=lease_seconds,
+            recontact_days=recontact_days,
+        )
+        first = records[0]  # the statement always returns a row
+        _columns("claims.claim", first, Claimed, _ClaimTail)
+        claimed = [Claimed(*record[:5]) for record in records if record[0] is not None]
+        return ClaimResult(claimed, first["available"], first["running"], first["next_due"])
+
+    async def account_state(self, *, replica: str, account_ids: list[str]) -> list[AccountState]:
+        return await self._rows(
+            "claims.account_state", AccountState, replica=replica, account_ids=account_ids
+        )
+
+    # -- recorder.sql, breaker.sql --------------------------------------------------------------
+
+    async def record(
+        self,
+        *,
+        replica: str,
+        targets: Sequence[TargetOutcome],
+        logs: Sequence[tuple[uuid.UUID, LogRow]],
+        accounts: Sequence[AccountChange],
+        task_accounts: Sequence[tuple[tuple[uuid.UUID, str], TaskAccountChange]],
+        events: list[str],
+        now: datetime,
+    ) -> Recorded:
+        """The group commit, in one statement: ``logs`` pair each row with its task's id,
+        ``task_accounts`` each change with its (task id, account id)."""
+        rows = await self._rows(
+            "recorder.record",
+            Recorded,
+            replica=replica,
+            targets=targets,
+            logs=logs,
+            accounts=accounts,
+            task_accounts=task_accounts,
+            events=events,
+            now=now,
+        )
+        return rows[0]
+
+    async def block_task_accounts(self, *, reasons: Mapping[str, str]) -> None:
+        """Dead accounts (id → why) blocked in every task they serve."""
+        await self._records("recorder.block_task_accounts", reasons=reasons)
+
+    async def breaker_window(
+        self, *, task_id: uuid.UUID, window: int, error_statuses: list[str]
+    ) -> BreakerWindow:
+        rows = await self._rows(
+            "breaker.breaker_window",
+            BreakerWindow,
+            task_id=task_id,
+            window=window,
+            error_statuses=error_statuses,
+        )
+        return rows[0]  # an aggregate always returns its row
+
+    # -- leases.sql -----------------------------------------------------------------------------
+
+    async def acquire_accounts(
+        self, *, replica: str, now: datetime, room: int, avoid: list[str], lease_seconds: float, driver: str
+    ) -> list[AcquiredAccount]:
+        return await self._rows(
+            "leases.acquire_accounts",
+            AcquiredAccount,
+            replica=replica,
+            now=now,
+            room=room,
+            avoid=avoid,
+            lease_seconds=lease_seconds,
+            driver=driver,
+        )
+
+    async def renew_leases(
+        self,
+        *,
+        replica: str,
+        account_ids: list[str],
+        now: datetime,
+        lease_seconds: float,
+        daily_limits: list[int | None],
+    ) -> list[RenewedLease]:
+        """The leases still ours, extended (``daily_limits`` in the order of ``account_ids``)."""
+        return await self._rows(
+            "leases.renew_leases",
+            RenewedLease,
+            replica=replica,
+            account_ids=account_ids,
+            now=now,
+            lease_seconds=lease_seconds,
+            daily_limits=daily_limits,
+        )
+
+    async def release_accounts(
+        self, *, replica: str, account_ids: list[str], now: datetime, answered_at: list[datetime | None]
+    ) -> None:
+        await self._records(
+            "leases.release_accounts",
+            replica=replica,
+            account_ids=account_ids,
+            now=now,
+            answered_at=answered_at,
+        )
+
+    async def retire_account(self, *, replica: str, account_id: str, reason: str, now: datetime) -> None:
+        await self._records(
+            "leases.retire_account", replica=replica, account_id=account_id, reason=reason, now=now
+        )
+
+    async def running_tasks(self, *, driver: str) -> list[TaskRow]:
+        return await self._rows("leases.running_tasks", TaskRow, driver=driver)
+
+    async def servable(self, *, account_ids: list[str], driver: str) -> list[Servable]:
+        return await self._rows("leases.servable", Servable, account_ids=account_ids, driver=driver)
+
+    # -- lifecycle.sql --------------------------------------------------------------------------
+
+    async def start_due(self, *, now: datetime) -> list[TaskRef]:
+        return await self._rows("lifecycle.start_due", TaskRef, now=now)
+
+    async def next_scheduled(self) -> datetime | None:
+        row = await self._one("lifecycle.next_scheduled", _Due)
+        return None if row is None else row.due
+
+    async def tasks_without_accounts(self, *, driver: str) -> list[Unprepared]:
+        return await self._rows("lifecycle.tasks_without_accounts", Unprepared, driver=driver)
+
+    async def fail_unserved(self, *, now: datetime) -> list[TaskRef]:
+        return await self._rows("lifecycle.fail_unserved", TaskRef, now=now)
+
+    async def close_queues(self, *, now: datetime, batch: int) -> int:
+        """How many targets were closed (``batch`` at most per task)."""
+        rows = await self._rows("lifecycle.close_queues", _Closed, now=now, batch=batch)
+        return rows[0].closed
+
+    async def complete_tasks(self, *, now: datetime) -> list[CompletedTask]:
+        return await self._rows("lifecycle.complete_tasks", CompletedTask, now=now)
+
+    async def recover(self, *, now: datetime, batch: int, own: str | None) -> list[Recovered]:
+        return await self._rows("lifecycle.recover", Recovered, now=now, batch=batch, own=own)
+
+    async def pause_task(self, *, task_id: uuid.UUID, reason: str, now: datetime) -> bool:
+        """True when the task was running and is paused now."""
+        return (
+            await self._one("lifecycle.pause_task", _Platform, task_id=task_id, reason=reason, now=now)
+            is not None
+        )
+
+    async def notify(self, *, events: list[str]) -> None:
+        await self._records("lifecycle.notify", events=events)
+
+    # -- activation.sql -------------------------------------------------------------------------
+
+    async def lock_task_for_activation(self, *, task_id: uuid.UUID) -> bool:
+        """True when the task still runs (its row is locked until the transaction ends)."""
+        return await self._one("activation.lock_task_for_activation", _Running, task_id=task_id) is not None
+
+    async def task_prepared(self, *, task_id: uuid.UUID) -> bool:
+        rows = await self._rows("activation.task_prepared", _Prepared, task_id=task_id)
+        return rows[0].prepared
+
+    async def upsert_accounts(
+        self, *, user_id: str, platform: str, now: datetime, accounts: Sequence[ListedAccount]
+    ) -> None:
+        await self._records(
+            "activation.upsert_accounts", user_id=user_id, platform=platform, now=now, accounts=accounts
+        )
+
+    async def attach_accounts(
+        self, *, task_id: uuid.UUID, user_id: str, account_ids: list[str], most: int | None
+    ) -> list[str]:
+        """The statuses of the accounts attached (blocked or active)."""
+        rows = await self._rows(
+            "activation.attach_accounts",
+            _AttachedStatus,
+            task_id=task_id,
+            user_id=user_id,
+            account_ids=account_ids,
+            most=most,
+        )
+        return [row.status for row in rows]
+
+    async def fail_task(self, *, task_id: uuid.UUID, reason: str, now: datetime) -> bool:
+        return (
+            await self._one("activation.fail_task", _Platform, task_id=task_id, reason=reason, now=now)
+            is not None
+        )
+
+    async def wait_for_accounts(
+        self, *, task_id: uuid.UUID, reason: str, now: datetime, wait_seconds: float
+    ) -> str | None:
+        """The task's status after the wait was noted (paused once it lasted too long); None when
+        it no longer runs without accounts."""
+        row = await self._one(
+            "activation.wait_for_accounts",
+            _Waiting,
+            task_id=task_id,
+            reason=reason,
+            now=now,
+            wait_seconds=wait_seconds,
+        )
+        return None if row is None else row.status
+
+    # -- reconcile.sql --------------------------------------------------------------------------
+
+    async def reconcile_take(
+        self,
+        *,
+        now: datetime,
+        account_id: str,
+        replica: str,
+        lease_seconds: float,
+        claim_lease_seconds: float,
+    ) -> Taken:
+        records = await self._records(
+            "reconcile.reconcile_take",
+            now=now,
+            account_id=account_id,
+            replica=replica,
+            lease_seconds=lease_seconds,
+            claim_lease_seconds=claim_lease_seconds,
+        )
+        first = records[0]  # the statement always returns a row
+        _columns("reconcile.reconcile_take", first, InDoubt, _TakeTail)
+        taken = [InDoubt(*record[:6]) for record in records if record[0] is not None]
+        return Taken(taken, first["wait_until"])
+
+    async def reconcile_settle(
+        self, *, replica: str, answers: Sequence[Answer], account_id: str, now: datetime
+    ) -> list[Settled]:
+        return await self._rows(
+            "reconcile.reconcile_settle",
+            Settled,
+            replica=replica,
+            answers=answers,
+            account_id=account_id,
+            now=now,
+        )
+
+    # -- suppressions.sql (the suppression API's own rule) --------------------------------------
+
+    async def lock_tenant(self, *, user_id: str) -> None:
+        await self._records("suppressions.lock_tenant", user_id=user_id)
+
+    async def suppress(self, *, user_id: str, keys: list[str], reason: str, now: datetime) -> None:
+        """Onto the tenant's suppression list, each person under their key."""
+        await self._records(
+            "suppressions.add", user_id=user_id, keys=keys, identifiers=keys, reason=reason, now=now
+        )
+
+    async def skip_pending_targets(self, *, user_id: str, keys: list[str], now: datetime) -> None:
+        await self._records("suppressions.skip_pending_targets", user_id=user_id, keys=keys, now=now)
+
+
+class Lane(Repository):
+    """A connection of its own for one loop's hot statements: no trip through the pool (and its
+    reset query) per call. Dropped when it breaks, and taken again on the next call."""
+
+    def __init__(self, db: _Database) -> None:
+        super().__init__(db)
+        self._conn: PoolConnectionProxy | None = None
+
+    async def _fetch_once(self, sql: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
+        if self._conn is None:
+            self._conn = await self._db.pool.acquire()
+        return await self._conn.fetch(sql, *args)
+
+    async def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, CONNECTION_LOST) or (self._conn is not None and self._conn.is_closed()):
+            await self.close()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with self._db.clock.busy():
+                try:
+                    await self._db.pool.release(conn)
+                except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError):
+                    conn.terminate()

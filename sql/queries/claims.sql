@@ -1,0 +1,139 @@
+-- The claimer's statements (invite/engine/claims.py). Every time is a parameter from the
+-- service's clock (never now()), so a simulated day in tests behaves as a real one. Statements
+-- that lock several rows of invite_accounts lock them in id order (a MATERIALIZED ... ORDER BY
+-- id FOR UPDATE CTE), so the claim, the group commit and the lease heartbeat of one replica
+-- never deadlock. The `-- args:` line of each statement names its parameters, in order: the
+-- engine's repository (invite/engine/repository.py) passes them by these names.
+
+-- name: claim
+-- args: $1 task_id, $2 now, $3 limit, $4 replica, $5 accounts, $6 lease_seconds, $7 recontact_days
+-- Claims up to `limit` targets of ONE task for the ready `accounts` of `replica` (a jsonb
+-- array of {account_id, cap, pause}: each with its daily cap and minimum pause, in the order
+-- they are paired with targets), at `now`; targets are leased for `lease_seconds`;
+-- `recontact_days` is the task's cross-task recontact cap in days (0: none). One statement,
+-- one commit, BEFORE any platform call: the in-flight mark and the quota reservation are
+-- written together or not at all.
+--  * next: exactly the partial index invite_targets_pending (task_id, next_attempt_at, seq)
+--    WHERE status = 'pending' -- equality on task_id, range on next_attempt_at, the index order
+--    as ORDER BY -- so the plan reads the head of one task's queue and nothing else, however
+--    many targets are finished. SKIP LOCKED: a concurrent claim passes by instead of queueing.
+--  * judged: who must not be contacted is decided HERE, at the moment of claiming, not once
+--    at activation: a person on the tenant's suppression list under any of their keys
+--    (invite_person_keys, probing the list's primary key), or -- with a recontact cap -- one
+--    another task of the tenant reached within `recontact_days` (probing each other task's
+--    (task_id, identifier_key) index). Whatever path put a target back in the queue (a
+--    transient answer, a recovery, retry-failed), it passes through this check before any
+--    platform call. A suppression committed before this statement began is seen; one
+--    committing meanwhile waits for our row locks and then finds these rows in flight.
+--  * skipped: the barred rows are closed in the same statement, so they never come back.
+--  * numbered: window functions may not sit beside FOR UPDATE, so rows are numbered apart,
+--    in queue order, the barred ones left out.
+--  * wanted: an account is paired with the n-th target (its place in `accounts`); accounts
+--    beyond the targets found reserve nothing. locked: their rows are locked in id order
+--    before any is updated (as every statement of the engine does), so claims, group commits
+--    and heartbeats of one replica cannot deadlock.
+--  * reserved: the quota is reserved only where this replica still holds the account's lease,
+--    the account is the task's tenant's, not blocked nor cooling down, its minimum pause has
+--    passed and its 24 h window has room, and the task is running and the account may serve it
+--    (invite_task_accounts active) -- the safety net across replicas and restarts behind the
+--    in-memory bucket, and why pause/cancel take effect before the next action.
+--  * claimed: only targets paired with a successful reservation go in flight.
+-- The final SELECT always returns one row at least: `available` (targets found that may be
+-- contacted) tells an empty queue from a refused account, `running` whether the task still
+-- runs, and -- only when the claim came back short -- `next_due` when the earliest other
+-- pending target is due, never before now (NULL: nothing pending at all): the first entry of
+-- the same index.
+WITH task AS (
+    SELECT id, user_id FROM invite_tasks WHERE id = $1 AND status = 'running'
+), next AS (
+    SELECT id, identifier_key, user_data, next_attempt_at, seq FROM invite_targets
+    WHERE task_id = $1 AND status = 'pending' AND next_attempt_at <= $2
+    ORDER BY next_attempt_at, seq
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), judged AS (
+    SELECT x.id, x.next_attempt_at, x.seq,
+           CASE
+               WHEN EXISTS (SELECT 1 FROM invite_suppressions s, task t
+                            WHERE s.user_id = t.user_id
+                              AND s.identifier_key = ANY (invite_person_keys(x.identifier_key, x.user_data)))
+                   THEN 'suppressed'
+               WHEN $7::int > 0
+                    AND EXISTS (SELECT 1 FROM task t JOIN invite_tasks o ON o.user_id = t.user_id AND o.id <> t.id
+                                JOIN invite_targets p ON p.task_id = o.id
+                                WHERE p.identifier_key = x.identifier_key
+                                  AND p.status IN ('succeeded', 'uncertain')
+                                  AND p.processed_at >= $2::timestamptz - $7::int * interval '1 day')
+                   THEN 'recently_contacted'
+           END AS barred
+    FROM next x
+), skipped AS (
+    UPDATE invite_targets g SET
+        status = 'skipped', outcome = j.barred, processed_at = $2,
+        error_message = CASE j.barred
+            WHEN 'suppressed' THEN 'on the suppression list'
+            ELSE 'contacted by another of your tasks within the last ' || $7::int || ' days'
+        END
+    FROM judged j
+    WHERE g.id = j.id AND j.barred IS NOT NULL
+), numbered AS (
+    SELECT id, row_number() OVER (ORDER BY next_attempt_at, seq) AS n FROM judged WHERE barred IS NULL
+), wanted AS (
+    SELECT w.account_id, w.cap, w.pause, w.n
+    FROM ROWS FROM (jsonb_to_recordset($5::jsonb) AS (account_id text, cap int, pause float8))
+         WITH ORDINALITY AS w(account_id, cap, pause, n)
+    WHERE w.n <= (SELECT count(*) FROM numbered)
+), locked AS MATERIALIZED (
+    SELECT a.id FROM invite_accounts a
+    WHERE a.id IN (SELECT account_id FROM wanted)
+    ORDER BY a.id
+    FOR UPDATE
+), reserved AS (
+    UPDATE invite_accounts a SET
+        daily_count = CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours'
+                           THEN a.daily_count + 1 ELSE 1 END,
+        daily_window_start = CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours'
+                                  THEN a.daily_window_start ELSE $2 END,
+        last_action_at = $2,
+        updated_at = $2
+    FROM wanted w, task t
+    WHERE a.id = w.account_id AND a.id IN (SELECT id FROM locked)
+      AND a.lease_owner = $4 AND a.lease_expires_at > $2
+      AND a.user_id = t.user_id
+      AND a.status <> 'blocked'
+      AND (a.cooldown_until IS NULL OR a.cooldown_until <= $2)
+      AND (a.last_action_at IS NULL OR a.last_action_at <= $2::timestamptz - w.pause * interval '1 second')
+      AND CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours' THEN a.daily_count ELSE 0 END
+          < LEAST(w.cap, COALESCE(a.daily_limit, w.cap))
+      AND EXISTS (SELECT 1 FROM invite_task_accounts ta
+                  WHERE ta.task_id = t.id AND ta.account_id = a.id AND ta.status IN ('active', 'cooldown'))
+    RETURNING a.id, w.n
+), claimed AS (
+    UPDATE invite_targets g SET
+        status = 'in_flight',
+        lease_owner = $4,
+        lease_expires_at = $2::timestamptz + $6::float8 * interval '1 second',
+        account_id = r.id,
+        attempts = g.attempts + 1
+    FROM numbered nb JOIN reserved r ON r.n = nb.n
+    WHERE g.id = nb.id
+    RETURNING g.id, g.account_id, g.identifier_key, g.user_data, g.attempts
+)
+SELECT c.id, c.account_id, c.identifier_key, c.user_data, c.attempts,
+       (SELECT count(*) FROM numbered) AS available,
+       EXISTS (SELECT 1 FROM task) AS running,
+       CASE WHEN (SELECT count(*) FROM numbered) < $3 THEN
+           (SELECT GREATEST(p.next_attempt_at, $2::timestamptz) FROM invite_targets p
+            WHERE p.task_id = $1 AND p.status = 'pending' AND p.id NOT IN (SELECT id FROM next)
+            ORDER BY p.next_attempt_at, p.seq
+            LIMIT 1)
+       END AS next_due
+FROM (SELECT 1) one LEFT JOIN claimed c ON true
+
+-- name: account_state
+-- args: $1 replica, $2 account_ids
+-- Re-read the quota state of accounts whose reservation the database refused, and whether
+-- `replica` still holds them.
+SELECT id, platform, status, daily_window_start, daily_count, daily_limit, last_action_at, cooldown_until,
+       pace_multiplier, (lease_owner IS NOT DISTINCT FROM $1) AS held
+FROM invite_accounts WHERE id = ANY($2::text[])
