@@ -103,13 +103,15 @@ class ParsingClient:
             offset += len(page.results)
 
     async def tasks(self, user_id: str) -> list[ParsingTaskSummary]:
-        """Tenant ``user_id``'s parsing tasks, newest first: ``GET /results/grouped``, the list the
-        platform's own pages offer. UpstreamError when the service fails or answers badly."""
+        """Tenant ``user_id``'s parsing tasks, newest first: ``GET /api/v1/results/grouped``, the
+        list the platform's own pages offer (it reads the tenant from the JWT). Not at the root:
+        there ``/results/{task_id}`` takes the path and answers an empty task "grouped"
+        (docs/platform-as-run.md). UpstreamError when the service fails or answers badly."""
         response = await request(
             self._client,
             SERVICE,
             "GET",
-            f"{self._base_url}/results/grouped",
+            f"{self._base_url}/api/v1/results/grouped",
             retries=self._retries,
             backoff_seconds=self._backoff,
             headers=await self._headers(user_id),

@@ -29,7 +29,7 @@ from tests.fakeserver import FakeServer, Reply, Request
 from tests.integration.api import new_tenant
 from tests.integration.engine.harness import running_replica
 from tests.integration.frontend.page import Gateway, Page, page_world
-from tests.integration.parsing import ParsingService
+from tests.integration.parsing import GROUPED_PATH, ROOT_GROUPED, ParsingService
 
 SECRET = "test-secret-" + "x" * 32
 GROUP = "https://t.me/Page_Group"
@@ -70,7 +70,7 @@ def parsed_people(n: int) -> list[dict[str, Any]]:
 
 
 def grouped(request: Request) -> Reply:
-    """``GET /results/grouped`` as the parsing service answers it."""
+    """``GET /api/v1/results/grouped`` as the parsing service answers it."""
     tasks = [
         {
             "task_id": PARSING_TASK,
@@ -103,10 +103,10 @@ async def world(database_url: str) -> AsyncIterator[World]:
         "dead_accounts": [f"sandbox-{tenant}-{ACCOUNTS}"],
     }
     with FakeServer() as parsing:
-        # NOT as the platform answers: its list is at /api/v1/results/grouped, and at the root
-        # /results/{task_id} takes this path (tests.integration.parsing.grouped_route, and
-        # docs/platform-as-run.md). Kept until invite/ asks the real path, then switch to it.
-        parsing.route("GET", "/results/grouped", grouped)  # before {task_id}, which would match it
+        # as the platform answers: the list at /api/v1/results/grouped; at the root the task route
+        # takes the path and answers an empty task "grouped" (docs/platform-as-run.md)
+        parsing.route("GET", GROUPED_PATH, grouped)
+        parsing.route("GET", "/results/grouped", Reply(json=ROOT_GROUPED))  # before {task_id}
         parsing.route("GET", "/results/{task_id}", ParsingService(SECRET, parsed_people(3)))
         settings = Settings(
             database_url=database_url,
