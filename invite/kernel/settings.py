@@ -37,6 +37,9 @@ CONTENT_FACTORY_DEFAULTS = {
     "parsing_service_url": "http://parsing-service:8000",
     "integration_service_url": "http://integration-service:8000",
     "user_service_url": "http://user-service:8000",
+    # the platform's allocations cap an account at 30 invites and 30 messages a day
+    # (docs/platform-as-run.md); shown before an account's first lease too, not our 40
+    "daily_quota": "30",
 }
 
 

@@ -88,6 +88,7 @@ def test_the_platforms_environment_names_the_database_and_the_neighbours() -> No
     )
     assert settings.db_schema == "invite"
     assert settings.telegram_driver == "telegram"  # the platform's accounts, for real
+    assert settings.daily_quota == 30  # the platform's allocation limit, before any allocation
 
 
 def test_set_values_win_over_the_platforms_defaults() -> None:
@@ -96,6 +97,7 @@ def test_set_values_win_over_the_platforms_defaults() -> None:
     )
 
     assert (settings.database_url, settings.parsing_service_url) == ("postgresql://db/x", "http://p:9000")
+    assert load_settings({**PLATFORM_ENV, "DAILY_QUOTA": "20"}).daily_quota == 20
 
 
 def test_only_without_any_database_setting_is_the_database_embedded() -> None:
