@@ -10,6 +10,7 @@ from datetime import datetime
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.registry import RunningTask
 from invite.engine.repository import AccountRow
+from invite.engine.statuses import AccountStatus
 from invite.kernel.settings import Settings
 from invite.platforms.base import AccountData, InviteStrategy, LeasePurpose, RateLimits, UsageStats
 
@@ -25,7 +26,7 @@ class LeasedAccount:
     platform: str = "telegram"
     purpose: LeasePurpose = LeasePurpose.INVITE_CAMPAIGN  # what the accounts provider leased it for
     renew_at: datetime | None = None  # when to renew the provider's lease (None: it never runs out)
-    status: str = "active"  # as last written to invite_accounts: active or cooldown (or blocked)
+    status: AccountStatus = AccountStatus.ACTIVE  # as last written to invite_accounts
     turn: int = 0  # round-robin position among tasks of equal priority
     rights: set[uuid.UUID] = field(default_factory=set)  # invite tasks whose right was checked
     usage: UsageStats = field(default_factory=UsageStats)
@@ -56,7 +57,7 @@ class LeasedAccount:
         )
         self.daily_limit = row.daily_limit
         self._limits.clear()
-        self.status = row.status
+        self.status = AccountStatus(row.status)
         self.platform = row.platform
 
     def limits_for(self, task: RunningTask, settings: Settings) -> Limits | None:

@@ -1,0 +1,37 @@
+"""The statuses the engine writes, as the database spells them (the CHECK constraints of
+sql/migrations/0001_schema.sql): a value outside these is a bug the type checker catches,
+not a row the database refuses in the middle of a group commit."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TargetStatus(StrEnum):
+    """invite_targets.status."""
+
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    SUCCEEDED = "succeeded"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    CANCELLED = "cancelled"
+
+
+class AccountStatus(StrEnum):
+    """invite_accounts.status: an account across all tasks."""
+
+    ACTIVE = "active"
+    COOLDOWN = "cooldown"
+    BLOCKED = "blocked"
+    DISABLED = "disabled"
+
+
+class TaskAccountStatus(StrEnum):
+    """invite_task_accounts.status: an account in one task."""
+
+    ACTIVE = "active"
+    COOLDOWN = "cooldown"
+    BLOCKED = "blocked"
+    EXCLUDED = "excluded"  # it may not serve this task (no invite right in the group)
