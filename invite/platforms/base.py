@@ -47,8 +47,8 @@ class Outcome(msgspec.Struct, frozen=True):
     kind: OutcomeKind
     seconds: float = 0.0  # FloodWait / slow-mode wait announced by the server
     detail: str = ""  # the platform's error id or a short reason, for the execution log
-    # what the accounts provider is told, from the driver's own error table; None: the engine's
-    # decision table says (see invite/engine/decisions.py)
+    # what the accounts provider is told, from the driver's own error table; None: nothing is
+    # (the engine's decision table says what the outcome does, never what is reported)
     event: AccountEvent | None = None
 
 

@@ -47,6 +47,14 @@ if TYPE_CHECKING:
 DRIVER = "sandbox"
 # Telegram's answer to a message sent again under a random_id it already delivered
 RANDOM_ID_DUPLICATE = "RANDOM_ID_DUPLICATE: sent before under this random_id, not sent again"
+# What the accounts provider is told of the sandbox's account-level answers: the events the
+# Telegram adapter's error table gives the errors the sandbox names (invite/platforms/telegram/
+# errors.py); the others concern the person or the moment and are not reported.
+EVENTS: dict[OutcomeKind, AccountEvent] = {
+    OutcomeKind.FLOOD_WAIT: AccountEvent.FLOOD_WAIT,
+    OutcomeKind.PEER_FLOOD: AccountEvent.PEER_FLOOD,
+    OutcomeKind.ACCOUNT_DEAD: AccountEvent.USER_DEACTIVATED,
+}
 
 Rate = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0.0)]
@@ -282,6 +290,16 @@ class _World:
             self.flood_until[a.account_id] = max(until, self.flood_until.get(a.account_id, until))
 
 
+_DEAD = Outcome(
+    OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN", event=EVENTS[OutcomeKind.ACCOUNT_DEAD]
+)
+_PEER_FLOOD = Outcome(OutcomeKind.PEER_FLOOD, detail="PEER_FLOOD", event=EVENTS[OutcomeKind.PEER_FLOOD])
+
+
+def _flood_wait(seconds: float, detail: str) -> Outcome:
+    return Outcome(OutcomeKind.FLOOD_WAIT, seconds, detail, EVENTS[OutcomeKind.FLOOD_WAIT])
+
+
 class SandboxStrategy:
     """The simulator as seen by one account (implements ``InviteStrategy``)."""
 
@@ -307,13 +325,13 @@ class SandboxStrategy:
     async def initialize_client(self, account: AccountData) -> Outcome:
         self._world.catch_up()
         if self._is_dead(account.id):
-            return Outcome(OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN")
+            return _DEAD
         return Outcome(OutcomeKind.SUCCESS)
 
     async def check_invite_right(self, group_id: str) -> Outcome:
         self._world.catch_up()
         if self._is_dead(self._account_id):
-            return Outcome(OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN")
+            return _DEAD
         if group_id in self._profile.groups_without_right:
             return Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail="CHAT_ADMIN_REQUIRED")
         return Outcome(OutcomeKind.SUCCESS)
@@ -389,29 +407,27 @@ class SandboxStrategy:
     def _decide(self, action: ActionKind, key: str, group_id: str | None, attempt: int) -> Outcome:
         p, account, seed = self._profile, self._account_id, self._seed
         if self._is_dead(account):
-            return Outcome(OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN")
+            return _DEAD
         until = self._world.flood_until.get(account)
         now = self._clock.now()
         if until is not None and now < until:
-            return Outcome(
-                OutcomeKind.FLOOD_WAIT, (until - now).total_seconds(), "FLOOD_WAIT_X (still waiting)"
-            )
+            return _flood_wait((until - now).total_seconds(), "FLOOD_WAIT_X (still waiting)")
         answered = self._world.answered[account]
         if p.peer_flood_after is not None and answered >= p.peer_flood_after:
-            return Outcome(OutcomeKind.PEER_FLOOD, detail="PEER_FLOOD")
+            return _PEER_FLOOD
         # (a zero rate skips its hash: the zero profile is what the engine benchmark drives)
         died_after_n = p.death_after is not None and answered >= p.death_after
         if died_after_n or (
             p.death_rate and _unit(seed, "death", account, action, key, attempt) < p.death_rate
         ):
-            return Outcome(OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN")
+            return _DEAD
         draw = (
             _unit(seed, "attempt", account, action, key, attempt)
             if p.flood_wait_rate or p.transient_rate
             else 1.0
         )
         if draw < p.flood_wait_rate:
-            return Outcome(OutcomeKind.FLOOD_WAIT, self._flood_seconds(action, key, attempt), "FLOOD_WAIT_X")
+            return _flood_wait(self._flood_seconds(action, key, attempt), "FLOOD_WAIT_X")
         if draw < p.flood_wait_rate + p.transient_rate:
             return Outcome(OutcomeKind.TRANSIENT, detail="RPC_CALL_FAIL")
         person = _unit(seed, "person", key) if p.not_found_rate or p.privacy_restricted_rate else 1.0
