@@ -6,36 +6,30 @@ import hashlib
 import uuid
 from typing import Any
 
-import msgspec
-
 from invite.engine.claims import Claim
+from invite.engine.decisions import RAISED, Call, Raised
 from invite.engine.registry import RunningTask
 from invite.platforms.base import InviteStrategy, Outcome, OutcomeKind, Target, TargetKind
 from invite.tasks.templates import TemplateError, render
 
 
-class Unknown(msgspec.Struct, frozen=True):
-    """The driver raised while sending a message: it may or may not have gone out."""
-
-    detail: str
-
-
-async def act(strategy: InviteStrategy, task: RunningTask, claim: Claim) -> Outcome | Unknown:
+async def act(strategy: InviteStrategy, task: RunningTask, claim: Claim) -> Outcome | Raised:
+    """The platform's answer; a step that raised instead is what the table's ``RAISED`` says."""
     target = Target.from_key(claim.key, claim.data)
     if task.is_invite:
         assert task.group_id is not None  # the schema requires it of invite tasks
         try:
             return await strategy.invite_to_group(target, task.group_id)
-        except Exception as exc:  # an invite is idempotent: a retry is safe
-            return Outcome(OutcomeKind.TRANSIENT, detail=f"driver error: {exc!r}")
+        except Exception as exc:
+            return Raised(RAISED[Call.INVITE], f"driver error: {exc!r}")
     try:
         text = render(task.template or "", _values(target, claim.data))
     except TemplateError as exc:
-        return Outcome(OutcomeKind.TRANSIENT, detail=f"template: {exc}")
+        return Raised(RAISED[Call.TEMPLATE], f"template: {exc}")
     try:
         return await strategy.send_message(target, text, message_random_id(task.id, claim.target_id))
     except Exception as exc:
-        return Unknown(f"driver error: {exc!r}")
+        return Raised(RAISED[Call.MESSAGE], f"driver error: {exc!r}")
 
 
 def message_random_id(task_id: uuid.UUID, target_id: uuid.UUID) -> int:
@@ -48,10 +42,12 @@ def message_random_id(task_id: uuid.UUID, target_id: uuid.UUID) -> int:
 
 
 async def check_right(strategy: InviteStrategy, group_id: str) -> Outcome:
+    """The platform's answer (an Outcome, which the rights page reads too); a driver that
+    raised counts as the table's ``RAISED`` says, a platform outcome."""
     try:
         return await strategy.check_invite_right(group_id)
     except Exception as exc:
-        return Outcome(OutcomeKind.TRANSIENT, detail=f"driver error: {exc!r}")
+        return Outcome(OutcomeKind(RAISED[Call.CHECK_RIGHT]), detail=f"driver error: {exc!r}")
 
 
 def _values(target: Target, data: dict[str, Any]) -> dict[str, Any]:

@@ -1,34 +1,86 @@
 """What every outcome does — to the target, the account, the task and the circuit breaker.
 
-The one table of the engine's judgement. The runner applies it and nothing else decides.
+The one table of the engine's judgement, keyed by a typed outcome: the platform's answers
+(``OutcomeKind``) and the engine's own verdicts where no platform answered (``EngineOutcome``:
+a claim given back untouched, a driver that raised, a worker gone mid-lease, a delivery
+reconciled, an account dead at start-up, a reservation the database refused). ``settle``
+(outcomes.py) applies a row to one answer; the SQL statements that settle many targets at once
+(``recover``, ``reconcile_settle``) receive the rows' values as parameters (``recovered_rows``,
+``reconciled_rows``) instead of deciding them in ``CASE``s. Nothing else decides.
 
-* target: ``DONE`` ends it with ``status`` (the outcome kind is kept beside it);
-  ``RETRY`` brings it back after an exponential backoff and counts the attempt — after the
-  task's ``max_attempts`` it ends ``failed`` with the reason; ``REQUEUE`` puts it back at once
-  and does not count the attempt: the action never happened (the account was refused), so
-  another account takes the person;
+The cells:
+
+* fate: ``DONE`` ends the target with ``status``; ``RETRY`` brings it back after an
+  exponential backoff and counts the attempt — after the task's ``max_attempts`` it ends with
+  ``status`` (failed) and the reason; ``REQUEUE`` puts it back at once (``status`` pending);
+  ``NONE``: no target is concerned;
+* gives_back: the attempt is not counted — nothing was done to the person (the account was
+  refused, or the message never went out), so another try (or account) takes them;
 * account: ``RELAX`` takes a step off the AIMD multiplier; ``COOL_DOWN`` rests it for the
   server's seconds and doubles the multiplier; ``SPAM_FLAG`` rests it for the long peer-flood
   cooldown; ``BLOCK`` retires it for good (until the Integration Service says otherwise);
+  in memory only, after a refused reservation: ``REST`` a moment, ``STOP`` (the database has it
+  blocked already), ``LET_GO`` (another replica holds its lease);
 * task: ``LEAVE`` takes the account off this task; ``PAUSE`` pauses the task with a reason;
+* task_account: the status the account's row in the task gets and keeps (only a person undoes
+  it); None: as the account's bucket says (cooldown while it rests, else active);
 * breaker: the outcome counts as an error for the task's circuit breaker;
-* event: what is reported to the accounts provider, so the rest of the platform knows;
 * opt_out: the person said no to being contacted (they blocked the account): they go onto
-  the tenant's suppression list, so no other task or account contacts them again.
+  the tenant's suppression list, so no other task or account contacts them again;
+* retryable: a customer's retry-failed may put a target that failed with this outcome back in
+  the queue (another account or a later moment can get past it);
+* error: the answer's detail is the target's error message (not for a success);
+* counted: a success counted in the account's usage (what the accounts provider hears);
+* recorded: the target's outcome, error and time are written (else kept as they were);
+* refund: the attempt's quota reservation is given back to the account;
+* outcome / logged: the target's outcome and the execution log's status (the key's own name
+  unless the row says otherwise); reason: the fixed error message of a row the SQL writes.
+
+What the accounts provider is told is not here: it is the adapter's word
+(``Outcome.event``, from the driver's own error table), and an answer without one is not
+reported.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
+import msgspec
+
+from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
 from invite.platforms.base import AccountEvent, Outcome, OutcomeKind
+from invite.tasks.states import TaskStatus
+
+
+class EngineOutcome(StrEnum):
+    """The engine's own verdicts, where no platform answer decides. The values are unlike any
+    ``OutcomeKind``'s: both key one table."""
+
+    NOT_ACTED = "not_acted"  # claimed, then given back untouched (runner)
+    DRIVER_ERROR = "driver_error"  # the driver raised sending a message: it may have gone out
+    LEASE_EXPIRED = "lease_expired"  # recover: a message whose worker is gone
+    INVITE_LEASE_EXPIRED = "invite_lease_expired"  # recover: an invite whose worker is gone
+    DELIVERED_CONFIRMED = "delivered_confirmed"  # reconcile: the platform shows it sent
+    NOT_SENT = "not_sent"  # reconcile: it never went out, its task still open
+    NOT_SENT_COMPLETED = "not_sent_completed"  # ... and its task completed meanwhile
+    TASK_CANCELLED = "task_cancelled"  # ... and its task was cancelled meanwhile
+    TASK_FAILED = "task_failed"  # ... and its task failed meanwhile
+    CANNOT_TELL = "cannot_tell"  # reconcile: the platform could not tell
+    DEAD_AT_START = "dead_at_start"  # the account's client found it dead when it started
+    RESERVATION_REFUSED = "reservation_refused"  # the claim refused the account's reservation
+    REFUSED_BLOCKED = "refused_blocked"  # ... because the account is blocked
+    LEASE_LOST = "lease_lost"  # ... because another replica leases the account now
+
+
+Key = OutcomeKind | EngineOutcome
 
 
 class TargetFate(StrEnum):
     DONE = "done"
     RETRY = "retry"
     REQUEUE = "requeue"
+    NONE = "none"
 
 
 class AccountEffect(StrEnum):
@@ -37,6 +89,9 @@ class AccountEffect(StrEnum):
     COOL_DOWN = "cool_down"
     SPAM_FLAG = "spam_flag"
     BLOCK = "block"
+    REST = "rest"
+    STOP = "stop"
+    LET_GO = "let_go"
 
 
 class TaskEffect(StrEnum):
@@ -45,47 +100,290 @@ class TaskEffect(StrEnum):
     PAUSE = "pause"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     fate: TargetFate
-    status: str | None = None  # the target's final status when fate is DONE
+    status: TargetStatus | None  # where the fate leaves the target; None: no target
     account: AccountEffect = AccountEffect.NONE
     task: TaskEffect = TaskEffect.NONE
+    task_account: TaskAccountStatus | None = None
     breaker: bool = False
-    event: AccountEvent | None = None
     opt_out: bool = False
+    retryable: bool = False
+    error: bool = True
+    counted: bool = False
+    gives_back: bool = False
+    recorded: bool = True
+    refund: bool = False
+    outcome: str = ""  # "": the key's name (filled in when the table is built)
+    logged: str = ""  # "": the outcome
+    reason: str | None = None
 
 
-K, T, A, E = OutcomeKind, TargetFate, AccountEffect, TaskEffect
-DECISIONS: dict[OutcomeKind, Decision] = {
-    K.SUCCESS: Decision(T.DONE, "succeeded", A.RELAX),
-    K.ALREADY_MEMBER: Decision(T.DONE, "succeeded", A.RELAX),
-    K.PRIVACY_RESTRICTED: Decision(T.DONE, "skipped"),
-    K.NOT_FOUND: Decision(T.DONE, "skipped"),
-    K.TARGET_UNAVAILABLE: Decision(T.DONE, "skipped"),
-    K.BLOCKED: Decision(T.DONE, "skipped", opt_out=True),
-    K.FLOOD_WAIT: Decision(T.REQUEUE, account=A.COOL_DOWN, breaker=True, event=AccountEvent.FLOOD_WAIT),
-    K.PEER_FLOOD: Decision(T.REQUEUE, account=A.SPAM_FLAG, breaker=True, event=AccountEvent.PEER_FLOOD),
-    K.ACCOUNT_DEAD: Decision(T.REQUEUE, account=A.BLOCK, breaker=True, event=AccountEvent.USER_DEACTIVATED),
-    K.NO_ADMIN_RIGHT: Decision(T.REQUEUE, task=E.LEAVE),
-    K.CHAT_UNAVAILABLE: Decision(T.REQUEUE, task=E.PAUSE),
-    K.TRANSIENT: Decision(T.RETRY, breaker=True),
-    # A message whose answer never came (or whose send raised) may or may not have gone out: it
-    # is never re-sent automatically (the same rule as a message whose worker died mid-send).
-    K.DELIVERY_UNKNOWN: Decision(T.DONE, "uncertain", breaker=True),
+def _named(rows: dict[Key, Decision]) -> dict[Key, Decision]:
+    named = {}
+    for key, row in rows.items():
+        outcome = row.outcome or key.value
+        named[key] = replace(row, outcome=outcome, logged=row.logged or outcome)
+    return named
+
+
+_STOPPED_UNSENT = (
+    "its worker stopped before sending it (the platform shows no such message): back in the queue"
+)
+K, E, T, A, X, S, TA = (
+    OutcomeKind,
+    EngineOutcome,
+    TargetFate,
+    AccountEffect,
+    TaskEffect,
+    TargetStatus,
+    TaskAccountStatus,
+)
+DECISIONS: dict[Key, Decision] = _named(
+    {
+        K.SUCCESS: Decision(T.DONE, S.SUCCEEDED, A.RELAX, error=False, counted=True),
+        K.ALREADY_MEMBER: Decision(T.DONE, S.SUCCEEDED, A.RELAX, error=False),
+        K.PRIVACY_RESTRICTED: Decision(T.DONE, S.SKIPPED),
+        K.NOT_FOUND: Decision(T.DONE, S.SKIPPED),
+        K.TARGET_UNAVAILABLE: Decision(T.DONE, S.SKIPPED),
+        K.BLOCKED: Decision(T.DONE, S.SKIPPED, opt_out=True),
+        K.FLOOD_WAIT: Decision(
+            T.REQUEUE, S.PENDING, A.COOL_DOWN, breaker=True, retryable=True, gives_back=True
+        ),
+        K.PEER_FLOOD: Decision(
+            T.REQUEUE, S.PENDING, A.SPAM_FLAG, breaker=True, retryable=True, gives_back=True
+        ),
+        K.ACCOUNT_DEAD: Decision(
+            T.REQUEUE,
+            S.PENDING,
+            A.BLOCK,
+            task_account=TA.BLOCKED,
+            breaker=True,
+            retryable=True,
+            gives_back=True,
+        ),
+        K.NO_ADMIN_RIGHT: Decision(
+            T.REQUEUE, S.PENDING, task=X.LEAVE, task_account=TA.EXCLUDED, retryable=True, gives_back=True
+        ),
+        K.CHAT_UNAVAILABLE: Decision(T.REQUEUE, S.PENDING, task=X.PAUSE, retryable=True, gives_back=True),
+        K.TRANSIENT: Decision(T.RETRY, S.FAILED, breaker=True, retryable=True),
+        # A message whose answer never came (or whose send raised) may or may not have gone out:
+        # it is never re-sent automatically (the same rule as a message whose worker died mid-send).
+        K.DELIVERY_UNKNOWN: Decision(T.DONE, S.UNCERTAIN, breaker=True),
+        E.DRIVER_ERROR: Decision(T.DONE, S.UNCERTAIN, breaker=True),
+        E.NOT_ACTED: Decision(T.REQUEUE, S.PENDING, gives_back=True),
+        # recover: a message may have gone out, so it is not re-sent blindly (its account's
+        # next holder asks the platform: reconcile); an invite is idempotent: back to the queue
+        # as it was, the attempt counted
+        E.LEASE_EXPIRED: Decision(
+            T.DONE,
+            S.UNCERTAIN,
+            reason="the worker sending this message stopped before recording whether it was "
+            "delivered; it is not re-sent unless the platform shows it never went out",
+        ),
+        E.INVITE_LEASE_EXPIRED: Decision(T.REQUEUE, S.PENDING, recorded=False),
+        # reconcile_settle: a message sent was counted by its claim's reservation already; one
+        # never sent is as if never claimed -- unless its task finished meanwhile, which is not
+        # reopened behind the customer's back (a new task can reach the person)
+        E.DELIVERED_CONFIRMED: Decision(
+            T.DONE,
+            S.SUCCEEDED,
+            error=False,
+            counted=True,
+            reason="delivered: the platform shows the message sent after its worker stopped",
+        ),
+        E.NOT_SENT: Decision(T.REQUEUE, S.PENDING, gives_back=True, refund=True, reason=_STOPPED_UNSENT),
+        E.NOT_SENT_COMPLETED: Decision(
+            T.DONE,
+            S.FAILED,
+            gives_back=True,
+            refund=True,
+            outcome="not_sent",
+            reason="not sent: its worker stopped before sending it, and the task had completed meanwhile",
+        ),
+        E.TASK_CANCELLED: Decision(
+            T.DONE, S.CANCELLED, gives_back=True, refund=True, logged="not_sent", reason=_STOPPED_UNSENT
+        ),
+        E.TASK_FAILED: Decision(
+            T.DONE, S.CANCELLED, gives_back=True, refund=True, logged="not_sent", reason=_STOPPED_UNSENT
+        ),
+        E.CANNOT_TELL: Decision(
+            T.DONE,
+            S.UNCERTAIN,
+            outcome="delivery_unknown",
+            reason="the worker sending this message stopped before recording whether it was "
+            "delivered, and the platform could not tell; it is not re-sent",
+        ),
+        E.DEAD_AT_START: Decision(T.NONE, None, A.BLOCK, task_account=TA.BLOCKED),
+        E.RESERVATION_REFUSED: Decision(T.NONE, None, A.REST),
+        E.REFUSED_BLOCKED: Decision(T.NONE, None, A.STOP),
+        E.LEASE_LOST: Decision(T.NONE, None, A.LET_GO),
+    }
+)
+del K, E, T, A, X, S, TA
+
+
+class Call(StrEnum):
+    """A step of an action that may raise instead of answering."""
+
+    CHECK_RIGHT = "check_invite_right"
+    INVITE = "invite_to_group"
+    TEMPLATE = "template"  # the message's text, before any call
+    MESSAGE = "send_message"
+
+
+# What a step that raised counts as (a driver breaking its promise not to raise): an invite
+# is idempotent, so a retry is safe; a message may have gone out, so it never is.
+RAISED: dict[Call, Key] = {
+    Call.CHECK_RIGHT: OutcomeKind.TRANSIENT,
+    Call.INVITE: OutcomeKind.TRANSIENT,
+    Call.TEMPLATE: OutcomeKind.TRANSIENT,
+    Call.MESSAGE: EngineOutcome.DRIVER_ERROR,
 }
-del K, T, A, E
-
-UNKNOWN_DELIVERY = DECISIONS[OutcomeKind.DELIVERY_UNKNOWN]  # a driver that raised instead of answering
-
-BREAKER_ERRORS = frozenset(kind.value for kind, decision in DECISIONS.items() if decision.breaker)
 
 
-def decide(kind: OutcomeKind) -> Decision:
-    return DECISIONS[kind]
+class Raised(msgspec.Struct, frozen=True):
+    """The engine's answer for a step that raised (``RAISED``); read by ``settle`` as an Outcome."""
+
+    kind: Key
+    detail: str
+    seconds: float = 0.0
+    event: AccountEvent | None = None  # nothing the platform said, so nothing reported
+
+
+# recover: what a target whose worker is gone becomes, by its task's type
+RECOVERED: dict[str, EngineOutcome] = {
+    "send_messages": EngineOutcome.LEASE_EXPIRED,
+    "invite_to_group": EngineOutcome.INVITE_LEASE_EXPIRED,
+}
+
+
+class Verdict(StrEnum):
+    """What the platform says of a message in doubt (reconciliation)."""
+
+    SENT = "sent"
+    NOT_SENT = "not_sent"
+    UNKNOWN = "unknown"
+
+
+_FINISHED = {
+    TaskStatus.COMPLETED: EngineOutcome.NOT_SENT_COMPLETED,
+    TaskStatus.CANCELLED: EngineOutcome.TASK_CANCELLED,
+    TaskStatus.FAILED: EngineOutcome.TASK_FAILED,
+}
+# reconcile_settle: what the platform's verdict on a message makes of it, by its task's status
+RECONCILED: dict[tuple[Verdict, TaskStatus], EngineOutcome] = {
+    (verdict, task): outcome
+    for task in TaskStatus
+    for verdict, outcome in (
+        (Verdict.SENT, EngineOutcome.DELIVERED_CONFIRMED),
+        (Verdict.NOT_SENT, _FINISHED.get(task, EngineOutcome.NOT_SENT)),
+        (Verdict.UNKNOWN, EngineOutcome.CANNOT_TELL),
+    )
+}
+
+
+# claims: what a reservation the database refused makes of an account it still leases, by the
+# account's status in its row (one it no longer leases: LEASE_LOST)
+REFUSED: dict[AccountStatus, EngineOutcome] = {
+    AccountStatus.ACTIVE: EngineOutcome.RESERVATION_REFUSED,
+    AccountStatus.COOLDOWN: EngineOutcome.RESERVATION_REFUSED,
+    AccountStatus.DISABLED: EngineOutcome.RESERVATION_REFUSED,
+    AccountStatus.BLOCKED: EngineOutcome.REFUSED_BLOCKED,
+}
+
+
+class RecoveredRow(msgspec.Struct, frozen=True):
+    """One row of ``recover``'s parameter: what a target of this task type becomes."""
+
+    task_type: str
+    status: TargetStatus
+    recorded: bool  # outcome, error message and processed time written (else kept as they were)
+    outcome: str
+    error_message: str | None
+    requeue: bool  # back in the queue, due now, its lease gone; else it keeps its lease's owner
+    give_back: bool  # the attempt is not counted
+
+
+class ReconciledRow(msgspec.Struct, frozen=True):
+    """One row of ``reconcile_settle``'s parameter: what a verdict makes of a message of a task
+    in this status."""
+
+    verdict: Verdict
+    task_status: TaskStatus
+    status: TargetStatus
+    outcome: str
+    logged: str  # the execution log row's status (action check_delivery)
+    reason: str  # the detail in the log and in the target's result
+    error_message: str | None
+    requeue: bool  # back in the queue, due now (else processed now)
+    give_back: bool  # the attempt is not counted
+    refund: bool  # the quota reservation is given back, if the account's window still holds it
+    counted: bool  # a message sent: counted in the account's usage
+
+
+def recovered_rows() -> tuple[RecoveredRow, ...]:
+    rows = []
+    for task_type, key in RECOVERED.items():
+        d = DECISIONS[key]
+        assert d.status is not None
+        rows.append(
+            RecoveredRow(
+                task_type,
+                d.status,
+                d.recorded,
+                d.outcome,
+                d.reason if d.error else None,
+                d.fate is TargetFate.REQUEUE,
+                d.gives_back,
+            )
+        )
+    return tuple(rows)
+
+
+def reconciled_rows() -> tuple[ReconciledRow, ...]:
+    rows = []
+    for (verdict, task_status), key in RECONCILED.items():
+        d = DECISIONS[key]
+        assert d.status is not None
+        assert d.reason is not None
+        rows.append(
+            ReconciledRow(
+                verdict,
+                task_status,
+                d.status,
+                d.outcome,
+                d.logged,
+                d.reason,
+                d.reason if d.error else None,
+                d.fate is TargetFate.REQUEUE,
+                d.gives_back,
+                d.refund,
+                d.counted,
+            )
+        )
+    return tuple(rows)
+
+
+# The parameters as the statements take them (jsonb), encoded once.
+RECOVERED_JSON = msgspec.json.encode(recovered_rows()).decode()
+RECONCILED_JSON = msgspec.json.encode(reconciled_rows()).decode()
+
+# record: a task-account status an outcome set stays, whatever later outcomes' buckets say
+# (an account that left the task, or died, stays so until a person says otherwise)
+KEPT_TASK_ACCOUNT_STATUSES: tuple[TaskAccountStatus, ...] = tuple(
+    sorted({d.task_account for d in DECISIONS.values() if d.task_account is not None})
+)
+
+# the execution-log statuses the circuit breaker counts as errors
+BREAKER_ERRORS = frozenset(d.logged for d in DECISIONS.values() if d.breaker)
+
+# the outcomes of failed targets a customer's retry-failed puts back in the queue
+RETRYABLE_OUTCOMES: tuple[str, ...] = tuple(sorted({d.outcome for d in DECISIONS.values() if d.retryable}))
 
 
 def dead_account_event(outcome: Outcome) -> AccountEvent:
-    """The platform's name for why an account died: the driver's own (from its error table),
-    else the decision table's."""
+    """Kept for leases._retire until it settles through ``outcomes.retire`` (phase B of issue
+    15), which reports the adapter's event only."""
     return outcome.event or AccountEvent.USER_DEACTIVATED

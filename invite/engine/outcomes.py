@@ -1,27 +1,45 @@
-"""Apply the decision table to one outcome: the account's bucket now, the rest as an Entry
-for the group commit."""
+"""Apply the decision table to one answer: the account's bucket now, the rest as an Entry
+for the group commit.
+
+Every effect comes from the answer's row of ``DECISIONS``: each cell picks one small function
+below (``_FATES``, ``_ACCOUNT``, ``_TASK``, ``_TASK_ACCOUNT``) and nothing here looks at the
+outcome's kind. The adapter's event, if its answer carries one, is what the accounts provider
+is told. Besides ``settle``: ``give_back`` (a claim not acted on), ``retire`` (an account dead
+at start-up) and ``refused`` (a reservation the database refused) apply their rows the same way.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from invite.engine.account import LeasedAccount
-from invite.engine.actions import Unknown
 from invite.engine.claims import Claim
 from invite.engine.decisions import (
-    UNKNOWN_DELIVERY,
+    DECISIONS,
+    REFUSED,
     AccountEffect,
+    Call,
     Decision,
+    EngineOutcome,
+    Raised,
     TargetFate,
     TaskEffect,
-    dead_account_event,
-    decide,
 )
 from invite.engine.recorder import AccountChange, Entry, LogRow, TargetOutcome, TaskAccountChange
 from invite.engine.registry import Registry, RunningTask
+from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
 from invite.kernel.settings import Settings
 from invite.observability.metrics import accounts_blocked, cooldowns, floodwait_events
-from invite.platforms.base import Outcome, OutcomeKind
+from invite.platforms.base import AccountEvent, Outcome
+
+Answer = Outcome | Raised  # the platform's answer, or the engine's for a step that raised
+
+# An account the database refused although its bucket allowed it rests this long (in memory)
+# while the picture is refreshed, instead of asking again at once.
+REFUSED_REST = timedelta(seconds=1)
 
 
 def settle(
@@ -30,178 +48,421 @@ def settle(
     now: datetime,
     account: LeasedAccount,
     task: RunningTask,
-    result: Outcome | Unknown,
+    result: Answer,
     claim: Claim | None,
 ) -> Entry:
     """Everything ``result`` changes; ``now`` is when the platform answered (the time the
-    execution log shows). ``claim`` is None for the check of the account's right."""
-    if isinstance(result, Unknown):
-        decision, kind, detail, seconds = UNKNOWN_DELIVERY, "driver_error", result.detail, 0.0
+    execution log shows). ``claim`` is None for the check of the account's right (only a
+    failed check is settled: a right granted is kept in the account)."""
+    d = DECISIONS[result.kind]
+    detail, seconds = result.detail, result.seconds
+    entry = Entry(task.id, task.platform, account.user_id, account.id, breaker=d.breaker)
+    if claim is None:
+        _CHECKED[d.fate](account, settings, now)
+        entry.log = LogRow(
+            None, account.id, Call.CHECK_RIGHT, d.logged, _details(detail, 0, None, seconds), now
+        )
+        stats: dict[str, int] = {}
+        used = None
     else:
-        decision, kind, detail, seconds = (
-            decide(result.kind),
-            result.kind.value,
-            result.detail,
-            result.seconds,
+        entry.target = _FATES[d.fate](d, detail, claim, task, settings, now, account.id)
+        entry.log = LogRow(
+            claim.target_id,
+            account.id,
+            task.action,
+            d.logged,
+            _details(detail, claim.attempts, claim.key, seconds),
+            now,
         )
-    entry = Entry(task.id, task.platform, account.user_id, account.id, breaker=decision.breaker)
-    if claim is not None:
-        entry.target = _target(decision, kind, detail, claim, task, settings, now, account.id)
-    elif decision.fate is TargetFate.RETRY:  # the check failed for now: rest before asking again
-        account.bucket.cool_down(now + timedelta(seconds=settings.retry_backoff_seconds))
-    if claim is not None or kind != OutcomeKind.SUCCESS.value:
-        details = {
-            "detail": detail,
-            "attempt": claim.attempts if claim else 0,
-            "identifier": claim.key if claim else None,
-        }
-        if seconds:
-            details["seconds"] = seconds
-        action = task.action if claim is not None else "check_invite_right"
-        entry.log = LogRow(claim.target_id if claim else None, account.id, action, kind, details, now)
-    entry.account = _account(
-        decision, account, seconds, detail, task.platform, settings, now, relax=claim is not None
+        if d.opt_out:
+            entry.opt_out = (claim.key, f"opted out: {detail}" if detail else "opted out")
+        if d.counted:
+            _count_usage(account, task)
+        stats, used = {d.outcome: 1}, now
+    entry.account = _ACCOUNT[d.account](account, detail, seconds, settings, now)
+    _TASK[d.task](entry, account, task, detail, d.outcome, registry)
+    entry.task_account = _TASK_ACCOUNT[d.task_account](
+        entry, account, task, detail, d.outcome, stats, used, now
     )
-    if decision.event is not None:
-        if isinstance(result, Unknown):
-            event = decision.event
-        elif decision.account is AccountEffect.BLOCK:
-            event = dead_account_event(result)
-        else:
-            event = result.event or decision.event
-        entry.report = (event, f"{kind}: {detail}" + (f" ({seconds:g} s)" if seconds else ""))
-        account.usage.success, account.usage.error_type, account.usage.error_message = (
-            False,
-            event.value,
-            detail,
-        )
-    if decision.account is AccountEffect.BLOCK:
-        entry.blocked_reason = f"account dead: {detail}"
-    if decision.opt_out and claim is not None:
-        entry.opt_out = (claim.key, f"opted out: {detail}" if detail else "opted out")
-    if decision.task is TaskEffect.PAUSE:
-        chat = f"the group {task.group_id}" if task.group_id else "Telegram"
-        entry.pause_reason = f"{chat} refuses: {detail or kind}; fix it, then resume the task"
-    entry.task_account = _task_account(decision, account, task, kind, detail, claim, now, registry)
-    _count_usage(account, task, kind, claim)
+    if result.event is not None:
+        message = f"{d.outcome}: {detail}" + (f" ({seconds:g} s)" if seconds else "")
+        entry.report = _tell(account, result.event, message, detail)
     return entry
 
 
-def _target(
-    decision: Decision,
-    kind: str,
-    detail: str,
-    claim: Claim,
-    task: RunningTask,
-    settings: Settings,
-    now: datetime,
-    account_id: str,
-) -> TargetOutcome:
-    result = {"account_id": account_id, **({"detail": detail} if detail else {})}
-    error = detail or None if kind not in (OutcomeKind.SUCCESS, OutcomeKind.ALREADY_MEMBER) else None
-    if decision.fate is TargetFate.DONE:
-        assert decision.status is not None
-        return TargetOutcome(
-            claim.target_id, claim.attempts, decision.status, kind, now, error, result, claim.attempts, now
-        )
-    if decision.fate is TargetFate.REQUEUE:  # never acted on: not an attempt against the person
-        return TargetOutcome(
-            claim.target_id, claim.attempts, "pending", kind, None, error, result, claim.attempts - 1, now
-        )
-    most = task.settings.max_attempts or settings.max_attempts
-    if claim.attempts >= most:
-        reason = f"gave up after {claim.attempts} attempts: {detail or kind}"
-        return TargetOutcome(
-            claim.target_id, claim.attempts, "failed", kind, now, reason, result, claim.attempts, now
-        )
-    backoff = min(
-        settings.retry_backoff_seconds * 2 ** (claim.attempts - 1), settings.retry_backoff_max_seconds
+def give_back(account: LeasedAccount, task: RunningTask, claim: Claim, now: datetime, why: str) -> Entry:
+    """The claimed target goes back to the queue as if never claimed: nothing was sent."""
+    d = DECISIONS[EngineOutcome.NOT_ACTED]
+    assert d.status is not None
+    target = TargetOutcome(
+        claim.target_id, claim.attempts, d.status, d.outcome, None, why, {}, _attempts(d, claim), now
     )
-    retry_at = now + timedelta(seconds=backoff)
-    return TargetOutcome(
-        claim.target_id, claim.attempts, "pending", kind, None, error, result, claim.attempts, retry_at
-    )
+    return Entry(task.id, task.platform, account.user_id, account.id, target=target, breaker=d.breaker)
 
 
-def _account(
-    decision: Decision,
-    account: LeasedAccount,
-    seconds: float,
-    detail: str,
-    platform: str,
-    settings: Settings,
-    now: datetime,
-    *,
-    relax: bool,
-) -> AccountChange | None:
-    bucket = account.bucket
-    effect = decision.account
-    flood_waits = peer_floods = 0
-    if effect is AccountEffect.RELAX and relax:
-        before = bucket.multiplier
-        bucket.relax(settings.pace_multiplier_step)
-        if bucket.multiplier == before and account.status == "active":
-            return None
-    elif effect is AccountEffect.COOL_DOWN:
-        # as long as the accounts provider rests it (the platform adds its margin to the wait)
-        bucket.cool_down(now + timedelta(seconds=seconds + settings.flood_wait_margin_seconds))
-        bucket.back_off(settings.pace_multiplier_max)
-        flood_waits = 1
-        floodwait_events.labels(platform=platform).inc()
-        cooldowns.labels(reason="flood_wait").inc()
-    elif effect is AccountEffect.SPAM_FLAG:
-        bucket.cool_down(now + timedelta(seconds=settings.peer_flood_cooldown_seconds))
-        peer_floods = 1
-        cooldowns.labels(reason="peer_flood").inc()
-    elif effect is AccountEffect.BLOCK:
-        account.blocked, account.driving, account.status = True, False, "blocked"
-        accounts_blocked.labels(platform=platform).inc()
-        return AccountChange(
-            account.id, "blocked", f"account dead: {detail}", bucket.cooldown_until, bucket.multiplier
-        )
-    elif account.status == "active" or bucket.cooling(now):
-        return None
-    status = account.status = "cooldown" if bucket.cooling(now) else "active"
-    reason = None
-    if effect is AccountEffect.COOL_DOWN:
-        reason = f"FloodWait {seconds:g} s"
-    elif effect is AccountEffect.SPAM_FLAG:
-        reason = f"spam flag (PeerFlood): resting {settings.peer_flood_cooldown_seconds // 3600} h"
-    return AccountChange(
-        account.id, status, reason, bucket.cooldown_until, bucket.multiplier, flood_waits, peer_floods
-    )
+@dataclass(frozen=True, slots=True)
+class Retirement:
+    """An account found dead at start-up: its row, the status of its rows in every task, and
+    what the accounts provider is told (if the adapter named an event)."""
+
+    account: AccountChange
+    task_status: TaskAccountStatus
+    report: tuple[AccountEvent, str] | None
 
 
-def _task_account(
-    decision: Decision,
-    account: LeasedAccount,
-    task: RunningTask,
-    kind: str,
-    detail: str,
-    claim: Claim | None,
-    now: datetime,
-    registry: Registry,
-) -> TaskAccountChange:
-    bucket = account.bucket
-    stats = {kind: 1} if claim is not None else {}
-    used = now if claim is not None else None
-    if decision.account is AccountEffect.BLOCK:
-        return TaskAccountChange("blocked", f"account dead: {detail}", bucket.cooldown_until, stats, used)
-    if decision.task is TaskEffect.LEAVE:
-        registry.forbid(account.id, task.id)
-        what = f"invite into {task.group_id}" if task.is_invite else "write to these people"
-        return TaskAccountChange("excluded", f"no right to {what}: {detail}", None, stats, used)
-    if bucket.cooling(now):
-        return TaskAccountChange("cooldown", f"{kind}: {detail}", bucket.cooldown_until, stats, used)
-    return TaskAccountChange("active", None, None, stats, used)
+def retire(settings: Settings, account: LeasedAccount, outcome: Outcome, now: datetime) -> Retirement:
+    d = DECISIONS[EngineOutcome.DEAD_AT_START]
+    change = _ACCOUNT[d.account](account, outcome.detail, outcome.seconds, settings, now)
+    assert change is not None
+    assert change.reason is not None
+    assert d.task_account is not None
+    report = None if outcome.event is None else _tell(account, outcome.event, change.reason, outcome.detail)
+    return Retirement(change, d.task_account, report)
 
 
-def _count_usage(account: LeasedAccount, task: RunningTask, kind: str, claim: Claim | None) -> None:
-    if claim is None or kind != OutcomeKind.SUCCESS.value:
-        return
+def refused(settings: Settings, account: LeasedAccount, held: bool, now: datetime) -> None:
+    """The database refused the account's reservation; its row is loaded into ``account``
+    (``held``: this replica still leases it)."""
+    d = DECISIONS[REFUSED[account.status] if held else EngineOutcome.LEASE_LOST]
+    _ACCOUNT[d.account](account, "", 0.0, settings, now)
+
+
+def _details(detail: str, attempt: int, identifier: str | None, seconds: float) -> dict[str, Any]:
+    details: dict[str, Any] = {"detail": detail, "attempt": attempt, "identifier": identifier}
+    if seconds:
+        details["seconds"] = seconds
+    return details
+
+
+def _tell(account: LeasedAccount, event: AccountEvent, message: str, detail: str) -> tuple[AccountEvent, str]:
+    """What the accounts provider hears now, and in the usage the account is released with."""
+    account.usage.success, account.usage.error_type, account.usage.error_message = False, event.value, detail
+    return event, message
+
+
+def _count_usage(account: LeasedAccount, task: RunningTask) -> None:
     if task.is_invite:
         account.usage.invites_sent += 1
         if task.group_id and task.group_id not in account.usage.channels_used:
             account.usage.channels_used.append(task.group_id)
     else:
         account.usage.messages_sent += 1
+
+
+# --- the target (fate) --------------------------------------------------------------------
+
+
+def _attempts(d: Decision, claim: Claim) -> int:
+    return claim.attempts - 1 if d.gives_back else claim.attempts
+
+
+def _error(d: Decision, detail: str) -> str | None:
+    return (detail or None) if d.error else None
+
+
+def _result(account_id: str, detail: str) -> dict[str, Any]:
+    return {"account_id": account_id, "detail": detail} if detail else {"account_id": account_id}
+
+
+def _done(
+    d: Decision,
+    detail: str,
+    claim: Claim,
+    task: RunningTask,
+    settings: Settings,
+    now: datetime,
+    account_id: str,
+) -> TargetOutcome | None:
+    assert d.status is not None
+    return TargetOutcome(
+        claim.target_id,
+        claim.attempts,
+        d.status,
+        d.outcome,
+        now,
+        _error(d, detail),
+        _result(account_id, detail),
+        _attempts(d, claim),
+        now,
+    )
+
+
+def _requeue(
+    d: Decision,
+    detail: str,
+    claim: Claim,
+    task: RunningTask,
+    settings: Settings,
+    now: datetime,
+    account_id: str,
+) -> TargetOutcome | None:
+    assert d.status is not None
+    return TargetOutcome(
+        claim.target_id,
+        claim.attempts,
+        d.status,
+        d.outcome,
+        None,
+        _error(d, detail),
+        _result(account_id, detail),
+        _attempts(d, claim),
+        now,
+    )
+
+
+def _retry(
+    d: Decision,
+    detail: str,
+    claim: Claim,
+    task: RunningTask,
+    settings: Settings,
+    now: datetime,
+    account_id: str,
+) -> TargetOutcome | None:
+    """Back after an exponential backoff; once the task's attempts are spent, ends with the
+    row's status and the reason."""
+    assert d.status is not None
+    result = _result(account_id, detail)
+    attempts = _attempts(d, claim)
+    if claim.attempts >= (task.settings.max_attempts or settings.max_attempts):
+        reason = f"gave up after {claim.attempts} attempts: {detail or d.outcome}"
+        return TargetOutcome(
+            claim.target_id, claim.attempts, d.status, d.outcome, now, reason, result, attempts, now
+        )
+    backoff = min(
+        settings.retry_backoff_seconds * 2 ** (claim.attempts - 1), settings.retry_backoff_max_seconds
+    )
+    return TargetOutcome(
+        claim.target_id,
+        claim.attempts,
+        TargetStatus.PENDING,
+        d.outcome,
+        None,
+        _error(d, detail),
+        result,
+        attempts,
+        now + timedelta(seconds=backoff),
+    )
+
+
+def _untouched(
+    d: Decision,
+    detail: str,
+    claim: Claim,
+    task: RunningTask,
+    settings: Settings,
+    now: datetime,
+    account_id: str,
+) -> TargetOutcome | None:
+    return None
+
+
+_FATES = {
+    TargetFate.DONE: _done,
+    TargetFate.REQUEUE: _requeue,
+    TargetFate.RETRY: _retry,
+    TargetFate.NONE: _untouched,
+}
+
+
+def _ask_later(account: LeasedAccount, settings: Settings, now: datetime) -> None:
+    """A check of the right that failed for now: the account rests before it is asked again."""
+    account.bucket.cool_down(now + timedelta(seconds=settings.retry_backoff_seconds))
+
+
+def _as_is(account: LeasedAccount, settings: Settings, now: datetime) -> None:
+    return None
+
+
+_CHECKED = {
+    TargetFate.DONE: _as_is,
+    TargetFate.REQUEUE: _as_is,
+    TargetFate.RETRY: _ask_later,
+    TargetFate.NONE: _as_is,
+}
+
+
+# --- the account --------------------------------------------------------------------------
+
+
+def _status_change(
+    account: LeasedAccount, now: datetime, reason: str | None, flood_waits: int = 0, peer_floods: int = 0
+) -> AccountChange:
+    bucket = account.bucket
+    status = account.status = AccountStatus.COOLDOWN if bucket.cooling(now) else AccountStatus.ACTIVE
+    return AccountChange(
+        account.id, status, reason, bucket.cooldown_until, bucket.multiplier, flood_waits, peer_floods
+    )
+
+
+def _unchanged(
+    account: LeasedAccount, detail: str, seconds: float, settings: Settings, now: datetime
+) -> AccountChange | None:
+    """Only a cooldown that is over is written (back to active)."""
+    if account.status == AccountStatus.ACTIVE or account.bucket.cooling(now):
+        return None
+    return _status_change(account, now, None)
+
+
+def _relax(
+    account: LeasedAccount, detail: str, seconds: float, settings: Settings, now: datetime
+) -> AccountChange | None:
+    before = account.bucket.multiplier
+    account.bucket.relax(settings.pace_multiplier_step)
+    if account.bucket.multiplier == before and account.status == AccountStatus.ACTIVE:
+        return None
+    return _status_change(account, now, None)
+
+
+def _cool_down(
+    account: LeasedAccount, detail: str, seconds: float, settings: Settings, now: datetime
+) -> AccountChange | None:
+    # as long as the accounts provider rests it (the platform adds its margin to the wait)
+    account.bucket.cool_down(now + timedelta(seconds=seconds + settings.flood_wait_margin_seconds))
+    account.bucket.back_off(settings.pace_multiplier_max)
+    floodwait_events.labels(platform=account.platform).inc()
+    cooldowns.labels(reason="flood_wait").inc()
+    return _status_change(account, now, f"FloodWait {seconds:g} s", flood_waits=1)
+
+
+def _spam_flag(
+    account: LeasedAccount, detail: str, seconds: float, settings: Settings, now: datetime
+) -> AccountChange | None:
+    account.bucket.cool_down(now + timedelta(seconds=settings.peer_flood_cooldown_seconds))
+    cooldowns.labels(reason="peer_flood").inc()
+    reason = f"spam flag (PeerFlood): resting {settings.peer_flood_cooldown_seconds // 3600} h"
+    return _status_change(account, now, reason, peer_floods=1)
+
+
+def _block(
+    account: LeasedAccount, detail: str, seconds: float, settings: Settings, now: datetime
+) -> AccountChange | None:
+    account.blocked, account.driving, account.status = True, False, AccountStatus.BLOCKED
+    accounts_blocked.labels(platform=account.platform).inc()
+    bucket = account.bucket
+    return AccountChange(
+        account.id, AccountStatus.BLOCKED, f"account dead: {detail}", bucket.cooldown_until, bucket.multiplier
+    )
+
+
+def _rest(
+    account: LeasedAccount, detail: str, seconds: float, settings: Settings, now: datetime
+) -> AccountChange | None:
+    account.bucket.cool_down(now + REFUSED_REST)
+    return None
+
+
+def _stop(
+    account: LeasedAccount, detail: str, seconds: float, settings: Settings, now: datetime
+) -> AccountChange | None:
+    """Blocked in the database already: stop driving it."""
+    account.blocked, account.driving = True, False
+    return None
+
+
+def _let_go(
+    account: LeasedAccount, detail: str, seconds: float, settings: Settings, now: datetime
+) -> AccountChange | None:
+    """Another replica leases it now: stop, and do not release its lease."""
+    account.held = account.driving = False
+    return None
+
+
+_AccountFn = Callable[[LeasedAccount, str, float, Settings, datetime], AccountChange | None]
+_ACCOUNT: dict[AccountEffect, _AccountFn] = {
+    AccountEffect.NONE: _unchanged,
+    AccountEffect.RELAX: _relax,
+    AccountEffect.COOL_DOWN: _cool_down,
+    AccountEffect.SPAM_FLAG: _spam_flag,
+    AccountEffect.BLOCK: _block,
+    AccountEffect.REST: _rest,
+    AccountEffect.STOP: _stop,
+    AccountEffect.LET_GO: _let_go,
+}
+
+
+# --- the task -----------------------------------------------------------------------------
+
+
+def _stay(
+    entry: Entry, account: LeasedAccount, task: RunningTask, detail: str, outcome: str, registry: Registry
+) -> None:
+    return None
+
+
+def _leave(
+    entry: Entry, account: LeasedAccount, task: RunningTask, detail: str, outcome: str, registry: Registry
+) -> None:
+    registry.forbid(account.id, task.id)
+
+
+def _pause(
+    entry: Entry, account: LeasedAccount, task: RunningTask, detail: str, outcome: str, registry: Registry
+) -> None:
+    chat = f"the group {task.group_id}" if task.group_id else "Telegram"
+    entry.pause_reason = f"{chat} refuses: {detail or outcome}; fix it, then resume the task"
+
+
+_TASK = {TaskEffect.NONE: _stay, TaskEffect.LEAVE: _leave, TaskEffect.PAUSE: _pause}
+
+
+# --- the account in the task --------------------------------------------------------------
+
+_TaskAccountFn = Callable[
+    [Entry, LeasedAccount, RunningTask, str, str, dict[str, int], datetime | None, datetime],
+    TaskAccountChange,
+]
+
+
+def _as_the_bucket_says(
+    entry: Entry,
+    account: LeasedAccount,
+    task: RunningTask,
+    detail: str,
+    outcome: str,
+    stats: dict[str, int],
+    used: datetime | None,
+    now: datetime,
+) -> TaskAccountChange:
+    bucket = account.bucket
+    if bucket.cooling(now):
+        return TaskAccountChange(
+            TaskAccountStatus.COOLDOWN, f"{outcome}: {detail}", bucket.cooldown_until, stats, used
+        )
+    return TaskAccountChange(TaskAccountStatus.ACTIVE, None, None, stats, used)
+
+
+def _blocked(
+    entry: Entry,
+    account: LeasedAccount,
+    task: RunningTask,
+    detail: str,
+    outcome: str,
+    stats: dict[str, int],
+    used: datetime | None,
+    now: datetime,
+) -> TaskAccountChange:
+    """Dead: blocked in this task, and in every other it serves (the recorder's follow-up)."""
+    entry.blocked_reason = reason = f"account dead: {detail}"
+    return TaskAccountChange(TaskAccountStatus.BLOCKED, reason, account.bucket.cooldown_until, stats, used)
+
+
+def _excluded(
+    entry: Entry,
+    account: LeasedAccount,
+    task: RunningTask,
+    detail: str,
+    outcome: str,
+    stats: dict[str, int],
+    used: datetime | None,
+    now: datetime,
+) -> TaskAccountChange:
+    what = f"invite into {task.group_id}" if task.is_invite else "write to these people"
+    return TaskAccountChange(TaskAccountStatus.EXCLUDED, f"no right to {what}: {detail}", None, stats, used)
+
+
+_TASK_ACCOUNT: dict[TaskAccountStatus | None, _TaskAccountFn] = {
+    None: _as_the_bucket_says,
+    TaskAccountStatus.BLOCKED: _blocked,
+    TaskAccountStatus.EXCLUDED: _excluded,
+}

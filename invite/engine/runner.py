@@ -14,11 +14,9 @@ from invite.engine.account import LeasedAccount
 from invite.engine.actions import act, check_right
 from invite.engine.claims import Claim
 from invite.engine.context import EngineContext
-from invite.engine.outcomes import settle
+from invite.engine.outcomes import give_back, settle
 from invite.engine.priorities import choose
 from invite.engine.reconcile import reconcile
-from invite.engine.recorder import Entry, TargetOutcome
-from invite.engine.registry import RunningTask
 from invite.platforms.base import OutcomeKind
 
 
@@ -59,7 +57,7 @@ async def run_account(ctx: EngineContext, account: LeasedAccount) -> None:
             await ctx.clock.sleep(hold)
         why_not = _why_not(ctx, account, claim, ctx.clock.now())
         if why_not is not None:
-            ctx.recorder.add(_give_back(account, task, claim, ctx.clock.now(), why_not))
+            ctx.recorder.add(give_back(account, task, claim, ctx.clock.now(), why_not))
             continue
         outcome = await act(account.strategy, task, claim)
         answered = ctx.clock.now()
@@ -76,11 +74,3 @@ def _why_not(ctx: EngineContext, account: LeasedAccount, claim: Claim, now: date
     if now >= claim.at + timedelta(seconds=ctx.settings.target_lease_seconds / 2):
         return "not acted on: its lease was half gone before the action could start"
     return None
-
-
-def _give_back(account: LeasedAccount, task: RunningTask, claim: Claim, now: datetime, why: str) -> Entry:
-    """The target goes back to the queue as if never claimed: nothing was sent."""
-    target = TargetOutcome(
-        claim.target_id, claim.attempts, "pending", "not_acted", None, why, {}, claim.attempts - 1, now
-    )
-    return Entry(task.id, task.platform, account.user_id, account.id, target=target)

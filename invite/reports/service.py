@@ -6,8 +6,9 @@ Everything reads trigger-kept counters and rollups (``invite_task_counts``, 0004
 targets as at a million.
 
 **Retry failed** puts a task's failed targets whose outcome says another try may work
-(``RETRYABLE_OUTCOMES``: a transient error, or an account-side problem another account or a
-later moment can get past) back in the queue: pending, attempts reset, due now, no account.
+(``RETRYABLE_OUTCOMES``, the decision table's retryable rows: a transient error, or an
+account-side problem another account or a later moment can get past) back in the queue:
+pending, attempts reset, due now, no account.
 Targets skipped for a reason about the person (privacy, not found, ...) stay as they are, and
 ``uncertain`` messages are never re-sent; people the tenant suppressed since they failed stay
 failed and are counted (``skipped_suppressed``). It works on a scheduled, running or paused task, and
@@ -28,6 +29,7 @@ import msgspec
 from litestar import Request
 
 from invite.engine.bucket import Bucket, Limits
+from invite.engine.decisions import RETRYABLE_OUTCOMES
 from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, plan
 from invite.engine.registry import RunningTask
 from invite.engine.repository import TaskRow
@@ -40,7 +42,7 @@ from invite.kernel.events import TaskEvent
 from invite.kernel.problems import Problem, conflict, invalid, not_found
 from invite.kernel.settings import Settings
 from invite.observability.metrics import tasks_total
-from invite.platforms.base import AccountsProvider, OutcomeKind, RateLimits
+from invite.platforms.base import AccountsProvider, RateLimits
 from invite.reports.schemas import (
     AccountStats,
     HourStats,
@@ -59,16 +61,6 @@ from invite.tasks.service import TaskService, status_response
 from invite.tasks.states import TaskStatus
 
 EXPORT_PAGE_SIZE = 5000
-RETRYABLE_OUTCOMES = frozenset(
-    {
-        OutcomeKind.TRANSIENT,
-        OutcomeKind.FLOOD_WAIT,
-        OutcomeKind.PEER_FLOOD,
-        OutcomeKind.ACCOUNT_DEAD,
-        OutcomeKind.NO_ADMIN_RIGHT,
-        OutcomeKind.CHAT_UNAVAILABLE,
-    }
-)
 RETRY_FROM = frozenset({TaskStatus.SCHEDULED, TaskStatus.RUNNING, TaskStatus.PAUSED})
 REOPEN_FROM = states.allowed_from(states.Action.REOPEN)
 STATUS_EVENTS = 50  # reservations /status replays before going on at the steady rate
@@ -349,7 +341,7 @@ class ReportService:
             counts = await conn.fetchrow(
                 self._sql["reports.requeue_failed"],
                 task_id,
-                sorted(o.value for o in RETRYABLE_OUTCOMES),
+                list(RETRYABLE_OUTCOMES),
                 self._tenant,
             )
             assert counts is not None  # an aggregate row always comes back

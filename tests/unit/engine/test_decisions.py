@@ -1,71 +1,520 @@
-"""The decision table covers every outcome, and its rules hold as the issue states them."""
+"""The decision table: its rows as decided, and a walk over every row and every cell.
+
+``test_the_table_is_as_decided`` pins each row (a cell changed fails it); the walks run each
+row through whatever applies it — ``settle``, ``give_back``, ``retire``, ``refused``, the
+parameters of the SQL statements — on a real LeasedAccount and Registry, and see every cell's
+effect happen (an applier that ignores a cell fails them).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import msgspec
 import pytest
 
+from invite.engine.account import LeasedAccount
+from invite.engine.bucket import Bucket
+from invite.engine.claims import Claim
 from invite.engine.decisions import (
     BREAKER_ERRORS,
     DECISIONS,
+    KEPT_TASK_ACCOUNT_STATUSES,
+    RAISED,
+    RECONCILED,
+    RECONCILED_JSON,
+    RECOVERED,
+    RECOVERED_JSON,
+    REFUSED,
+    RETRYABLE_OUTCOMES,
     AccountEffect,
+    Decision,
+    EngineOutcome,
+    Key,
+    Raised,
+    ReconciledRow,
+    RecoveredRow,
     TargetFate,
     TaskEffect,
-    dead_account_event,
-    decide,
+    Verdict,
+    reconciled_rows,
+    recovered_rows,
 )
-from invite.platforms.base import AccountEvent, Outcome, OutcomeKind
+from invite.engine.outcomes import REFUSED_REST, give_back, refused, retire, settle
+from invite.engine.recorder import AccountChange, Entry
+from invite.engine.registry import Registry, RunningTask
+from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
+from invite.kernel.clock import VirtualClock
+from invite.kernel.settings import Settings
+from invite.platforms.base import AccountData, AccountEvent, Outcome, OutcomeKind, RateLimits
+from invite.platforms.sandbox import SandboxFactory
+from invite.tasks.states import TaskStatus
+from invite.tasks.task_settings import TaskSettings
 
-
-def test_every_outcome_has_a_decision() -> None:
-    assert set(DECISIONS) == set(OutcomeKind)
-
-
-@pytest.mark.parametrize(
-    ("kind", "status"),
-    [
-        (OutcomeKind.SUCCESS, "succeeded"),
-        (OutcomeKind.ALREADY_MEMBER, "succeeded"),
-        (OutcomeKind.PRIVACY_RESTRICTED, "skipped"),
-        (OutcomeKind.NOT_FOUND, "skipped"),
-        (OutcomeKind.TARGET_UNAVAILABLE, "skipped"),
-    ],
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+SETTINGS = Settings(jwt_secret="x" * 40, max_attempts=3, retry_backoff_seconds=30.0)
+TASK = RunningTask(
+    id=uuid.UUID(int=7),
+    user_id="t",
+    platform="telegram",
+    task_type="invite_to_group",
+    group_id="grp",
+    template=None,
+    priority=2,
+    settings=TaskSettings(),
+    has_link=False,
 )
-def test_answers_about_the_person_end_the_target(kind: OutcomeKind, status: str) -> None:
-    decision = decide(kind)
-    assert (decision.fate, decision.status, decision.breaker) == (TargetFate.DONE, status, False)
-
-
-@pytest.mark.parametrize(
-    ("kind", "account", "task"),
-    [
-        (OutcomeKind.FLOOD_WAIT, AccountEffect.COOL_DOWN, TaskEffect.NONE),
-        (OutcomeKind.PEER_FLOOD, AccountEffect.SPAM_FLAG, TaskEffect.NONE),
-        (OutcomeKind.ACCOUNT_DEAD, AccountEffect.BLOCK, TaskEffect.NONE),
-        (OutcomeKind.NO_ADMIN_RIGHT, AccountEffect.NONE, TaskEffect.LEAVE),
-        (OutcomeKind.CHAT_UNAVAILABLE, AccountEffect.NONE, TaskEffect.PAUSE),
-    ],
+DETAIL, SECONDS = "THE_ERROR_ID", 420.0
+MULTIPLIER = 2.0  # the account's multiplier before each answer: a relax and a back-off both show
+K, E, T, A, X, S, TA = (
+    OutcomeKind,
+    EngineOutcome,
+    TargetFate,
+    AccountEffect,
+    TaskEffect,
+    TargetStatus,
+    TaskAccountStatus,
 )
-def test_refusals_of_the_account_put_the_person_back_uncounted(
-    kind: OutcomeKind, account: AccountEffect, task: TaskEffect
-) -> None:
-    decision = decide(kind)
-    assert (decision.fate, decision.account, decision.task) == (TargetFate.REQUEUE, account, task)
+
+# Every row as decided, its reason aside (the SQL walks pin those, word for word).
+PINNED: dict[Key, Decision] = {
+    K.SUCCESS: Decision(T.DONE, S.SUCCEEDED, A.RELAX, error=False, counted=True, outcome="success"),
+    K.ALREADY_MEMBER: Decision(T.DONE, S.SUCCEEDED, A.RELAX, error=False, outcome="already_member"),
+    K.PRIVACY_RESTRICTED: Decision(T.DONE, S.SKIPPED, outcome="privacy_restricted"),
+    K.NOT_FOUND: Decision(T.DONE, S.SKIPPED, outcome="not_found"),
+    K.TARGET_UNAVAILABLE: Decision(T.DONE, S.SKIPPED, outcome="target_unavailable"),
+    K.BLOCKED: Decision(T.DONE, S.SKIPPED, opt_out=True, outcome="blocked"),
+    K.FLOOD_WAIT: Decision(
+        T.REQUEUE, S.PENDING, A.COOL_DOWN, breaker=True, retryable=True, gives_back=True, outcome="flood_wait"
+    ),
+    K.PEER_FLOOD: Decision(
+        T.REQUEUE, S.PENDING, A.SPAM_FLAG, breaker=True, retryable=True, gives_back=True, outcome="peer_flood"
+    ),
+    K.ACCOUNT_DEAD: Decision(
+        T.REQUEUE,
+        S.PENDING,
+        A.BLOCK,
+        task_account=TA.BLOCKED,
+        breaker=True,
+        retryable=True,
+        gives_back=True,
+        outcome="account_dead",
+    ),
+    K.NO_ADMIN_RIGHT: Decision(
+        T.REQUEUE,
+        S.PENDING,
+        task=X.LEAVE,
+        task_account=TA.EXCLUDED,
+        retryable=True,
+        gives_back=True,
+        outcome="no_admin_right",
+    ),
+    K.CHAT_UNAVAILABLE: Decision(
+        T.REQUEUE, S.PENDING, task=X.PAUSE, retryable=True, gives_back=True, outcome="chat_unavailable"
+    ),
+    K.TRANSIENT: Decision(T.RETRY, S.FAILED, breaker=True, retryable=True, outcome="transient"),
+    K.DELIVERY_UNKNOWN: Decision(T.DONE, S.UNCERTAIN, breaker=True, outcome="delivery_unknown"),
+    E.DRIVER_ERROR: Decision(T.DONE, S.UNCERTAIN, breaker=True, outcome="driver_error"),
+    E.NOT_ACTED: Decision(T.REQUEUE, S.PENDING, gives_back=True, outcome="not_acted"),
+    E.LEASE_EXPIRED: Decision(T.DONE, S.UNCERTAIN, outcome="lease_expired"),
+    E.INVITE_LEASE_EXPIRED: Decision(T.REQUEUE, S.PENDING, recorded=False, outcome="invite_lease_expired"),
+    E.DELIVERED_CONFIRMED: Decision(
+        T.DONE, S.SUCCEEDED, error=False, counted=True, outcome="delivered_confirmed"
+    ),
+    E.NOT_SENT: Decision(T.REQUEUE, S.PENDING, gives_back=True, refund=True, outcome="not_sent"),
+    E.NOT_SENT_COMPLETED: Decision(T.DONE, S.FAILED, gives_back=True, refund=True, outcome="not_sent"),
+    E.TASK_CANCELLED: Decision(
+        T.DONE, S.CANCELLED, gives_back=True, refund=True, outcome="task_cancelled", logged="not_sent"
+    ),
+    E.TASK_FAILED: Decision(
+        T.DONE, S.CANCELLED, gives_back=True, refund=True, outcome="task_failed", logged="not_sent"
+    ),
+    E.CANNOT_TELL: Decision(T.DONE, S.UNCERTAIN, outcome="delivery_unknown"),
+    E.DEAD_AT_START: Decision(T.NONE, None, A.BLOCK, task_account=TA.BLOCKED, outcome="dead_at_start"),
+    E.RESERVATION_REFUSED: Decision(T.NONE, None, A.REST, outcome="reservation_refused"),
+    E.REFUSED_BLOCKED: Decision(T.NONE, None, A.STOP, outcome="refused_blocked"),
+    E.LEASE_LOST: Decision(T.NONE, None, A.LET_GO, outcome="lease_lost"),
+}
+# What settle is handed: every platform answer, and the engine's answers for a step that raised.
+SETTLED: list[Key] = [*OutcomeKind, *{key for key in RAISED.values() if isinstance(key, EngineOutcome)}]
 
 
-def test_transient_errors_retry_and_count_for_the_breaker() -> None:
-    assert decide(OutcomeKind.TRANSIENT).fate is TargetFate.RETRY
-    assert {"flood_wait", "peer_flood", "account_dead", "transient", "delivery_unknown"} == BREAKER_ERRORS
-
-
-def test_a_message_of_unknown_fate_is_uncertain_and_never_sent_again() -> None:
-    decision = decide(OutcomeKind.DELIVERY_UNKNOWN)
-    assert (decision.fate, decision.status, decision.breaker) == (TargetFate.DONE, "uncertain", True)
-
-
-def test_dead_account_event_is_the_drivers_not_guessed_from_the_text() -> None:
-    banned = Outcome(
-        OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN", event=AccountEvent.PHONE_NUMBER_BANNED
+def account() -> LeasedAccount:
+    data = AccountData(id="a1", user_id="t")
+    limits = RateLimits(40, 10, 15.0)
+    acc = LeasedAccount(
+        data, SandboxFactory(VirtualClock(), limits=limits).for_account(data), limits, Bucket()
     )
-    assert dead_account_event(banned) is AccountEvent.PHONE_NUMBER_BANNED
-    unread = Outcome(OutcomeKind.ACCOUNT_DEAD, detail="invalid SESSION, AUTH_KEY in the words")
-    assert dead_account_event(unread) is AccountEvent.USER_DEACTIVATED  # the table's default
+    acc.bucket.multiplier = MULTIPLIER
+    return acc
+
+
+def registry(acc: LeasedAccount) -> Registry:
+    reg = Registry()
+    reg.replace([TASK], [(acc.id, TASK.id)])
+    return reg
+
+
+def claim(attempts: int) -> Claim:
+    return Claim(uuid.UUID(int=99), "u:someone", {}, attempts, NOW)
+
+
+def answer(key: Key, event: AccountEvent | None = None) -> Outcome | Raised:
+    if isinstance(key, OutcomeKind):
+        return Outcome(key, SECONDS, DETAIL, event)
+    return Raised(key, DETAIL)
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def test_every_outcome_kind_and_engine_outcome_has_one_row() -> None:
+    assert set(DECISIONS) == {*OutcomeKind, *EngineOutcome}
+    assert not {k.value for k in OutcomeKind} & {e.value for e in EngineOutcome}  # one key space
+
+
+@pytest.mark.parametrize("key", list(PINNED))
+def test_the_table_is_as_decided(key: Key) -> None:
+    row = DECISIONS[key]
+    pinned = PINNED[key]
+    assert dataclasses.replace(row, reason=None) == dataclasses.replace(
+        pinned, logged=pinned.logged or pinned.outcome
+    )
+
+
+def test_every_engine_outcome_has_a_way_in() -> None:
+    ways_in = [
+        *RAISED.values(),
+        *RECOVERED.values(),
+        *RECONCILED.values(),
+        *REFUSED.values(),
+        E.NOT_ACTED,  # give_back
+        E.DEAD_AT_START,  # retire
+        E.LEASE_LOST,  # refused, by a replica that no longer leases the account
+    ]
+    assert {key for key in ways_in if isinstance(key, EngineOutcome)} == set(EngineOutcome)
+    assert set(RECONCILED) == {(verdict, task) for verdict in Verdict for task in TaskStatus}
+    assert set(REFUSED) == set(AccountStatus)
+
+
+def test_what_a_step_that_raised_counts_as() -> None:
+    # an invite is idempotent (a retry is safe); a message may have gone out: never re-sent
+    assert {call.value: key for call, key in RAISED.items()} == {
+        "check_invite_right": K.TRANSIENT,
+        "invite_to_group": K.TRANSIENT,
+        "template": K.TRANSIENT,
+        "send_message": E.DRIVER_ERROR,
+    }
+
+
+@pytest.mark.parametrize("key", list(DECISIONS))
+def test_retry_failed_requeues_exactly_the_retryable_rows(key: Key) -> None:
+    assert (DECISIONS[key].outcome in RETRYABLE_OUTCOMES) is DECISIONS[key].retryable
+
+
+def test_the_derived_sets() -> None:
+    assert RETRYABLE_OUTCOMES == (
+        "account_dead",
+        "chat_unavailable",
+        "flood_wait",
+        "no_admin_right",
+        "peer_flood",
+        "transient",
+    )
+    assert {"flood_wait", "peer_flood", "account_dead", "transient", "delivery_unknown", "driver_error"} == (
+        BREAKER_ERRORS
+    )
+    assert KEPT_TASK_ACCOUNT_STATUSES == (TA.BLOCKED, TA.EXCLUDED)
+
+
+# --- settle: every row it is handed, every cell -------------------------------------------
+
+# each account effect as seen on the account and in the change it writes (None: none)
+_ACCOUNT_SEEN: dict[AccountEffect, Callable[[LeasedAccount, AccountChange | None], bool]] = {
+    A.NONE: lambda acc, change: (
+        acc.bucket.multiplier == MULTIPLIER
+        and acc.bucket.cooldown_until is None
+        and acc.driving
+        and change is None
+    ),
+    A.RELAX: lambda acc, change: acc.bucket.multiplier < MULTIPLIER and acc.bucket.cooldown_until is None,
+    A.COOL_DOWN: lambda acc, change: (
+        acc.bucket.cooldown_until == NOW + timedelta(seconds=SECONDS + SETTINGS.flood_wait_margin_seconds)
+        and acc.bucket.multiplier == 2 * MULTIPLIER
+        and change is not None
+        and (change.status, change.flood_waits) == (AccountStatus.COOLDOWN, 1)
+    ),
+    A.SPAM_FLAG: lambda acc, change: (
+        acc.bucket.cooldown_until == NOW + timedelta(seconds=SETTINGS.peer_flood_cooldown_seconds)
+        and change is not None
+        and (change.status, change.peer_floods) == (AccountStatus.COOLDOWN, 1)
+    ),
+    A.BLOCK: lambda acc, change: (
+        acc.blocked
+        and not acc.driving
+        and acc.status is AccountStatus.BLOCKED
+        and change is not None
+        and change.status is AccountStatus.BLOCKED
+    ),
+    A.REST: lambda acc, change: acc.bucket.cooldown_until == NOW + REFUSED_REST and acc.driving,
+    A.STOP: lambda acc, change: acc.blocked and acc.held and not acc.driving and change is None,
+    A.LET_GO: lambda acc, change: not acc.held and not acc.driving and not acc.blocked,
+}
+_TASK_SEEN: dict[TaskEffect, Callable[[Registry, Entry], bool]] = {
+    X.NONE: lambda reg, entry: reg.tasks_for("a1") == [TASK] and entry.pause_reason is None,
+    X.LEAVE: lambda reg, entry: reg.tasks_for("a1") == [] and entry.pause_reason is None,
+    X.PAUSE: lambda reg, entry: (
+        reg.tasks_for("a1") == [TASK]
+        and entry.pause_reason == f"the group grp refuses: {DETAIL}; fix it, then resume the task"
+    ),
+}
+
+
+def _seen(acc: LeasedAccount, change: AccountChange | None) -> list[AccountEffect]:
+    return [effect for effect, seen in _ACCOUNT_SEEN.items() if seen(acc, change)]
+
+
+@pytest.mark.parametrize("key", SETTLED)
+def test_settle_applies_every_cell(key: Key) -> None:
+    d = DECISIONS[key]
+    acc = account()
+    reg = registry(acc)
+    entry = settle(SETTINGS, reg, NOW, acc, TASK, answer(key), claim(2))
+    target, log, task_account = entry.target, entry.log, entry.task_account
+    assert target is not None
+    assert log is not None
+    assert task_account is not None
+    # fate, status, gives_back, error, outcome, logged
+    fates = {
+        T.DONE: (d.status, NOW, NOW),
+        T.REQUEUE: (d.status, None, NOW),
+        T.RETRY: (S.PENDING, None, NOW + timedelta(seconds=2 * SETTINGS.retry_backoff_seconds)),
+    }
+    assert (target.status, target.processed_at, target.next_attempt_at) == fates[d.fate]
+    assert target.attempts == (1 if d.gives_back else 2)
+    assert target.error_message == (DETAIL if d.error else None)
+    assert (target.outcome, log.status, log.action) == (d.outcome, d.logged, "invite_to_group")
+    assert target.result == {"account_id": "a1", "detail": DETAIL}
+    # account, task, task_account
+    assert _seen(acc, entry.account) == [d.account]
+    assert [effect for effect, seen in _TASK_SEEN.items() if seen(reg, entry)] == [d.task]
+    bucket_says = TA.COOLDOWN if acc.bucket.cooling(NOW) else TA.ACTIVE
+    assert task_account.status == (d.task_account or bucket_says)
+    assert task_account.stats == {d.outcome: 1}
+    assert (entry.blocked_reason is not None) is (d.task_account is TA.BLOCKED)
+    # breaker, opt_out, counted
+    assert entry.breaker is d.breaker
+    assert entry.opt_out == ((("u:someone", f"opted out: {DETAIL}")) if d.opt_out else None)
+    assert (acc.usage.invites_sent, acc.usage.channels_used) == ((1, ["grp"]) if d.counted else (0, []))
+    # what settle cannot do, no row it is handed asks for
+    assert (d.recorded, d.refund, d.reason) == (True, False, None)
+
+
+@pytest.mark.parametrize("key", [k for k in SETTLED if DECISIONS[k].fate is T.RETRY])
+def test_settle_ends_a_retried_target_with_its_status_once_the_attempts_are_spent(key: Key) -> None:
+    acc = account()
+    entry = settle(SETTINGS, registry(acc), NOW, acc, TASK, answer(key), claim(3))
+    assert entry.target is not None
+    assert (entry.target.status, entry.target.processed_at, entry.target.error_message) == (
+        DECISIONS[key].status,
+        NOW,
+        f"gave up after 3 attempts: {DETAIL}",
+    )
+
+
+@pytest.mark.parametrize("key", SETTLED)
+def test_settle_reports_the_adapters_event_and_nothing_else(key: Key) -> None:
+    silent = account()
+    assert settle(SETTINGS, registry(silent), NOW, silent, TASK, answer(key), claim(2)).report is None
+    assert silent.usage.success
+    if isinstance(key, EngineOutcome):  # the engine's own answers carry no event of the platform
+        return
+    told = account()
+    entry = settle(
+        SETTINGS, registry(told), NOW, told, TASK, answer(key, AccountEvent.UNKNOWN_ERROR), claim(2)
+    )
+    assert entry.report == (AccountEvent.UNKNOWN_ERROR, f"{key}: {DETAIL} ({SECONDS:g} s)")
+    assert (told.usage.success, told.usage.error_type, told.usage.error_message) == (
+        False,
+        "unknown_error",
+        DETAIL,
+    )
+
+
+@pytest.mark.parametrize("key", SETTLED)
+def test_a_failed_check_of_the_right_touches_no_target(key: Key) -> None:
+    d = DECISIONS[key]
+    acc = account()
+    entry = settle(SETTINGS, registry(acc), NOW, acc, TASK, answer(key), None)
+    assert entry.target is None
+    assert entry.opt_out is None
+    assert entry.log is not None
+    assert (entry.log.action, entry.log.status, entry.log.target_id) == ("check_invite_right", d.logged, None)
+    if d.account is A.NONE:  # a check failed for now rests the account before it is asked again
+        rested = NOW + timedelta(seconds=SETTINGS.retry_backoff_seconds)
+        assert acc.bucket.cooldown_until == (rested if d.fate is T.RETRY else None)
+
+
+# --- the other appliers -------------------------------------------------------------------
+
+
+def test_a_claim_not_acted_on_goes_back_as_its_row_says() -> None:
+    d = DECISIONS[E.NOT_ACTED]
+    acc = account()
+    entry = give_back(acc, TASK, claim(2), NOW, "not acted on: why")
+    assert entry.target is not None
+    assert d.fate is T.REQUEUE  # what give_back applies: back at once, nothing else touched
+    assert (entry.target.status, entry.target.outcome, entry.target.attempts) == (
+        d.status,
+        d.outcome,
+        1 if d.gives_back else 2,
+    )
+    assert (entry.target.processed_at, entry.target.next_attempt_at, entry.target.error_message) == (
+        None,
+        NOW,
+        "not acted on: why",
+    )
+    assert entry.breaker is d.breaker
+    assert (entry.log, entry.account, entry.task_account, entry.report) == (None, None, None, None)
+    assert _seen(acc, entry.account) == [d.account]
+
+
+@pytest.mark.parametrize("event", [AccountEvent.PHONE_NUMBER_BANNED, None])
+def test_an_account_dead_at_start_up_is_retired_as_its_row_says(event: AccountEvent | None) -> None:
+    d = DECISIONS[E.DEAD_AT_START]
+    acc = account()
+    retired = retire(SETTINGS, acc, Outcome(K.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN", event=event), NOW)
+    assert _seen(acc, retired.account) == [d.account]
+    assert (retired.account.status, retired.account.reason) == (
+        AccountStatus.BLOCKED,
+        "account dead: USER_DEACTIVATED_BAN",
+    )
+    assert retired.task_status is d.task_account
+    if event is None:  # the adapter named nothing: nothing is reported
+        assert (retired.report, acc.usage.success) == (None, True)
+    else:
+        assert retired.report == (event, "account dead: USER_DEACTIVATED_BAN")
+        assert (acc.usage.success, acc.usage.error_type) == (False, event.value)
+
+
+@pytest.mark.parametrize("held", [True, False])
+@pytest.mark.parametrize("status", list(AccountStatus))
+def test_a_refused_reservation_does_what_its_row_says(status: AccountStatus, held: bool) -> None:
+    acc = account()
+    acc.status = status
+    refused(SETTINGS, acc, held, NOW)
+    d = DECISIONS[REFUSED[status] if held else E.LEASE_LOST]
+    assert _seen(acc, None) == [d.account]
+
+
+# --- the parameters of the SQL statements -------------------------------------------------
+
+
+def test_recover_receives_every_cell_of_its_rows() -> None:
+    rows = recovered_rows()
+    assert [row.task_type for row in rows] == list(RECOVERED)
+    for row in rows:
+        d = DECISIONS[RECOVERED[row.task_type]]
+        assert row == RecoveredRow(
+            row.task_type,
+            status=d.status or S.PENDING,
+            recorded=d.recorded,
+            outcome=d.outcome,
+            error_message=d.reason if d.error else None,
+            requeue=d.fate is T.REQUEUE,
+            give_back=d.gives_back,
+        )
+    assert msgspec.json.decode(RECOVERED_JSON, type=tuple[RecoveredRow, ...]) == rows
+
+
+def test_recover_makes_what_it_made_before() -> None:
+    message, invite = (row for row in recovered_rows())
+    assert message == RecoveredRow(
+        "send_messages",
+        S.UNCERTAIN,
+        recorded=True,
+        outcome="lease_expired",
+        error_message="the worker sending this message stopped before recording whether it was delivered; "
+        "it is not re-sent unless the platform shows it never went out",
+        requeue=False,
+        give_back=False,
+    )
+    assert (invite.task_type, invite.status, invite.recorded, invite.requeue, invite.give_back) == (
+        "invite_to_group",
+        S.PENDING,
+        False,
+        True,
+        False,
+    )
+
+
+def test_reconcile_settle_receives_every_cell_of_its_rows() -> None:
+    rows = reconciled_rows()
+    assert [(row.verdict, row.task_status) for row in rows] == list(RECONCILED)
+    for row in rows:
+        d = DECISIONS[RECONCILED[row.verdict, row.task_status]]
+        assert d.reason is not None
+        assert row == ReconciledRow(
+            row.verdict,
+            row.task_status,
+            status=d.status or S.PENDING,
+            outcome=d.outcome,
+            logged=d.logged,
+            reason=d.reason,
+            error_message=d.reason if d.error else None,
+            requeue=d.fate is T.REQUEUE,
+            give_back=d.gives_back,
+            refund=d.refund,
+            counted=d.counted,
+        )
+    assert msgspec.json.decode(RECONCILED_JSON, type=tuple[ReconciledRow, ...]) == rows
+
+
+UNSENT = "its worker stopped before sending it (the platform shows no such message): back in the queue"
+
+
+@pytest.mark.parametrize("task", list(TaskStatus))
+def test_reconcile_settle_makes_what_it_made_before(task: TaskStatus) -> None:
+    rows = {row.verdict: row for row in reconciled_rows() if row.task_status is task}
+    sent, unknown, unsent = rows[Verdict.SENT], rows[Verdict.UNKNOWN], rows[Verdict.NOT_SENT]
+    assert (sent.status, sent.outcome, sent.logged, sent.error_message, sent.counted) == (
+        S.SUCCEEDED,
+        "delivered_confirmed",
+        "delivered_confirmed",
+        None,
+        True,
+    )
+    assert sent.reason == "delivered: the platform shows the message sent after its worker stopped"
+    assert (unknown.status, unknown.outcome, unknown.logged, unknown.requeue, unknown.give_back) == (
+        S.UNCERTAIN,
+        "delivery_unknown",
+        "delivery_unknown",
+        False,
+        False,
+    )
+    assert unknown.error_message == (
+        "the worker sending this message stopped before recording whether it was delivered, "
+        "and the platform could not tell; it is not re-sent"
+    )
+    closed = {
+        TaskStatus.COMPLETED: (
+            S.FAILED,
+            "not_sent",
+            "not sent: its worker stopped before sending it, and the task had completed meanwhile",
+        ),
+        TaskStatus.CANCELLED: (S.CANCELLED, "task_cancelled", UNSENT),
+        TaskStatus.FAILED: (S.CANCELLED, "task_failed", UNSENT),
+    }
+    assert (unsent.status, unsent.outcome, unsent.error_message) == closed.get(
+        task, (S.PENDING, "not_sent", UNSENT)
+    )
+    assert (unsent.logged, unsent.requeue, unsent.give_back, unsent.refund) == (
+        "not_sent",
+        task not in closed,
+        True,
+        True,
+    )
+    assert (sent.refund, sent.give_back, unknown.refund, unknown.counted, unsent.counted) == (False,) * 5

@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from invite.engine.account import LeasedAccount
-from invite.engine.actions import Unknown
 from invite.engine.bucket import Bucket
 from invite.engine.claims import Claim
+from invite.engine.decisions import EngineOutcome, Raised
 from invite.engine.outcomes import settle
 from invite.engine.registry import Registry, RunningTask
 from invite.kernel.clock import VirtualClock
@@ -70,7 +70,13 @@ def test_success_ends_the_target_and_relaxes_the_account() -> None:
 def test_flood_wait_cools_the_account_and_puts_the_person_back_uncounted() -> None:
     acc = account()
     entry = settle(
-        SETTINGS, registry(acc), NOW, acc, TASK, Outcome(K.FLOOD_WAIT, 420.0, "FLOOD_WAIT_X"), claim(2)
+        SETTINGS,
+        registry(acc),
+        NOW,
+        acc,
+        TASK,
+        Outcome(K.FLOOD_WAIT, 420.0, "FLOOD_WAIT_X", event=AccountEvent.FLOOD_WAIT),
+        claim(2),
     )
     assert entry.target is not None
     assert (entry.target.status, entry.target.attempts, entry.target.next_attempt_at) == ("pending", 1, NOW)
@@ -83,6 +89,18 @@ def test_flood_wait_cools_the_account_and_puts_the_person_back_uncounted() -> No
     assert entry.report is not None
     assert entry.report[0] is AccountEvent.FLOOD_WAIT
     assert entry.breaker
+
+
+def test_a_slow_mode_wait_rests_the_account_but_is_not_reported() -> None:
+    # the adapter's table names no event for a chat's slow mode (the chat's limit, not the
+    # account's): the decision table has no event of its own to put in its place
+    acc = account()
+    entry = settle(
+        SETTINGS, registry(acc), NOW, acc, TASK, Outcome(K.FLOOD_WAIT, 30.0, "SLOWMODE_WAIT_X"), claim()
+    )
+    assert acc.bucket.cooldown_until == NOW + timedelta(seconds=30 + SETTINGS.flood_wait_margin_seconds)
+    assert entry.report is None
+    assert acc.usage.success
 
 
 def test_peer_flood_rests_the_account_for_the_long_cooldown() -> None:
@@ -161,6 +179,14 @@ def test_a_message_whose_send_raised_is_uncertain_never_retried() -> None:
     messages = RunningTask(
         **{**{f: getattr(TASK, f) for f in TASK.__struct_fields__}, "task_type": "send_messages"}
     )
-    entry = settle(SETTINGS, registry(acc), NOW, acc, messages, Unknown("driver error: boom"), claim())
+    entry = settle(
+        SETTINGS,
+        registry(acc),
+        NOW,
+        acc,
+        messages,
+        Raised(EngineOutcome.DRIVER_ERROR, "driver error: boom"),
+        claim(),
+    )
     assert entry.target is not None
     assert (entry.target.status, entry.target.outcome) == ("uncertain", "driver_error")
