@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invite.engine.account import LeasedAccount
-from invite.engine.claims import Claim
 from invite.engine.decisions import (
     DECISIONS,
     REFUSED,
@@ -34,6 +33,9 @@ from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatu
 from invite.kernel.settings import Settings
 from invite.observability.metrics import accounts_blocked, cooldowns, floodwait_events
 from invite.platforms.base import AccountEvent, Outcome
+
+if TYPE_CHECKING:  # claims.py applies the table too (refused): no import cycle
+    from invite.engine.claims import Claim
 
 Answer = Outcome | Raised  # the platform's answer, or the engine's for a step that raised
 
