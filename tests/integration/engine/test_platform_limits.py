@@ -139,9 +139,10 @@ async def test_activation_reads_the_summary_although_the_platforms_list_answers_
     fresh_database_url: str,
 ) -> None:
     async with engine_with_platform(fresh_database_url, **SLOW_BEATS) as (platform, clock, pool, settings):
-        platform.accounts[A2].flood_wait_until = clock.now().replace(tzinfo=None) - timedelta(
-            days=1
-        )  # long over
+        # a FloodWait long over, as the platform leaves it (status and timestamp kept: nothing
+        # on the platform clears them) -- the list answers 500 for the tenant, the summary not
+        platform.accounts[A2].status = "flood_wait"
+        platform.accounts[A2].flood_wait_until = clock.now().replace(tzinfo=None) - timedelta(days=1)
         task = await make_task(pool, targets=4, user_id=TENANT)
         async with running(pool, settings, clock):
             await wait_for_status(pool, clock, task, "completed", step=600)
