@@ -43,7 +43,14 @@ if TYPE_CHECKING:
     from invite.engine.recorder import AccountChange, LogRow, TargetOutcome, TaskAccountChange
 
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-CONNECTION_LOST = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+# InternalClientError: a call on a connection whose backend was just terminated can find the
+# protocol mid-operation ("cannot switch to state ...") before the loss is noticed
+CONNECTION_LOST = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.InternalClientError,
+)
 ATTEMPTS = 3
 # the files of sql/queries/ the engine runs, and the statements it borrows from the API's
 ENGINE_FILES = ("claims", "recorder", "breaker", "leases", "lifecycle", "activation", "reconcile")

@@ -43,6 +43,7 @@ from invite.kernel.auth import issue_token
 from invite.kernel.settings import Settings
 from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import new_tenant
+from tests.integration.parsing import grouped_route
 from tests.integration.test_fuzz_edges import EXTREME_INSTANTS
 from tests.security.test_tenant_isolation import ROUTE_SETTINGS
 
@@ -101,6 +102,7 @@ def parsing() -> Iterator[FakeServer]:
             "total": 1,
             "pagination": {"offset": 0, "limit": 1000, "has_more": False},
         }
+        grouped_route(server, [], "1")  # the tenant's parsing tasks, where the platform serves them
         server.route("GET", "/results/{task_id}", Reply(json={"task_id": "x", **page}))
         yield server
 

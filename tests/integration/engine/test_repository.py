@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from invite.engine.repository import Repository
+from invite.engine.repository import CONNECTION_LOST, Repository
 from invite.kernel.clock import RealClock
 from tests.integration.engine.harness import TENANT, engine_pool, engine_settings
 
@@ -111,7 +111,7 @@ async def test_a_lane_whose_connection_is_killed_takes_another(fresh_database_ur
                      AND query LIKE '%min(scheduled_at) AS due%'"""
             )
             assert killed
-            with pytest.raises((OSError, asyncpg.InterfaceError, asyncpg.PostgresError)):
+            with pytest.raises((*CONNECTION_LOST, asyncpg.PostgresError)):
                 await lane.next_scheduled()
             assert await lane.next_scheduled() is None  # on a new connection
         finally:
