@@ -166,6 +166,31 @@ def _result(account_id: str, detail: str) -> dict[str, Any]:
     return {"account_id": account_id, "detail": detail} if detail else {"account_id": account_id}
 
 
+def _row(
+    d: Decision,
+    claim: Claim,
+    processed_at: datetime | None,
+    error: str | None,
+    result: dict[str, Any],
+    due: datetime,
+    status: TargetStatus | None = None,
+) -> TargetOutcome:
+    """The target's row as the recorder writes it: the decision's status unless ``status``."""
+    chosen = status or d.status
+    assert chosen is not None
+    return TargetOutcome(
+        claim.target_id,
+        claim.attempts,
+        chosen,
+        d.outcome,
+        processed_at,
+        error,
+        result,
+        _attempts(d, claim),
+        due,
+    )
+
+
 def _done(
     d: Decision,
     detail: str,
@@ -175,18 +200,7 @@ def _done(
     now: datetime,
     account_id: str,
 ) -> TargetOutcome | None:
-    assert d.status is not None
-    return TargetOutcome(
-        claim.target_id,
-        claim.attempts,
-        d.status,
-        d.outcome,
-        now,
-        _error(d, detail),
-        _result(account_id, detail),
-        _attempts(d, claim),
-        now,
-    )
+    return _row(d, claim, now, _error(d, detail), _result(account_id, detail), now)
 
 
 def _requeue(
@@ -198,18 +212,7 @@ def _requeue(
     now: datetime,
     account_id: str,
 ) -> TargetOutcome | None:
-    assert d.status is not None
-    return TargetOutcome(
-        claim.target_id,
-        claim.attempts,
-        d.status,
-        d.outcome,
-        None,
-        _error(d, detail),
-        _result(account_id, detail),
-        _attempts(d, claim),
-        now,
-    )
+    return _row(d, claim, None, _error(d, detail), _result(account_id, detail), now)
 
 
 def _retry(
@@ -223,28 +226,15 @@ def _retry(
 ) -> TargetOutcome | None:
     """Back after an exponential backoff; once the task's attempts are spent, ends with the
     row's status and the reason."""
-    assert d.status is not None
     result = _result(account_id, detail)
-    attempts = _attempts(d, claim)
     if claim.attempts >= (task.settings.max_attempts or settings.max_attempts):
         reason = f"gave up after {claim.attempts} attempts: {detail or d.outcome}"
-        return TargetOutcome(
-            claim.target_id, claim.attempts, d.status, d.outcome, now, reason, result, attempts, now
-        )
+        return _row(d, claim, now, reason, result, now)
     backoff = min(
         settings.retry_backoff_seconds * 2 ** (claim.attempts - 1), settings.retry_backoff_max_seconds
     )
-    return TargetOutcome(
-        claim.target_id,
-        claim.attempts,
-        TargetStatus.PENDING,
-        d.outcome,
-        None,
-        _error(d, detail),
-        result,
-        attempts,
-        now + timedelta(seconds=backoff),
-    )
+    due = now + timedelta(seconds=backoff)
+    return _row(d, claim, None, _error(d, detail), result, due, TargetStatus.PENDING)
 
 
 def _untouched(
