@@ -24,7 +24,6 @@ never jumps while the engine waits on PostgreSQL.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +36,8 @@ import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from invite.kernel.clock import Clock
-from invite.kernel.db import DbConnection, queries
+from invite.kernel.db import DbConnection, Statement, queries
+from invite.kernel.db import check_columns as _columns
 
 if TYPE_CHECKING:
     from invite.engine.recorder import AccountChange, LogRow, TargetOutcome, TaskAccountChange
@@ -59,61 +59,12 @@ BORROWED = ("suppressions.lock_tenant", "suppressions.add", "suppressions.skip_p
 T = TypeVar("T")
 R = TypeVar("R", bound=msgspec.Struct)
 
-_ARGS_LINE = re.compile(r"^--\s*args:(.*)$", re.MULTILINE)
-_PARAM = re.compile(r"\$(\d+) ([a-z_][a-z0-9_]*)")
-_PLACEHOLDER = re.compile(r"\$(\d+)")
-_COMMENT = re.compile(r"--.*$", re.MULTILINE)
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """A named statement and the names of its parameters ($1, $2, ... in order)."""
-
-    key: str
-    sql: str
-    params: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, key: str, sql: str) -> Statement:
-        line = _ARGS_LINE.search(sql)
-        if line is None:
-            raise ValueError(f"statement {key} has no '-- args:' line naming its parameters")
-        pairs = _PARAM.findall(line[1])
-        params = tuple(name for _, name in pairs)
-        written = ", ".join(f"${n} {name}" for n, name in pairs)
-        numbers = [int(n) for n, _ in pairs]
-        used = {int(n) for n in _PLACEHOLDER.findall(_COMMENT.sub("", sql))}
-        if (
-            written != line[1].strip()
-            or numbers != list(range(1, len(pairs) + 1))
-            or used != set(numbers)
-            or len(set(params)) != len(params)
-        ):
-            raise ValueError(
-                f"statement {key}: its '-- args:' line must name each of $1..${max(used, default=0)} once, in order"
-            )
-        return cls(key, sql, params)
-
-    def bind(self, args: Mapping[str, Any]) -> tuple[Any, ...]:
-        if args.keys() != set(self.params):
-            raise TypeError(
-                f"statement {self.key} takes {', '.join(self.params) or 'nothing'}; given {sorted(args)}"
-            )
-        return tuple(args[name] for name in self.params)
-
 
 @cache
 def statements(sql_dir: str) -> dict[str, Statement]:
     every = queries(sql_dir)
     keys = [key for key in every if key.partition(".")[0] in ENGINE_FILES] + list(BORROWED)
     return {key: Statement.parse(key, every[key]) for key in keys}
-
-
-def _columns(key: str, record: asyncpg.Record, *rows: type[msgspec.Struct]) -> None:
-    """The record's columns are the fields of ``rows``, in order (a row is built by position)."""
-    fields = tuple(name for row in rows for name in row.__struct_fields__)
-    if tuple(record.keys()) != fields:
-        raise TypeError(f"statement {key} returns {tuple(record.keys())}, read as {fields}")
 
 
 # -- what goes in ---------------------------------------------------------------------------

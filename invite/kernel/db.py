@@ -35,6 +35,54 @@ DbConnection = asyncpg.Connection | PoolConnectionProxy
 MIGRATION_LOCK_KEY = 0x1A7E_0001
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_ARGS_LINE = re.compile(r"^--\s*args:(.*)$", re.MULTILINE)
+_PARAM = re.compile(r"\$(\d+) ([a-z_][a-z0-9_]*)")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+_COMMENT = re.compile(r"--.*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A named statement and the names of its parameters ($1, $2, ... in order)."""
+
+    key: str
+    sql: str
+    params: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, key: str, sql: str) -> Statement:
+        line = _ARGS_LINE.search(sql)
+        if line is None:
+            raise ValueError(f"statement {key} has no '-- args:' line naming its parameters")
+        pairs = _PARAM.findall(line[1])
+        params = tuple(name for _, name in pairs)
+        written = ", ".join(f"${n} {name}" for n, name in pairs)
+        numbers = [int(n) for n, _ in pairs]
+        used = {int(n) for n in _PLACEHOLDER.findall(_COMMENT.sub("", sql))}
+        if (
+            written != line[1].strip()
+            or numbers != list(range(1, len(pairs) + 1))
+            or used != set(numbers)
+            or len(set(params)) != len(params)
+        ):
+            raise ValueError(
+                f"statement {key}: its '-- args:' line must name each of $1..${max(used, default=0)} once, in order"
+            )
+        return cls(key, sql, params)
+
+    def bind(self, args: Mapping[str, Any]) -> tuple[Any, ...]:
+        if args.keys() != set(self.params):
+            raise TypeError(
+                f"statement {self.key} takes {', '.join(self.params) or 'nothing'}; given {sorted(args)}"
+            )
+        return tuple(args[name] for name in self.params)
+
+
+def check_columns(key: str, record: asyncpg.Record, *rows: type[msgspec.Struct]) -> None:
+    """The record's columns are the fields of ``rows``, in order (a row is built by position)."""
+    fields = tuple(name for row in rows for name in row.__struct_fields__)
+    if tuple(record.keys()) != fields:
+        raise TypeError(f"statement {key} returns {tuple(record.keys())}, read as {fields}")
 
 
 class Queries(Mapping[str, str]):
