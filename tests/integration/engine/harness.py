@@ -1,12 +1,16 @@
 """Helpers for engine scenarios: tasks and targets written straight into a fresh database,
-engines on a virtual clock with the sandbox driver, and waiting in simulated time."""
+engines on a virtual clock with the sandbox driver, and waiting in simulated time.
+
+``Scenario`` (the ``engine_scenario`` fixture of this folder's conftest; ``open_scenario``
+where a fixture cannot serve) holds them together for one database: its pool, a virtual
+clock, the settings and the simulated Telegram its engines are started with."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -14,11 +18,17 @@ import asyncpg
 import msgspec
 
 from invite.engine.service import Engine
-from invite.kernel.clock import Clock
+from invite.kernel.clock import Clock, VirtualClock
 from invite.kernel.db import create_pool
 from invite.kernel.settings import Settings
-from invite.platforms.base import RateLimits
-from invite.platforms.sandbox import SandboxAccounts, SandboxFactory, SandboxProfile, SandboxRecord
+from invite.platforms.base import AccountsProvider, RateLimits
+from invite.platforms.sandbox import (
+    MemoryRecord,
+    SandboxAccounts,
+    SandboxFactory,
+    SandboxProfile,
+    SandboxRecord,
+)
 from invite.wiring import build_engine
 
 TENANT = "tenant-1"
@@ -58,7 +68,7 @@ async def running_engine(
     settings: Settings,
     clock: Clock,
     factory: SandboxFactory,
-    accounts: SandboxAccounts,
+    accounts: AccountsProvider,
 ) -> AsyncIterator[Engine]:
     engine = build_engine(pool, settings, clock, strategies=factory, accounts=accounts)
     await engine.start()
@@ -70,7 +80,7 @@ async def running_engine(
 
 @asynccontextmanager
 async def running_replica(
-    settings: Settings, clock: Clock, factory: SandboxFactory, accounts: SandboxAccounts
+    settings: Settings, clock: Clock, factory: SandboxFactory, accounts: AccountsProvider
 ) -> AsyncIterator[tuple[Engine, asyncpg.Pool]]:
     """An engine on a pool of its own, as another process would have."""
     async with (
@@ -205,3 +215,78 @@ async def execution_log(pool: asyncpg.Pool) -> list[asyncpg.Record]:
                FROM invite_execution_logs l LEFT JOIN invite_targets g ON g.id = l.target_id
                ORDER BY l.created_at, l.id"""
         )
+
+
+class Scenario:
+    """One engine scenario's world: a fresh database's pool, a virtual clock, and the settings
+    and simulated Telegram (on one record, ``record``) that its engines are started with."""
+
+    settings: Settings
+    factory: SandboxFactory
+
+    def __init__(self, url: str, pool: asyncpg.Pool) -> None:
+        self.url = url
+        self.pool = pool
+        self.clock = VirtualClock()
+        self.record = MemoryRecord()
+        self.configure()
+
+    def configure(self, profile: SandboxProfile | None = None, *, seed: int = 7, **overrides: Any) -> None:
+        """The settings (``engine_settings``'s with these overrides) and a simulated Telegram with
+        this profile and seed, writing to ``record``, for the engines started from now on."""
+        self.settings = engine_settings(self.url, **overrides)
+        self.factory = sandbox(self.clock, self.settings, profile, seed, self.record)
+
+    def running(self, accounts: int | AccountsProvider) -> AbstractAsyncContextManager[Engine]:
+        """An engine on the scenario's pool; ``accounts``: that many sandbox accounts a tenant, or a provider."""
+        return running_engine(self.pool, self.settings, self.clock, self.factory, _provider(accounts))
+
+    def replica(
+        self, accounts: int | AccountsProvider, **overrides: Any
+    ) -> AbstractAsyncContextManager[tuple[Engine, asyncpg.Pool]]:
+        """An engine on a pool of its own (as another process), its settings the scenario's with these overrides."""
+        settings = msgspec.structs.replace(self.settings, **overrides)
+        return running_replica(settings, self.clock, self.factory, _provider(accounts))
+
+    async def add_task(self, *, targets: int, **fields: Any) -> uuid.UUID:
+        """``make_task`` on the scenario's pool."""
+        return await make_task(self.pool, targets=targets, **fields)
+
+    async def notify(self, task_id: uuid.UUID, status: str) -> None:
+        await notify(self.pool, task_id, status)
+
+    async def set_status(self, task_id: uuid.UUID, status: str) -> None:
+        await set_status(self.pool, self.clock, task_id, status)
+
+    async def task_status(self, task_id: uuid.UUID) -> str:
+        return await task_status(self.pool, self.clock, task_id)
+
+    async def status_reason(self, task_id: uuid.UUID) -> str | None:
+        with self.clock.busy():
+            reason: str | None = await self.pool.fetchval(
+                "SELECT status_reason FROM invite_tasks WHERE id = $1", task_id
+            )
+        return reason
+
+    async def target_counts(self, task_id: uuid.UUID) -> dict[str, int]:
+        return await target_counts(self.pool, self.clock, task_id)
+
+    async def execution_log(self) -> list[asyncpg.Record]:
+        return await execution_log(self.pool)
+
+    async def wait_until(self, check: Callable[[], Awaitable[bool]], **kwargs: Any) -> None:
+        await wait_until(self.clock, check, **kwargs)
+
+    async def wait_for_status(self, task_id: uuid.UUID, *statuses: str, **kwargs: Any) -> None:
+        await wait_for_status(self.pool, self.clock, task_id, *statuses, **kwargs)
+
+
+def _provider(accounts: int | AccountsProvider) -> AccountsProvider:
+    return SandboxAccounts(accounts) if isinstance(accounts, int) else accounts
+
+
+@asynccontextmanager
+async def open_scenario(url: str) -> AsyncIterator[Scenario]:
+    """A scenario on the database at ``url``; its pool is closed on exit."""
+    async with engine_pool(engine_settings(url)) as pool:
+        yield Scenario(url, pool)
