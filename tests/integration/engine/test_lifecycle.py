@@ -7,24 +7,9 @@ import itertools
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 
-from invite.kernel.clock import VirtualClock
 from invite.observability.metrics import tasks_total
 from invite.platforms.sandbox import SandboxAccounts
-from tests.integration.engine.harness import (
-    TENANT,
-    engine_pool,
-    engine_settings,
-    execution_log,
-    make_task,
-    running_engine,
-    running_replica,
-    sandbox,
-    set_status,
-    target_counts,
-    task_status,
-    wait_for_status,
-    wait_until,
-)
+from tests.integration.engine.harness import TENANT, Scenario
 
 
 def _count(status: str) -> float:
@@ -33,24 +18,19 @@ def _count(status: str) -> float:
 
 
 async def test_scheduled_task_starts_on_time_once_across_replicas_and_completes_once(
-    fresh_database_url: str,
+    engine_scenario: Scenario,
 ) -> None:
-    clock = VirtualClock()
-    settings = engine_settings(fresh_database_url)
-    due = clock.now() + timedelta(hours=2, minutes=17)
+    due = engine_scenario.clock.now() + timedelta(hours=2, minutes=17)
     started, completed = _count("running"), _count("completed")
-    async with engine_pool(settings) as pool:
-        task_id = await make_task(pool, targets=10, status="scheduled", scheduled_at=due)
-        factory = sandbox(clock, settings)
-        async with AsyncExitStack() as stack:
-            for replica in ("replica-a", "replica-b"):
-                replica_settings = engine_settings(fresh_database_url, replica_id=replica)
-                await stack.enter_async_context(
-                    running_replica(replica_settings, clock, factory, SandboxAccounts(2))
-                )
-            await wait_for_status(pool, clock, task_id, "completed")
-        task = await pool.fetchrow("SELECT started_at, completed_at FROM invite_tasks WHERE id = $1", task_id)
-        log = await execution_log(pool)
+    task_id = await engine_scenario.add_task(targets=10, status="scheduled", scheduled_at=due)
+    async with AsyncExitStack() as stack:
+        for replica in ("replica-a", "replica-b"):
+            await stack.enter_async_context(engine_scenario.replica(2, replica_id=replica))
+        await engine_scenario.wait_for_status(task_id, "completed")
+    task = await engine_scenario.pool.fetchrow(
+        "SELECT started_at, completed_at FROM invite_tasks WHERE id = $1", task_id
+    )
+    log = await engine_scenario.execution_log()
     assert task is not None
     assert task["started_at"] == due
     assert min(row["created_at"] for row in log) >= due
@@ -59,28 +39,25 @@ async def test_scheduled_task_starts_on_time_once_across_replicas_and_completes_
     assert _count("completed") == completed + 1
 
 
-async def test_pause_resume_and_cancel_take_effect_before_the_next_action(fresh_database_url: str) -> None:
-    clock = VirtualClock()
-    settings = engine_settings(fresh_database_url)
-    async with engine_pool(settings) as pool:
-        paused_id = await make_task(pool, targets=40)
-        cancelled_id = await make_task(pool, targets=40, prefix="other", group="group-2")
+async def test_pause_resume_and_cancel_take_effect_before_the_next_action(engine_scenario: Scenario) -> None:
+    paused_id = await engine_scenario.add_task(targets=40)
+    cancelled_id = await engine_scenario.add_task(targets=40, prefix="other", group="group-2")
 
-        async def progressed() -> bool:
-            return (await target_counts(pool, clock, paused_id)).get("succeeded", 0) >= 6
+    async def progressed() -> bool:
+        return (await engine_scenario.target_counts(paused_id)).get("succeeded", 0) >= 6
 
-        async with running_engine(pool, settings, clock, sandbox(clock, settings), SandboxAccounts(2)):
-            await wait_until(clock, progressed, step=60)
-            await set_status(pool, clock, paused_id, "paused")
-            await set_status(pool, clock, cancelled_id, "cancelled")
-            stopped_at = clock.now()
-            await clock.sleep(2 * 86400)
-            frozen = await target_counts(pool, clock, paused_id)
-            await set_status(pool, clock, paused_id, "running")
-            await wait_for_status(pool, clock, paused_id, "completed")
-        log = await execution_log(pool)
-        cancelled = await target_counts(pool, clock, cancelled_id)
-        status = await task_status(pool, clock, cancelled_id)
+    async with engine_scenario.running(2):
+        await engine_scenario.wait_until(progressed, step=60)
+        await engine_scenario.set_status(paused_id, "paused")
+        await engine_scenario.set_status(cancelled_id, "cancelled")
+        stopped_at = engine_scenario.clock.now()
+        await engine_scenario.clock.sleep(2 * 86400)
+        frozen = await engine_scenario.target_counts(paused_id)
+        await engine_scenario.set_status(paused_id, "running")
+        await engine_scenario.wait_for_status(paused_id, "completed")
+    log = await engine_scenario.execution_log()
+    cancelled = await engine_scenario.target_counts(cancelled_id)
+    status = await engine_scenario.task_status(cancelled_id)
     quiet = [r for r in log if stopped_at < r["created_at"] < stopped_at + timedelta(days=2)]
     assert quiet == []
     assert set(frozen) == {"succeeded", "pending"}
@@ -89,15 +66,13 @@ async def test_pause_resume_and_cancel_take_effect_before_the_next_action(fresh_
     assert not [r for r in log if r["task_id"] == cancelled_id and r["created_at"] > stopped_at]
 
 
-async def test_send_window_is_kept_and_the_quota_paced_across_it(fresh_database_url: str) -> None:
-    clock = VirtualClock()  # Monday 09:00 UTC
-    settings = engine_settings(fresh_database_url)
+async def test_send_window_is_kept_and_the_quota_paced_across_it(engine_scenario: Scenario) -> None:
+    # the clock starts on Monday 09:00 UTC
     window = {"send_window": {"start": "13:00", "end": "15:00", "timezone": "Europe/Moscow"}}  # 10–12 UTC
-    async with engine_pool(settings) as pool:
-        task_id = await make_task(pool, targets=100, settings=window)
-        async with running_engine(pool, settings, clock, sandbox(clock, settings), SandboxAccounts(2)):
-            await wait_for_status(pool, clock, task_id, "completed")
-        log = await execution_log(pool)
+    task_id = await engine_scenario.add_task(targets=100, settings=window)
+    async with engine_scenario.running(2):
+        await engine_scenario.wait_for_status(task_id, "completed")
+    log = await engine_scenario.execution_log()
     hours = {(r["created_at"].date(), r["created_at"].hour) for r in log}
     assert {hour for _, hour in hours} == {10, 11}  # never outside 13:00–15:00 Moscow time
     days = sorted({day for day, _ in hours})
@@ -112,33 +87,33 @@ async def test_send_window_is_kept_and_the_quota_paced_across_it(fresh_database_
 
 
 async def test_activation_screens_the_audience_and_picks_the_tenants_accounts(
-    fresh_database_url: str,
+    engine_scenario: Scenario,
 ) -> None:
-    clock = VirtualClock()
-    settings = engine_settings(fresh_database_url)
-    async with engine_pool(settings) as pool:
-        await pool.execute(
-            "INSERT INTO invite_accounts (id, user_id) VALUES ($1, 'another-tenant')", f"sandbox-{TENANT}-1"
-        )
-        await pool.execute(
-            "INSERT INTO invite_suppressions (user_id, identifier_key, user_identifier) VALUES ($1, 'u:user5', '@user5')",
-            TENANT,
-        )
-        earlier = await make_task(pool, targets=3, status="completed")
-        await pool.execute(
-            "UPDATE invite_targets SET status = 'succeeded', processed_at = $2 WHERE task_id = $1",
-            earlier,
-            clock.now() - timedelta(days=2),
-        )
-        task_id = await make_task(pool, targets=10, settings={"recontact_days": 7})
-        async with running_engine(pool, settings, clock, sandbox(clock, settings), SandboxAccounts(3)):
-            await wait_for_status(pool, clock, task_id, "completed")
-        targets = {
-            r["identifier_key"]: (r["status"], r["outcome"])
-            for r in await pool.fetch("SELECT * FROM invite_targets WHERE task_id = $1", task_id)
-        }
-        log = await execution_log(pool)
-        attached = {r["account_id"] for r in await pool.fetch("SELECT account_id FROM invite_task_accounts")}
+    await engine_scenario.pool.execute(
+        "INSERT INTO invite_accounts (id, user_id) VALUES ($1, 'another-tenant')", f"sandbox-{TENANT}-1"
+    )
+    await engine_scenario.pool.execute(
+        "INSERT INTO invite_suppressions (user_id, identifier_key, user_identifier) VALUES ($1, 'u:user5', '@user5')",
+        TENANT,
+    )
+    earlier = await engine_scenario.add_task(targets=3, status="completed")
+    await engine_scenario.pool.execute(
+        "UPDATE invite_targets SET status = 'succeeded', processed_at = $2 WHERE task_id = $1",
+        earlier,
+        engine_scenario.clock.now() - timedelta(days=2),
+    )
+    task_id = await engine_scenario.add_task(targets=10, settings={"recontact_days": 7})
+    async with engine_scenario.running(3):
+        await engine_scenario.wait_for_status(task_id, "completed")
+    targets = {
+        r["identifier_key"]: (r["status"], r["outcome"])
+        for r in await engine_scenario.pool.fetch("SELECT * FROM invite_targets WHERE task_id = $1", task_id)
+    }
+    log = await engine_scenario.execution_log()
+    attached = {
+        r["account_id"]
+        for r in await engine_scenario.pool.fetch("SELECT account_id FROM invite_task_accounts")
+    }
     assert targets["u:user5"] == ("skipped", "suppressed")
     assert [targets[f"u:user{n}"] for n in (1, 2, 3)] == [("skipped", "recently_contacted")] * 3
     assert sum(status == "succeeded" for status, _ in targets.values()) == 6
@@ -146,49 +121,46 @@ async def test_activation_screens_the_audience_and_picks_the_tenants_accounts(
     assert {r["account_id"] for r in log} <= attached
 
 
-async def test_no_connected_account_fails_the_task_with_a_reason(fresh_database_url: str) -> None:
-    clock = VirtualClock()
-    settings = engine_settings(fresh_database_url)
-    async with engine_pool(settings) as pool:
-        task_id = await make_task(pool, targets=3)
-        async with running_engine(pool, settings, clock, sandbox(clock, settings), SandboxAccounts(0)):
-            await wait_for_status(pool, clock, task_id, "failed")
-        reason = await pool.fetchval("SELECT status_reason FROM invite_tasks WHERE id = $1", task_id)
-        counts = await target_counts(pool, clock, task_id)
+async def test_no_connected_account_fails_the_task_with_a_reason(engine_scenario: Scenario) -> None:
+    task_id = await engine_scenario.add_task(targets=3)
+    async with engine_scenario.running(0):
+        await engine_scenario.wait_for_status(task_id, "failed")
+    reason = await engine_scenario.status_reason(task_id)
+    counts = await engine_scenario.target_counts(task_id)
+    assert reason is not None
     assert reason.startswith("no account is connected")
     assert counts == {"cancelled": 3}
 
 
-async def test_only_the_chosen_accounts_serve_and_none_connected_fails(fresh_database_url: str) -> None:
-    clock = VirtualClock()
-    settings = engine_settings(fresh_database_url)
-    async with engine_pool(settings) as pool:
-        chosen_id = await make_task(pool, targets=4, settings={"account_ids": [f"sandbox-{TENANT}-2"]})
-        missing_id = await make_task(pool, targets=3, settings={"account_ids": ["not-connected"]}, prefix="x")
-        async with running_engine(pool, settings, clock, sandbox(clock, settings), SandboxAccounts(3)):
-            await wait_for_status(pool, clock, chosen_id, "completed")
-            await wait_for_status(pool, clock, missing_id, "failed")
-        reason = await pool.fetchval("SELECT status_reason FROM invite_tasks WHERE id = $1", missing_id)
-        log = await execution_log(pool)
+async def test_only_the_chosen_accounts_serve_and_none_connected_fails(engine_scenario: Scenario) -> None:
+    chosen_id = await engine_scenario.add_task(targets=4, settings={"account_ids": [f"sandbox-{TENANT}-2"]})
+    missing_id = await engine_scenario.add_task(
+        targets=3, settings={"account_ids": ["not-connected"]}, prefix="x"
+    )
+    async with engine_scenario.running(3):
+        await engine_scenario.wait_for_status(chosen_id, "completed")
+        await engine_scenario.wait_for_status(missing_id, "failed")
+    reason = await engine_scenario.status_reason(missing_id)
+    log = await engine_scenario.execution_log()
+    assert reason is not None
     assert "account_ids" in reason
     assert {r["account_id"] for r in log} == {f"sandbox-{TENANT}-2"}
 
 
-async def test_graceful_stop_finishes_in_flight_work_and_releases_everything(fresh_database_url: str) -> None:
-    clock = VirtualClock()
-    settings = engine_settings(fresh_database_url)
+async def test_graceful_stop_finishes_in_flight_work_and_releases_everything(
+    engine_scenario: Scenario,
+) -> None:
     provider = SandboxAccounts(3)
-    async with engine_pool(settings) as pool:
-        task_id = await make_task(pool, targets=60)
+    task_id = await engine_scenario.add_task(targets=60)
 
-        async def progressed() -> bool:
-            return (await target_counts(pool, clock, task_id)).get("succeeded", 0) >= 9
+    async def progressed() -> bool:
+        return (await engine_scenario.target_counts(task_id)).get("succeeded", 0) >= 9
 
-        async with running_engine(pool, settings, clock, sandbox(clock, settings), provider):
-            await wait_until(clock, progressed, step=60)
-        counts = await target_counts(pool, clock, task_id)
-        leases = await pool.fetch("SELECT lease_owner FROM invite_accounts")
-        stats = await pool.fetch("SELECT account_id, stats FROM invite_task_accounts")
+    async with engine_scenario.running(provider):
+        await engine_scenario.wait_until(progressed, step=60)
+    counts = await engine_scenario.target_counts(task_id)
+    leases = await engine_scenario.pool.fetch("SELECT lease_owner FROM invite_accounts")
+    stats = await engine_scenario.pool.fetch("SELECT account_id, stats FROM invite_task_accounts")
     assert "in_flight" not in counts
     assert {r["lease_owner"] for r in leases} == {None}
     released = {r.account_id: r.usage.invites_sent for r in provider.releases}
