@@ -5,43 +5,32 @@ from __future__ import annotations
 
 from collections import Counter
 
-from invite.kernel.clock import VirtualClock
 from invite.platforms.base import OutcomeKind
-from invite.platforms.sandbox import ActionKind, MemoryRecord, SandboxAccounts, SandboxProfile
-from tests.integration.engine.harness import (
-    TENANT,
-    engine_pool,
-    engine_settings,
-    make_task,
-    running_engine,
-    sandbox,
-    wait_for_status,
-)
+from invite.platforms.sandbox import ActionKind, SandboxProfile
+from tests.integration.engine.harness import TENANT, Scenario
 
 
-async def test_a_person_who_blocks_the_account_is_never_contacted_again(fresh_database_url: str) -> None:
-    clock = VirtualClock()
-    config = engine_settings(fresh_database_url)
-    record = MemoryRecord()
-    factory = sandbox(clock, config, SandboxProfile(blocked_rate=0.3), record=record)
-    async with engine_pool(config) as pool:
-        # two tasks of one tenant to the same twenty people, worked side by side
-        first = await make_task(pool, targets=20, task_type="send_messages", template="Hello {first_name}")
-        second = await make_task(pool, targets=20, task_type="send_messages", template="Hi again")
-        async with running_engine(pool, config, clock, factory, SandboxAccounts(3)):
-            await wait_for_status(pool, clock, first, "completed")
-            await wait_for_status(pool, clock, second, "completed")
-        suppressed = {
-            r["identifier_key"]: r["reason"]
-            for r in await pool.fetch(
-                "SELECT identifier_key, reason FROM invite_suppressions WHERE user_id = $1", TENANT
-            )
-        }
-        targets = await pool.fetch(
-            "SELECT task_id, identifier_key, status, outcome FROM invite_targets WHERE task_id = ANY($1)",
-            [first, second],
+async def test_a_person_who_blocks_the_account_is_never_contacted_again(engine_scenario: Scenario) -> None:
+    engine_scenario.configure(SandboxProfile(blocked_rate=0.3))
+    # two tasks of one tenant to the same twenty people, worked side by side
+    first = await engine_scenario.add_task(
+        targets=20, task_type="send_messages", template="Hello {first_name}"
+    )
+    second = await engine_scenario.add_task(targets=20, task_type="send_messages", template="Hi again")
+    async with engine_scenario.running(3):
+        await engine_scenario.wait_for_status(first, "completed")
+        await engine_scenario.wait_for_status(second, "completed")
+    suppressed = {
+        r["identifier_key"]: r["reason"]
+        for r in await engine_scenario.pool.fetch(
+            "SELECT identifier_key, reason FROM invite_suppressions WHERE user_id = $1", TENANT
         )
-    messages = [a for a in record.actions if a.action is ActionKind.MESSAGE]
+    }
+    targets = await engine_scenario.pool.fetch(
+        "SELECT task_id, identifier_key, status, outcome FROM invite_targets WHERE task_id = ANY($1)",
+        [first, second],
+    )
+    messages = [a for a in engine_scenario.record.actions if a.action is ActionKind.MESSAGE]
     blockers = {a.target_key for a in messages if a.outcome is OutcomeKind.BLOCKED}
     assert blockers, "the profile blocks some people"
     per_person = Counter(a.target_key for a in messages)
