@@ -15,6 +15,7 @@ import structlog
 
 from invite.engine.activation import activate
 from invite.engine.context import EngineContext
+from invite.engine.decisions import RECOVERED_JSON
 from invite.engine.repository import Unprepared
 from invite.kernel.events import TaskEvent
 from invite.observability.metrics import task_duration, tasks_total
@@ -120,7 +121,7 @@ class Lifecycle:
         under this replica id left."""
         recovered = 0
         while True:
-            rows = await self._ctx.repo.recover(now=now, batch=SWEEP_BATCH, own=own)
+            rows = await self._ctx.repo.recover(now=now, batch=SWEEP_BATCH, own=own, recovered=RECOVERED_JSON)
             recovered += len(rows)
             if len(rows) < SWEEP_BATCH:
                 break

@@ -39,9 +39,11 @@ from invite.engine.account import LeasedAccount
 from invite.engine.actions import act
 from invite.engine.claims import Claim
 from invite.engine.context import EngineContext
+from invite.engine.decisions import RECONCILED_JSON, Verdict
 from invite.engine.outcomes import settle
 from invite.engine.recorder import backoff, task_event
 from invite.engine.repository import Answer, InDoubt
+from invite.engine.statuses import TargetStatus
 from invite.kernel.clock import sleep_until
 from invite.observability.metrics import targets_processed
 from invite.platforms.base import Target
@@ -92,7 +94,7 @@ async def _settle(ctx: EngineContext, account: LeasedAccount, taken: Sequence[In
         sent = None if since is None else await _ask(account, row, since)
         if sent is None and since is not None and await _send_again(ctx, account, row, since, deadline):
             continue
-        verdict = "unknown" if sent is None else "sent" if sent else "not_sent"
+        verdict = Verdict.UNKNOWN if sent is None else Verdict.SENT if sent else Verdict.NOT_SENT
         answers.append(Answer(row.id, row.attempts, verdict, since))
     if not answers:
         return
@@ -107,6 +109,7 @@ async def _settle(ctx: EngineContext, account: LeasedAccount, taken: Sequence[In
             answers=answers,
             account_id=account.id,
             now=now,
+            reconciled=RECONCILED_JSON,
         ),
     )
     if settled is None:  # let go meanwhile: they stay in flight, and the recovery takes them back
@@ -114,11 +117,12 @@ async def _settle(ctx: EngineContext, account: LeasedAccount, taken: Sequence[In
     outcomes: dict[str, int] = {}
     for one in settled:
         outcomes[one.outcome] = outcomes.get(one.outcome, 0) + 1
-        if one.status == "pending":
+        if one.status == TargetStatus.PENDING:
             ctx.registry.note_work(one.task_id, now)
         else:
             targets_processed.labels(platform=account.platform, result=one.outcome).inc()
-    account.usage.messages_sent += outcomes.get("delivered_confirmed", 0)
+        if one.counted:
+            account.usage.messages_sent += 1
     tasks = list(dict.fromkeys(one.task_id for one in settled))
     if tasks:
         events = [task_event(task_id, "progress") for task_id in tasks]

@@ -35,6 +35,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
+from invite.engine.decisions import Verdict
 from invite.kernel.clock import Clock
 from invite.kernel.db import DbConnection, Statement, queries
 from invite.kernel.db import check_columns as _columns
@@ -87,11 +88,11 @@ class ListedAccount(msgspec.Struct, frozen=True):
 
 
 class Answer(msgspec.Struct, frozen=True):
-    """What the platform said of a message in doubt: 'sent', 'not_sent' or 'unknown'."""
+    """What the platform said of a message in doubt."""
 
     id: uuid.UUID
     claimed: int  # the attempt number reconcile_take found
-    verdict: str
+    verdict: Verdict
     since: datetime | None
 
 
@@ -229,6 +230,7 @@ class Settled(msgspec.Struct, frozen=True):
     task_id: uuid.UUID
     status: str
     outcome: str
+    counted: bool  # a message sent: counted in the account's usage
     logged: int
     refunded: int
 
@@ -491,8 +493,11 @@ class Repository:
     async def complete_tasks(self, *, now: datetime) -> list[CompletedTask]:
         return await self._rows("lifecycle.complete_tasks", CompletedTask, now=now)
 
-    async def recover(self, *, now: datetime, batch: int, own: str | None) -> list[Recovered]:
-        return await self._rows("lifecycle.recover", Recovered, now=now, batch=batch, own=own)
+    async def recover(self, *, now: datetime, batch: int, own: str | None, recovered: str) -> list[Recovered]:
+        """``recovered``: what a target of each task type becomes (decisions.RECOVERED_JSON)."""
+        return await self._rows(
+            "lifecycle.recover", Recovered, now=now, batch=batch, own=own, recovered=recovered
+        )
 
     async def pause_task(self, *, task_id: uuid.UUID, reason: str, now: datetime) -> bool:
         """True when the task was running and is paused now."""
@@ -581,8 +586,10 @@ class Repository:
         return Taken(taken, first["wait_until"])
 
     async def reconcile_settle(
-        self, *, replica: str, answers: Sequence[Answer], account_id: str, now: datetime
+        self, *, replica: str, answers: Sequence[Answer], account_id: str, now: datetime, reconciled: str
     ) -> list[Settled]:
+        """``reconciled``: what each verdict makes of a message, by its task's status
+        (decisions.RECONCILED_JSON)."""
         return await self._rows(
             "reconcile.reconcile_settle",
             Settled,
@@ -590,6 +597,7 @@ class Repository:
             answers=answers,
             account_id=account_id,
             now=now,
+            reconciled=reconciled,
         )
 
     # -- suppressions.sql (the suppression API's own rule) --------------------------------------

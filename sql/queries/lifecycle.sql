@@ -90,17 +90,22 @@ WHERE t.status = 'running'
 RETURNING t.id, t.platform, t.started_at
 
 -- name: recover
--- args: $1 now, $2 batch, $3 own
+-- args: $1 now, $2 batch, $3 own, $4 recovered
 -- The recovery of in-flight targets whose worker is gone, `batch` at a time at `now`: those
 -- whose lease ran out (the sweep, any replica: their worker died or hung) and, at start-up,
 -- every one under this replica's own id `own` (a previous process with the same id died;
 -- nothing is waiting for their outcome). Through the small invite_targets_in_flight index
--- (`own` NULL: the sweep). A message may have gone out: it becomes `uncertain` (outcome
--- `lease_expired`) and is never re-sent blindly -- whoever drives its account next asks the
--- platform whether it went out (reconcile.reconcile_take). It keeps the time its lease ran
--- out (when its attempt began follows) and, unless its worker is known dead, its owner, so a
--- late outcome from that worker still replaces "unknown". An invite is idempotent on
--- Telegram: back to the queue.
+-- (`own` NULL: the sweep). What each becomes is not decided here: `recovered` (the decision
+-- table's rows, decisions.RECOVERED_JSON: a jsonb array with one row per task type) says it,
+-- joined on the target's task type. As decided there: a message may have gone out, so it
+-- becomes `uncertain` and is never re-sent blindly -- whoever drives its account next asks the
+-- platform whether it went out (reconcile.reconcile_take); an invite is idempotent on
+-- Telegram: back to the queue. A target not requeued keeps the time its lease ran out (when
+-- its attempt began follows) and, unless its worker is known dead, its owner, so a late
+-- outcome from that worker still replaces "unknown".
+--  * recorded: its outcome, error message and processed time are written (else kept);
+--  * requeue: back in the queue, due now, its lease gone;
+--  * give_back: the attempt is not counted.
 WITH expired AS (
     SELECT id FROM invite_targets
     WHERE status = 'in_flight' AND (lease_expires_at <= $1 OR lease_owner = $3)
@@ -108,20 +113,22 @@ WITH expired AS (
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), fate AS (
-    SELECT g.id, k.task_type = 'send_messages' AS message, g.lease_owner IS NOT DISTINCT FROM $3 AS dead
+    SELECT g.id, d.status, d.recorded, d.outcome, d.error_message, d.requeue, d.give_back,
+           g.lease_owner IS NOT DISTINCT FROM $3 AS dead
     FROM expired e JOIN invite_targets g ON g.id = e.id JOIN invite_tasks k ON k.id = g.task_id
+    JOIN jsonb_to_recordset($4::text::jsonb)
+         AS d(task_type text, status text, recorded boolean, outcome text, error_message text, requeue boolean,
+              give_back boolean) ON d.task_type = k.task_type
 )
 UPDATE invite_targets g SET
-    status = CASE WHEN f.message THEN 'uncertain' ELSE 'pending' END,
-    outcome = CASE WHEN f.message THEN 'lease_expired' ELSE g.outcome END,
-    processed_at = CASE WHEN f.message THEN $1 ELSE g.processed_at END,
-    error_message = CASE WHEN f.message
-        THEN 'the worker sending this message stopped before recording whether it was delivered; '
-             'it is not re-sent unless the platform shows it never went out'
-        ELSE g.error_message END,
-    next_attempt_at = CASE WHEN f.message THEN g.next_attempt_at ELSE $1 END,
-    lease_owner = CASE WHEN f.message AND NOT f.dead THEN g.lease_owner END,
-    lease_expires_at = CASE WHEN f.message THEN g.lease_expires_at END
+    status = f.status,
+    outcome = CASE WHEN f.recorded THEN f.outcome ELSE g.outcome END,
+    processed_at = CASE WHEN f.recorded THEN $1 ELSE g.processed_at END,
+    error_message = CASE WHEN f.recorded THEN f.error_message ELSE g.error_message END,
+    attempts = CASE WHEN f.give_back THEN GREATEST(g.attempts - 1, 0) ELSE g.attempts END,
+    next_attempt_at = CASE WHEN f.requeue THEN $1 ELSE g.next_attempt_at END,
+    lease_owner = CASE WHEN NOT f.requeue AND NOT f.dead THEN g.lease_owner END,
+    lease_expires_at = CASE WHEN NOT f.requeue THEN g.lease_expires_at END
 FROM fate f
 WHERE g.id = f.id
 RETURNING g.task_id, g.status

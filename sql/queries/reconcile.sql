@@ -1,7 +1,8 @@
 -- Delivery reconciliation's statements (invite/engine/reconcile.py). Every time is a
 -- parameter from the service's clock (never now()). The `-- args:` line of each statement
 -- names its parameters, in order: the engine's repository (invite/engine/repository.py)
--- passes them by these names.
+-- passes them by these names. A task's status spelt out here is read (what became of the
+-- task decides its target's fate), never a transition: no statement here moves a task.
 
 -- name: reconcile_take
 -- args: $1 now, $2 account_id, $3 replica, $4 lease_seconds, $5 claim_lease_seconds
@@ -50,13 +51,17 @@ SELECT t.id, t.task_id, t.identifier_key, t.user_data, t.attempts, t.since,
 FROM (SELECT 1) one LEFT JOIN taken t ON true
 
 -- name: reconcile_settle
--- args: $1 replica, $2 answers, $3 account_id, $4 now
+-- args: $1 replica, $2 answers, $3 account_id, $4 now, $5 reconciled
 -- Delivery reconciliation, step 2: what the platform said of each message taken by
 -- reconcile_take (`answers`: a jsonb array of {id, claimed: its attempt number, verdict:
 -- 'sent' | 'not_sent' | 'unknown', since: when the attempt began}), written by `replica` for
--- the account at `now`, where it still holds them:
+-- the account at `now`, where it still holds them. What a verdict makes of a message is not
+-- decided here: `reconciled` (the decision table's rows, decisions.RECONCILED_JSON: a jsonb
+-- array with one row per verdict and task status) says it, joined on the answer's verdict and
+-- the status of the message's task. As decided there:
 --  * sent: `succeeded`, outcome `delivered_confirmed`. Its claim reserved the quota before
---    the call, so the account's counters are already right.
+--    the call, so the account's counters are already right (`counted`: the engine counts it
+--    in the account's usage).
 --  * not sent: it never went out, so it may be sent now -- back to `pending`, its attempt not
 --    counted and its quota reservation given back (if the account's 24 h window still holds
 --    it), as if never claimed. That holds while the task runs or is paused. A task finished
@@ -66,8 +71,10 @@ FROM (SELECT 1) one LEFT JOIN taken t ON true
 --    failed one it is closed as close_queues would. The task row is read FOR SHARE, so a
 --    completion committing meanwhile is seen, not raced.
 --  * unknown: stays `uncertain`, outcome `delivery_unknown`: asked once, never again.
--- One execution-log row each (action `check_delivery`, status delivered_confirmed, not_sent or
--- delivery_unknown); the task counters follow by trigger.
+-- The cells: requeue (back in the queue, due now; else processed now), give_back (the attempt
+-- is not counted), refund (the reservation is given back), logged (the execution log's
+-- status), reason (the detail in the log and in the target's result), error_message.
+-- One execution-log row each (action `check_delivery`); the task counters follow by trigger.
 WITH answers AS (
     SELECT u.id, u.claimed, u.verdict, u.since
     FROM jsonb_to_recordset($2::jsonb) AS u(id uuid, claimed int, verdict text, since timestamptz)
@@ -77,44 +84,32 @@ WITH answers AS (
     ORDER BY k.id
     FOR SHARE
 ), fate AS (
-    SELECT a.id, a.claimed, a.verdict, a.since,
-           CASE a.verdict WHEN 'sent' THEN 'delivered_confirmed' WHEN 'unknown' THEN 'delivery_unknown'
-                          ELSE 'not_sent' END AS checked,
-           CASE a.verdict WHEN 'sent' THEN 'succeeded' WHEN 'unknown' THEN 'uncertain'
-               ELSE CASE k.status WHEN 'completed' THEN 'failed'
-                                  WHEN 'cancelled' THEN 'cancelled' WHEN 'failed' THEN 'cancelled'
-                                  ELSE 'pending' END END AS status,
-           CASE a.verdict WHEN 'sent' THEN 'delivered_confirmed' WHEN 'unknown' THEN 'delivery_unknown'
-               ELSE CASE k.status WHEN 'cancelled' THEN 'task_cancelled' WHEN 'failed' THEN 'task_failed'
-                                  ELSE 'not_sent' END END AS outcome,
-           CASE a.verdict
-               WHEN 'sent' THEN 'delivered: the platform shows the message sent after its worker stopped'
-               WHEN 'unknown' THEN 'the worker sending this message stopped before recording whether it '
-                                   'was delivered, and the platform could not tell; it is not re-sent'
-               ELSE CASE k.status WHEN 'completed' THEN 'not sent: its worker stopped before sending it, '
-                                                        'and the task had completed meanwhile'
-                                  ELSE 'its worker stopped before sending it (the platform shows no such '
-                                       'message): back in the queue' END END AS reason
+    SELECT a.id, a.claimed, a.since, d.status, d.outcome, d.logged, d.reason, d.error_message, d.requeue,
+           d.give_back, d.refund, d.counted
     FROM answers a JOIN invite_targets g ON g.id = a.id JOIN tasks k ON k.id = g.task_id
+    JOIN jsonb_to_recordset($5::text::jsonb)
+         AS d(verdict text, task_status text, status text, outcome text, logged text, reason text,
+              error_message text, requeue boolean, give_back boolean, refund boolean, counted boolean)
+         ON d.verdict = a.verdict AND d.task_status = k.status
 ), settled AS (
     UPDATE invite_targets g SET
         status = f.status,
         outcome = f.outcome,
-        processed_at = CASE WHEN f.status = 'pending' THEN NULL ELSE $4::timestamptz END,
-        error_message = CASE WHEN f.status = 'succeeded' THEN NULL ELSE f.reason END,
-        result = CASE WHEN f.status = 'pending' THEN g.result - 'attempt_since'
+        processed_at = CASE WHEN f.requeue THEN NULL ELSE $4::timestamptz END,
+        error_message = f.error_message,
+        result = CASE WHEN f.requeue THEN g.result - 'attempt_since'
                       ELSE g.result || jsonb_build_object('account_id', $3::text, 'detail', f.reason) END,
-        attempts = CASE WHEN f.verdict = 'not_sent' THEN GREATEST(g.attempts - 1, 0) ELSE g.attempts END,
-        next_attempt_at = CASE WHEN f.status = 'pending' THEN $4::timestamptz ELSE g.next_attempt_at END,
+        attempts = CASE WHEN f.give_back THEN GREATEST(g.attempts - 1, 0) ELSE g.attempts END,
+        next_attempt_at = CASE WHEN f.requeue THEN $4::timestamptz ELSE g.next_attempt_at END,
         lease_owner = NULL,
         lease_expires_at = NULL
     FROM fate f
     WHERE g.id = f.id AND g.lease_owner = $1 AND g.status = 'in_flight' AND g.attempts = f.claimed
-    RETURNING g.id, g.task_id, g.identifier_key, g.status, f.verdict, f.checked, f.outcome, f.reason,
+    RETURNING g.id, g.task_id, g.identifier_key, g.status, f.outcome, f.logged, f.reason, f.refund, f.counted,
               f.claimed, f.since
 ), logs AS (
     INSERT INTO invite_execution_logs (task_id, target_id, account_id, action, status, details, created_at)
-    SELECT s.task_id, s.id, $3, 'check_delivery', s.checked,
+    SELECT s.task_id, s.id, $3, 'check_delivery', s.logged,
            jsonb_build_object('detail', s.reason, 'attempt', s.claimed, 'identifier', s.identifier_key,
                               'attempt_since', s.since),
            $4::timestamptz
@@ -123,11 +118,12 @@ WITH answers AS (
 ), refund AS (
     UPDATE invite_accounts a SET
         daily_count = GREATEST(a.daily_count - (SELECT count(*) FROM settled s
-                                                WHERE s.verdict = 'not_sent' AND s.since >= a.daily_window_start), 0),
+                                                WHERE s.refund AND s.since >= a.daily_window_start), 0),
         updated_at = $4::timestamptz
     WHERE a.id = $3 AND a.daily_window_start > $4::timestamptz - interval '24 hours'
-      AND EXISTS (SELECT 1 FROM settled WHERE verdict = 'not_sent')
+      AND EXISTS (SELECT 1 FROM settled WHERE refund)
     RETURNING 1
 )
-SELECT s.task_id, s.status, s.outcome, (SELECT count(*) FROM logs) AS logged, (SELECT count(*) FROM refund) AS refunded
+SELECT s.task_id, s.status, s.outcome, s.counted, (SELECT count(*) FROM logs) AS logged,
+       (SELECT count(*) FROM refund) AS refunded
 FROM settled s
