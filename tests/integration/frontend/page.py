@@ -2,11 +2,15 @@
 of it that behaves as the platform's does, and a client that sends what the page's ``apiFetch`` sends.
 
 - ``serve(app)``: the app under uvicorn on 127.0.0.1 (lifespan on); yields its base URL.
-- ``Gateway``: the platform api-gateway's invite proxy (backend/api-gateway/main.py): forwards
-  ``/api/invite/{path}`` → ``{upstream}/api/v1/{path}`` (``admin/*`` → ``/admin/*``) with the query
-  string, copies request headers but ``host`` and ``content-length``, sends a body only for
-  POST/PUT/PATCH, waits up to 60 s, **buffers the whole response** and answers it with the
-  upstream's headers.
+- ``Gateway``: the platform api-gateway's invite proxy (backend/api-gateway/main.py,
+  ``proxy_invite_service``): forwards ``/api/invite/{path}`` → ``{upstream}/api/v1/{path}``
+  (``admin/*`` → ``/admin/*``) with the query string, for GET/POST/PUT/DELETE/PATCH/OPTIONS (405
+  otherwise); copies request headers but ``host`` and ``content-length`` into a dict (a repeated
+  header keeps its last value) and sets ``Authorization`` again under that name, so the upstream
+  receives **the Authorization header twice**; sends a body only for POST/PUT/PATCH, waits up to
+  60 s, **buffers the whole response** and answers it with the upstream's headers as a dict (a
+  repeated header joined with ", "); 502/504/500 with a JSON ``detail`` when the upstream is
+  unreachable, times out or fails otherwise (as checked against the real gateway, commit 08d493f).
 - ``Page``: every request carries ``Authorization: Bearer`` and ``Content-Type: application/json``
   — a file upload too (a multipart body under that header, as the browser's FormData is sent
   there).
@@ -31,6 +35,8 @@ from invite.kernel.settings import Settings
 
 JSON = {"Content-Type": "application/json"}
 GATEWAY_TIMEOUT = 60.0
+JSON_RAW = [(b"content-type", b"application/json")]
+PROXIED_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 
 @asynccontextmanager
@@ -65,17 +71,25 @@ class Gateway:
             return
         path: str = scope["path"]
         if not path.startswith("/api/invite/"):
-            await _answer(send, 404, [(b"content-type", b"application/json")], b'{"detail":"Not Found"}')
+            await _answer(send, 404, JSON_RAW, b'{"detail":"Not Found"}')
+            return
+        if scope["method"] not in PROXIED_METHODS:
+            await _answer(send, 405, JSON_RAW, b'{"detail":"Method Not Allowed"}')
             return
         rest = path.removeprefix("/api/invite/")
         url = f"{self.upstream}/{rest}" if rest.startswith("admin/") else f"{self.upstream}/api/v1/{rest}"
         if scope["query_string"]:
             url += "?" + scope["query_string"].decode("latin-1")
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in scope["headers"]
-            if k.lower() not in (b"host", b"content-length")
-        ]
+        headers: dict[str, str] = {}  # as main.py copies them: a dict, the last of a repeated header
+        auth = None
+        for k, v in scope["headers"]:
+            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+            if name == "authorization" and auth is None:
+                auth = value
+            if name not in ("host", "content-length"):
+                headers[name] = value
+        if auth is not None:
+            headers["Authorization"] = auth  # a second key: httpx sends the header twice, as main.py does
         body = b""
         if scope["method"] in ("POST", "PUT", "PATCH"):
             more = True
@@ -84,9 +98,20 @@ class Gateway:
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
         self.forwarded.append(url)
-        async with httpx.AsyncClient(timeout=GATEWAY_TIMEOUT) as client:
-            response = await client.request(scope["method"], url, headers=headers, content=body or None)
-        await _answer(send, response.status_code, response.headers.raw, response.content)
+        try:
+            async with httpx.AsyncClient(timeout=GATEWAY_TIMEOUT) as client:
+                response = await client.request(scope["method"], url, headers=headers, content=body or None)
+        except httpx.ConnectError:
+            await _answer(send, 502, JSON_RAW, b'{"detail":"Invite service unavailable"}')
+            return
+        except httpx.TimeoutException:
+            await _answer(send, 504, JSON_RAW, b'{"detail":"Invite service timeout"}')
+            return
+        except Exception:
+            await _answer(send, 500, JSON_RAW, b'{"detail":"Internal server error"}')
+            return
+        answered = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in dict(response.headers).items()]
+        await _answer(send, response.status_code, answered, response.content)
 
 
 async def _answer(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
