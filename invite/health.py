@@ -13,9 +13,9 @@ import structlog
 from litestar import get
 from litestar.di import NamedDependency
 
-from invite.kernel.db import queries
 from invite.kernel.problems import Problem
 from invite.kernel.settings import Settings
+from invite.kernel.sql import Sql
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -48,7 +48,7 @@ async def ready(
 ) -> HealthResponse:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            await db_pool.fetchval(queries(app_settings.sql_dir)["health.ping"])
+            await Sql(app_settings.sql_dir).fetchval(db_pool, "health.ping")
     except Exception as exc:
         log.warning("readiness check failed", error=type(exc).__name__)
         raise Problem(503, "Service unavailable", "the database does not answer") from None

@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
 
 import asyncpg
+import msgspec
 
-from invite.accounts.schemas import AccountList, AccountView
+from invite.accounts.schemas import AccountList, AccountStatus, AccountView
 from invite.kernel.clock import Clock
-from invite.kernel.db import queries
 from invite.kernel.settings import Settings
+from invite.kernel.sql import Sql
 from invite.platforms.base import AccountData, AccountsProvider
 from invite.platforms.phones import mask_phone
 
 # A phone number inside free text (a label), not digits inside a username like @anna_1234567.
 _PHONE_IN_TEXT = re.compile(r"(?<![\w@])\+?\d[\d\s().-]{6,}\d")
+
+
+class LiveState(msgspec.Struct, frozen=True):
+    """accounts.live_state: what the engine keeps of one account."""
+
+    id: str
+    label: str | None
+    status: AccountStatus  # the column's CHECK
+    status_reason: str | None
+    cooldown_until: datetime | None
+    daily_limit: int | None
+    pace_multiplier: float
+    last_action_at: datetime | None
+    used_today: int
+    window_resets_at: datetime | None
 
 
 def mask_phones(text: str) -> str:
@@ -38,23 +53,26 @@ class AccountsService:
         listed = [a for a in await self._provider.list_accounts(self._user_id) if a.user_id == self._user_id]
         now = self._clock.now()
         with self._clock.busy():
-            rows = await self._pool.fetch(
-                queries(self._settings.sql_dir)["accounts.live_state"], self._user_id, now
+            rows = await Sql(self._settings.sql_dir).fetch(
+                self._pool, "accounts.live_state", LiveState, user_id=self._user_id, now=now
             )
-        state = {row["id"]: row for row in rows}
+        state = {row.id: row for row in rows}
         views = [self._view(account, state.pop(account.id, None), now) for account in listed]
         views += [self._view(None, row, now) for row in state.values()]
         return AccountList(views)
 
-    def _view(self, account: AccountData | None, row: Any, now: datetime) -> AccountView:
+    def _view(self, account: AccountData | None, row: LiveState | None, now: datetime) -> AccountView:
+        """One account: as the provider lists it (``account``), as the engine knows it (``row``), or both."""
         limits = [self._settings.daily_quota]
         if account is not None and account.daily_limit is not None:
             limits.append(account.daily_limit)
-        if row is not None and row["daily_limit"] is not None:
-            limits.append(row["daily_limit"])
-        label = account.label if account is not None and account.label else (row and row["label"]) or ""
+        if row is not None and row.daily_limit is not None:
+            limits.append(row.daily_limit)
+        label = account.label if account is not None and account.label else (row and row.label) or ""
+        known = account or row
+        assert known is not None  # one of them, always
         view = AccountView(
-            id=account.id if account is not None else row["id"],
+            id=known.id,
             label=mask_phones(label),
             available=account is not None,
             status="active",
@@ -62,13 +80,13 @@ class AccountsService:
         )
         if row is None:
             return view
-        view.status = row["status"]
-        view.status_reason = row["status_reason"]
-        view.cooldown_until = row["cooldown_until"]
-        view.used_today = row["used_today"]
-        view.window_resets_at = row["window_resets_at"]
-        view.pace_multiplier = row["pace_multiplier"]
-        view.last_action_at = row["last_action_at"]
+        view.status = row.status
+        view.status_reason = row.status_reason
+        view.cooldown_until = row.cooldown_until
+        view.used_today = row.used_today
+        view.window_resets_at = row.window_resets_at
+        view.pace_multiplier = row.pace_multiplier
+        view.last_action_at = row.last_action_at
         if view.status == "cooldown" and (view.cooldown_until is None or view.cooldown_until <= now):
             # over: the engine takes it back on its next pass, the customer sees it as active now
             view.status, view.status_reason, view.cooldown_until = "active", None, None

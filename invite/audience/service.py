@@ -32,14 +32,24 @@ from invite.audience.schemas import (
     Source,
 )
 from invite.kernel import audit
-from invite.kernel.db import DbConnection, queries
+from invite.kernel.db import DbConnection
 from invite.kernel.problems import Problem, conflict, not_found
 from invite.kernel.settings import Settings
+from invite.kernel.sql import Sql
 from invite.observability.metrics import import_rows, imports_total
 from invite.tasks.states import EDITABLE, TaskStatus
 
 PREVIEW_ROWS = 20
 TARGET_COLUMNS = ["task_id", "user_identifier", "identifier_key", "user_data"]
+
+
+class _Key(msgspec.Struct, frozen=True):
+    key: str  # audience.task_keys, audience.suppressed_keys
+
+
+class _StoredImport(msgspec.Struct, frozen=True):
+    report: dict[str, Any]  # the ImportResult as it was, without its rows
+    page: list[Any]  # the rejected rows asked for
 
 
 @dataclass(frozen=True)
@@ -219,18 +229,21 @@ async def _copy_targets(conn: DbConnection, task_id: UUID, decided: pl.DataFrame
         )
 
 
-def _ensure_editable(task: asyncpg.Record | None) -> None:
-    if task is None:
+def _ensure_editable(status: str | None) -> None:
+    """``status``: the task's (audience.find_task, lock_task), None when it is not the tenant's."""
+    if status is None:
         raise not_found("task")
-    if TaskStatus(task["status"]) not in EDITABLE:
+    if TaskStatus(status) not in EDITABLE:
         raise conflict(
-            f"people can be added to a task only while it is draft, scheduled or paused; this one is {task['status']}"
+            f"people can be added to a task only while it is draft, scheduled or paused; this one is {status}"
         )
 
 
 async def check_task(pool: asyncpg.Pool, settings: Settings, user_id: str, task_id: UUID) -> None:
     """404/409 before fetching anything from elsewhere; the import checks again under its lock."""
-    _ensure_editable(await pool.fetchrow(queries(settings.sql_dir)["audience.find_task"], task_id, user_id))
+    _ensure_editable(
+        await Sql(settings.sql_dir).fetchval(pool, "audience.find_task", task_id=task_id, user_id=user_id)
+    )
 
 
 @dataclass(frozen=True)
@@ -257,24 +270,29 @@ async def run_import(
     A dry run may leave ``task_id`` out: it then checks the file alone, as for a new task.
     """
     analysis = await asyncio.to_thread(analyse, what.sheet, what.mapping, settings.phone_default_region)
-    sql = queries(settings.sql_dir)
+    sql = Sql(settings.sql_dir)
     keys = candidate_keys(analysis)
     limit = settings.max_targets_per_task
     async with pool.acquire() as conn, conn.transaction():
         before, existing = 0, set[str]()
         if task_id is not None:
             _ensure_editable(
-                await conn.fetchrow(
-                    sql["audience.find_task" if dry_run else "audience.lock_task"], task_id, user_id
+                await sql.fetchval(
+                    conn,
+                    "audience.find_task" if dry_run else "audience.lock_task",
+                    task_id=task_id,
+                    user_id=user_id,
                 )
             )
-            before = await conn.fetchval(sql["audience.target_count"], task_id)
-            existing = {r[0] for r in await conn.fetch(sql["audience.task_keys"], task_id)}
+            before = await sql.fetchval(conn, "audience.target_count", task_id=task_id)
+            existing = {r.key for r in await sql.fetch(conn, "audience.task_keys", _Key, task_id=task_id)}
         if not dry_run:
             # Imports and suppression changes of a tenant take turns, so a person suppressed
             # while this import runs cannot slip in behind the check below.
-            await conn.execute(sql["suppressions.lock_tenant"], user_id)
-        suppressed = {r[0] for r in await conn.fetch(sql["audience.suppressed_keys"], user_id, keys)}
+            await sql.execute(conn, "suppressions.lock_tenant", user_id=user_id)
+        suppressed = {
+            r.key for r in await sql.fetch(conn, "audience.suppressed_keys", _Key, user_id=user_id, keys=keys)
+        }
         decided = await asyncio.to_thread(
             decide, analysis, existing, suppressed, max(limit - before, 0), limit
         )
@@ -313,11 +331,17 @@ async def _record(
     result: ImportResult,
     decided: pl.DataFrame,
 ) -> UUID:
-    sql = queries(settings.sql_dir)
     report = msgspec.to_builtins(msgspec.structs.replace(result, rejected_rows=[], preview=[]))
     kept = msgspec.to_builtins(rejected_rows(decided, 0, settings.import_rejected_kept))
-    import_id: UUID = await conn.fetchval(
-        sql["audience.insert_import"], user_id, task_id, result.source.kind, result.source.name, report, kept
+    import_id: UUID = await Sql(settings.sql_dir).fetchval(
+        conn,
+        "audience.insert_import",
+        user_id=user_id,
+        task_id=task_id,
+        source=result.source.kind,
+        source_name=result.source.name,
+        report=report,
+        rejected=kept,
     )
     await audit.record(
         conn,
@@ -334,11 +358,16 @@ async def _record(
 async def get_import(
     pool: asyncpg.Pool, settings: Settings, user_id: str, import_id: UUID, offset: int, limit: int
 ) -> ImportResult:
-    row = await pool.fetchrow(
-        queries(settings.sql_dir)["audience.get_import"], import_id, user_id, offset, limit
+    row = await Sql(settings.sql_dir).fetchrow(
+        pool,
+        "audience.get_import",
+        _StoredImport,
+        import_id=import_id,
+        user_id=user_id,
+        offset=offset,
+        limit=limit,
     )
     if row is None:
         raise not_found("import")
-    report: dict[str, Any] = row["report"]
-    report.update(import_id=str(import_id), rejected_rows=row["page"], rejected_offset=offset)
+    report = dict(row.report, import_id=str(import_id), rejected_rows=row.page, rejected_offset=offset)
     return msgspec.convert(report, ImportResult)

@@ -21,8 +21,8 @@ from invite.engine.actions import check_right
 from invite.frontend_api.schemas import AdminCheck, CheckedAccount
 from invite.frontend_api.service import page_account
 from invite.kernel.clock import Clock
-from invite.kernel.db import queries
 from invite.kernel.settings import Settings
+from invite.kernel.sql import Sql
 from invite.platforms.base import (
     AccountsProvider,
     LeasePurpose,
@@ -52,6 +52,10 @@ def group_name(link: str) -> str:
     return _LINK.sub("", link.strip()).lstrip("@").split("?", 1)[0].rstrip("/")
 
 
+class _Held(msgspec.Struct, frozen=True):
+    id: str
+
+
 class RightsCheck:
     def __init__(
         self,
@@ -74,9 +78,9 @@ class RightsCheck:
         group = group_link.strip()
         views = (await self._accounts.list_accounts()).accounts
         held = {
-            row["id"]
-            for row in await self._pool.fetch(
-                queries(self._settings.sql_dir)["accounts.held"], self._user_id, self._clock.now()
+            row.id
+            for row in await Sql(self._settings.sql_dir).fetch(
+                self._pool, "accounts.held", _Held, user_id=self._user_id, now=self._clock.now()
             )
         }
         gate = asyncio.Semaphore(CHECKS_AT_ONCE)

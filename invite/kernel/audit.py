@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from invite.kernel.db import DbConnection, queries
+from invite.kernel.db import DbConnection
+from invite.kernel.sql import Sql
 from invite.observability.request_context import current_request_id
 
 
@@ -22,12 +23,13 @@ async def record(
     resource_id: str | None,
     details: Mapping[str, Any] | None = None,
 ) -> None:
-    await conn.execute(
-        queries(sql_dir)["audit.record"],
-        user_id,
-        action,
-        resource,
-        resource_id,
-        current_request_id(),
-        dict(details or {}),
+    await Sql(sql_dir).execute(
+        conn,
+        "audit.record",
+        user_id=user_id,
+        action=action,
+        resource=resource,
+        resource_id=resource_id,
+        request_id=current_request_id(),
+        details=dict(details or {}),
     )

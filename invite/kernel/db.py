@@ -2,7 +2,9 @@
 
 All SQL lives in ``sql/``: ``sql/migrations/NNNN_name.sql`` applied in order, and
 ``sql/queries/<feature>.sql`` holding statements introduced by a ``-- name: <name>`` line,
-looked up as ``"<feature>.<name>"``. Files are read once per process.
+looked up as ``"<feature>.<name>"``, each with an ``-- args: $1 name, ...`` line naming its
+parameters (a Statement: they are passed by those names, see invite.kernel.sql). Files are
+read once per process.
 
 Our tables live in a PostgreSQL schema of their own (DB_SCHEMA, default ``invite``): every
 connection of ours searches only it (the pools' ``search_path``; the migration runner sets
@@ -86,27 +88,32 @@ def check_columns(key: str, record: asyncpg.Record, *rows: type[msgspec.Struct])
 
 
 class Queries(Mapping[str, str]):
-    """Named SQL statements read from ``<dir>/*.sql``."""
+    """Named SQL statements read from ``<dir>/*.sql``, each checked against its ``-- args:`` line
+    as it loads (a statement without one, or with one that does not match, fails the load).
+    ``statement(key)`` is the Statement to run; ``queries[key]`` its text (for plans and tests)."""
 
     def __init__(self, directory: Path) -> None:
-        self._sql: dict[str, str] = {}
+        self._statements: dict[str, Statement] = {}
         for path in sorted(directory.glob("*.sql")):
             parts = _NAME_LINE.split(path.read_text(encoding="utf-8"))
             # parts = [preamble, name1, body1, name2, body2, ...]
             for name, body in zip(parts[1::2], parts[2::2], strict=True):
                 key = f"{path.stem}.{name}"
-                if key in self._sql:
+                if key in self._statements:
                     raise ValueError(f"query {key} is defined twice in {path}")
-                self._sql[key] = body.strip()
+                self._statements[key] = Statement.parse(key, body.strip())
+
+    def statement(self, key: str) -> Statement:
+        return self._statements[key]
 
     def __getitem__(self, key: str) -> str:
-        return self._sql[key]
+        return self._statements[key].sql
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._sql)
+        return iter(self._statements)
 
     def __len__(self) -> int:
-        return len(self._sql)
+        return len(self._statements)
 
 
 @cache

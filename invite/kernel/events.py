@@ -30,9 +30,10 @@ import structlog
 
 from invite.kernel.background import BackgroundLoop
 from invite.kernel.clock import Clock
-from invite.kernel.db import DbConnection, queries
+from invite.kernel.db import DbConnection
 from invite.kernel.embedded import database_url
 from invite.kernel.settings import Settings
+from invite.kernel.sql import Sql
 
 CHANNEL = "invite_task_events"
 MAX_QUEUED = 256  # events held for one slow stream before it is sent a resync instead
@@ -44,10 +45,11 @@ log = structlog.get_logger(__name__)
 
 
 class TaskEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """The one payload on CHANNEL: a task's status changed, or its targets moved."""
+    """The one payload on CHANNEL: a task's status changed, its targets moved, or a test invite
+    of it was asked for or decided ("trial": the engines and the waiting request look)."""
 
     task_id: str
-    type: Literal["status", "progress"]
+    type: Literal["status", "progress", "trial"]
     status: str | None = None  # "status": the task's status now
     reason: str | None = None  # "status": what moved it, when not a step of the state machine (retry_failed)
     requeued: int | None = None  # "progress" from retry-failed: targets put back in the queue
@@ -182,7 +184,7 @@ class TaskEventHub(BackgroundLoop):
 
     async def _run(self) -> None:
         delay = RECONNECT_MIN_SECONDS
-        ping = queries(self._settings.sql_dir)["health.ping"]
+        sql = Sql(self._settings.sql_dir)
         while True:
             conn: asyncpg.Connection | None = None
             try:
@@ -198,7 +200,7 @@ class TaskEventHub(BackgroundLoop):
                 # seconds on the wire, and pings paced by a virtual clock spin as it jumps (an
                 # engine test's hub pinged without end and its test never finished)
                 while not await _lost_within(lost, PING_SECONDS):
-                    await asyncio.wait_for(conn.fetchval(ping), timeout=PING_SECONDS)
+                    await asyncio.wait_for(sql.fetchval(conn, "health.ping"), timeout=PING_SECONDS)
                 log.warning("task events: listening connection lost; reconnecting")
             except Exception as exc:  # whatever broke, the replica keeps trying to listen
                 log.warning("task events: cannot listen; retrying", error=type(exc).__name__, retry_in=delay)

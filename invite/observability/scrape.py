@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import msgspec
 import structlog
 from litestar import Response, get
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from invite.kernel.db import queries
 from invite.kernel.settings import Settings
+from invite.kernel.sql import Sql
 from invite.observability.metrics import active_tasks
 
 PLATFORMS = ("telegram", "instagram", "whatsapp")
@@ -20,10 +21,15 @@ GAUGE_TIMEOUT_SECONDS = 5.0  # well inside Prometheus' default 10 s scrape timeo
 log = structlog.get_logger(__name__)
 
 
+class Running(msgspec.Struct, frozen=True):
+    platform: str
+    n: int
+
+
 async def refresh_task_gauges(pool: asyncpg.Pool, settings: Settings) -> None:
     async with asyncio.timeout(GAUGE_TIMEOUT_SECONDS):
-        rows = await pool.fetch(queries(settings.sql_dir)["tasks.running_by_platform"])
-    running = {r["platform"]: r["n"] for r in rows}
+        rows = await Sql(settings.sql_dir).fetch(pool, "tasks.running_by_platform", Running)
+    running = {r.platform: r.n for r in rows}
     for platform in PLATFORMS:
         active_tasks.labels(platform=platform).set(running.get(platform, 0))
 

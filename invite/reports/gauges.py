@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import msgspec
 import structlog
 
 from invite.kernel.background import BackgroundLoop
 from invite.kernel.clock import Clock
-from invite.kernel.db import queries
 from invite.kernel.settings import Settings
+from invite.kernel.sql import Sql
 from invite.observability.metrics import accounts_by_status, running_task_idle, targets_pending
 
 PLATFORMS = ("telegram", "instagram", "whatsapp")
@@ -25,14 +26,28 @@ TIMEOUT_SECONDS = 5.0
 log = structlog.get_logger(__name__)
 
 
+class _AccountCount(msgspec.Struct, frozen=True):
+    platform: str
+    status: str
+    n: int
+
+
+class _PendingCount(msgspec.Struct, frozen=True):
+    platform: str
+    n: int
+
+
 async def refresh_fleet_gauges(pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
-    sql = queries(settings.sql_dir)
+    sql = Sql(settings.sql_dir)
     async with asyncio.timeout(TIMEOUT_SECONDS), pool.acquire() as conn:
         accounts = {
-            (r["platform"], r["status"]): r["n"] for r in await conn.fetch(sql["reports.accounts_by_status"])
+            (r.platform, r.status): r.n
+            for r in await sql.fetch(conn, "reports.accounts_by_status", _AccountCount)
         }
-        pending = {r["platform"]: r["n"] for r in await conn.fetch(sql["reports.pending_by_platform"])}
-        idle = await conn.fetchval(sql["reports.running_task_idle_max"], clock.now())
+        pending = {
+            r.platform: r.n for r in await sql.fetch(conn, "reports.pending_by_platform", _PendingCount)
+        }
+        idle = await sql.fetchval(conn, "reports.running_task_idle_max", now=clock.now())
     for platform in PLATFORMS:
         targets_pending.labels(platform=platform).set(pending.get(platform, 0))
         for status in ACCOUNT_STATUSES:

@@ -19,8 +19,9 @@ import structlog
 
 from invite.kernel.background import BackgroundLoop
 from invite.kernel.clock import Clock
-from invite.kernel.db import DbConnection, queries
+from invite.kernel.db import DbConnection
 from invite.kernel.settings import Settings
+from invite.kernel.sql import Sql
 
 TASKS_PER_ROUND = 100
 
@@ -31,6 +32,10 @@ class RetentionRound(msgspec.Struct, kw_only=True):
     ran: bool  # False: another replica holds the round
     logs_deleted: int = 0
     tasks_deleted: int = 0
+
+
+class _Expired(msgspec.Struct, frozen=True):
+    id: uuid.UUID
 
 
 def _count(status: str) -> int:
@@ -46,16 +51,16 @@ class Retention(BackgroundLoop):
         self._pool = pool
         self._settings = settings
         self._clock = clock
-        self._sql = queries(settings.sql_dir)
+        self._sql = Sql(settings.sql_dir)
 
     async def run_once(self) -> RetentionRound:
         async with self._pool.acquire() as conn:
-            if not await conn.fetchval(self._sql["retention.try_lock"]):
+            if not await self._sql.fetchval(conn, "retention.try_lock"):
                 return RetentionRound(ran=False)
             try:
                 logs = await self._delete_old_logs(conn)
                 tasks = await self._delete_old_tasks(conn)
-                await conn.fetchval(self._sql["retention.unlock"])
+                await self._sql.fetchval(conn, "retention.unlock")
             except BaseException:
                 # the pool does not reset what a session holds: a lock that could not be
                 # released goes with its session, not back into the pool
@@ -79,8 +84,11 @@ class Retention(BackgroundLoop):
         total = 0
         while True:
             done = _count(
-                await conn.execute(
-                    self._sql["retention.delete_old_logs"], cutoff, self._settings.retention_batch_size
+                await self._sql.execute(
+                    conn,
+                    "retention.delete_old_logs",
+                    cutoff=cutoff,
+                    batch_size=self._settings.retention_batch_size,
                 )
             )
             total += done
@@ -93,8 +101,11 @@ class Retention(BackgroundLoop):
             return 0
         cutoff = self._clock.now() - timedelta(days=days)
         deleted = 0
-        for row in await conn.fetch(self._sql["retention.expired_tasks"], cutoff, TASKS_PER_ROUND):
-            if await self._delete_task(conn, row["id"], cutoff):
+        expired = await self._sql.fetch(
+            conn, "retention.expired_tasks", _Expired, cutoff=cutoff, limit=TASKS_PER_ROUND
+        )
+        for task in expired:
+            if await self._delete_task(conn, task.id, cutoff):
                 deleted += 1
         return deleted
 
@@ -103,15 +114,23 @@ class Retention(BackgroundLoop):
         for name in ("retention.delete_task_logs", "retention.delete_task_targets"):
             while True:
                 async with conn.transaction():
-                    if not await conn.fetchval(self._sql["retention.lock_expired_task"], task_id, cutoff):
+                    if not await self._still_expired(conn, task_id, cutoff):
                         return False
                     done = _count(
-                        await conn.execute(self._sql[name], task_id, self._settings.retention_batch_size)
+                        await self._sql.execute(
+                            conn, name, task_id=task_id, batch_size=self._settings.retention_batch_size
+                        )
                     )
                 if done < self._settings.retention_batch_size:
                     break
         async with conn.transaction():
-            if not await conn.fetchval(self._sql["retention.lock_expired_task"], task_id, cutoff):
+            if not await self._still_expired(conn, task_id, cutoff):
                 return False
-            await conn.execute(self._sql["retention.delete_task"], task_id)
+            await self._sql.execute(conn, "retention.delete_task", task_id=task_id)
         return True
+
+    async def _still_expired(self, conn: DbConnection, task_id: uuid.UUID, cutoff: datetime) -> bool:
+        """The task is still finished before ``cutoff``; it stays locked until the transaction ends."""
+        return bool(
+            await self._sql.fetchval(conn, "retention.lock_expired_task", task_id=task_id, cutoff=cutoff)
+        )

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import polars as pl
 from litestar import Request
 
@@ -26,13 +27,17 @@ from invite.audience.upload import Upload, mapping_field, read_sheet
 from invite.kernel import audit
 from invite.kernel.auth import Tenant
 from invite.kernel.clock import Clock
-from invite.kernel.db import queries
 from invite.kernel.problems import Problem, invalid, not_found
 from invite.kernel.settings import Settings
+from invite.kernel.sql import Sql
 from invite.suppressions.schemas import Suppression, SuppressionPage, SuppressionResult
 
 REJECTED_SHOWN = 100
 _KEY_FORM = ("u:", "id:", "p:")
+
+
+class _Added(msgspec.Struct, frozen=True):
+    identifier_key: str  # suppressions.add: a person not listed before
 
 
 def check_identifiers(identifiers: Sequence[str], region: str) -> pl.DataFrame:
@@ -66,13 +71,22 @@ async def suppress(
     """Add every valid person of ``checked`` and skip their pending targets, in one transaction."""
     entries = _entries(checked)
     keys = entries.get_column("key").to_list()
-    sql = queries(settings.sql_dir)
+    sql = Sql(settings.sql_dir)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(sql["suppressions.lock_tenant"], user_id)
-        added = await conn.fetch(
-            sql["suppressions.add"], user_id, keys, entries.get_column("identifier").to_list(), reason, now
+        await sql.execute(conn, "suppressions.lock_tenant", user_id=user_id)
+        added = await sql.fetch(
+            conn,
+            "suppressions.add",
+            _Added,
+            user_id=user_id,
+            keys=keys,
+            identifiers=entries.get_column("identifier").to_list(),
+            reason=reason,
+            now=now,
         )
-        status = await conn.execute(sql["suppressions.skip_pending_targets"], user_id, keys, now)
+        status = await sql.execute(
+            conn, "suppressions.skip_pending_targets", user_id=user_id, keys=keys, now=now
+        )
         skipped = int(status.split()[-1])
         await audit.record(
             conn,
@@ -120,10 +134,6 @@ def _after(cursor: str | None) -> tuple[datetime | None, str | None]:
         raise invalid("cursor", "not a cursor this endpoint gave out") from None
 
 
-def _suppression(row: asyncpg.Record) -> Suppression:
-    return Suppression(row["user_identifier"], row["identifier_key"], row["reason"], row["created_at"])
-
-
 async def page(
     pool: asyncpg.Pool,
     settings: Settings,
@@ -133,15 +143,22 @@ async def page(
     limit: int,
     identifier: str | None,
 ) -> SuppressionPage:
-    sql = queries(settings.sql_dir)
+    sql = Sql(settings.sql_dir)
     if identifier is not None:
-        found = await pool.fetchrow(
-            sql["suppressions.find"], user_id, key_of(identifier, settings.phone_default_region)
-        )
-        return SuppressionPage([_suppression(found)] if found else [], None)
-    when, key = _after(cursor)
-    rows = await pool.fetch(sql["suppressions.page"], user_id, when, key, limit + 1)
-    items = [_suppression(r) for r in rows[:limit]]
+        key = key_of(identifier, settings.phone_default_region)
+        found = await sql.fetchrow(pool, "suppressions.find", Suppression, user_id=user_id, key=key)
+        return SuppressionPage([found] if found else [], None)
+    when, after = _after(cursor)
+    rows = await sql.fetch(
+        pool,
+        "suppressions.page",
+        Suppression,
+        user_id=user_id,
+        after_created_at=when,
+        after_key=after,
+        limit=limit + 1,
+    )
+    items = rows[:limit]
     more = len(rows) > limit
     return SuppressionPage(items, _cursor(items[-1].created_at, items[-1].key) if more else None)
 
@@ -149,10 +166,10 @@ async def page(
 async def remove(pool: asyncpg.Pool, settings: Settings, user_id: str, identifier: str) -> None:
     """Take someone off the list. Targets it skipped stay skipped: nobody is re-queued by this."""
     key = key_of(identifier, settings.phone_default_region)
-    sql = queries(settings.sql_dir)
+    sql = Sql(settings.sql_dir)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(sql["suppressions.lock_tenant"], user_id)
-        if await conn.fetchval(sql["suppressions.remove"], user_id, key) is None:
+        await sql.execute(conn, "suppressions.lock_tenant", user_id=user_id)
+        if await sql.fetchval(conn, "suppressions.remove", user_id=user_id, key=key) is None:
             raise not_found("suppression")
         await audit.record(
             conn,

@@ -1,3 +1,4 @@
 -- name: ping
+-- args:
 -- Readiness: the cheapest statement that proves a pooled connection reaches the server.
 SELECT 1

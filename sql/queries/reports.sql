@@ -3,6 +3,7 @@
 -- statements here then read by task id only.
 
 -- name: stats
+-- args: $1 task_id, $2 user_id, $3 since, $4 until
 -- /stats (and the report's totals) in one statement: one snapshot, one round trip (under the
 -- engine's load every round trip waits its turn on the API's event loop). The task ($1, tenant
 -- $2) with its counters as in tasks.status_report; then, each as parallel arrays (NULL when
@@ -41,6 +42,7 @@ CROSS JOIN LATERAL (
 WHERE t.id = $1 AND t.user_id = $2
 
 -- name: export_page
+-- args: $1 task_id, $2 after_seq, $3 limit
 -- One page of the export, keyset over seq (import order) on invite_targets_task_seq: every
 -- page costs the same however deep it is, and each is its own short statement, so a long
 -- download never holds back vacuum on the hot targets table.
@@ -54,6 +56,7 @@ ORDER BY seq
 LIMIT $3
 
 -- name: logs_page
+-- args: $1 task_id, $2 before_created_at, $3 before_id, $4 since, $5 status, $6 action, $7 limit
 -- Newest first, keyset over (created_at, id) on idx_invite_logs_task_created. The explicit
 -- created_at bound gives the index its range; the row comparison breaks ties. $2/$3 is the
 -- last row of the previous page (or the upper end of the time range), $4 the lower end.
@@ -71,6 +74,7 @@ ORDER BY l.created_at DESC, l.id DESC
 LIMIT $7
 
 -- name: logs_page_by_account
+-- args: $1 task_id, $2 before_created_at, $3 before_id, $4 since, $5 status, $6 action, $7 limit, $8 account_id
 -- logs_page for one account, on invite_logs_task_account_created: a rare account's rows are
 -- found without reading the rest of the task's log. A separate statement (not "$n IS NULL OR
 -- account_id = $n") so that the plan can always use that index.
@@ -87,6 +91,7 @@ ORDER BY l.created_at DESC, l.id DESC
 LIMIT $7
 
 -- name: requeue_failed
+-- args: $1 task_id, $2 outcomes, $3 user_id
 -- Failed targets whose outcome says another try may work go back to the queue as if new:
 -- attempts reset, due now, no account -- except people the tenant ($3) has suppressed since
 -- (under any of their keys): they stay failed, and are counted so the answer can say so.
@@ -111,18 +116,23 @@ SELECT (SELECT count(*) FROM requeued) AS requeued,
        (SELECT count(*) FROM retry WHERE suppressed) AS suppressed
 
 -- name: reopen
+-- args: $1 task_id, $2 user_id, $3 allowed_from, $4 now
 -- A finished task goes back to running for its re-queued targets; guarded by status like
--- every transition, so it cannot race a concurrent change.
+-- every transition, so it cannot race a concurrent change. The task comes back as tasks.get's.
 UPDATE invite_tasks
 SET status = 'running', status_reason = NULL, completed_at = NULL, updated_at = $4
 WHERE id = $1 AND user_id = $2 AND status = ANY($3::text[])
-RETURNING *
+RETURNING id, platform, task_type, title, description, target_group_id, message_template, priority,
+          status, status_reason, driver, progress, settings, created_at, updated_at, scheduled_at,
+          started_at, completed_at
 
 -- name: accounts_by_status
+-- args:
 -- Fleet gauge: invite_accounts holds one row per account, thousands at most.
 SELECT platform, status, count(*) AS n FROM invite_accounts GROUP BY platform, status
 
 -- name: pending_by_platform
+-- args:
 -- Fleet gauge: running tasks come from the partial index invite_tasks_running, their pending
 -- counts from the trigger-kept counters; no target is read.
 SELECT t.platform, sum(c.n)::bigint AS n
@@ -132,6 +142,7 @@ WHERE t.status = 'running'
 GROUP BY t.platform
 
 -- name: running_task_idle_max
+-- args: $1 now
 -- Fleet gauge: seconds since the most idle running task (with pending targets) last acted,
 -- was started or resumed ($1 = now). The last log row of a task is one backward step on
 -- idx_invite_logs_task_created.
@@ -144,6 +155,7 @@ LEFT JOIN LATERAL (
 WHERE t.status = 'running'
 
 -- name: progress
+-- args: $1 task_id, $2 user_id, $3 rate_since, $4 account_ids
 -- /status with its rate, accounts and ETA, and GET /tasks/{id}/forecast, in one statement (one
 -- snapshot, one round trip): the task ($1, tenant $2) with its counters as in
 -- tasks.status_report and the fields its limits come from; the actions logged (in all, as
@@ -153,9 +165,10 @@ WHERE t.status = 'running'
 -- would use), with its state in this task, as parallel arrays (one aggregation, so one row
 -- order for all of them, as in reports.stats). The accounts are the tenant's
 -- own, found through invite_accounts_user (a handful). No row: no such task for this tenant.
-SELECT t.id, t.user_id, t.status, t.status_reason, t.driver, t.platform, t.task_type,
-       t.target_group_id, t.message_template, t.priority, t.settings,
-       c.statuses, c.ns, r.recent, r.actions, r.floods,
+-- The counters come first, as in tasks.status_report (the row is read as a TaskCounts).
+SELECT t.status, t.status_reason, t.driver, c.statuses, c.ns,
+       t.id, t.user_id, t.platform, t.task_type, t.target_group_id, t.message_template, t.priority,
+       t.settings, r.recent, r.actions, r.floods,
        a.a_id, a.a_task_status, a.a_status, a.a_reason, a.a_cooldown, a.a_task_cooldown,
        a.a_window, a.a_count, a.a_limit, a.a_last, a.a_multiplier
 FROM invite_tasks t
@@ -187,6 +200,7 @@ CROSS JOIN LATERAL (
 WHERE t.id = $1 AND t.user_id = $2
 
 -- name: flood_seconds
+-- args: $1 task_id
 -- The forecast's FloodWait cost: the mean wait of the task's ($1) last 200 FloodWaits, found
 -- walking idx_invite_logs_task_created backwards from the newest entry (at a few FloodWaits
 -- in a hundred actions, some thousands of index entries; only GET /forecast asks).

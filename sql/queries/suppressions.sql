@@ -33,9 +33,11 @@ WHERE k.user_id = $1
   AND invite_person_keys(t.identifier_key, t.user_data) && $2::text[]
 
 -- name: page
+-- args: $1 user_id, $2 after_created_at, $3 after_key, $4 limit
 -- Newest first, keyset-paged on (created_at, identifier_key) — the index of 0003 in that
 -- order — so a deep page costs the same as the first. $2/$3 are the last row seen (NULL: start).
-SELECT identifier_key, user_identifier, reason, created_at
+-- Rows come back as the API's Suppression (invite/suppressions/schemas.py), field for field.
+SELECT user_identifier AS identifier, identifier_key AS key, reason, created_at
 FROM invite_suppressions
 WHERE user_id = $1
   AND ($2::timestamptz IS NULL OR (created_at, identifier_key) < ($2, $3::text))
@@ -43,11 +45,13 @@ ORDER BY created_at DESC, identifier_key DESC
 LIMIT $4
 
 -- name: find
-SELECT identifier_key, user_identifier, reason, created_at
+-- args: $1 user_id, $2 key
+SELECT user_identifier AS identifier, identifier_key AS key, reason, created_at
 FROM invite_suppressions
 WHERE user_id = $1 AND identifier_key = $2
 
 -- name: remove
+-- args: $1 user_id, $2 key
 -- Removing a suppression does not bring back targets it skipped: those stay skipped.
 DELETE FROM invite_suppressions WHERE user_id = $1 AND identifier_key = $2
 RETURNING identifier_key
