@@ -49,7 +49,7 @@ from enum import StrEnum
 import msgspec
 
 from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
-from invite.platforms.base import AccountEvent, Outcome, OutcomeKind
+from invite.platforms.base import AccountEvent, OutcomeKind
 from invite.tasks.states import TaskStatus
 
 
@@ -381,9 +381,3 @@ BREAKER_ERRORS = frozenset(d.logged for d in DECISIONS.values() if d.breaker)
 
 # the outcomes of failed targets a customer's retry-failed puts back in the queue
 RETRYABLE_OUTCOMES: tuple[str, ...] = tuple(sorted({d.outcome for d in DECISIONS.values() if d.retryable}))
-
-
-def dead_account_event(outcome: Outcome) -> AccountEvent:
-    """Kept for leases._retire until it settles through ``outcomes.retire`` (phase B of issue
-    15), which reports the adapter's event only."""
-    return outcome.event or AccountEvent.USER_DEACTIVATED

@@ -38,11 +38,12 @@ import structlog
 from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Bucket
 from invite.engine.context import EngineContext
-from invite.engine.decisions import dead_account_event
+from invite.engine.outcomes import retire
 from invite.engine.registry import RunningTask
 from invite.engine.repository import AcquiredAccount, RenewedLease, Repository
 from invite.engine.runner import run_account
-from invite.observability.metrics import accounts_blocked, accounts_by_state, lease_takeovers
+from invite.engine.statuses import AccountStatus
+from invite.observability.metrics import accounts_by_state, lease_takeovers
 from invite.platforms.base import (
     AccountData,
     AccountsProvider,
@@ -90,8 +91,8 @@ class LeaseKeeper:
         await self._refresh()
         await self._release([a for a in self.held.values() if not a.driving or not self._serves(a)])
         await self._acquire()
-        counts = Counter("blocked" if a.blocked else a.status for a in self.held.values())
-        for state in ("active", "cooldown", "blocked"):
+        counts = Counter(AccountStatus.BLOCKED if a.blocked else a.status for a in self.held.values())
+        for state in (AccountStatus.ACTIVE, AccountStatus.COOLDOWN, AccountStatus.BLOCKED):
             accounts_by_state.labels(state=state).set(counts[state])
 
     async def close(self) -> None:
@@ -279,23 +280,28 @@ class LeaseKeeper:
             self.kick()
 
     async def _retire(self, account: LeasedAccount, outcome: Outcome) -> None:
-        """The account is dead at start-up: blocked for good, everywhere, and the platform told."""
+        """The account is dead at start-up: as its row of the decision table says
+        (outcomes.retire), blocked for good, everywhere; the accounts provider hears the event
+        the adapter named, if it named one."""
         ctx = self._ctx
-        reason = f"account dead: {outcome.detail}"
-        account.blocked = True
         now = ctx.clock.now()
+        retired = retire(ctx.settings, account, outcome, now)
 
-        async def retire(tx: Repository) -> None:
+        async def write(tx: Repository) -> None:
             await tx.retire_account(
-                replica=ctx.settings.replica_id, account_id=account.id, reason=reason, now=now
+                replica=ctx.settings.replica_id,
+                account_id=account.id,
+                status=retired.account.status,
+                reason=retired.reason,
+                now=now,
             )
-            await tx.block_task_accounts(reasons={account.id: reason})
+            await tx.block_task_accounts(status=retired.task_status, reasons={account.id: retired.reason})
 
-        await ctx.repo.transaction(retire)
-        accounts_blocked.labels(platform=account.platform).inc()
-        account.usage.success, account.usage.error_type = False, dead_account_event(outcome).value
+        await ctx.repo.transaction(write)
+        if retired.report is None:
+            return
         try:
-            await self._accounts.report(account.id, account.user_id, dead_account_event(outcome), reason)
+            await self._accounts.report(account.id, account.user_id, *retired.report)
         except Exception as exc:
             log.warning("account event not reported", account_id=account.id, error=repr(exc))
 

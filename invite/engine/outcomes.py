@@ -104,11 +104,13 @@ def give_back(account: LeasedAccount, task: RunningTask, claim: Claim, now: date
 
 @dataclass(frozen=True, slots=True)
 class Retirement:
-    """An account found dead at start-up: its row, the status of its rows in every task, and
-    what the accounts provider is told (if the adapter named an event)."""
+    """An account found dead at start-up: its row, the status of its rows in every task, why
+    (in its row and in each of those), and what the accounts provider is told (if the adapter
+    named an event)."""
 
     account: AccountChange
     task_status: TaskAccountStatus
+    reason: str
     report: tuple[AccountEvent, str] | None
 
 
@@ -119,7 +121,7 @@ def retire(settings: Settings, account: LeasedAccount, outcome: Outcome, now: da
     assert change.reason is not None
     assert d.task_account is not None
     report = None if outcome.event is None else _tell(account, outcome.event, change.reason, outcome.detail)
-    return Retirement(change, d.task_account, report)
+    return Retirement(change, d.task_account, change.reason, report)
 
 
 def refused(settings: Settings, account: LeasedAccount, held: bool, now: datetime) -> None:

@@ -26,8 +26,10 @@ import asyncpg
 import structlog
 
 from invite.engine import breaker
+from invite.engine.decisions import KEPT_TASK_ACCOUNT_STATUSES
 from invite.engine.registry import Registry
 from invite.engine.repository import Repository
+from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
 from invite.kernel.clock import Clock
 from invite.kernel.events import TaskEvent
 from invite.kernel.settings import Settings
@@ -40,14 +42,15 @@ ERROR_PAUSE = 0.25  # the first pause after a database error; it doubles up to E
 ERROR_PAUSE_MAX = 5.0
 _CLOSING_ATTEMPTS = 3
 _T = TypeVar("_T")
-FINAL = frozenset({"succeeded", "skipped", "failed", "uncertain"})
+# the statuses that end a target the engine acted on (counted as processed, by outcome)
+FINAL = frozenset({TargetStatus.SUCCEEDED, TargetStatus.SKIPPED, TargetStatus.FAILED, TargetStatus.UNCERTAIN})
 
 
 @dataclass(slots=True)
 class TargetOutcome:
     id: uuid.UUID
     claimed: int  # the attempt number of the claim this outcome belongs to
-    status: str
+    status: TargetStatus
     outcome: str
     processed_at: datetime | None
     error_message: str | None
@@ -71,7 +74,7 @@ class LogRow:
 @dataclass(slots=True)
 class AccountChange:
     id: str
-    status: str
+    status: AccountStatus
     reason: str | None
     cooldown_until: datetime | None
     multiplier: float
@@ -81,7 +84,7 @@ class AccountChange:
 
 @dataclass(slots=True)
 class TaskAccountChange:
-    status: str
+    status: TaskAccountStatus
     reason: str | None
     cooldown_until: datetime | None
     stats: dict[str, int] = field(default_factory=dict)
@@ -269,6 +272,7 @@ class Recorder:
             task_accounts=task_accounts,
             events=events,
             now=now,
+            kept=KEPT_TASK_ACCOUNT_STATUSES,
         )
         self._ledger.written(task_accounts, now)
         return set(recorded.applied)
@@ -291,7 +295,7 @@ class Recorder:
 
         async def follow_up(tx: Repository) -> dict[uuid.UUID, tuple[str, str]]:
             if blocked:
-                await tx.block_task_accounts(reasons=blocked)
+                await tx.block_task_accounts(status=TaskAccountStatus.BLOCKED, reasons=blocked)
             for user_id, people in opt_outs.items():  # as the suppression API adds them (one rule)
                 await tx.lock_tenant(user_id=user_id)
                 keys = list(people)
@@ -323,7 +327,7 @@ class Recorder:
                 if target.status in FINAL:
                     key = (entry.platform, target.outcome)
                     finished[key] = finished.get(key, 0) + 1
-                elif target.status == "pending":
+                elif target.status == TargetStatus.PENDING:
                     self._registry.note_work(entry.task_id, target.next_attempt_at)
             if entry.report is not None:
                 self._report(entry.account_id, entry.user_id, *entry.report)
@@ -381,7 +385,7 @@ class _Ledger:
 
     def __init__(self) -> None:
         self._pending: dict[tuple[uuid.UUID, str], TaskAccountChange] = {}
-        self._status: dict[tuple[uuid.UUID, str], tuple[str, datetime]] = {}
+        self._status: dict[tuple[uuid.UUID, str], tuple[TaskAccountStatus, datetime]] = {}
 
     def add(self, batch: list[Entry]) -> None:
         for entry in batch:

@@ -36,6 +36,7 @@ import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from invite.engine.decisions import Verdict
+from invite.engine.statuses import AccountStatus, TaskAccountStatus
 from invite.kernel.clock import Clock
 from invite.kernel.db import DbConnection, Statement, queries
 from invite.kernel.db import check_columns as _columns
@@ -380,9 +381,11 @@ class Repository:
         task_accounts: Sequence[tuple[tuple[uuid.UUID, str], TaskAccountChange]],
         events: list[str],
         now: datetime,
+        kept: Sequence[TaskAccountStatus],
     ) -> Recorded:
         """The group commit, in one statement: ``logs`` pair each row with its task's id,
-        ``task_accounts`` each change with its (task id, account id)."""
+        ``task_accounts`` each change with its (task id, account id); a task-account status
+        among ``kept`` (decisions.KEPT_TASK_ACCOUNT_STATUSES) stays as it is."""
         rows = await self._rows(
             "recorder.record",
             Recorded,
@@ -393,12 +396,13 @@ class Repository:
             task_accounts=task_accounts,
             events=events,
             now=now,
+            kept=list(kept),
         )
         return rows[0]
 
-    async def block_task_accounts(self, *, reasons: Mapping[str, str]) -> None:
-        """Dead accounts (id → why) blocked in every task they serve."""
-        await self._records("recorder.block_task_accounts", reasons=reasons)
+    async def block_task_accounts(self, *, status: TaskAccountStatus, reasons: Mapping[str, str]) -> None:
+        """Dead accounts (id → why) given ``status`` in every task they serve."""
+        await self._records("recorder.block_task_accounts", status=status, reasons=reasons)
 
     async def breaker_window(
         self, *, task_id: uuid.UUID, window: int, error_statuses: list[str]
@@ -459,9 +463,17 @@ class Repository:
             answered_at=answered_at,
         )
 
-    async def retire_account(self, *, replica: str, account_id: str, reason: str, now: datetime) -> None:
+    async def retire_account(
+        self, *, replica: str, account_id: str, status: AccountStatus, reason: str, now: datetime
+    ) -> None:
+        """An account dead at start-up given ``status`` (outcomes.retire's), if ``replica`` leases it."""
         await self._records(
-            "leases.retire_account", replica=replica, account_id=account_id, reason=reason, now=now
+            "leases.retire_account",
+            replica=replica,
+            account_id=account_id,
+            status=status,
+            reason=reason,
+            now=now,
         )
 
     async def running_tasks(self, *, driver: str) -> list[TaskRow]:

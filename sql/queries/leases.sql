@@ -78,10 +78,11 @@ FROM mine m, unnest($2::text[], $4::timestamptz[]) AS u(id, answered_at)
 WHERE a.id = m.id AND u.id = m.id
 
 -- name: retire_account
--- args: $1 replica, $2 account_id, $3 reason, $4 now
--- An account found dead when its client starts: blocked for good with the reason, if
--- `replica` still leases it; its task rows follow (recorder.block_task_accounts).
-UPDATE invite_accounts SET status = 'blocked', status_reason = $3, updated_at = $4
+-- args: $1 replica, $2 account_id, $3 status, $4 reason, $5 now
+-- An account found dead when its client starts: given `status` (blocked for good, as the
+-- decision table's dead_at_start row says: outcomes.retire) with the reason, if `replica`
+-- still leases it; its task rows follow (recorder.block_task_accounts).
+UPDATE invite_accounts SET status = $3::text, status_reason = $4, updated_at = $5
 WHERE id = $2 AND lease_owner = $1
 
 -- name: running_tasks

@@ -5,7 +5,7 @@
 -- order: the engine's repository (invite/engine/repository.py) passes them by these names.
 
 -- name: record
--- args: $1 replica, $2 targets, $3 logs, $4 accounts, $5 task_accounts, $6 events, $7 now
+-- args: $1 replica, $2 targets, $3 logs, $4 accounts, $5 task_accounts, $6 events, $7 now, $8 kept
 -- Group commit: the outcomes of many actions in ONE statement (one round trip, atomic). Each
 -- batch is one jsonb document, encoded once from the recorder's rows (their field names are
 -- the column names below):
@@ -20,8 +20,10 @@
 --  * accounts: the state the outcomes changed (cooldown, AIMD multiplier, blocked), only on
 --    accounts this replica still leases, locked in id order;
 --  * task_accounts: [[task id, account id], change] pairs, per task and account its state and
---    its counters by outcome (`stats`: an object of increments merged into stats); an account
---    that left the task or was blocked stays so;
+--    its counters by outcome (`stats`: an object of increments merged into stats); a status
+--    among `kept` (decisions.KEPT_TASK_ACCOUNT_STATUSES, the ones an outcome sets: the account
+--    left the task, or died) stays, with its reason, whatever a later change says, until a
+--    person undoes it;
 --  * one invite_task_events notification per task (`events`), sent when the statement
 --    commits; `now` is the time of the commit.
 -- Each row is touched by one part only, so the parts cannot trip over each other.
@@ -73,9 +75,8 @@ WITH targets AS (
     RETURNING 1
 ), task_accounts AS (
     UPDATE invite_task_accounts ta SET
-        status = CASE WHEN ta.status IN ('excluded', 'blocked') THEN ta.status ELSE u.status END,
-        status_reason = CASE WHEN ta.status IN ('excluded', 'blocked') THEN ta.status_reason
-                             ELSE u.reason END,
+        status = CASE WHEN ta.status = ANY($8::text[]) THEN ta.status ELSE u.status END,
+        status_reason = CASE WHEN ta.status = ANY($8::text[]) THEN ta.status_reason ELSE u.reason END,
         cooldown_until = u.cooldown_until,
         stats = (SELECT COALESCE(jsonb_object_agg(k, COALESCE((ta.stats ->> k)::bigint, 0)
                                                      + COALESCE((u.stats ->> k)::bigint, 0)), '{}')
@@ -94,9 +95,10 @@ SELECT (SELECT COALESCE(array_agg(id), '{}') FROM targets) AS applied,
        (SELECT count(pg_notify('invite_task_events', p)) FROM unnest($6::text[]) p) AS notified
 
 -- name: block_task_accounts
--- args: $1 reasons
+-- args: $1 status, $2 reasons
 -- A dead account is blocked in every task it was attached to, not only the one it died in
--- (`reasons`: a jsonb object, account id → why).
-UPDATE invite_task_accounts ta SET status = 'blocked', status_reason = u.reason
-FROM jsonb_each_text($1::jsonb) AS u(account_id, reason)
-WHERE ta.account_id = u.account_id AND ta.status <> 'blocked'
+-- (`reasons`: a jsonb object, account id → why), its rows given `status`: the decision
+-- table's for a dead account (the task_account cell of account_dead and dead_at_start).
+UPDATE invite_task_accounts ta SET status = $1::text, status_reason = u.reason
+FROM jsonb_each_text($2::jsonb) AS u(account_id, reason)
+WHERE ta.account_id = u.account_id AND ta.status <> $1::text

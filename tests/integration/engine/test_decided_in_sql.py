@@ -18,15 +18,20 @@ import msgspec
 import pytest
 
 from invite.engine.decisions import (
+    DECISIONS,
+    KEPT_TASK_ACCOUNT_STATUSES,
     RECONCILED_JSON,
     RECOVERED_JSON,
+    EngineOutcome,
     ReconciledRow,
     RecoveredRow,
     Verdict,
     reconciled_rows,
     recovered_rows,
 )
+from invite.engine.recorder import TaskAccountChange
 from invite.engine.repository import Answer, Repository
+from invite.engine.statuses import AccountStatus, TaskAccountStatus
 from invite.kernel.clock import RealClock
 from invite.tasks.states import TaskStatus
 from tests.integration.engine.harness import engine_pool, engine_settings, make_task
@@ -196,3 +201,84 @@ async def test_reconcile_settle_makes_each_message_what_its_verdicts_row_says(
         assert (target["lease_owner"], target["lease_expires_at"]) == (None, None)
         assert logged[target_id] == (row.logged, row.reason)
     assert count == 10 - sum(row.refund for row in expected.values())
+
+
+# --- record, retire_account, block_task_accounts ------------------------------------------
+
+
+async def _attached(pool: asyncpg.Pool, task_id: uuid.UUID, account_id: str, status: str) -> None:
+    await pool.execute(
+        """INSERT INTO invite_task_accounts (task_id, account_id, platform, status, status_reason)
+           VALUES ($1, $2, 'telegram', $3, 'earlier')""",
+        task_id,
+        account_id,
+        status,
+    )
+
+
+@pytest.mark.parametrize("kept", [KEPT_TASK_ACCOUNT_STATUSES, ()], ids=["as-decided", "none-kept"])
+async def test_record_keeps_exactly_the_task_account_statuses_it_is_given(
+    fresh_database_url: str, kept: tuple[TaskAccountStatus, ...]
+) -> None:
+    settings = engine_settings(fresh_database_url)
+    change = TaskAccountChange(TaskAccountStatus.COOLDOWN, "resting", NOW, {"success": 1}, NOW)
+    async with engine_pool(settings) as pool:
+        task_id = await make_task(pool, targets=1)
+        for status in TaskAccountStatus:
+            await _attached(pool, task_id, f"acc-{status}", status)
+        repo = Repository.open(pool, RealClock(), settings.sql_dir)
+        await repo.record(
+            replica=REPLICA,
+            targets=[],
+            logs=[],
+            accounts=[],
+            task_accounts=[((task_id, f"acc-{status}"), change) for status in sorted(TaskAccountStatus)],
+            events=[],
+            now=NOW,
+            kept=kept,
+        )
+        rows = await pool.fetch("SELECT account_id, status, status_reason, stats FROM invite_task_accounts")
+    assert {r["account_id"]: (r["status"], r["status_reason"], r["stats"]) for r in rows} == {
+        f"acc-{status}": (status, "earlier", {"success": 1})
+        if status in kept
+        else (TaskAccountStatus.COOLDOWN, "resting", {"success": 1})
+        for status in TaskAccountStatus
+    }
+
+
+DEAD = DECISIONS[EngineOutcome.DEAD_AT_START]
+
+
+@pytest.mark.parametrize(
+    ("account_status", "task_status"),
+    [(AccountStatus.BLOCKED, DEAD.task_account), (AccountStatus.DISABLED, TaskAccountStatus.EXCLUDED)],
+    ids=["as-decided", "changed"],
+)
+async def test_a_dead_account_gets_the_statuses_it_is_given(
+    fresh_database_url: str, account_status: AccountStatus, task_status: TaskAccountStatus
+) -> None:
+    settings = engine_settings(fresh_database_url)
+    async with engine_pool(settings) as pool:
+        await pool.execute(
+            "INSERT INTO invite_accounts (id, user_id, lease_owner) VALUES ($1, 'tenant-1', $2)",
+            ACCOUNT,
+            REPLICA,
+        )
+        for n in range(2):
+            await _attached(pool, await make_task(pool, targets=1, prefix=f"t{n}_"), ACCOUNT, "active")
+        repo = Repository.open(pool, RealClock(), settings.sql_dir)
+
+        async def retire(tx: Repository) -> None:
+            await tx.retire_account(
+                replica=REPLICA, account_id=ACCOUNT, status=account_status, reason="account dead: X", now=NOW
+            )
+            await tx.block_task_accounts(status=task_status, reasons={ACCOUNT: "account dead: X"})
+
+        await repo.transaction(retire)
+        account = await pool.fetchrow("SELECT status, status_reason FROM invite_accounts")
+        task_accounts = await pool.fetch("SELECT status, status_reason FROM invite_task_accounts")
+    assert account is not None
+    assert (account["status"], account["status_reason"]) == (account_status, "account dead: X")
+    assert [(r["status"], r["status_reason"]) for r in task_accounts] == [
+        (task_status, "account dead: X")
+    ] * 2

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from invite.engine.decisions import KEPT_TASK_ACCOUNT_STATUSES
 from invite.kernel.db import queries
 from tests.conftest import SQL_DIR
 
@@ -106,6 +107,7 @@ async def test_record_touches_targets_and_accounts_by_primary_key(fresh_database
             "[]",
             [],
             datetime.now(UTC),
+            list(KEPT_TASK_ACCOUNT_STATUSES),
         )
         for mode in ("auto", "force_generic_plan"):
             await conn.execute(f"SET plan_cache_mode = {mode}")

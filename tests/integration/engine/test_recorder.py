@@ -11,6 +11,7 @@ import asyncpg
 from invite.engine.recorder import Entry, LogRow, Recorder, TargetOutcome
 from invite.engine.registry import Registry
 from invite.engine.repository import Repository
+from invite.engine.statuses import TargetStatus
 from invite.kernel.clock import Clock, RealClock, VirtualClock
 from invite.kernel.settings import Settings
 from invite.platforms.sandbox import SandboxAccounts
@@ -36,7 +37,7 @@ async def _in_flight_message(
         "telegram",
         TENANT,
         "acc-1",
-        target=TargetOutcome(target_id, 1, "succeeded", "success", now, None, {}, 1, now),
+        target=TargetOutcome(target_id, 1, TargetStatus.SUCCEEDED, "success", now, None, {}, 1, now),
         log=LogRow(target_id, "acc-1", "send_message", "success", {"attempt": 1}, now),
     )
     repo = Repository.open(pool, clock, settings.sql_dir)

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from invite.engine.repository import CONNECTION_LOST, Repository
+from invite.engine.statuses import AccountStatus
 from invite.kernel.clock import RealClock
 from tests.integration.engine.harness import TENANT, engine_pool, engine_settings
 
@@ -87,7 +88,13 @@ async def test_a_transaction_that_loses_a_deadlock_is_tried_again_as_a_whole(fre
         async def work(tx: Repository) -> None:
             nonlocal runs
             runs += 1
-            await tx.retire_account(replica=REPLICA, account_id="acc-a", reason="dead", now=RealClock().now())
+            await tx.retire_account(
+                replica=REPLICA,
+                account_id="acc-a",
+                status=AccountStatus.BLOCKED,
+                reason="dead",
+                now=RealClock().now(),
+            )
             await tx.release_accounts(
                 replica=REPLICA, account_ids=ACCOUNTS, now=RealClock().now(), answered_at=[None, None]
             )
