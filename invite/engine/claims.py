@@ -23,6 +23,7 @@ import structlog
 
 from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Limits
+from invite.engine.outcomes import refused
 from invite.engine.registry import Registry, RunningTask
 from invite.engine.repository import ClaimingAccount, Lane, Repository
 from invite.kernel.clock import Clock
@@ -33,9 +34,6 @@ log = structlog.get_logger(__name__)
 
 # A short claim whose missing targets are only locked by someone else: look again soon.
 _RECHECK = timedelta(milliseconds=50)
-# An account the database refused although its bucket allowed it rests this long (in memory)
-# while the picture is refreshed, instead of asking again at once.
-_REFUSED_REST = timedelta(seconds=1)
 _ERROR_PAUSE = 1.0
 # Two claims in flight: one in the database while the next batch gathers and the accounts of
 # the previous one act, so Python and PostgreSQL work at the same time.
@@ -203,12 +201,7 @@ class Claimer:
         for row in rows:
             account = by_id[row.id]
             account.load(row)
-            if not row.held:
-                account.held = account.driving = False
-            elif row.status == "blocked":
-                account.blocked, account.driving = True, False
-            else:
-                account.bucket.cool_down(now + _REFUSED_REST)
+            refused(self._settings, account, row.held, now)  # as the decision table's REFUSED says
         self._refresh()
         self._registry.bump()
 
