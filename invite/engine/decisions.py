@@ -4,9 +4,13 @@ The one table of the engine's judgement, keyed by a typed outcome: the platform'
 (``OutcomeKind``) and the engine's own verdicts where no platform answered (``EngineOutcome``:
 a claim given back untouched, a driver that raised, a worker gone mid-lease, a delivery
 reconciled, an account dead at start-up, a reservation the database refused). ``settle``
-(outcomes.py) applies a row to one answer; the SQL statements that settle many targets at once
-(``recover``, ``reconcile_settle``) receive the rows' values as parameters (``recovered_rows``,
-``reconciled_rows``) instead of deciding them in ``CASE``s. Nothing else decides.
+(outcomes.py) applies a row to one answer, and ``give_back``, ``retire`` and ``refused`` the
+engine's own rows; the SQL statements that settle many targets at once (``recover``,
+``reconcile_settle``) receive the rows' values as parameters (``RECOVERED_JSON`` joined on the
+task type, ``RECONCILED_JSON`` on the verdict and the task's status) instead of deciding them
+in ``CASE``s, and those that write a status an outcome decided are given it too (the group
+commit's ``KEPT_TASK_ACCOUNT_STATUSES``, a dead account's statuses from ``retire``). Nothing
+else decides.
 
 The cells:
 
@@ -366,7 +370,8 @@ def reconciled_rows() -> tuple[ReconciledRow, ...]:
     return tuple(rows)
 
 
-# The parameters as the statements take them (jsonb), encoded once.
+# The parameters as the statements take them: a jsonb document, encoded once and passed as its
+# text (the statement casts it).
 RECOVERED_JSON = msgspec.json.encode(recovered_rows()).decode()
 RECONCILED_JSON = msgspec.json.encode(reconciled_rows()).decode()
 

@@ -35,6 +35,7 @@ from invite.kernel.events import TaskEvent
 from invite.kernel.settings import Settings
 from invite.observability.metrics import breaker_trips, record_batch_size, targets_processed, tasks_total
 from invite.platforms.base import AccountEvent, AccountsProvider
+from invite.tasks.states import TaskStatus
 
 log = structlog.get_logger(__name__)
 
@@ -311,7 +312,7 @@ class Recorder:
                 if await tx.pause_task(task_id=task_id, reason=reason, now=now):
                     paused[task_id] = (why, reason)
             if paused:
-                await tx.notify(events=[task_event(t, "status", status="paused") for t in paused])
+                await tx.notify(events=[task_event(t, "status", status=TaskStatus.PAUSED) for t in paused])
             return paused
 
         return await self._repo.transaction(follow_up)
@@ -336,7 +337,7 @@ class Recorder:
         platforms = {e.task_id: e.platform for e in batch}
         for task_id, (why, reason) in paused.items():
             log.warning("task paused", task_id=str(task_id), reason=reason)
-            tasks_total.labels(platform=platforms[task_id], status="paused").inc()
+            tasks_total.labels(platform=platforms[task_id], status=TaskStatus.PAUSED).inc()
             if why != "chat_unavailable":
                 breaker_trips.labels(reason=why).inc()
             self._registry.drop_task(task_id)

@@ -96,13 +96,14 @@ RETURNING t.id, t.platform, t.started_at
 -- every one under this replica's own id `own` (a previous process with the same id died;
 -- nothing is waiting for their outcome). Through the small invite_targets_in_flight index
 -- (`own` NULL: the sweep). What each becomes is not decided here: `recovered` (the decision
--- table's rows, decisions.RECOVERED_JSON: a jsonb array with one row per task type) says it,
--- joined on the target's task type. As decided there: a message may have gone out, so it
--- becomes `uncertain` and is never re-sent blindly -- whoever drives its account next asks the
--- platform whether it went out (reconcile.reconcile_take); an invite is idempotent on
--- Telegram: back to the queue. A target not requeued keeps the time its lease ran out (when
--- its attempt began follows) and, unless its worker is known dead, its owner, so a late
--- outcome from that worker still replaces "unknown".
+-- table's rows, decisions.RECOVERED_JSON: a jsonb array with one row per task type, every
+-- type having one -- test_decisions.py) says it, joined on the target's task type. As decided
+-- there: a message may have gone out, so it becomes `uncertain` and is never re-sent blindly
+-- -- whoever drives its account next asks the platform whether it went out
+-- (reconcile.reconcile_take); an invite is idempotent on Telegram: back to the queue. A target
+-- not requeued keeps the time its lease ran out (when its attempt began follows) and, unless
+-- its worker is known dead, its owner, so a late outcome from that worker still replaces
+-- "unknown".
 --  * recorded: its outcome, error message and processed time are written (else kept);
 --  * requeue: back in the queue, due now, its lease gone;
 --  * give_back: the attempt is not counted.

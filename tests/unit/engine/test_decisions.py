@@ -12,6 +12,7 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import msgspec
 import pytest
@@ -51,6 +52,7 @@ from invite.kernel.clock import VirtualClock
 from invite.kernel.settings import Settings
 from invite.platforms.base import AccountData, AccountEvent, Outcome, OutcomeKind, RateLimits
 from invite.platforms.sandbox import SandboxFactory
+from invite.tasks.schemas import TaskType
 from invite.tasks.states import TaskStatus
 from invite.tasks.task_settings import TaskSettings
 
@@ -198,6 +200,11 @@ def test_every_engine_outcome_has_a_way_in() -> None:
     assert {key for key in ways_in if isinstance(key, EngineOutcome)} == set(EngineOutcome)
     assert set(RECONCILED) == {(verdict, task) for verdict in Verdict for task in TaskStatus}
     assert set(REFUSED) == set(AccountStatus)
+
+
+def test_recover_has_a_row_for_every_task_type() -> None:
+    # recover joins its rows on the task type: a type without one would never be recovered
+    assert set(RECOVERED) == set(get_args(TaskType))
 
 
 def test_what_a_step_that_raised_counts_as() -> None:
