@@ -14,18 +14,9 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
-from invite.kernel.clock import VirtualClock
 from invite.platforms.base import AccountData, OutcomeKind, Target
-from invite.platforms.sandbox import ActionKind, SandboxAccounts, SandboxFactory, SandboxProfile
-from tests.integration.engine.harness import (
-    TENANT,
-    engine_pool,
-    engine_settings,
-    make_task,
-    running_engine,
-    sandbox,
-    wait_for_status,
-)
+from invite.platforms.sandbox import ActionKind, SandboxProfile, SandboxRecord
+from tests.integration.engine.harness import TENANT, Scenario, sandbox
 
 ACCOUNT = f"sandbox-{TENANT}-1"
 ORPHAN = """UPDATE invite_targets SET status = $4, outcome = $5, lease_owner = 'dead-replica', attempts = 1,
@@ -49,37 +40,36 @@ async def orphan(
     await pool.execute(ORPHAN, task_id, lease_expires_at, keys, status, outcome, account)
 
 
-def messages_to(factory: SandboxFactory) -> Counter[str]:
+def messages_to(record: SandboxRecord) -> Counter[str]:
     """How many messages each person really got."""
-    actions = factory.record.read_since(0)[0]
+    actions = record.read_since(0)[0]
     return Counter(
         a.target_key for a in actions if a.action is ActionKind.MESSAGE and a.outcome is OutcomeKind.SUCCESS
     )
 
 
-async def test_expired_invites_are_retried(fresh_database_url: str) -> None:
-    clock = VirtualClock()
-    settings = engine_settings(fresh_database_url)
-    async with engine_pool(settings) as pool:
-        invites = await make_task(pool, targets=5, prefix="inv", group="group-2")
-        await orphan(pool, invites, ["u:inv1"], clock.now() - timedelta(seconds=1))
-        async with running_engine(pool, settings, clock, sandbox(clock, settings), SandboxAccounts(2)):
-            await wait_for_status(pool, clock, invites, "completed")
-        row = await pool.fetchrow(
-            "SELECT status, attempts FROM invite_targets WHERE identifier_key = 'u:inv1'"
-        )
+async def test_expired_invites_are_retried(engine_scenario: Scenario) -> None:
+    invites = await engine_scenario.add_task(targets=5, prefix="inv", group="group-2")
+    await orphan(
+        engine_scenario.pool, invites, ["u:inv1"], engine_scenario.clock.now() - timedelta(seconds=1)
+    )
+    async with engine_scenario.running(2):
+        await engine_scenario.wait_for_status(invites, "completed")
+    row = await engine_scenario.pool.fetchrow(
+        "SELECT status, attempts FROM invite_targets WHERE identifier_key = 'u:inv1'"
+    )
     assert row is not None
     assert (row["status"], row["attempts"]) == ("succeeded", 2)
 
 
 @pytest.mark.parametrize("window", [3600.0, 0.0], ids=["within-the-random_id-window", "past-it"])
 async def test_messages_left_in_doubt_are_settled_by_asking_the_platform(
-    fresh_database_url: str, window: float
+    engine_scenario: Scenario, window: float
 ) -> None:
-    clock = VirtualClock()
-    settings = engine_settings(fresh_database_url, random_id_window_seconds=window)
+    clock, pool = engine_scenario.clock, engine_scenario.pool
     profile = SandboxProfile(not_found_rate=0.5)
-    factory = sandbox(clock, settings, profile)
+    engine_scenario.configure(profile, random_id_window_seconds=window)
+    settings, factory = engine_scenario.settings, engine_scenario.factory
     # who the simulated Telegram finds: asked of a world of its own, so the campaign's stays clean
     probe = sandbox(clock, settings, profile).for_account(AccountData(ACCOUNT, TENANT))
     found: list[str] = []
@@ -98,57 +88,57 @@ async def test_messages_left_in_doubt_are_settled_by_asking_the_platform(
             break
     expired = clock.now() - timedelta(seconds=1)
     attempt_began = expired - timedelta(seconds=settings.target_lease_seconds)
-    async with engine_pool(settings) as pool:
-        running = await make_task(pool, targets=40, task_type="send_messages", template="Hi {first_name}")
-        done = await make_task(
-            pool,
-            targets=1,
-            task_type="send_messages",
-            template="Hi",
-            status="completed",
-            prefix=prefix,
-        )
-        await orphan(pool, running, [delivered, unknown], expired)
-        await orphan(pool, running, [unsent], expired, status="uncertain")  # the sweep got there first
-        await orphan(pool, done, [earlier], expired, status="uncertain")
-        await pool.execute(
-            "INSERT INTO invite_task_accounts (task_id, account_id, platform) VALUES ($1, $2, 'telegram')",
-            done,
-            ACCOUNT,
-        )
-        # the dead worker's quota reservations: the window opened before its first claim
-        await pool.execute(
-            """INSERT INTO invite_accounts (id, user_id, platform, daily_window_start, daily_count,
-                                            last_action_at, created_at, updated_at)
-               VALUES ($1, $2, 'telegram', $3, 4, $4, $3, $3)""",
-            ACCOUNT,
-            TENANT,
-            attempt_began - timedelta(seconds=60),
-            attempt_began,
-        )
-        # it did send one of them before it died: the record (Telegram) knows, the database does not
-        sender = factory.for_account(AccountData(ACCOUNT, TENANT))
-        assert (
-            await sender.send_message(Target.from_key(delivered), "Hi there", next(RANDOM_IDS))
-        ).kind is OutcomeKind.SUCCESS
-        before = len(factory.record.read_since(0)[0])
+    running = await engine_scenario.add_task(
+        targets=40, task_type="send_messages", template="Hi {first_name}"
+    )
+    done = await engine_scenario.add_task(
+        targets=1,
+        task_type="send_messages",
+        template="Hi",
+        status="completed",
+        prefix=prefix,
+    )
+    await orphan(pool, running, [delivered, unknown], expired)
+    await orphan(pool, running, [unsent], expired, status="uncertain")  # the sweep got there first
+    await orphan(pool, done, [earlier], expired, status="uncertain")
+    await pool.execute(
+        "INSERT INTO invite_task_accounts (task_id, account_id, platform) VALUES ($1, $2, 'telegram')",
+        done,
+        ACCOUNT,
+    )
+    # the dead worker's quota reservations: the window opened before its first claim
+    await pool.execute(
+        """INSERT INTO invite_accounts (id, user_id, platform, daily_window_start, daily_count,
+                                        last_action_at, created_at, updated_at)
+           VALUES ($1, $2, 'telegram', $3, 4, $4, $3, $3)""",
+        ACCOUNT,
+        TENANT,
+        attempt_began - timedelta(seconds=60),
+        attempt_began,
+    )
+    # it did send one of them before it died: the record (Telegram) knows, the database does not
+    sender = factory.for_account(AccountData(ACCOUNT, TENANT))
+    assert (
+        await sender.send_message(Target.from_key(delivered), "Hi there", next(RANDOM_IDS))
+    ).kind is OutcomeKind.SUCCESS
+    before = len(engine_scenario.record.actions)
 
-        async with running_engine(pool, settings, clock, factory, SandboxAccounts(2)):
-            await wait_for_status(pool, clock, running, "completed")
-        rows = await pool.fetch(
-            "SELECT identifier_key, status, outcome, error_message, attempts FROM invite_targets"
-        )
-        log = await pool.fetch(
-            """SELECT g.identifier_key, l.account_id, l.status FROM invite_execution_logs l
-               JOIN invite_targets g ON g.id = l.target_id WHERE l.action = 'check_delivery'"""
-        )
-        count = await pool.fetchval("SELECT daily_count FROM invite_accounts WHERE id = $1", ACCOUNT)
-        counters = {
-            (r["task_id"], r["status"]): r["n"]
-            for r in await pool.fetch("SELECT task_id, status, n FROM invite_task_counts WHERE n <> 0")
-        }
+    async with engine_scenario.running(2):
+        await engine_scenario.wait_for_status(running, "completed")
+    rows = await pool.fetch(
+        "SELECT identifier_key, status, outcome, error_message, attempts FROM invite_targets"
+    )
+    log = await pool.fetch(
+        """SELECT g.identifier_key, l.account_id, l.status FROM invite_execution_logs l
+           JOIN invite_targets g ON g.id = l.target_id WHERE l.action = 'check_delivery'"""
+    )
+    count = await pool.fetchval("SELECT daily_count FROM invite_accounts WHERE id = $1", ACCOUNT)
+    counters = {
+        (r["task_id"], r["status"]): r["n"]
+        for r in await pool.fetch("SELECT task_id, status, n FROM invite_task_counts WHERE n <> 0")
+    }
     targets = {r["identifier_key"]: r for r in rows}
-    got = messages_to(factory)
+    got = messages_to(engine_scenario.record)
 
     assert (targets[delivered]["status"], targets[delivered]["outcome"]) == (
         "succeeded",
@@ -181,7 +171,7 @@ async def test_messages_left_in_doubt_are_settled_by_asking_the_platform(
     assert sorted((r["identifier_key"], r["account_id"], r["status"]) for r in log) == sorted(asked)
     # the two reservations that bought nothing were given back; every send since reserved its
     # own, but the one sent again under the reservation of the attempt in doubt
-    sent_since = [a for a in factory.record.read_since(0)[0][before:] if a.account_id == ACCOUNT]
+    sent_since = [a for a in engine_scenario.record.actions[before:] if a.account_id == ACCOUNT]
     assert count == 4 - 2 + len(sent_since) - (1 if window else 0)
     final = {s: n for (task_id, s), n in counters.items() if task_id == running}
     assert sum(final.values()) == 40
@@ -190,19 +180,16 @@ async def test_messages_left_in_doubt_are_settled_by_asking_the_platform(
 
 
 async def test_a_previous_holders_live_lease_is_waited_out_before_the_account_acts(
-    fresh_database_url: str,
+    engine_scenario: Scenario,
 ) -> None:
-    clock = VirtualClock()
-    settings = engine_settings(fresh_database_url, min_pause_seconds=1.0)
-    factory = sandbox(clock, settings)
-    live_until = clock.now() + timedelta(seconds=120)
-    async with engine_pool(settings) as pool:
-        task_id = await make_task(pool, targets=3, task_type="send_messages", template="Hi {first_name}")
-        await orphan(pool, task_id, ["u:user1"], live_until)  # its holder may still be sending it
-        async with running_engine(pool, settings, clock, factory, SandboxAccounts(1)):
-            await wait_for_status(pool, clock, task_id, "completed", step=10.0)
-        rows = await pool.fetch("SELECT identifier_key, status FROM invite_targets")
-    actions = factory.record.read_since(0)[0]
+    engine_scenario.configure(min_pause_seconds=1.0)
+    live_until = engine_scenario.clock.now() + timedelta(seconds=120)
+    task_id = await engine_scenario.add_task(targets=3, task_type="send_messages", template="Hi {first_name}")
+    await orphan(engine_scenario.pool, task_id, ["u:user1"], live_until)  # its holder may still be sending it
+    async with engine_scenario.running(1):
+        await engine_scenario.wait_for_status(task_id, "completed", step=10.0)
+    rows = await engine_scenario.pool.fetch("SELECT identifier_key, status FROM invite_targets")
+    actions = engine_scenario.record.actions
     assert {r["status"] for r in rows} == {"succeeded"}
     assert min(a.at for a in actions) >= live_until  # nothing went out on the account before
-    assert messages_to(factory) == Counter({"u:user1": 1, "u:user2": 1, "u:user3": 1})
+    assert messages_to(engine_scenario.record) == Counter({"u:user1": 1, "u:user2": 1, "u:user3": 1})
