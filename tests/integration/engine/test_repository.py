@@ -14,7 +14,7 @@ import pytest
 from invite.engine.repository import CONNECTION_LOST, Repository
 from invite.engine.statuses import AccountStatus
 from invite.kernel.clock import RealClock
-from tests.integration.engine.harness import TENANT, engine_pool, engine_settings
+from tests.integration.engine.harness import TENANT, Scenario
 
 REPLICA = "replica-a"
 ACCOUNTS = ["acc-a", "acc-b"]
@@ -58,68 +58,67 @@ async def _outcome(pool: asyncpg.Pool) -> list[tuple[str, str | None, str]]:
 
 
 @pytest.mark.parametrize("way", ["pool", "lane"])
-async def test_a_statement_that_loses_a_deadlock_is_tried_again(fresh_database_url: str, way: str) -> None:
-    settings = engine_settings(fresh_database_url)
-    async with engine_pool(settings) as pool:
-        await _leased_accounts(pool)
-        repo = Repository.open(pool, RealClock(), settings.sql_dir)
-        lane = repo.lane()
-        on = lane if way == "lane" else repo
-        try:
-            await _deadlocked(
-                pool,
-                lambda: on.release_accounts(
-                    replica=REPLICA, account_ids=ACCOUNTS, now=RealClock().now(), answered_at=[None, None]
-                ),
-            )
-        finally:
-            await lane.close()
-        # the other transaction won the deadlock (its labels are in), and the release landed after it
-        assert await _outcome(pool) == [("acc-a", None, "blocker"), ("acc-b", None, "blocker")]
-
-
-async def test_a_transaction_that_loses_a_deadlock_is_tried_again_as_a_whole(fresh_database_url: str) -> None:
-    settings = engine_settings(fresh_database_url)
-    async with engine_pool(settings) as pool:
-        await _leased_accounts(pool)
-        repo = Repository.open(pool, RealClock(), settings.sql_dir)
-        runs = 0
-
-        async def work(tx: Repository) -> None:
-            nonlocal runs
-            runs += 1
-            await tx.retire_account(
-                replica=REPLICA,
-                account_id="acc-a",
-                status=AccountStatus.BLOCKED,
-                reason="dead",
-                now=RealClock().now(),
-            )
-            await tx.release_accounts(
+async def test_a_statement_that_loses_a_deadlock_is_tried_again(engine_scenario: Scenario, way: str) -> None:
+    pool, settings = engine_scenario.pool, engine_scenario.settings
+    await _leased_accounts(pool)
+    repo = Repository.open(pool, RealClock(), settings.sql_dir)
+    lane = repo.lane()
+    on = lane if way == "lane" else repo
+    try:
+        await _deadlocked(
+            pool,
+            lambda: on.release_accounts(
                 replica=REPLICA, account_ids=ACCOUNTS, now=RealClock().now(), answered_at=[None, None]
-            )
+            ),
+        )
+    finally:
+        await lane.close()
+    # the other transaction won the deadlock (its labels are in), and the release landed after it
+    assert await _outcome(pool) == [("acc-a", None, "blocker"), ("acc-b", None, "blocker")]
 
-        await _deadlocked(pool, lambda: repo.transaction(work))
-        status = await pool.fetchval("SELECT status FROM invite_accounts WHERE id = 'acc-a'")
-        assert runs == 2
-        assert status == "blocked"  # the whole second run committed, its first statement too
-        assert await _outcome(pool) == [("acc-a", None, "blocker"), ("acc-b", None, "blocker")]
+
+async def test_a_transaction_that_loses_a_deadlock_is_tried_again_as_a_whole(
+    engine_scenario: Scenario,
+) -> None:
+    pool, settings = engine_scenario.pool, engine_scenario.settings
+    await _leased_accounts(pool)
+    repo = Repository.open(pool, RealClock(), settings.sql_dir)
+    runs = 0
+
+    async def work(tx: Repository) -> None:
+        nonlocal runs
+        runs += 1
+        await tx.retire_account(
+            replica=REPLICA,
+            account_id="acc-a",
+            status=AccountStatus.BLOCKED,
+            reason="dead",
+            now=RealClock().now(),
+        )
+        await tx.release_accounts(
+            replica=REPLICA, account_ids=ACCOUNTS, now=RealClock().now(), answered_at=[None, None]
+        )
+
+    await _deadlocked(pool, lambda: repo.transaction(work))
+    status = await pool.fetchval("SELECT status FROM invite_accounts WHERE id = 'acc-a'")
+    assert runs == 2
+    assert status == "blocked"  # the whole second run committed, its first statement too
+    assert await _outcome(pool) == [("acc-a", None, "blocker"), ("acc-b", None, "blocker")]
 
 
-async def test_a_lane_whose_connection_is_killed_takes_another(fresh_database_url: str) -> None:
-    settings = engine_settings(fresh_database_url)
-    async with engine_pool(settings) as pool:
-        lane = Repository.open(pool, RealClock(), settings.sql_dir).lane()
-        try:
-            assert await lane.next_scheduled() is None
-            killed = await pool.fetchval(
-                """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                   WHERE datname = current_database() AND pid <> pg_backend_pid()
-                     AND query LIKE '%min(scheduled_at) AS due%'"""
-            )
-            assert killed
-            with pytest.raises((*CONNECTION_LOST, asyncpg.PostgresError)):
-                await lane.next_scheduled()
-            assert await lane.next_scheduled() is None  # on a new connection
-        finally:
-            await lane.close()
+async def test_a_lane_whose_connection_is_killed_takes_another(engine_scenario: Scenario) -> None:
+    pool, settings = engine_scenario.pool, engine_scenario.settings
+    lane = Repository.open(pool, RealClock(), settings.sql_dir).lane()
+    try:
+        assert await lane.next_scheduled() is None
+        killed = await pool.fetchval(
+            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE datname = current_database() AND pid <> pg_backend_pid()
+                 AND query LIKE '%min(scheduled_at) AS due%'"""
+        )
+        assert killed
+        with pytest.raises((*CONNECTION_LOST, asyncpg.PostgresError)):
+            await lane.next_scheduled()
+        assert await lane.next_scheduled() is None  # on a new connection
+    finally:
+        await lane.close()
