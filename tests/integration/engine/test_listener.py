@@ -6,63 +6,51 @@ import asyncio
 
 import asyncpg
 
-from invite.kernel.clock import RealClock, VirtualClock
+from invite.kernel.clock import RealClock
 from invite.platforms.sandbox import SandboxAccounts
-from tests.integration.engine.harness import (
-    engine_pool,
-    engine_settings,
-    execution_log,
-    make_task,
-    notify,
-    running_engine,
-    sandbox,
-    wait_for_status,
-)
+from tests.integration.engine.harness import Scenario, running_engine, sandbox
 
 POLL = 3600.0
 
 
 async def test_listener_reconnects_and_a_start_wakes_the_engine_before_the_poll(
-    fresh_database_url: str,
+    engine_scenario: Scenario,
 ) -> None:
-    clock = VirtualClock()
-    settings = engine_settings(fresh_database_url, poll_interval_seconds=POLL)
-    async with engine_pool(settings) as pool:
-        async with running_engine(
-            pool, settings, clock, sandbox(clock, settings), SandboxAccounts(1)
-        ) as engine:
-            await asyncio.wait_for(engine.events.listening.wait(), timeout=10)
-            killed = await pool.fetchval(
-                """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                   WHERE datname = current_database() AND query LIKE 'LISTEN%'"""
-            )
-            assert killed
-            while engine.events.listening.is_set():  # it notices the loss ...
-                await clock.sleep(0.5)
-            while not engine.events.listening.is_set():  # ... and comes back
-                await clock.sleep(0.5)
-            with clock.busy():
-                task_id = await make_task(pool, targets=1)
-                await notify(pool, task_id, "running")
-            started = clock.now()
-            await wait_for_status(pool, clock, task_id, "completed", step=1, limit=POLL)
-        log = await execution_log(pool)
+    clock = engine_scenario.clock
+    engine_scenario.configure(poll_interval_seconds=POLL)
+    async with engine_scenario.running(1) as engine:
+        await asyncio.wait_for(engine.events.listening.wait(), timeout=10)
+        killed = await engine_scenario.pool.fetchval(
+            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE datname = current_database() AND query LIKE 'LISTEN%'"""
+        )
+        assert killed
+        while engine.events.listening.is_set():  # it notices the loss ...
+            await clock.sleep(0.5)
+        while not engine.events.listening.is_set():  # ... and comes back
+            await clock.sleep(0.5)
+        with clock.busy():
+            task_id = await engine_scenario.add_task(targets=1)
+            await engine_scenario.notify(task_id, "running")
+        started = clock.now()
+        await engine_scenario.wait_for_status(task_id, "completed", step=1, limit=POLL)
+    log = await engine_scenario.execution_log()
     assert len(log) == 1
     assert (log[0]["created_at"] - started).total_seconds() < 60  # the notification, not the hourly poll
 
 
-async def test_progress_events_do_not_wake_anyone(fresh_database_url: str) -> None:
+async def test_progress_events_do_not_wake_anyone(engine_scenario: Scenario) -> None:
     """A replica hears every group commit of the others: 'progress' must not cost a reload."""
     clock = RealClock()  # nothing else on the engine's calendar for an hour: only events can wake it
-    settings = engine_settings(fresh_database_url, poll_interval_seconds=POLL, account_lease_seconds=POLL)
-    async with (
-        engine_pool(settings) as pool,
-        running_engine(pool, settings, clock, sandbox(clock, settings), SandboxAccounts(1)) as engine,
-    ):
+    engine_scenario.configure(poll_interval_seconds=POLL, account_lease_seconds=POLL)
+    settings = engine_scenario.settings
+    async with running_engine(
+        engine_scenario.pool, settings, clock, sandbox(clock, settings), SandboxAccounts(1)
+    ) as engine:
         await asyncio.wait_for(engine.events.listening.wait(), timeout=10)
         await asyncio.sleep(0.5)  # the start-up rounds are over
         changed = engine.ctx.registry.changed
-        conn: asyncpg.Connection = await asyncpg.connect(fresh_database_url)
+        conn: asyncpg.Connection = await asyncpg.connect(engine_scenario.url)
         try:
             await conn.execute(
                 """SELECT pg_notify('invite_task_events', '{"task_id": "x", "type": "progress"}')"""
