@@ -10,30 +10,18 @@ and whether it came from the holder (a renewal), and can refuse an account.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-import asyncpg
-
 from invite.integrations.cache import MemoryCache
 from invite.integrations.integration import integration_from_settings
 from invite.kernel.clock import VirtualClock
-from invite.kernel.settings import Settings
-from invite.wiring import build_engine
 from tests.fakeserver import FakeServer, Reply, Request
-from tests.integration.engine.harness import (
-    engine_pool,
-    engine_settings,
-    execution_log,
-    make_task,
-    sandbox,
-    wait_for_status,
-    wait_until,
-)
+from tests.integration.engine.harness import Scenario
 from tests.integration.test_integration_client import A1, A2, TENANT, IntegrationService, secret
 
 PLATFORM_LEASE = timedelta(minutes=30)  # integration_lease_minutes, as the engine asks for it
@@ -70,46 +58,36 @@ class Platform(IntegrationService):
         return [a for a in self.allocates if a.account_id == account_id]
 
 
-@asynccontextmanager
-async def engine_with_platform(
-    url: str, **overrides: Any
-) -> AsyncIterator[tuple[Platform, VirtualClock, asyncpg.Pool, Settings]]:
-    """A fresh platform and a pool; the engine starts with ``running`` and stops on exit."""
-    clock = VirtualClock()
+@contextmanager
+def platform_of(scenario: Scenario, **overrides: Any) -> Iterator[Platform]:
+    """A fresh platform on loopback, whose accounts the scenario's engines lease (its settings
+    ``engine_settings``'s with these overrides)."""
     with FakeServer() as server:
-        platform = Platform(server, clock)
-        settings = engine_settings(url, integration_service_url=server.url, **overrides)
-        async with engine_pool(settings) as pool:
-            yield platform, clock, pool, settings
+        scenario.configure(integration_service_url=server.url, **overrides)
+        yield Platform(server, scenario.clock)
 
 
 @asynccontextmanager
-async def running(pool: asyncpg.Pool, settings: Settings, clock: VirtualClock) -> AsyncIterator[None]:
-    accounts = integration_from_settings(settings, secret, MemoryCache())
+async def running(scenario: Scenario) -> AsyncIterator[None]:
+    """The scenario's engine, its accounts leased from the platform by the real client."""
+    accounts = integration_from_settings(scenario.settings, secret, MemoryCache())
     assert accounts is not None
-    engine = build_engine(pool, settings, clock, strategies=sandbox(clock, settings), accounts=accounts)
-    await engine.start()
     try:
-        yield
+        async with scenario.running(accounts):
+            yield
     finally:
-        await engine.stop()
         await accounts.aclose()
 
 
 async def test_the_platform_lease_is_renewed_before_it_runs_out_and_the_account_keeps_working(
-    fresh_database_url: str,
+    engine_scenario: Scenario,
 ) -> None:
     # the engine's own heartbeat (a third of 2 h) would come after the platform's lease ran out
-    async with engine_with_platform(fresh_database_url, account_lease_seconds=7200.0) as (
-        platform,
-        clock,
-        pool,
-        settings,
-    ):
-        task = await make_task(pool, targets=6, user_id=TENANT, settings={"account_ids": [A1]})
-        async with running(pool, settings, clock):
-            await wait_for_status(pool, clock, task, "completed")
-        log = await execution_log(pool)
+    with platform_of(engine_scenario, account_lease_seconds=7200.0) as platform:
+        task = await engine_scenario.add_task(targets=6, user_id=TENANT, settings={"account_ids": [A1]})
+        async with running(engine_scenario):
+            await engine_scenario.wait_for_status(task, "completed")
+        log = await engine_scenario.execution_log()
 
     allocates = platform.of(A1)
     held = [a for a in allocates if a.status == 200]  # the first lease, then each renewal
@@ -132,19 +110,19 @@ async def test_the_platform_lease_is_renewed_before_it_runs_out_and_the_account_
 
 
 async def test_an_account_whose_lease_the_platform_refuses_to_renew_stops_and_is_released(
-    fresh_database_url: str,
+    engine_scenario: Scenario,
 ) -> None:
-    async with engine_with_platform(fresh_database_url) as (platform, clock, pool, settings):
-        task = await make_task(pool, targets=8, user_id=TENANT)  # both usable accounts serve it
-        async with running(pool, settings, clock):
+    with platform_of(engine_scenario) as platform:
+        task = await engine_scenario.add_task(targets=8, user_id=TENANT)  # both usable accounts serve it
+        async with running(engine_scenario):
 
             async def a1_acted() -> bool:
-                return any(row["account_id"] == A1 for row in await execution_log(pool))
+                return any(row["account_id"] == A1 for row in await engine_scenario.execution_log())
 
-            await wait_until(clock, a1_acted, step=60)
+            await engine_scenario.wait_until(a1_acted, step=60)
             platform.refused.add(A1)  # e.g. the platform rests it: no renewal
-            await wait_for_status(pool, clock, task, "completed")
-        log = await execution_log(pool)
+            await engine_scenario.wait_for_status(task, "completed")
+        log = await engine_scenario.execution_log()
 
     [refusal] = [a for a in platform.of(A1) if a.renewing]
     assert refusal.status == 404
@@ -167,12 +145,11 @@ async def test_an_account_whose_lease_the_platform_refuses_to_renew_stops_and_is
 
 
 async def test_the_lease_purpose_is_an_invite_campaign_when_the_account_serves_an_invite_task(
-    fresh_database_url: str,
+    engine_scenario: Scenario,
 ) -> None:
-    async with engine_with_platform(fresh_database_url) as (platform, clock, pool, settings):
-        await make_task(pool, targets=5, user_id=TENANT, settings={"account_ids": [A1]})
-        await make_task(
-            pool,
+    with platform_of(engine_scenario) as platform:
+        await engine_scenario.add_task(targets=5, user_id=TENANT, settings={"account_ids": [A1]})
+        await engine_scenario.add_task(
             targets=5,
             user_id=TENANT,
             task_type="send_messages",
@@ -180,12 +157,12 @@ async def test_the_lease_purpose_is_an_invite_campaign_when_the_account_serves_a
             prefix="msg",
             settings={"account_ids": [A1, A2]},
         )
-        async with running(pool, settings, clock):
+        async with running(engine_scenario):
 
             async def both_leased() -> bool:
                 return {a.account_id for a in platform.allocates if a.status == 200} == {A1, A2}
 
-            await wait_until(clock, both_leased, step=60)
+            await engine_scenario.wait_until(both_leased, step=60)
 
     first = {account_id: platform.of(account_id)[0].purpose for account_id in (A1, A2)}
     assert first == {A1: "invite_campaign", A2: "message_campaign"}  # A1 serves both tasks
