@@ -6,19 +6,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from invite.kernel.clock import VirtualClock
-from invite.platforms.sandbox import ActionKind, SandboxAccounts, SandboxProfile, sends_per_target
+from invite.platforms.sandbox import ActionKind, SandboxProfile, sends_per_target
 from tests.integration.engine.checks import quota_breaches, reached_twice
-from tests.integration.engine.harness import (
-    engine_pool,
-    engine_settings,
-    execution_log,
-    make_task,
-    running_engine,
-    sandbox,
-    target_counts,
-    wait_for_status,
-)
+from tests.integration.engine.harness import Scenario
 
 PROFILE = SandboxProfile(
     not_found_rate=0.03,
@@ -30,17 +20,15 @@ PROFILE = SandboxProfile(
 )
 
 
-async def test_simulated_day_keeps_every_limit(fresh_database_url: str) -> None:
-    clock = VirtualClock()
+async def test_simulated_day_keeps_every_limit(engine_scenario: Scenario) -> None:
     # the breaker would pause the task at the third spam flag: this scenario is about the limits
-    settings = engine_settings(fresh_database_url, breaker_peer_floods=1000, breaker_window=100_000)
-    async with engine_pool(settings) as pool:
-        task_id = await make_task(pool, targets=1000)
-        factory = sandbox(clock, settings, PROFILE)
-        async with running_engine(pool, settings, clock, factory, SandboxAccounts(20)):
-            await wait_for_status(pool, clock, task_id, "completed", real_timeout=90)
-        counts = await target_counts(pool, clock, task_id)
-        log = await execution_log(pool)
+    engine_scenario.configure(PROFILE, breaker_peer_floods=1000, breaker_window=100_000)
+    settings = engine_scenario.settings
+    task_id = await engine_scenario.add_task(targets=1000)
+    async with engine_scenario.running(20):
+        await engine_scenario.wait_for_status(task_id, "completed", real_timeout=90)
+    counts = await engine_scenario.target_counts(task_id)
+    log = await engine_scenario.execution_log()
     assert set(counts) <= {"succeeded", "skipped", "failed"}
     assert sum(counts.values()) == 1000
     outcomes = Counter(row["status"] for row in log)
@@ -50,6 +38,6 @@ async def test_simulated_day_keeps_every_limit(fresh_database_url: str) -> None:
     assert quota_breaches(log, settings.daily_quota, settings.min_pause_seconds) == []
     assert reached_twice(log) == []
     # the simulator's own record agrees: nobody got the invite twice
-    sent = sends_per_target(factory.record.read_since(0)[0], ActionKind.INVITE)
+    sent = sends_per_target(engine_scenario.record.actions, ActionKind.INVITE)
     assert max(sent.values()) == 1
     assert sum(sent.values()) == outcomes["success"]
