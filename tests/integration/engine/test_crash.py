@@ -18,7 +18,7 @@ import msgspec
 
 from invite.kernel.settings import ROOT
 from invite.platforms.sandbox import ActionKind, read_record, sends_per_target
-from tests.integration.engine.harness import engine_pool, engine_settings, make_task
+from tests.integration.engine.harness import Scenario
 
 TARGETS = 150
 
@@ -53,13 +53,14 @@ async def _wait(url: str, done: object, timeout: float = 60.0) -> dict[str, int]
 
 
 async def test_sigkill_mid_campaign_loses_nothing_and_sends_nothing_twice(
-    fresh_database_url: str, tmp_path: Path
+    engine_scenario: Scenario, tmp_path: Path
 ) -> None:
+    url = engine_scenario.url
     record = tmp_path / "sandbox.jsonl"
     log = tmp_path / "engine.log"
     env = {
         **os.environ,
-        "DATABASE_URL": fresh_database_url,
+        "DATABASE_URL": url,
         "REPLICA_ID": "worker-1",  # the same id after the restart, as a pod keeps its name
         "SANDBOX_RECORD_PATH": str(record),
         "SANDBOX_PROFILE": msgspec.json.encode({"latency_seconds": [0.005, 0.03]}).decode(),
@@ -75,21 +76,19 @@ async def test_sigkill_mid_campaign_loses_nothing_and_sends_nothing_twice(
         "INTEGRATION_SERVICE_URL": "",
         "TELEGRAM_DRIVER": "sandbox",
     }
-    settings = engine_settings(fresh_database_url)
-    async with engine_pool(settings) as pool:
-        task_id = await make_task(
-            pool, targets=TARGETS, task_type="send_messages", template="Hello {first_name}!"
-        )
+    task_id = await engine_scenario.add_task(
+        targets=TARGETS, task_type="send_messages", template="Hello {first_name}!"
+    )
 
     first = _start(env, log)
     try:
-        await _wait(fresh_database_url, lambda c: c.get("succeeded", 0) >= 40)
+        await _wait(url, lambda c: c.get("succeeded", 0) >= 40)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    at_kill = await _counts(fresh_database_url)
+    at_kill = await _counts(url)
     assert at_kill.get("pending", 0) > 0  # it really died mid-campaign
-    conn = await asyncpg.connect(fresh_database_url)
+    conn = await asyncpg.connect(url)
     try:
         in_doubt = {
             r["identifier_key"]
@@ -102,8 +101,8 @@ async def test_sigkill_mid_campaign_loses_nothing_and_sends_nothing_twice(
 
     second = _start(env, log)
     try:
-        final = await _wait(fresh_database_url, lambda c: "task:completed" in c)
-        conn = await asyncpg.connect(fresh_database_url)
+        final = await _wait(url, lambda c: "task:completed" in c)
+        conn = await asyncpg.connect(url)
         try:
             uncertain = {
                 r["identifier_key"]
