@@ -365,6 +365,29 @@ CREATE TABLE invite.invite_tasks (
 );
 
 --
+-- Name: invite_trials; Type: TABLE; Schema: invite; Owner: -
+--
+
+CREATE TABLE invite.invite_trials (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    user_id text NOT NULL,
+    task_id uuid NOT NULL,
+    target_id uuid NOT NULL,
+    account_id character varying(255) NOT NULL,
+    driver character varying(20) NOT NULL,
+    state character varying(20) DEFAULT 'waiting'::character varying NOT NULL,
+    outcome character varying(32),
+    detail text,
+    retry_at timestamp with time zone,
+    attempt integer,
+    taken_by text,
+    created_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    settled_at timestamp with time zone,
+    CONSTRAINT invite_trials_state_check CHECK (((state)::text = ANY ((ARRAY['waiting'::character varying, 'taken'::character varying, 'refused'::character varying, 'expired'::character varying, 'done'::character varying])::text[])))
+);
+
+--
 -- Name: schema_migrations; Type: TABLE; Schema: invite; Owner: -
 --
 
@@ -472,6 +495,13 @@ ALTER TABLE ONLY invite.invite_task_counts
 
 ALTER TABLE ONLY invite.invite_tasks
     ADD CONSTRAINT invite_tasks_pkey PRIMARY KEY (id);
+
+--
+-- Name: invite_trials invite_trials_pkey; Type: CONSTRAINT; Schema: invite; Owner: -
+--
+
+ALTER TABLE ONLY invite.invite_trials
+    ADD CONSTRAINT invite_trials_pkey PRIMARY KEY (id);
 
 --
 -- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: invite; Owner: -
@@ -595,6 +625,24 @@ CREATE INDEX invite_tasks_running ON invite.invite_tasks USING btree (priority, 
 CREATE INDEX invite_tasks_user_created ON invite.invite_tasks USING btree (user_id, created_at DESC, id DESC);
 
 --
+-- Name: invite_trials_open; Type: INDEX; Schema: invite; Owner: -
+--
+
+CREATE UNIQUE INDEX invite_trials_open ON invite.invite_trials USING btree (target_id) WHERE ((state)::text = ANY ((ARRAY['waiting'::character varying, 'taken'::character varying])::text[]));
+
+--
+-- Name: invite_trials_task; Type: INDEX; Schema: invite; Owner: -
+--
+
+CREATE INDEX invite_trials_task ON invite.invite_trials USING btree (task_id);
+
+--
+-- Name: invite_trials_waiting; Type: INDEX; Schema: invite; Owner: -
+--
+
+CREATE INDEX invite_trials_waiting ON invite.invite_trials USING btree (account_id) WHERE ((state)::text = 'waiting'::text);
+
+--
 -- Name: invite_execution_logs invite_execution_logs_roll_up; Type: TRIGGER; Schema: invite; Owner: -
 --
 
@@ -679,3 +727,17 @@ ALTER TABLE ONLY invite.invite_task_accounts
 
 ALTER TABLE ONLY invite.invite_task_counts
     ADD CONSTRAINT invite_task_counts_task_id_fkey FOREIGN KEY (task_id) REFERENCES invite.invite_tasks(id) ON DELETE CASCADE;
+
+--
+-- Name: invite_trials invite_trials_target_id_fkey; Type: FK CONSTRAINT; Schema: invite; Owner: -
+--
+
+ALTER TABLE ONLY invite.invite_trials
+    ADD CONSTRAINT invite_trials_target_id_fkey FOREIGN KEY (target_id) REFERENCES invite.invite_targets(id) ON DELETE CASCADE;
+
+--
+-- Name: invite_trials invite_trials_task_id_fkey; Type: FK CONSTRAINT; Schema: invite; Owner: -
+--
+
+ALTER TABLE ONLY invite.invite_trials
+    ADD CONSTRAINT invite_trials_task_id_fkey FOREIGN KEY (task_id) REFERENCES invite.invite_tasks(id) ON DELETE CASCADE;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from invite.engine.claims import Claimer
 from invite.engine.recorder import Recorder
@@ -10,6 +11,9 @@ from invite.engine.registry import Registry
 from invite.engine.repository import Repository
 from invite.kernel.clock import Clock
 from invite.kernel.settings import Settings
+
+if TYPE_CHECKING:  # trials.py runs through the runner, which reads this: no import cycle
+    from invite.engine.trials import Trials
 
 
 @dataclass(frozen=True)
@@ -20,3 +24,4 @@ class EngineContext:
     registry: Registry
     claimer: Claimer
     recorder: Recorder
+    trials: Trials

@@ -89,6 +89,7 @@ class LeaseKeeper:
     async def tick(self) -> None:
         await self._renew()
         await self._refresh()
+        await self._look_for_trials()
         await self._release([a for a in self.held.values() if not a.driving or not self._serves(a)])
         await self._acquire()
         counts = Counter(AccountStatus.BLOCKED if a.blocked else a.status for a in self.held.values())
@@ -110,7 +111,16 @@ class LeaseKeeper:
                 account.runner.cancel()
 
     def _serves(self, account: LeasedAccount) -> bool:
-        return self._ctx.registry.serves_anything(account.id)
+        return self._ctx.registry.serves_anything(account.id) or self._ctx.trials.wanted(account.id)
+
+    async def _look_for_trials(self) -> None:
+        """Test invites waiting for an account held here or by nobody (trials.py); the runners
+        of those held here hear of them at once."""
+        ctx = self._ctx
+        now = ctx.clock.now()
+        driver = self._strategies.driver
+        if await ctx.trials.refresh(ctx.repo, replica=ctx.settings.replica_id, now=now, driver=driver):
+            ctx.registry.bump()
 
     def _until_next_beat(self, heartbeat: float) -> float:
         """Seconds to the next heartbeat: a whole beat, or less when a provider's lease is due before."""
@@ -200,6 +210,14 @@ class LeaseKeeper:
             lease_seconds=ctx.settings.account_lease_seconds,
             driver=self._strategies.driver,
         )
+        rows += await ctx.repo.acquire_trial_accounts(  # an account a test invite waits for
+            replica=ctx.settings.replica_id,
+            now=now,
+            room=room - len(rows),
+            avoid=[*self.held, *self._avoid, *(row.id for row in rows)],
+            lease_seconds=ctx.settings.account_lease_seconds,
+            driver=self._strategies.driver,
+        )
         for row in rows:
             if row.previous_owner not in (None, ctx.settings.replica_id):
                 lease_takeovers.inc()
@@ -215,7 +233,7 @@ class LeaseKeeper:
 
     async def _take(self, row: AcquiredAccount) -> None:
         account_id, user_id = row.id, row.user_id
-        tasks = self._ctx.registry.tasks_for(account_id)
+        tasks = [*self._ctx.registry.tasks_for(account_id), *self._ctx.trials.tasks_for(account_id)]
         purpose = _purpose(tasks)
         asked = self._ctx.clock.now()
         try:

@@ -37,6 +37,15 @@ from asyncpg.pool import PoolConnectionProxy
 
 from invite.engine.decisions import Verdict
 from invite.engine.statuses import AccountStatus, TaskAccountStatus
+from invite.engine.trial_rows import (
+    Notified,
+    TargetTask,
+    TrialClaim,
+    TrialId,
+    TrialRequested,
+    TrialState,
+    WaitingTrial,
+)
 from invite.kernel.clock import Clock
 from invite.kernel.db import DbConnection, Statement, queries
 from invite.kernel.db import check_columns as _columns
@@ -55,7 +64,7 @@ CONNECTION_LOST = (
 )
 ATTEMPTS = 3
 # the files of sql/queries/ the engine runs, and the statements it borrows from the API's
-ENGINE_FILES = ("claims", "recorder", "breaker", "leases", "lifecycle", "activation", "reconcile")
+ENGINE_FILES = ("claims", "recorder", "breaker", "leases", "lifecycle", "activation", "reconcile", "trials")
 BORROWED = ("suppressions.lock_tenant", "suppressions.add", "suppressions.skip_pending_targets")
 
 T = TypeVar("T")
@@ -625,6 +634,112 @@ class Repository:
 
     async def skip_pending_targets(self, *, user_id: str, keys: list[str], now: datetime) -> None:
         await self._records("suppressions.skip_pending_targets", user_id=user_id, keys=keys, now=now)
+
+    # -- trials.sql (test invites: the request's statements, then the engine's) -----------------
+
+    async def trial_target_task(self, *, user_id: str, target_id: uuid.UUID) -> uuid.UUID | None:
+        """The task of the tenant's target (None: no such target of the tenant's)."""
+        row = await self._one("trials.target_task", TargetTask, user_id=user_id, target_id=target_id)
+        return None if row is None else row.task_id
+
+    async def settle_stale_trials(self, *, target_id: uuid.UUID, now: datetime) -> None:
+        await self._records("trials.settle_stale", target_id=target_id, now=now)
+
+    async def request_trial(
+        self,
+        *,
+        user_id: str,
+        task_id: uuid.UUID,
+        target_id: uuid.UUID,
+        account_id: str,
+        now: datetime,
+        wait_seconds: float,
+        event: str,
+    ) -> uuid.UUID | None:
+        """The new trial's id; None when one is open on the target already."""
+        rows = await self._rows(
+            "trials.request",
+            TrialRequested,
+            user_id=user_id,
+            task_id=task_id,
+            target_id=target_id,
+            account_id=account_id,
+            now=now,
+            wait_seconds=wait_seconds,
+            event=event,
+        )
+        return rows[0].id
+
+    async def open_trial(self, *, target_id: uuid.UUID) -> uuid.UUID | None:
+        row = await self._one("trials.open_trial", TrialId, target_id=target_id)
+        return None if row is None else row.id
+
+    async def trial_state(self, *, trial_id: uuid.UUID, user_id: str, now: datetime) -> TrialState | None:
+        return await self._one("trials.trial_state", TrialState, trial_id=trial_id, user_id=user_id, now=now)
+
+    async def waiting_trials(self, *, replica: str, now: datetime, driver: str) -> list[WaitingTrial]:
+        return await self._rows("trials.waiting", WaitingTrial, replica=replica, now=now, driver=driver)
+
+    async def acquire_trial_accounts(
+        self, *, replica: str, now: datetime, room: int, avoid: list[str], lease_seconds: float, driver: str
+    ) -> list[AcquiredAccount]:
+        return await self._rows(
+            "trials.acquire_accounts",
+            AcquiredAccount,
+            replica=replica,
+            now=now,
+            room=room,
+            avoid=avoid,
+            lease_seconds=lease_seconds,
+            driver=driver,
+        )
+
+    async def claim_trial(
+        self,
+        *,
+        trial_id: uuid.UUID,
+        now: datetime,
+        replica: str,
+        cap: int,
+        pause: float,
+        lease_seconds: float,
+        recontact_days: int,
+        event: str,
+    ) -> TrialClaim | None:
+        """What the claim decided; None when the trial no longer waits."""
+        return await self._one(
+            "trials.claim",
+            TrialClaim,
+            trial_id=trial_id,
+            now=now,
+            replica=replica,
+            cap=cap,
+            pause=pause,
+            lease_seconds=lease_seconds,
+            recontact_days=recontact_days,
+            event=event,
+        )
+
+    async def refuse_trial(
+        self,
+        *,
+        trial_id: uuid.UUID,
+        refused: str,
+        detail: str,
+        retry_at: datetime | None,
+        now: datetime,
+        event: str,
+    ) -> None:
+        await self._rows(
+            "trials.refuse",
+            Notified,
+            trial_id=trial_id,
+            refused=refused,
+            detail=detail,
+            retry_at=retry_at,
+            now=now,
+            event=event,
+        )
 
 
 class Lane(Repository):

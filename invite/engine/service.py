@@ -25,6 +25,7 @@ from invite.engine.lifecycle import Lifecycle
 from invite.engine.recorder import Recorder
 from invite.engine.registry import Registry
 from invite.engine.repository import Repository
+from invite.engine.trials import Trials
 from invite.kernel.clock import Clock
 from invite.kernel.events import TaskEvent, TaskEventHub
 from invite.kernel.settings import Settings
@@ -63,7 +64,7 @@ class Engine:
         registry = Registry()
         recorder = Recorder(repo, registry, settings, clock, accounts, self._refresh)
         claimer = Claimer(repo, registry, settings, clock, self._refresh, self._drained)
-        self.ctx = EngineContext(settings, clock, repo, registry, claimer, recorder)
+        self.ctx = EngineContext(settings, clock, repo, registry, claimer, recorder, Trials())
         self.keeper = LeaseKeeper(self.ctx, strategies, accounts)
         self.lifecycle = Lifecycle(self.ctx, accounts, strategies.driver, self._refresh)
         self.events = events or TaskEventHub(settings, clock)

@@ -150,6 +150,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     account_lease_seconds: PositiveFloat = 60.0
     target_lease_seconds: PositiveFloat = 300.0
     poll_interval_seconds: PositiveFloat = 5.0
+    # a test invite (the Mailing page's test-invite) may be taken by the account's engine this
+    # long after it was asked, and the request waits as long for its outcome (then: 202)
+    trial_wait_seconds: PositiveFloat = 30.0
 
     # --- engine: batching, retries, pacing, circuit breaker ------------------------------
     claim_batch_window_seconds: PositiveFloat = 0.002  # the claimer gathers ready accounts this long
