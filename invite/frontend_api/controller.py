@@ -7,7 +7,9 @@ invalid field, the field in the page's own name and the reason.
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -17,7 +19,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.openapi.spec import Tag
 from litestar.params import FromPath, JSONBody, QueryParameter, SkipValidation
-from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from invite.audience.imports import ImportService, provide_import_service
 from invite.audience.schemas import ImportResult
@@ -42,10 +44,13 @@ from invite.frontend_api.schemas import (
     ParsingImportRequest,
     ParsingTask,
     TaskAccounts,
+    TrialRequest,
 )
 from invite.frontend_api.service import FrontendService
+from invite.frontend_api.trial import Answer, TestInvites
 from invite.health import READY_TIMEOUT_SECONDS, ready
 from invite.kernel.auth import JwtSecret, Tenant
+from invite.kernel.clock import Clock
 from invite.kernel.http import UpstreamError
 from invite.kernel.problems import Problem, invalid
 from invite.kernel.settings import Settings
@@ -83,6 +88,31 @@ def provide_rights_check(
     return RightsCheck(
         state.pool, state.settings, state.clock, request.user.user_id, state.accounts_provider, strategies
     )
+
+
+def provide_test_invites(request: Request[Tenant, Any, Any]) -> TestInvites:
+    state = request.app.state
+    return TestInvites(
+        state.pool, state.settings, state.clock, request.user, state.accounts_provider, state.event_hub
+    )
+
+
+def trial_response(request: Request[Any, Any, Any], answer: Answer, now: datetime) -> Response[Any]:
+    """200 with the action's answer, 202 while it is under way, or the refusal's problem (with
+    Retry-After when a quota, a pause or a cooldown will pass)."""
+    if answer.problem is not None:
+        problem = page_problem(request, answer.problem)
+        if answer.retry_at is not None:
+            seconds = max(1, math.ceil((answer.retry_at - now).total_seconds()))
+            problem.headers["Retry-After"] = str(seconds)
+        return problem
+    assert answer.trial is not None
+    if answer.trial.state == "done":
+        return Response(answer.trial, status_code=HTTP_200_OK)
+    location = request.url.path.rstrip("/")
+    if not location.endswith(answer.trial.trial_id):  # the POST: where to look later
+        location = f"{location}/{answer.trial.trial_id}"
+    return Response(answer.trial, status_code=HTTP_202_ACCEPTED, headers={"Location": location})
 
 
 def page_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -150,6 +180,7 @@ class PageTasks(Controller):
     dependencies = {  # noqa: RUF012
         **_FRONTEND,
         "imports": Provide(provide_import_service, sync_to_thread=False),
+        "trials": Provide(provide_test_invites, sync_to_thread=False),
     }
 
     @post("/", summary="Create a task (the page's fields)")
@@ -218,6 +249,46 @@ class PageTasks(Controller):
     @get("/{task_id:uuid}/accounts", summary="The task's accounts with their live state")
     async def accounts(self, frontend: Frontend, task_id: TaskId) -> TaskAccounts:
         return await frontend.task_accounts(task_id)
+
+    @post(
+        "/{task_id:uuid}/test-invite",
+        status_code=HTTP_200_OK,
+        summary="One real action for one target with one account, within every quota",
+        description="target_id and account_id in the query (or a JSON body); account_id left out: "
+        "the task's first connected account. 200: the platform's answer; 202: still under way "
+        "after TRIAL_WAIT_SECONDS (it happens once, or not at all: GET the Location); 429 with "
+        "Retry-After: a quota, the pause or a cooldown holds; 409: another rule refuses.",
+    )
+    async def test_invite(
+        self,
+        request: Request[Tenant, Any, Any],
+        trials: NamedDependency[TestInvites],
+        clock: NamedDependency[SkipValidation[Clock]],
+        task_id: TaskId,
+        target_id: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        account_id: Annotated[str | None, QueryParameter(min_length=1, max_length=255)] = None,
+    ) -> Response[Any]:
+        if target_id is None:  # the page's api.ts sends them as a JSON body
+            body = await request.body()
+            if body.strip():
+                try:
+                    sent = msgspec.json.decode(body, type=TrialRequest)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    raise invalid("body", f"target_id and account_id expected: {exc}") from None
+                target_id, account_id = sent.target_id, account_id or sent.account_id
+        answer = await trials.run(task_id, target_id, account_id)
+        return trial_response(request, answer, clock.now())
+
+    @get("/{task_id:uuid}/test-invite/{trial_id:uuid}", summary="A test invite's outcome, later")
+    async def test_invite_outcome(
+        self,
+        request: Request[Tenant, Any, Any],
+        trials: NamedDependency[TestInvites],
+        clock: NamedDependency[SkipValidation[Clock]],
+        task_id: TaskId,
+        trial_id: FromPath[uuid.UUID],
+    ) -> Response[Any]:
+        return trial_response(request, await trials.look(task_id, trial_id), clock.now())
 
     @post(
         "/check-admin-rights",

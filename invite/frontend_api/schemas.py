@@ -220,13 +220,26 @@ class PageImport(msgspec.Struct, kw_only=True):
     rejected_by_reason: dict[str, int]  # invalid, duplicates, suppressed, ... (zeros left out)
 
 
+class TrialRequest(msgspec.Struct, kw_only=True):
+    """test-invite's two fields, when a page sends them as a JSON body instead of the query."""
+
+    target_id: str | None = None
+    account_id: str | None = None
+
+
 class InviteTrial(msgspec.Struct, kw_only=True):
-    message: str
-    success: bool
+    """A test invite's answer: what the one action did (200), or that it is still under way (202)."""
+
+    message: str  # what the page shows
+    success: bool  # the person was invited (or messaged)
+    trial_id: str
     task_id: str
     target_id: str
     account_id: str
-    result_status: str  # the platform's answer (success, privacy_restricted, flood_wait, ...)
+    state: Literal["waiting", "taken", "done"]  # waiting, taken: not answered yet (202)
+    status: str  # the target's status now: succeeded, skipped, failed, pending, uncertain, in_flight
+    outcome: str | None  # the platform's answer: success, already_member, privacy_restricted, ...
+    result_status: str | None  # the same in capitals, as the page's log entries say
     detail: str
 
 

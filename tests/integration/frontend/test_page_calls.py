@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,6 +80,7 @@ def item(body: Any) -> None:
 class Ctx:
     world: World
     finished: str
+    stack: AsyncExitStack  # what a row keeps running during its call (an engine replica)
     ids: dict[str, str] = field(default_factory=dict)
 
 
@@ -121,6 +123,29 @@ async def scheduled(ctx: Ctx) -> None:
     async with httpx.AsyncClient(base_url=ctx.world.service_url, headers=ctx.world.page.headers()) as ours:
         ok(await ours.put(task, json={"scheduled_at": tomorrow}))
         assert ok(await ours.post(f"{task}/start"))["status"] == "scheduled"
+
+
+async def trial_ready(ctx: Ctx) -> None:
+    """A task not started, with one person, one of its targets, and an engine replica to serve the
+    test. Its pause is the shortest allowed: the accounts acted in the finished campaign just now,
+    and the trial waits for the pause only while it passes within TRIAL_WAIT_SECONDS."""
+    page, world = ctx.world.page, ctx.world
+    body = create_body([world.account(1), world.account(2)])
+    body["delay_between_invites"] = body["settings"]["delay_between_invites"] = (
+        world.settings.min_pause_seconds
+    )
+    ctx.ids["task"] = ok(await page.call("POST", "/tasks/", body))["id"]
+    ok(await page.upload(f"/tasks/{ctx.ids['task']}/import/file", "p.csv", people_csv(["kim_page"]), "f"))
+    conn = await asyncpg.connect(ctx.world.settings.database_url)
+    try:
+        target = await conn.fetchval(
+            "SELECT id FROM invite_targets WHERE task_id = $1 ORDER BY seq LIMIT 1",
+            uuid.UUID(ctx.ids["task"]),
+        )
+    finally:
+        await conn.close()
+    ctx.ids["target"], ctx.ids["account"] = str(target), ctx.world.account(1)
+    await ctx.stack.enter_async_context(engine_replica(ctx.world.settings))
 
 
 async def nothing(ctx: Ctx) -> None:
@@ -214,6 +239,21 @@ def executed(body: Any, ctx: Ctx) -> None:
 
 def paused_answer(body: Any, ctx: Ctx) -> None:
     assert body == {"message": "task paused", "task_id": ctx.ids["task"], "status": "paused"}
+
+
+def tried(body: Any, ctx: Ctx) -> None:
+    assert isinstance(body["message"], str)
+    assert body["message"]  # the page shows it
+    assert isinstance(body["success"], bool)
+    assert body["state"] == "done"
+    assert (body["task_id"], body["target_id"], body["account_id"]) == (
+        ctx.ids["task"],
+        ctx.ids["target"],
+        ctx.ids["account"],
+    )
+    assert body["status"] in ("succeeded", "skipped")  # invited, or the person's privacy refused
+    assert body["outcome"] in ("success", "privacy_restricted")
+    assert body["success"] == (body["outcome"] == "success")
 
 
 def stats(body: Any, ctx: Ctx) -> None:
@@ -393,6 +433,13 @@ CALLS = [
     ),
     Call("12 logs", "GET", "/tasks/{finished}/logs?limit=50", logs),
     Call("13 task accounts", "GET", "/tasks/{finished}/accounts", task_accounts),
+    Call(
+        "14 test invite",
+        "POST",
+        "/tasks/{task}/test-invite?target_id={target}&account_id={account}",
+        tried,
+        given=trial_ready,
+    ),
     Call("15 accounts", "GET", "/accounts/", accounts),
     Call("16 parsing tasks", "GET", "/parsing-tasks", parsing_tasks),
     Call(
@@ -498,13 +545,19 @@ def _body(call: Call, ctx: Ctx) -> Any:
 
 @pytest.mark.parametrize("call", CALLS, ids=[c.name for c in CALLS])
 async def test_the_page_gets_what_it_reads(call: Call, world: World, finished: str) -> None:
-    ctx = Ctx(world, finished)
-    await call.given(ctx)
-    path = call.path.format(task=ctx.ids.get("task"), finished=finished)
-    if call.file is not None:
-        response = await world.page.upload(path, "people.csv", call.file, "file_1")
-    else:
-        response = await world.page.call(call.method, path, _body(call, ctx), token=call.token)
+    async with AsyncExitStack() as stack:
+        ctx = Ctx(world, finished, stack)
+        await call.given(ctx)
+        path = call.path.format(
+            task=ctx.ids.get("task"),
+            finished=finished,
+            target=ctx.ids.get("target"),
+            account=ctx.ids.get("account"),
+        )
+        if call.file is not None:
+            response = await world.page.upload(path, "people.csv", call.file, "file_1")
+        else:
+            response = await world.page.call(call.method, path, _body(call, ctx), token=call.token)
     assert response.status_code == call.status, response.text
     body: Any = response.json() if response.content else None
     if not response.is_success:
@@ -541,6 +594,7 @@ async def test_openapi_documents_the_page_api_under_its_own_tag(world: World) ->
         if path.startswith("/api/v1/") and not path.startswith("/api/v1/invite/")
     }
     assert "/api/v1/tasks/check-admin-rights" in page_api
+    assert "/api/v1/tasks/{task_id}/test-invite" in page_api
     assert "/api/v1/tasks/{task_id}/import/file" in page_api
     for operations in page_api.values():
         for operation in operations.values():
@@ -593,6 +647,8 @@ ANOTHER_TENANTS_TASK = [
     ("GET", "/tasks/{task}/logs?limit=50", None),
     ("GET", "/tasks/{task}/accounts", None),
     ("POST", "/tasks/{task}/import/parsing", {"parsing_task_id": PARSING_TASK, "source_name": "x"}),
+    ("POST", "/tasks/{task}/test-invite", {"target_id": str(uuid.uuid4())}),
+    ("GET", f"/tasks/{{task}}/test-invite/{uuid.uuid4()}", None),
 ]
 
 
