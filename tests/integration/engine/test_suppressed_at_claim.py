@@ -16,37 +16,26 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
-import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from invite.kernel.auth import Tenant
-from invite.kernel.clock import Clock, VirtualClock
-from invite.kernel.settings import Settings
 from invite.platforms.sandbox import MemoryRecord, SandboxAccounts, SandboxProfile
+from invite.reports.schemas import RetryFailedResponse
 from invite.reports.service import ReportService
 from invite.suppressions.service import check_identifiers, suppress
-from tests.integration.engine.harness import (
-    engine_pool,
-    engine_settings,
-    make_task,
-    running_engine,
-    sandbox,
-    wait_for_status,
-    wait_until,
-)
+from tests.integration.engine.harness import Scenario, open_scenario
 
 TEMPLATE = "Hello {first_name}"
 FINISHED = ("completed", "failed")
 
 
-async def _suppress(
-    pool: asyncpg.Pool, config: Settings, clock: Clock, tenant: str, names: list[str]
-) -> None:
+async def _suppress(scenario: Scenario, tenant: str, names: list[str]) -> None:
+    config, clock = scenario.settings, scenario.clock
     with clock.busy():
         await suppress(
-            pool,
+            scenario.pool,
             config,
             user_id=tenant,
             checked=check_identifiers(names, config.phone_default_region),
@@ -56,17 +45,24 @@ async def _suppress(
         )
 
 
-async def _attempts(pool: asyncpg.Pool, clock: Clock, task_id: uuid.UUID) -> dict[str, int]:
-    with clock.busy():
-        rows = await pool.fetch(
+async def _retry_failed(scenario: Scenario, tenant: str, *tasks: uuid.UUID) -> list[RetryFailedResponse]:
+    """What POST /tasks/{id}/retry-failed does, for each of these tasks."""
+    service = ReportService(scenario.pool, scenario.settings, scenario.clock, Tenant(tenant))
+    with scenario.clock.busy():
+        return [await service.retry_failed(task_id) for task_id in tasks]
+
+
+async def _attempts(scenario: Scenario, task_id: uuid.UUID) -> dict[str, int]:
+    with scenario.clock.busy():
+        rows = await scenario.pool.fetch(
             "SELECT identifier_key, attempts FROM invite_targets WHERE task_id = $1", task_id
         )
     return {r["identifier_key"]: r["attempts"] for r in rows}
 
 
-async def _states(pool: asyncpg.Pool, clock: Clock, task_id: uuid.UUID) -> dict[str, tuple[str, str | None]]:
-    with clock.busy():
-        rows = await pool.fetch(
+async def _states(scenario: Scenario, task_id: uuid.UUID) -> dict[str, tuple[str, str | None]]:
+    with scenario.clock.busy():
+        rows = await scenario.pool.fetch(
             "SELECT identifier_key, status, outcome FROM invite_targets WHERE task_id = $1", task_id
         )
     return {r["identifier_key"]: (r["status"], r["outcome"]) for r in rows}
@@ -76,65 +72,59 @@ def _messages(record: MemoryRecord) -> Counter[str]:
     return Counter(a.target_key for a in record.actions if a.action == "message")
 
 
-async def test_retry_failed_leaves_people_suppressed_after_they_failed(fresh_database_url: str) -> None:
-    clock = VirtualClock()
-    config = engine_settings(fresh_database_url, max_attempts=1)
-    record = MemoryRecord()
-    failing = SandboxProfile(transient_rate=1.0)
-    async with engine_pool(config) as pool:
-        task_id = await make_task(pool, targets=6, task_type="send_messages", template=TEMPLATE)
-        accounts = SandboxAccounts(2)
-        factory = sandbox(clock, config, failing, record=record)
-        async with running_engine(pool, config, clock, factory, accounts):
-            await wait_for_status(pool, clock, task_id, *FINISHED)
-        assert {s for s, _ in (await _states(pool, clock, task_id)).values()} == {"failed"}
-        assert sum(_messages(record).values()) == 6
+async def test_retry_failed_leaves_people_suppressed_after_they_failed(engine_scenario: Scenario) -> None:
+    engine_scenario.configure(SandboxProfile(transient_rate=1.0), max_attempts=1)
+    record = engine_scenario.record
+    task_id = await engine_scenario.add_task(targets=6, task_type="send_messages", template=TEMPLATE)
+    accounts = SandboxAccounts(2)
+    async with engine_scenario.running(accounts):
+        await engine_scenario.wait_for_status(task_id, *FINISHED)
+    assert {s for s, _ in (await _states(engine_scenario, task_id)).values()} == {"failed"}
+    assert sum(_messages(record).values()) == 6
 
-        await _suppress(pool, config, clock, "tenant-1", ["user1", "user2", "@USER3"])
-        with clock.busy():
-            retried = await ReportService(pool, config, clock, Tenant("tenant-1")).retry_failed(task_id)
-        assert (retried.requeued, retried.skipped_suppressed) == (3, 3)
+    await _suppress(engine_scenario, "tenant-1", ["user1", "user2", "@USER3"])
+    [retried] = await _retry_failed(engine_scenario, "tenant-1", task_id)
+    assert (retried.requeued, retried.skipped_suppressed) == (3, 3)
 
-        answering = sandbox(clock, config, SandboxProfile.zero(), record=record)
-        async with running_engine(pool, config, clock, answering, accounts):
-            await wait_for_status(pool, clock, task_id, "completed")
-        sent = _messages(record)
-        assert {key: sent[key] for key in ("u:user1", "u:user2", "u:user3")} == dict.fromkeys(
-            ("u:user1", "u:user2", "u:user3"), 1
-        )  # the first, failed, message only
-        assert {key: sent[key] for key in ("u:user4", "u:user5", "u:user6")} == dict.fromkeys(
-            ("u:user4", "u:user5", "u:user6"), 2
-        )
-        states = await _states(pool, clock, task_id)
-        assert {states[k][0] for k in ("u:user1", "u:user2", "u:user3")} == {"failed"}
-        assert {states[k][0] for k in ("u:user4", "u:user5", "u:user6")} == {"succeeded"}
+    # the same settings; a simulated Telegram that answers, on the same record
+    engine_scenario.configure(SandboxProfile.zero(), max_attempts=1)
+    async with engine_scenario.running(accounts):
+        await engine_scenario.wait_for_status(task_id, "completed")
+    sent = _messages(record)
+    assert {key: sent[key] for key in ("u:user1", "u:user2", "u:user3")} == dict.fromkeys(
+        ("u:user1", "u:user2", "u:user3"), 1
+    )  # the first, failed, message only
+    assert {key: sent[key] for key in ("u:user4", "u:user5", "u:user6")} == dict.fromkeys(
+        ("u:user4", "u:user5", "u:user6"), 2
+    )
+    states = await _states(engine_scenario, task_id)
+    assert {states[k][0] for k in ("u:user1", "u:user2", "u:user3")} == {"failed"}
+    assert {states[k][0] for k in ("u:user4", "u:user5", "u:user6")} == {"succeeded"}
 
 
-async def test_a_person_in_flight_when_suppressed_is_not_contacted_again(fresh_database_url: str) -> None:
+async def test_a_person_in_flight_when_suppressed_is_not_contacted_again(engine_scenario: Scenario) -> None:
     """The answer to the in-flight message is transient: back to the queue, where the claim stops it."""
-    clock = VirtualClock()
-    config = engine_settings(fresh_database_url)
-    record = MemoryRecord()
-    slow_and_failing = SandboxProfile(transient_rate=1.0, latency_seconds=(60.0, 60.0))
-    async with engine_pool(config) as pool:
-        task_id = await make_task(pool, targets=3, task_type="send_messages", template=TEMPLATE)
-        factory = sandbox(clock, config, slow_and_failing, record=record)
-        async with running_engine(pool, config, clock, factory, SandboxAccounts(1)):
+    engine_scenario.configure(SandboxProfile(transient_rate=1.0, latency_seconds=(60.0, 60.0)))
+    record = engine_scenario.record
+    task_id = await engine_scenario.add_task(targets=3, task_type="send_messages", template=TEMPLATE)
+    async with engine_scenario.running(1):
 
-            async def first_in_flight() -> bool:
-                return (await _states(pool, clock, task_id))["u:user1"][0] == "in_flight"
+        async def first_in_flight() -> bool:
+            return (await _states(engine_scenario, task_id))["u:user1"][0] == "in_flight"
 
-            await wait_until(clock, first_in_flight, step=1.0, limit=600.0)
-            await _suppress(pool, config, clock, "tenant-1", ["user1"])
-            assert (await _attempts(pool, clock, task_id))["u:user1"] == 1
+        await engine_scenario.wait_until(first_in_flight, step=1.0, limit=600.0)
+        await _suppress(engine_scenario, "tenant-1", ["user1"])
+        assert (await _attempts(engine_scenario, task_id))["u:user1"] == 1
 
-            async def settled() -> bool:
-                return (await _states(pool, clock, task_id))["u:user1"] == ("skipped", "suppressed")
+        async def settled() -> bool:
+            return (await _states(engine_scenario, task_id))["u:user1"] == ("skipped", "suppressed")
 
-            await wait_until(clock, settled, step=30.0, limit=4 * 3600.0)
-            # the others go on being retried meanwhile: the task is not held up
-            await wait_until(clock, lambda: _more_than(record, "u:user2", 1), step=30.0, limit=4 * 3600.0)
-        assert _messages(record)["u:user1"] == 1
+        await engine_scenario.wait_until(settled, step=30.0, limit=4 * 3600.0)
+        # the others go on being retried meanwhile: the task is not held up
+        await engine_scenario.wait_until(
+            lambda: _more_than(record, "u:user2", 1), step=30.0, limit=4 * 3600.0
+        )
+    assert _messages(record)["u:user1"] == 1
 
 
 async def _more_than(record: MemoryRecord, key: str, n: int) -> bool:
@@ -177,36 +167,34 @@ def test_nobody_is_contacted_after_their_suppression_committed(
 
 async def _interleave(url: str, steps: list[Step], seed: int) -> None:
     tenant = f"tenant-{uuid.uuid4().hex[:8]}"
-    clock = VirtualClock()
-    config = engine_settings(url, max_attempts=3, retry_backoff_seconds=20.0)
-    record = MemoryRecord()
-    profile = SandboxProfile(transient_rate=0.7, latency_seconds=(10.0, 60.0))
-    async with engine_pool(config) as pool:
+    async with open_scenario(url) as scenario:
+        scenario.configure(
+            SandboxProfile(transient_rate=0.7, latency_seconds=(10.0, 60.0)),
+            seed=seed,
+            max_attempts=3,
+            retry_backoff_seconds=20.0,
+        )
         tasks = [
-            await make_task(pool, targets=6, user_id=tenant, task_type="send_messages", template=TEMPLATE)
+            await scenario.add_task(targets=6, user_id=tenant, task_type="send_messages", template=TEMPLATE)
             for _ in range(2)
         ]
-        factory = sandbox(clock, config, profile, seed, record=record)
         # per person: the claims counted on their targets (both tasks) right after the commit
         bound: dict[str, int] = {}
-        async with running_engine(pool, config, clock, factory, SandboxAccounts(4)):
+        async with scenario.running(4):
             for step in steps:
-                await clock.sleep(step.seconds)
+                await scenario.clock.sleep(step.seconds)
                 if step.kind == "suppress":
-                    person = step.person or await _in_flight(pool, clock, tasks) or 1
+                    person = step.person or await _in_flight(scenario, tasks) or 1
                     key = f"u:user{person}"
-                    await _suppress(pool, config, clock, tenant, [f"user{person}"])
+                    await _suppress(scenario, tenant, [f"user{person}"])
                     if key not in bound:
-                        bound[key] = sum([(await _attempts(pool, clock, t))[key] for t in tasks])
+                        bound[key] = sum([(await _attempts(scenario, t))[key] for t in tasks])
                 elif step.kind == "retry":
-                    service = ReportService(pool, config, clock, Tenant(tenant))
-                    with clock.busy():
-                        for task_id in tasks:
-                            await service.retry_failed(task_id)
+                    await _retry_failed(scenario, tenant, *tasks)
             for task_id in tasks:
-                await wait_for_status(pool, clock, task_id, *FINISHED, step=60.0)
-            states = [await _states(pool, clock, t) for t in tasks]
-        sent = _messages(record)
+                await scenario.wait_for_status(task_id, *FINISHED, step=60.0)
+            states = [await _states(scenario, t) for t in tasks]
+        sent = _messages(scenario.record)
         for key, claims in bound.items():
             assert sent[key] <= claims, (
                 f"{key}: {sent[key]} messages, {claims} claimed before the suppression"
@@ -216,10 +204,10 @@ async def _interleave(url: str, steps: list[Step], seed: int) -> None:
         assert all(v[0] != "pending" for state in states for v in state.values())
 
 
-async def _in_flight(pool: asyncpg.Pool, clock: Clock, tasks: list[uuid.UUID]) -> int | None:
+async def _in_flight(scenario: Scenario, tasks: list[uuid.UUID]) -> int | None:
     """The number of a person being contacted right now, if any."""
-    with clock.busy():
-        key = await pool.fetchval(
+    with scenario.clock.busy():
+        key = await scenario.pool.fetchval(
             "SELECT identifier_key FROM invite_targets WHERE task_id = ANY($1) AND status = 'in_flight' LIMIT 1",
             tasks,
         )
