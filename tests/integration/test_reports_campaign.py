@@ -18,17 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from invite.app import create_app
 from invite.kernel.auth import issue_token
-from invite.kernel.clock import VirtualClock
 from invite.platforms.sandbox import SandboxAccounts, SandboxProfile
 from tests.integration.api import PREFIX
-from tests.integration.engine.harness import (
-    engine_pool,
-    engine_settings,
-    make_task,
-    running_engine,
-    sandbox,
-    wait_for_status,
-)
+from tests.integration.engine.harness import open_scenario
 
 TENANT = "777001"
 PROFILE = SandboxProfile(
@@ -73,19 +65,18 @@ async def truth(pool: asyncpg.Pool, task_id: uuid.UUID) -> tuple[Counter[str], C
 
 
 async def test_reports_of_a_sandbox_campaign(fresh_database_url: str) -> None:
-    clock = VirtualClock()
-    settings = engine_settings(fresh_database_url, max_attempts=2, retry_backoff_seconds=60.0)
-    # the API without its engine; the campaign ran in simulated January: keep its log
-    api_settings = msgspec.structs.replace(settings, engine_enabled=False, log_retention_days=3650)
-    headers = {
-        "Authorization": f"Bearer {issue_token(settings.jwt_secret or '', TENANT, timedelta(minutes=30))}"
-    }
-    async with engine_pool(settings) as pool:
-        task_id = await make_task(pool, targets=60, user_id=TENANT)
-        factory = sandbox(clock, settings, PROFILE, seed=11)
+    async with open_scenario(fresh_database_url) as scenario:
+        scenario.configure(PROFILE, seed=11, max_attempts=2, retry_backoff_seconds=60.0)
+        settings, pool = scenario.settings, scenario.pool
+        # the API without its engine; the campaign ran in simulated January: keep its log
+        api_settings = msgspec.structs.replace(settings, engine_enabled=False, log_retention_days=3650)
+        headers = {
+            "Authorization": f"Bearer {issue_token(settings.jwt_secret or '', TENANT, timedelta(minutes=30))}"
+        }
+        task_id = await scenario.add_task(targets=60, user_id=TENANT)
         accounts = SandboxAccounts(4)
-        async with running_engine(pool, settings, clock, factory, accounts):
-            await wait_for_status(pool, clock, task_id, "completed")
+        async with scenario.running(accounts):
+            await scenario.wait_for_status(task_id, "completed")
         targets, outcomes, by_account = await truth(pool, task_id)
         assert targets["failed"] > 0, "the profile should leave some transient failures"
 
@@ -131,8 +122,8 @@ async def test_reports_of_a_sandbox_campaign(fresh_database_url: str) -> None:
             }
 
         # the engine picks the reopened task up again and finishes it
-        async with running_engine(pool, settings, clock, factory, accounts):
-            await wait_for_status(pool, clock, task_id, "completed")
+        async with scenario.running(accounts):
+            await scenario.wait_for_status(task_id, "completed")
         after, outcomes_after, _ = await truth(pool, task_id)
         assert after["pending"] == 0
         assert sum(outcomes_after.values()) > sum(outcomes.values())
