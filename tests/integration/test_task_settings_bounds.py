@@ -16,21 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from invite.kernel.clock import VirtualClock
 from invite.kernel.db import load_migrations
-from invite.platforms.sandbox import SandboxAccounts
 from invite.tasks import task_settings as bounds
 from tests.conftest import SQL_DIR
 from tests.integration.api import PREFIX, Client, invite_task
-from tests.integration.engine.harness import (
-    engine_pool,
-    engine_settings,
-    make_task,
-    running_engine,
-    sandbox,
-    task_status,
-    wait_for_status,
-)
+from tests.integration.engine.harness import open_scenario
 
 TASKS = f"{PREFIX}/tasks"
 NUMBERS = {
@@ -88,17 +78,16 @@ UNUSABLE = [
 async def test_an_unusable_stored_task_is_paused_and_the_others_run_on(
     fresh_database_url: str, stored: dict[str, Any]
 ) -> None:
-    clock = VirtualClock()
-    config = engine_settings(fresh_database_url)
-    async with engine_pool(config) as pool:
-        bad = await make_task(pool, targets=3, settings=stored, prefix="bad")
-        good = await make_task(pool, targets=5)
-        async with running_engine(pool, config, clock, sandbox(clock, config), SandboxAccounts(2)):
-            await wait_for_status(pool, clock, good, "completed")
-            await wait_for_status(pool, clock, bad, "paused")
-        reason = await pool.fetchval("SELECT status_reason FROM invite_tasks WHERE id = $1", bad)
+    async with open_scenario(fresh_database_url) as scenario:
+        bad = await scenario.add_task(targets=3, settings=stored, prefix="bad")
+        good = await scenario.add_task(targets=5)
+        async with scenario.running(2):
+            await scenario.wait_for_status(good, "completed")
+            await scenario.wait_for_status(bad, "paused")
+        reason = await scenario.status_reason(bad)
+        assert reason is not None
         assert next(iter(stored)) in reason
-        assert await task_status(pool, clock, good) == "completed"
+        assert await scenario.task_status(good) == "completed"
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -122,15 +111,13 @@ def test_any_accepted_settings_run_beside_another_task(
 
 
 async def _beside(url: str, values: dict[str, Any]) -> None:
-    clock = VirtualClock()
     tenant = f"tenant-{uuid.uuid4().hex[:8]}"
-    config = engine_settings(url)
-    async with engine_pool(config) as pool:
-        task = await make_task(pool, targets=2, user_id=tenant, settings=values, prefix="p")
-        other = await make_task(pool, targets=3, user_id=tenant, prefix="q")
-        async with running_engine(pool, config, clock, sandbox(clock, config), SandboxAccounts(2)):
-            await wait_for_status(pool, clock, other, "completed", limit=30 * 86400.0)
-            await wait_for_status(pool, clock, task, "completed", limit=30 * 86400.0, step=3600.0)
+    async with open_scenario(url) as scenario:
+        task = await scenario.add_task(targets=2, user_id=tenant, settings=values, prefix="p")
+        other = await scenario.add_task(targets=3, user_id=tenant, prefix="q")
+        async with scenario.running(2):
+            await scenario.wait_for_status(other, "completed", limit=30 * 86400.0)
+            await scenario.wait_for_status(task, "completed", limit=30 * 86400.0, step=3600.0)
 
 
 async def test_the_migration_brings_stored_values_to_their_bounds(pool: asyncpg.Pool) -> None:
