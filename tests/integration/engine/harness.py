@@ -143,39 +143,11 @@ async def make_task(
     return task_id
 
 
-async def notify(pool: asyncpg.Pool, task_id: uuid.UUID, status: str) -> None:
-    event = msgspec.json.encode({"task_id": str(task_id), "type": "status", "status": status}).decode()
-    async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_notify('invite_task_events', $1)", event)
-
-
-async def set_status(pool: asyncpg.Pool, clock: Clock, task_id: uuid.UUID, status: str) -> None:
-    """What the API does on pause/resume/cancel: a guarded update, closing the queue on cancel, a notification."""
-    with clock.busy():
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("UPDATE invite_tasks SET status = $2 WHERE id = $1", task_id, status)
-            if status == "cancelled":
-                await conn.execute(
-                    "UPDATE invite_targets SET status = 'cancelled' WHERE task_id = $1 AND status = 'pending'",
-                    task_id,
-                )
-        await notify(pool, task_id, status)
-
-
 async def task_status(pool: asyncpg.Pool, clock: Clock, task_id: uuid.UUID) -> str:
     with clock.busy():
         async with pool.acquire() as conn:
             status: str = await conn.fetchval("SELECT status FROM invite_tasks WHERE id = $1", task_id)
     return status
-
-
-async def target_counts(pool: asyncpg.Pool, clock: Clock, task_id: uuid.UUID) -> dict[str, int]:
-    with clock.busy():
-        async with pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT status, count(*) AS n FROM invite_targets WHERE task_id = $1 GROUP BY 1", task_id
-            )
-    return {row["status"]: row["n"] for row in rows}
 
 
 async def wait_until(
@@ -253,10 +225,22 @@ class Scenario:
         return await make_task(self.pool, targets=targets, **fields)
 
     async def notify(self, task_id: uuid.UUID, status: str) -> None:
-        await notify(self.pool, task_id, status)
+        """What the API sends when a task's status changes."""
+        event = msgspec.json.encode({"task_id": str(task_id), "type": "status", "status": status}).decode()
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_notify('invite_task_events', $1)", event)
 
     async def set_status(self, task_id: uuid.UUID, status: str) -> None:
-        await set_status(self.pool, self.clock, task_id, status)
+        """What the API does on pause/resume/cancel: a guarded update, closing the queue on cancel, a notification."""
+        with self.clock.busy():
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute("UPDATE invite_tasks SET status = $2 WHERE id = $1", task_id, status)
+                if status == "cancelled":
+                    await conn.execute(
+                        "UPDATE invite_targets SET status = 'cancelled' WHERE task_id = $1 AND status = 'pending'",
+                        task_id,
+                    )
+            await self.notify(task_id, status)
 
     async def task_status(self, task_id: uuid.UUID) -> str:
         return await task_status(self.pool, self.clock, task_id)
@@ -269,7 +253,12 @@ class Scenario:
         return reason
 
     async def target_counts(self, task_id: uuid.UUID) -> dict[str, int]:
-        return await target_counts(self.pool, self.clock, task_id)
+        with self.clock.busy():
+            async with self.pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT status, count(*) AS n FROM invite_targets WHERE task_id = $1 GROUP BY 1", task_id
+                )
+        return {row["status"]: row["n"] for row in rows}
 
     async def execution_log(self) -> list[asyncpg.Record]:
         return await execution_log(self.pool)
