@@ -30,7 +30,7 @@ from litestar import Request
 
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.decisions import RETRYABLE_OUTCOMES
-from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, plan
+from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, Seen, plan
 from invite.engine.registry import RunningTask
 from invite.engine.repository import TaskRow
 from invite.kernel import audit
@@ -66,6 +66,7 @@ REOPEN_FROM = states.allowed_from(states.Action.REOPEN)
 STATUS_EVENTS = 50  # reservations /status replays before going on at the steady rate
 STATUS_PLAN_SECONDS = 30.0  # how long /status keeps a task's rate, accounts and ETA (clock seconds)
 STATUS_PLANS_KEPT = 10_000  # tasks whose /status plan this process keeps, at most
+PRIOR_TASKS = 10  # the tenant's most recent tasks whose FloodWaits a task expects before its own
 _BEGINNING = datetime.min.replace(tzinfo=UTC)
 _END = datetime.max.replace(tzinfo=UTC)
 
@@ -141,7 +142,7 @@ class ReportService:
             _remaining(status),
             seats,
             relax_step=self._settings.pace_multiplier_step,
-            history=_history(row, status, 0.0),
+            history=await self._history(task_id, row, status),
             max_events=STATUS_EVENTS,
         )
         progress = TaskProgress(
@@ -178,15 +179,12 @@ class ReportService:
             row = await self._progress_row(task_id, now, list(listed))
         status = status_response(task_id, row)
         seats, by_state = _seats(row, listed, self._settings, now)
-        flood_seconds = (
-            await self._pool.fetchval(self._sql["reports.flood_seconds"], task_id) if row["floods"] else 0.0
-        )
         planned = plan(
             now,
             _remaining(status) + adding,
             seats,
             relax_step=self._settings.pace_multiplier_step,
-            history=_history(row, status, flood_seconds or 0.0),
+            history=await self._history(task_id, row, status),
         )
         return TaskForecast(
             task_id=str(task_id),
@@ -199,6 +197,29 @@ class ReportService:
             days=None if planned.days is None else round(planned.days, 3),
             finish_at=planned.finish_at,
             limited_by=planned.limited_by,
+        )
+
+    async def _history(self, task_id: uuid.UUID, row: asyncpg.Record, status: TaskStatusResponse) -> History:
+        """What the task's FloodWaits have cost so far, the tenant's other tasks of its kind
+        filling in while it has few of its own (``History.of``): their rate from the rollups,
+        their cooldown the mean wait from the log plus the margin the engine adds to each."""
+        own = (
+            await self._pool.fetchval(self._sql["reports.flood_seconds"], task_id) if row["floods"] else None
+        )
+        other = await self._pool.fetchrow(
+            self._sql["forecast.tenant_history"],
+            self._tenant,
+            row["platform"],
+            row["task_type"],
+            task_id,
+            PRIOR_TASKS,
+        )
+        assert other is not None  # an aggregate row always comes back
+        margin = self._settings.flood_wait_margin_seconds
+        return History.of(
+            Seen(row["actions"], row["floods"], (own or 0.0) + margin),
+            status.processed,
+            Seen(other["actions"], other["floods"], (other["flood_seconds"] or 0.0) + margin),
         )
 
     async def _progress_row(
@@ -496,18 +517,6 @@ def _rate_since(now: datetime) -> datetime:
     """The start of /status's rate window: the previous whole UTC hour (the rollup's grain), so
     the rate covers between one and two hours, never a few minutes."""
     return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-
-
-def _history(row: asyncpg.Record, status: TaskStatusResponse, flood_seconds: float) -> History:
-    """What reaching people has cost the task so far (the rollup's counts; ``flood_seconds``
-    from the log, which only the forecast reads: /status counts a FloodWait's action, not its
-    cooldown, beyond those in force)."""
-    actions, floods = row["actions"], row["floods"]
-    return History(
-        actions_per_person=(actions - floods) / status.processed if status.processed else 1.0,
-        flood_rate=floods / actions if actions else 0.0,
-        flood_seconds=flood_seconds,
-    )
 
 
 def _remaining(status: TaskStatusResponse) -> int:

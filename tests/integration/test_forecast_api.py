@@ -201,3 +201,28 @@ async def test_settings_stored_past_their_bounds_give_no_plan_and_no_500(
     )
     forecast = await client.get(f"{PREFIX}/tasks/{task_id}/forecast", headers=headers)
     assert (forecast.status_code, forecast.json()["finish_at"]) == (200, None)
+
+
+async def test_before_start_the_forecast_expects_the_floodwaits_of_the_tenants_last_tasks(
+    client: Client, headers: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    """The tenant's finished invite task met a FloodWait of an hour in every ten actions: its
+    next one, before it has acted, expects as much and ends later than the clean 79 gaps."""
+    done = uuid.UUID(await new_task(client, headers, 100, pool))
+    await pool.execute("UPDATE invite_tasks SET status = 'completed' WHERE id = $1", done)
+    await pool.execute(
+        """INSERT INTO invite_execution_logs (task_id, account_id, action, status, details, created_at)
+           SELECT $1, 'a', 'invite_to_group', CASE WHEN n % 10 = 0 THEN 'flood_wait' ELSE 'success' END,
+                  CASE WHEN n % 10 = 0 THEN '{"seconds": 3600}' ELSE '{}' END::jsonb, now() - n * interval '1 minute'
+           FROM generate_series(1, 100) AS n""",
+        done,
+    )
+    task_id = await new_task(client, headers, 240, pool)
+    body = (await client.get(f"{PREFIX}/tasks/{task_id}/forecast", headers=headers)).json()
+    clean = datetime.fromisoformat(body["generated_at"]) + timedelta(seconds=79 * GAP)
+    # about 27 FloodWaits in the 267 actions, 9 an account: each an hour and a minute of
+    # cooling instead of a 36-min gap, a FloodWait's action a gap of its own
+    assert (
+        clean + timedelta(hours=6) < datetime.fromisoformat(body["finish_at"]) < clean + timedelta(hours=12)
+    )
+    assert body["people_per_day"] < 120
