@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from invite.engine.windows import DAY, is_open, next_open, open_seconds
 from invite.tasks.task_settings import SendWindow
@@ -47,12 +48,19 @@ class Limits:
     def gap(self, multiplier: float = 1.0) -> timedelta:
         """The pacing rule: the time between two actions of one account, the larger of its pause
         times the AIMD ``multiplier`` and the pacing interval."""
-        return timedelta(seconds=self.min_pause * multiplier if self.pause_holds(multiplier) else self.pacing)
+        return _seconds(self.min_pause * multiplier if self.pause_holds(multiplier) else self.pacing)
 
     def per_day(self) -> float:
         """Actions a day of an account at rest (multiplier 1) by that rule: its quota, or fewer
         when the pause leaves less room in the open time than the quota asks."""
         return min(float(self.cap), open_seconds(self.send_window) / self.gap().total_seconds())
+
+
+@lru_cache(maxsize=4096)
+def _seconds(seconds: float) -> timedelta:
+    """A gap as a timedelta: a handful of values, asked for on every claim and by every
+    forecast for each account (a timedelta costs more to build than to look up)."""
+    return timedelta(seconds=seconds)
 
 
 @dataclass(slots=True)
