@@ -1,0 +1,185 @@
+"""The trial's claim (sql/queries/trials.claim) on a real database: the safety net behind the
+account coroutine's bucket, across replicas -- each rule refuses with its name and changes
+nothing, and a claim that passes them all puts the one target in flight with the quota
+reserved, in one commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from invite.engine.repository import Repository
+from invite.kernel.clock import RealClock
+from invite.kernel.db import DbConnection, create_pool
+from invite.kernel.events import TaskEvent
+from invite.kernel.settings import Settings
+from tests.integration.api import new_tenant
+from tests.integration.engine.harness import make_task
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+HOLDER = "replica-a"
+CAP, PAUSE = 10, 15.0
+
+
+@pytest.fixture
+def repo(pool: asyncpg.Pool, settings: Settings) -> Repository:
+    return Repository.open(pool, RealClock(), settings.sql_dir)
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    assert settings.database_url is not None
+    pool = await create_pool(settings.database_url, settings)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _trial(pool: asyncpg.Pool, repo: Repository, **account: Any) -> tuple[uuid.UUID, uuid.UUID, str]:
+    """A draft task of a new tenant with one person, its account leased by HOLDER (``account``
+    overrides the row), and a trial of the two; (trial, target, account)."""
+    tenant = new_tenant()
+    task_id = await make_task(pool, targets=1, user_id=tenant, status="draft")
+    account_id = f"acc-{tenant}"
+    row = {"lease_owner": HOLDER, "lease_expires_at": NOW + timedelta(minutes=5), **account}
+    columns = ", ".join(row)
+    values = ", ".join(f"${n}" for n in range(3, 3 + len(row)))
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f"INSERT INTO invite_accounts (id, user_id, {columns}) VALUES ($1, $2, {values})",
+            account_id,
+            tenant,
+            *row.values(),
+        )
+        target_id = await conn.fetchval("SELECT id FROM invite_targets WHERE task_id = $1", task_id)
+    trial_id = await repo.request_trial(
+        user_id=tenant,
+        task_id=task_id,
+        target_id=target_id,
+        account_id=account_id,
+        now=NOW,
+        wait_seconds=30.0,
+        event=TaskEvent(task_id=str(task_id), type="trial").encode(),
+    )
+    assert trial_id is not None
+    return trial_id, target_id, account_id
+
+
+async def _claim(repo: Repository, trial_id: uuid.UUID, *, replica: str = HOLDER, at: datetime = NOW) -> Any:
+    return await repo.claim_trial(
+        trial_id=trial_id,
+        now=at,
+        replica=replica,
+        cap=CAP,
+        pause=PAUSE,
+        lease_seconds=300.0,
+        recontact_days=0,
+        event="{}",
+    )
+
+
+async def _row(conn: DbConnection, query: str, *args: Any) -> asyncpg.Record:
+    row = await conn.fetchrow(query, *args)
+    assert row is not None
+    return row
+
+
+REFUSALS = [
+    ("another replica holds the account", {}, {"replica": "replica-b"}, "account_elsewhere", None),
+    ("the lease ran out", {"lease_expires_at": NOW}, {}, "account_elsewhere", None),
+    ("the pause since the last action", {"last_action_at": NOW - timedelta(seconds=5)}, {}, "pause", 10.0),
+    (
+        "the day's quota",
+        {"daily_count": CAP, "daily_window_start": NOW - timedelta(hours=1)},
+        {},
+        "quota",
+        23 * 3600.0,
+    ),
+    ("a cooldown", {"cooldown_until": NOW + timedelta(minutes=2)}, {}, "cooldown", 120.0),
+    ("a blocked account", {"status": "blocked"}, {}, "account_blocked", None),
+    ("the trial's time is over", {}, {"at": NOW + timedelta(seconds=30)}, "expired", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "account", "claim", "rule", "retry_in"), REFUSALS, ids=[r[0] for r in REFUSALS]
+)
+async def test_each_rule_refuses_by_name_and_nothing_changes(
+    pool: asyncpg.Pool,
+    repo: Repository,
+    case: str,
+    account: dict[str, Any],
+    claim: dict[str, Any],
+    rule: str,
+    retry_in: float | None,
+) -> None:
+    trial_id, target_id, account_id = await _trial(pool, repo, **account)
+    async with pool.acquire() as conn:
+        before = await _row(
+            conn, "SELECT daily_count, last_action_at FROM invite_accounts WHERE id = $1", account_id
+        )
+        decided = await _claim(repo, trial_id, **claim)
+        assert decided.refused == rule
+        assert decided.id is None
+        target = await _row(
+            conn, "SELECT status, attempts, account_id FROM invite_targets WHERE id = $1", target_id
+        )
+        after = await _row(
+            conn, "SELECT daily_count, last_action_at FROM invite_accounts WHERE id = $1", account_id
+        )
+        trial = await _row(conn, "SELECT state, outcome, retry_at FROM invite_trials WHERE id = $1", trial_id)
+    assert tuple(target) == ("pending", 0, None)
+    assert tuple(after) == tuple(before)
+    assert trial["state"] == ("expired" if rule == "expired" else "refused")
+    assert trial["outcome"] == rule
+    if retry_in is None:
+        assert trial["retry_at"] is None
+    else:
+        assert trial["retry_at"] == NOW + timedelta(seconds=retry_in)
+    assert await _claim(repo, trial_id) is None  # decided once: it no longer waits
+
+
+async def test_a_claim_that_passes_puts_the_one_target_in_flight_with_its_quota(
+    pool: asyncpg.Pool, repo: Repository
+) -> None:
+    trial_id, target_id, account_id = await _trial(
+        pool,
+        repo,
+        last_action_at=NOW - timedelta(seconds=PAUSE),
+        daily_count=CAP - 1,
+        daily_window_start=NOW - timedelta(hours=1),
+    )
+    decided = await _claim(repo, trial_id)
+    assert decided.refused is None
+    assert (decided.id, decided.attempts) == (target_id, 1)
+    async with pool.acquire() as conn:
+        target = await _row(
+            conn,
+            "SELECT status, attempts, account_id, lease_owner FROM invite_targets WHERE id = $1",
+            target_id,
+        )
+        account = await _row(
+            conn, "SELECT daily_count, last_action_at FROM invite_accounts WHERE id = $1", account_id
+        )
+        trial = await _row(conn, "SELECT state, attempt, taken_by FROM invite_trials WHERE id = $1", trial_id)
+    assert tuple(target) == ("in_flight", 1, account_id, HOLDER)
+    assert tuple(account) == (CAP, NOW)
+    assert tuple(trial) == ("taken", 1, HOLDER)
+    # nobody twice: a second trial of the person waits for nothing while this one is open...
+    again = await repo.request_trial(
+        user_id=(await pool.fetchval("SELECT user_id FROM invite_trials WHERE id = $1", trial_id)),
+        task_id=await pool.fetchval("SELECT task_id FROM invite_trials WHERE id = $1", trial_id),
+        target_id=target_id,
+        account_id=account_id,
+        now=NOW,
+        wait_seconds=30.0,
+        event="{}",
+    )
+    assert again is None
+    assert await repo.open_trial(target_id=target_id) == trial_id
