@@ -23,6 +23,7 @@ class LeasedAccount:
     bucket: Bucket
     daily_limit: int | None = None  # the lowest limit the accounts provider reports
     channel_limit: int | None = None  # its invites a day into one channel (the provider's lease says)
+    contacts_limit: int | None = None  # phone numbers it may import a day (the provider's lease says)
     platform: str = "telegram"
     purpose: LeasePurpose = LeasePurpose.INVITE_CAMPAIGN  # what the accounts provider leased it for
     renew_at: datetime | None = None  # when to renew the provider's lease (None: it never runs out)

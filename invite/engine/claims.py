@@ -23,7 +23,7 @@ import structlog
 
 from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Limits
-from invite.engine.outcomes import refused
+from invite.engine.outcomes import refused, short_of_contacts
 from invite.engine.registry import Registry, RunningTask
 from invite.engine.repository import ClaimingAccount, Lane, Repository
 from invite.kernel.clock import Clock
@@ -160,6 +160,7 @@ class Claimer:
             accounts=[ClaimingAccount(a.account.id, a.limits.cap, a.limits.min_pause) for a in asks],
             lease_seconds=self._settings.target_lease_seconds,
             recontact_days=task.recontact_days(self._settings.recontact_days),
+            contacts_cap=self._settings.daily_contacts_quota,
         )
         claim_seconds.observe(time.perf_counter() - started)
         available = result.available
@@ -168,19 +169,23 @@ class Claimer:
             self._refresh()
             return
         claimed = {row.account_id: row for row in result.claimed}
+        paired = set(result.paired)
         refused: list[LeasedAccount] = []
-        for rank, ask in enumerate(asks):
+        full: list[LeasedAccount] = []
+        for ask in asks:
             row = claimed.get(ask.account.id)
             if row is not None:
                 ask.answer.set_result(
                     Claim(row.id, row.identifier_key, row.user_data or {}, row.attempts, now)
                 )
-            elif rank < available:
+            elif ask.account.id in paired:
                 refused.append(ask.account)
+            elif result.phones_left:  # only +phone targets were left, and no contact room for them
+                full.append(ask.account)
         if available < len(asks):
             self._mark_idle(task, now, result.next_due)
-        if refused:
-            await self._reload(refused, now)
+        if refused or full:
+            await self._reload(refused, full, now)
 
     def _mark_idle(self, task: RunningTask, now: datetime, due: datetime | None) -> None:
         if due is None:  # nothing pending: wait for a requeue, a notification or the poll
@@ -190,9 +195,11 @@ class Claimer:
             until = max(due, now + _RECHECK)
         self._registry.mark_idle(task.id, until)
 
-    async def _reload(self, accounts: list[LeasedAccount], now: datetime) -> None:
-        """The database refused these accounts' reservations: take its word for their state."""
-        by_id = {a.id: a for a in accounts}
+    async def _reload(self, accounts: list[LeasedAccount], full: list[LeasedAccount], now: datetime) -> None:
+        """The database refused these accounts' reservations, or found only +phone targets for
+        the ``full`` ones' contacts windows: take its word for their state."""
+        by_id = {a.id: a for a in accounts + full}
+        short = {a.id for a in full}
         try:
             rows = await self._repo.account_state(replica=self._settings.replica_id, account_ids=list(by_id))
         except (OSError, asyncpg.PostgresError) as exc:
@@ -201,7 +208,10 @@ class Claimer:
         for row in rows:
             account = by_id[row.id]
             account.load(row)
-            refused(self._settings, account, row.held, now)  # as the decision table's REFUSED says
+            if row.id in short:
+                short_of_contacts(self._settings, account, row.held, row.contacts_open_at, now)
+            else:
+                refused(self._settings, account, row.held, now)  # as the decision table's REFUSED says
         self._refresh()
         self._registry.bump()
 

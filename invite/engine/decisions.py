@@ -75,6 +75,7 @@ class EngineOutcome(StrEnum):
     RESERVATION_REFUSED = "reservation_refused"  # the claim refused the account's reservation
     REFUSED_BLOCKED = "refused_blocked"  # ... because the account is blocked
     LEASE_LOST = "lease_lost"  # ... because another replica leases the account now
+    CONTACTS_FULL = "contacts_full"  # the claim had only +phone targets, and no contact room for it
 
 
 Key = OutcomeKind | EngineOutcome
@@ -223,6 +224,7 @@ DECISIONS: dict[Key, Decision] = _named(
         E.RESERVATION_REFUSED: Decision(T.NONE, None, A.REST),
         E.REFUSED_BLOCKED: Decision(T.NONE, None, A.STOP),
         E.LEASE_LOST: Decision(T.NONE, None, A.LET_GO),
+        E.CONTACTS_FULL: Decision(T.NONE, None, A.REST),
     }
 )
 del K, E, T, A, X, S, TA

@@ -146,7 +146,7 @@ class LeaseKeeper:
         await _side_by_side(self._renew_provider_lease, due)
 
     async def _extend(self, accounts: list[LeasedAccount]) -> list[RenewedLease]:
-        """Extend our leases on ``accounts``, keep the provider's daily limits in their rows, and
+        """Extend our leases on ``accounts``, keep the provider's daily and contacts limits in their rows, and
         take the invites each made into its tasks' channels; the rows of those still ours."""
         ctx = self._ctx
         rows = await ctx.repo.renew_leases(
@@ -155,6 +155,7 @@ class LeaseKeeper:
             now=ctx.clock.now(),
             lease_seconds=ctx.settings.account_lease_seconds,
             daily_limits=[a.daily_limit for a in accounts],
+            contacts_limits=[a.contacts_limit for a in accounts],
         )
         for row in rows:
             self.held[row.id].channel_invites = _channel_invites(row.channel_invites)
@@ -183,6 +184,7 @@ class LeaseKeeper:
         if data.daily_limit is not None:
             account.daily_limit = data.daily_limit
         account.channel_limit = data.channel_limit
+        account.contacts_limit = data.contacts_limit
 
     async def _refresh(self, taking: Iterable[str] = ()) -> None:
         """Reload the running tasks and what the held accounts (and those being taken) may serve."""
@@ -263,6 +265,7 @@ class LeaseKeeper:
         if data.daily_limit is not None:  # the provider's limit of today, lower or higher than before
             account.daily_limit = data.daily_limit
         account.channel_limit = data.channel_limit
+        account.contacts_limit = data.contacts_limit
         account.channel_invites = _channel_invites(row.channel_invites)
         if row.previous_owner is not None:
             # not released gracefully: its last send may have come after the reservation the

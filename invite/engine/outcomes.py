@@ -32,7 +32,7 @@ from invite.engine.registry import Registry, RunningTask
 from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
 from invite.kernel.settings import Settings
 from invite.observability.metrics import accounts_blocked, cooldowns, floodwait_events
-from invite.platforms.base import AccountEvent, Outcome
+from invite.platforms.base import AccountEvent, Outcome, Target, TargetKind
 
 if TYPE_CHECKING:  # claims.py applies the table too (refused): no import cycle
     from invite.engine.claims import Claim
@@ -42,6 +42,7 @@ Answer = Outcome | Raised  # the platform's answer, or the engine's for a step t
 # An account the database refused although its bucket allowed it rests this long (in memory)
 # while the picture is refreshed, instead of asking again at once.
 REFUSED_REST = timedelta(seconds=1)
+CONTACTS_RECHECK = timedelta(minutes=5)
 
 
 def settle(
@@ -79,7 +80,7 @@ def settle(
         if d.opt_out:
             entry.opt_out = (claim.key, f"opted out: {detail}" if detail else "opted out")
         if d.counted:
-            _count_usage(account, task)
+            _count_usage(account, task, claim)
         stats, used = {d.outcome: 1}, now
     entry.account = _ACCOUNT[d.account](account, detail, seconds, settings, now)
     _TASK[d.task](entry, account, task, detail, d.outcome, registry)
@@ -131,6 +132,17 @@ def refused(settings: Settings, account: LeasedAccount, held: bool, now: datetim
     _ACCOUNT[d.account](account, "", 0.0, settings, now)
 
 
+def short_of_contacts(
+    settings: Settings, account: LeasedAccount, held: bool, opens_at: datetime | None, now: datetime
+) -> None:
+    """The claim had only +phone targets for the account, whose contacts window is full (its
+    row is loaded into ``account``): it rests until the window closes, ``CONTACTS_RECHECK`` at
+    most (usernames may come into the queue meanwhile)."""
+    d = DECISIONS[EngineOutcome.CONTACTS_FULL if held else EngineOutcome.LEASE_LOST]
+    left = (opens_at - now).total_seconds() if opens_at is not None else 0.0
+    _ACCOUNT[d.account](account, "", min(max(left, 0.0), CONTACTS_RECHECK.total_seconds()), settings, now)
+
+
 def _details(detail: str, attempt: int, identifier: str | None, seconds: float) -> dict[str, Any]:
     details: dict[str, Any] = {"detail": detail, "attempt": attempt, "identifier": identifier}
     if seconds:
@@ -144,7 +156,9 @@ def _tell(account: LeasedAccount, event: AccountEvent, message: str, detail: str
     return event, message
 
 
-def _count_usage(account: LeasedAccount, task: RunningTask) -> None:
+def _count_usage(account: LeasedAccount, task: RunningTask, claim: Claim) -> None:
+    if Target.from_key(claim.key).kind is TargetKind.PHONE:  # reached by importing the number
+        account.usage.contacts_added += 1
     if task.is_invite:
         account.usage.invites_sent += 1
         if task.group_id and task.group_id not in account.usage.channels_used:
@@ -342,7 +356,9 @@ def _block(
 def _rest(
     account: LeasedAccount, detail: str, seconds: float, settings: Settings, now: datetime
 ) -> AccountChange | None:
-    account.bucket.cool_down(now + REFUSED_REST)
+    """Not driven for ``seconds`` (none given: a moment), in memory only: nothing changed in
+    the database, which refused it."""
+    account.bucket.cool_down(now + (timedelta(seconds=seconds) if seconds else REFUSED_REST))
     return None
 
 

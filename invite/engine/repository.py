@@ -121,6 +121,8 @@ class _ClaimTail(msgspec.Struct, frozen=True):
     available: int
     running: bool
     next_due: datetime | None
+    paired: list[str]
+    phones_left: int
 
 
 class ClaimResult(msgspec.Struct, frozen=True):
@@ -128,6 +130,8 @@ class ClaimResult(msgspec.Struct, frozen=True):
     available: int  # targets found that may be contacted
     running: bool  # the task still runs
     next_due: datetime | None  # only when the claim came back short: when the next pending one is due
+    paired: list[str]  # the accounts a target was paired with (one not claimed: its reservation was refused)
+    phones_left: int  # +phone targets found that no account with contact room was left to take
 
 
 class AccountRow(msgspec.Struct, frozen=True):
@@ -146,6 +150,7 @@ class AccountRow(msgspec.Struct, frozen=True):
 
 class AccountState(AccountRow, frozen=True):
     held: bool  # this replica still leases it
+    contacts_open_at: datetime | None  # when its contacts window closes (None: never opened)
 
 
 class AcquiredAccount(AccountRow, frozen=True):
@@ -356,8 +361,10 @@ class Repository:
         accounts: Sequence[ClaimingAccount],
         lease_seconds: float,
         recontact_days: int,
+        contacts_cap: int,
     ) -> ClaimResult:
-        """Targets of one task for ``accounts`` (paired in their order), each with its quota reserved."""
+        """Targets of one task for ``accounts`` (paired in their order, a +phone target only with
+        an account with contact room), each with its quota reserved."""
         records = await self._records(
             "claims.claim",
             task_id=task_id,
@@ -367,11 +374,14 @@ class Repository:
             accounts=accounts,
             lease_seconds=lease_seconds,
             recontact_days=recontact_days,
+            contacts_cap=contacts_cap,
         )
         first = records[0]  # the statement always returns a row
         _columns("claims.claim", first, Claimed, _ClaimTail)
         claimed = [Claimed(*record[:5]) for record in records if record[0] is not None]
-        return ClaimResult(claimed, first["available"], first["running"], first["next_due"])
+        return ClaimResult(
+            claimed, first["available"], first["running"], first["next_due"], first["paired"], first["phones_left"]
+        )
 
     async def account_state(self, *, replica: str, account_ids: list[str]) -> list[AccountState]:
         return await self._rows(
@@ -449,8 +459,10 @@ class Repository:
         now: datetime,
         lease_seconds: float,
         daily_limits: list[int | None],
+        contacts_limits: list[int | None],
     ) -> list[RenewedLease]:
-        """The leases still ours, extended (``daily_limits`` in the order of ``account_ids``)."""
+        """The leases still ours, extended (``daily_limits`` and ``contacts_limits`` in the
+        order of ``account_ids``)."""
         return await self._rows(
             "leases.renew_leases",
             RenewedLease,
@@ -459,6 +471,7 @@ class Repository:
             now=now,
             lease_seconds=lease_seconds,
             daily_limits=daily_limits,
+            contacts_limits=contacts_limits,
         )
 
     async def release_accounts(

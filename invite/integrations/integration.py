@@ -21,7 +21,8 @@ the running service does:
   ``session_data.encrypted_session`` unchanged (base64 of a Telethon StringSession today);
   a ``session_data`` without that key is passed on as its JSON. ``daily_limit`` is the lowest
   of the allocation's invite and message limits, ``channel_limit`` its per-channel invite
-  limit (the platform does not check it on a preferred allocation); ``lease_seconds`` is ``expires_at -
+  limit (the platform does not check it on a preferred allocation), ``contacts_limit`` its
+  contacts_daily_limit (phone numbers imported a day); ``lease_seconds`` is ``expires_at -
   allocated_at`` (both the platform's clock), else the minutes asked for. 404: none free →
   None. A call that fails on a keep-alive connection the platform dropped is sent once more
   on a fresh one (invite.kernel.http); otherwise not retried.
@@ -103,6 +104,7 @@ class _Limits(msgspec.Struct):
     daily_invite_limit: int | None = None
     daily_message_limit: int | None = None
     per_channel_invite_limit: int | None = None
+    contacts_daily_limit: int | None = None
 
 
 class _Allocation(msgspec.Struct):
@@ -235,6 +237,7 @@ class IntegrationClient:
                 allocation.limits.daily_message_limit if allocation.limits else None,
             ),
             channel_limit=allocation.limits.per_channel_invite_limit if allocation.limits else None,
+            contacts_limit=allocation.limits.contacts_daily_limit if allocation.limits else None,
             lease_seconds=self._lease_seconds(allocation),
         )
 

@@ -128,6 +128,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # --- engine: Telegram's limits (settings of a task may lower them, never raise) -------
     daily_quota: Positive = 40
     daily_quota_with_link: Positive = 10
+    # +phone targets reached a day (each imports the number as a contact first); the accounts
+    # provider's contacts limit lowers it (the platform's allocations: 15)
+    daily_contacts_quota: Positive = 15
     min_pause_seconds: PositiveFloat = 15.0
     # invites one account may ever make into one channel, where the accounts provider has
     # per-channel limits (the platform's max_per_channel_total)

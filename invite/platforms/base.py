@@ -94,6 +94,7 @@ class AccountData(msgspec.Struct, frozen=True):
     session: str = msgspec.field(default="", name="session")
     daily_limit: int | None = None  # the lowest limit the provider reports, if any
     channel_limit: int | None = None  # invites a day into one channel, if the provider has such a limit
+    contacts_limit: int | None = None  # phone numbers it may import as contacts a day, if limited
     # how long the provider's lease on it lasts from when it was granted (None: it never runs out)
     lease_seconds: float | None = None
 

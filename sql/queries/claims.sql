@@ -3,14 +3,18 @@
 -- that lock several rows of invite_accounts lock them in id order (a MATERIALIZED ... ORDER BY
 -- id FOR UPDATE CTE), so the claim, the group commit and the lease heartbeat of one replica
 -- never deadlock. The `-- args:` line of each statement names its parameters, in order: the
--- engine's repository (invite/engine/repository.py) passes them by these names.
+-- engine's repository (invite/engine/repository.py) passes them by these names. A task's
+-- status spelt out here ('running') is a filter, never a transition: no statement here moves
+-- a task (those that do take their statuses from invite/tasks/states.py).
 
 -- name: claim
--- args: $1 task_id, $2 now, $3 limit, $4 replica, $5 accounts, $6 lease_seconds, $7 recontact_days
+-- args: $1 task_id, $2 now, $3 limit, $4 replica, $5 accounts, $6 lease_seconds, $7 recontact_days, $8 contacts_cap
 -- Claims up to `limit` targets of ONE task for the ready `accounts` of `replica` (a jsonb
 -- array of {account_id, cap, pause}: each with its daily cap and minimum pause, in the order
 -- they are paired with targets), at `now`; targets are leased for `lease_seconds`;
--- `recontact_days` is the task's cross-task recontact cap in days (0: none). One statement,
+-- `recontact_days` is the task's cross-task recontact cap in days (0: none); `contacts_cap`
+-- our own cap on +phone targets an account reaches a day (each imports the number as a
+-- contact first; the accounts provider's contacts_limit in the row may lower it). One statement,
 -- one commit, BEFORE any platform call: the in-flight mark and the quota reservation are
 -- written together or not at all.
 --  * next: exactly the partial index invite_targets_pending (task_id, next_attempt_at, seq)
@@ -28,13 +32,19 @@
 --  * skipped: the barred rows are closed in the same statement, so they never come back.
 --  * numbered: window functions may not sit beside FOR UPDATE, so rows are numbered apart,
 --    in queue order, the barred ones left out.
---  * wanted: an account is paired with the n-th target (its place in `accounts`); accounts
---    beyond the targets found reserve nothing. locked: their rows are locked in id order
---    before any is updated (as every statement of the engine does), so claims, group commits
---    and heartbeats of one replica cannot deadlock.
+--  * asking: each account with its place in `accounts` and whether its contacts window has
+--    room for one more +phone target (read unlocked to pair; `reserved` checks it again).
+--  * paired: the accounts with contact room take the head of the queue in their order,
+--    whatever it holds; the others take, in their order, only targets that need no contact
+--    import (not a 'p:' key) among the rest -- so a +phone target is never paired with an
+--    account that may not import it, and an account out of contact room still serves the
+--    usernames behind it. Accounts beyond the targets found reserve nothing. locked: their
+--    rows are locked in id order before any is updated (as every statement of the engine
+--    does), so claims, group commits and heartbeats of one replica cannot deadlock.
 --  * reserved: the quota is reserved only where this replica still holds the account's lease,
 --    the account is the task's tenant's, not blocked nor cooling down, its minimum pause has
---    passed and its 24 h window has room, and the task is running and the account may serve it
+--    passed and its 24 h window has room (and, for a +phone target, its contacts window: one
+--    import reserved there too), and the task is running and the account may serve it
 --    (invite_task_accounts active) -- the safety net across replicas and restarts behind the
 --    in-memory bucket, and why pause/cancel take effect before the next action.
 --  * claimed: only targets paired with a successful reservation go in flight.
@@ -42,7 +52,9 @@
 -- contacted) tells an empty queue from a refused account, `running` whether the task still
 -- runs, and -- only when the claim came back short -- `next_due` when the earliest other
 -- pending target is due, never before now (NULL: nothing pending at all): the first entry of
--- the same index.
+-- the same index. `paired`: the accounts a target was paired with (one not claimed among them
+-- was refused by its reservation); `phones_left`: +phone targets found that no account with
+-- contact room was left to take (the accounts left without a target wait for their window).
 WITH task AS (
     SELECT id, user_id FROM invite_tasks WHERE id = $1 AND status = 'running'
 ), next AS (
@@ -52,7 +64,7 @@ WITH task AS (
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 ), judged AS (
-    SELECT x.id, x.next_attempt_at, x.seq,
+    SELECT x.id, x.next_attempt_at, x.seq, x.identifier_key LIKE 'p:%' AS phone,
            CASE
                WHEN EXISTS (SELECT 1 FROM invite_suppressions s, task t
                             WHERE s.user_id = t.user_id
@@ -77,15 +89,30 @@ WITH task AS (
     FROM judged j
     WHERE g.id = j.id AND j.barred IS NOT NULL
 ), numbered AS (
-    SELECT id, row_number() OVER (ORDER BY next_attempt_at, seq) AS n FROM judged WHERE barred IS NULL
-), wanted AS (
-    SELECT w.account_id, w.cap, w.pause, w.n
+    SELECT id, phone, row_number() OVER (ORDER BY next_attempt_at, seq) AS n FROM judged WHERE barred IS NULL
+), asking AS (
+    SELECT w.account_id, w.cap, w.pause, w.place,
+           COALESCE(CASE WHEN a.contacts_window_start > $2::timestamptz - interval '24 hours'
+                         THEN a.contacts_count ELSE 0 END < LEAST($8::int, COALESCE(a.contacts_limit, $8::int)),
+                    false) AS room
     FROM ROWS FROM (jsonb_to_recordset($5::jsonb) AS (account_id text, cap int, pause float8))
-         WITH ORDINALITY AS w(account_id, cap, pause, n)
-    WHERE w.n <= (SELECT count(*) FROM numbered)
+         WITH ORDINALITY AS w(account_id, cap, pause, place)
+    LEFT JOIN invite_accounts a ON a.id = w.account_id
+), ranked AS (
+    SELECT account_id, cap, pause, room, row_number() OVER (PARTITION BY room ORDER BY place) AS k FROM asking
+), paired AS (
+    SELECT r.account_id, r.cap, r.pause, nb.id AS target_id, nb.phone
+    FROM ranked r JOIN numbered nb ON nb.n = r.k
+    WHERE r.room
+    UNION ALL
+    SELECT r.account_id, r.cap, r.pause, t.id, false
+    FROM ranked r
+    JOIN (SELECT id, row_number() OVER (ORDER BY n) AS k FROM numbered
+          WHERE NOT phone AND n > (SELECT count(*) FROM asking WHERE room)) t ON t.k = r.k
+    WHERE NOT r.room
 ), locked AS MATERIALIZED (
     SELECT a.id FROM invite_accounts a
-    WHERE a.id IN (SELECT account_id FROM wanted)
+    WHERE a.id IN (SELECT account_id FROM paired)
     ORDER BY a.id
     FOR UPDATE
 ), reserved AS (
@@ -94,20 +121,29 @@ WITH task AS (
                            THEN a.daily_count + 1 ELSE 1 END,
         daily_window_start = CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours'
                                   THEN a.daily_window_start ELSE $2 END,
+        contacts_count = CASE WHEN NOT p.phone THEN a.contacts_count
+                              WHEN a.contacts_window_start > $2::timestamptz - interval '24 hours'
+                              THEN a.contacts_count + 1 ELSE 1 END,
+        contacts_window_start = CASE WHEN NOT p.phone THEN a.contacts_window_start
+                                     WHEN a.contacts_window_start > $2::timestamptz - interval '24 hours'
+                                     THEN a.contacts_window_start ELSE $2 END,
         last_action_at = $2,
         updated_at = $2
-    FROM wanted w, task t
-    WHERE a.id = w.account_id AND a.id IN (SELECT id FROM locked)
+    FROM paired p, task t
+    WHERE a.id = p.account_id AND a.id IN (SELECT id FROM locked)
       AND a.lease_owner = $4 AND a.lease_expires_at > $2
       AND a.user_id = t.user_id
       AND a.status <> 'blocked'
       AND (a.cooldown_until IS NULL OR a.cooldown_until <= $2)
-      AND (a.last_action_at IS NULL OR a.last_action_at <= $2::timestamptz - w.pause * interval '1 second')
+      AND (a.last_action_at IS NULL OR a.last_action_at <= $2::timestamptz - p.pause * interval '1 second')
       AND CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours' THEN a.daily_count ELSE 0 END
-          < LEAST(w.cap, COALESCE(a.daily_limit, w.cap))
+          < LEAST(p.cap, COALESCE(a.daily_limit, p.cap))
+      AND (NOT p.phone
+           OR CASE WHEN a.contacts_window_start > $2::timestamptz - interval '24 hours' THEN a.contacts_count ELSE 0 END
+              < LEAST($8::int, COALESCE(a.contacts_limit, $8::int)))
       AND EXISTS (SELECT 1 FROM invite_task_accounts ta
                   WHERE ta.task_id = t.id AND ta.account_id = a.id AND ta.status IN ('active', 'cooldown'))
-    RETURNING a.id, w.n
+    RETURNING a.id, p.target_id
 ), claimed AS (
     UPDATE invite_targets g SET
         status = 'in_flight',
@@ -115,8 +151,8 @@ WITH task AS (
         lease_expires_at = $2::timestamptz + $6::float8 * interval '1 second',
         account_id = r.id,
         attempts = g.attempts + 1
-    FROM numbered nb JOIN reserved r ON r.n = nb.n
-    WHERE g.id = nb.id
+    FROM reserved r
+    WHERE g.id = r.target_id
     RETURNING g.id, g.account_id, g.identifier_key, g.user_data, g.attempts
 )
 SELECT c.id, c.account_id, c.identifier_key, c.user_data, c.attempts,
@@ -127,13 +163,17 @@ SELECT c.id, c.account_id, c.identifier_key, c.user_data, c.attempts,
             WHERE p.task_id = $1 AND p.status = 'pending' AND p.id NOT IN (SELECT id FROM next)
             ORDER BY p.next_attempt_at, p.seq
             LIMIT 1)
-       END AS next_due
+       END AS next_due,
+       ARRAY(SELECT account_id FROM paired) AS paired,
+       (SELECT count(*) FROM numbered WHERE phone AND id NOT IN (SELECT target_id FROM paired)) AS phones_left
 FROM (SELECT 1) one LEFT JOIN claimed c ON true
 
 -- name: account_state
 -- args: $1 replica, $2 account_ids
--- Re-read the quota state of accounts whose reservation the database refused, and whether
--- `replica` still holds them.
+-- Re-read the quota state of accounts whose reservation the database refused (or that found
+-- no target they may take for want of contact room), whether `replica` still holds them, and
+-- when their contacts window closes (NULL: never opened).
 SELECT id, platform, status, daily_window_start, daily_count, daily_limit, last_action_at, cooldown_until,
-       pace_multiplier, (lease_owner IS NOT DISTINCT FROM $1) AS held
+       pace_multiplier, (lease_owner IS NOT DISTINCT FROM $1) AS held,
+       contacts_window_start + interval '24 hours' AS contacts_open_at
 FROM invite_accounts WHERE id = ANY($2::text[])

@@ -3,7 +3,9 @@
 -- them in id order (a MATERIALIZED ... ORDER BY id FOR UPDATE CTE), so the claim, the group
 -- commit and the lease heartbeat of one replica never deadlock. The `-- args:` line of each
 -- statement names its parameters, in order: the engine's repository
--- (invite/engine/repository.py) passes them by these names.
+-- (invite/engine/repository.py) passes them by these names. A task's status spelt out here
+-- ('running') is a filter, never a transition: no statement here moves a task (those that do
+-- take their statuses from invite/tasks/states.py).
 
 -- name: acquire_accounts
 -- args: $1 replica, $2 now, $3 room, $4 avoid, $5 lease_seconds, $6 driver
@@ -43,18 +45,21 @@ RETURNING a.id, a.platform, a.status, a.daily_window_start, a.daily_count, a.dai
             WHERE ta.account_id = a.id AND t.status = 'running' AND t.task_type = 'invite_to_group') AS channel_invites
 
 -- name: renew_leases
--- args: $1 replica, $2 account_ids, $3 now, $4 lease_seconds, $5 daily_limits
+-- args: $1 replica, $2 account_ids, $3 now, $4 lease_seconds, $5 daily_limits, $6 contacts_limits
 -- The heartbeat: extend this replica's leases on the accounts it drives (`account_ids`). An
 -- account not returned was taken over by another replica (our lease had expired): stop
 -- driving it. `daily_limits` (per account, in the same order; NULL: unchanged) is the daily
 -- limit the accounts provider gave with its lease: kept in the row, the claim statement holds
--- it on every replica. `channel_invites` as in acquire_accounts, fresh on every beat.
+-- it on every replica; `contacts_limits` likewise its contacts limit (phone numbers imported a
+-- day, which the claim holds for +phone targets). `channel_invites` as in acquire_accounts,
+-- fresh on every beat.
 WITH mine AS MATERIALIZED (
     SELECT id FROM invite_accounts WHERE id = ANY($2::text[]) AND lease_owner = $1 ORDER BY id FOR UPDATE
 )
 UPDATE invite_accounts a SET lease_expires_at = $3::timestamptz + $4::float8 * interval '1 second',
-                             daily_limit = COALESCE(u.daily_limit, a.daily_limit)
-FROM mine m, unnest($2::text[], $5::int[]) AS u(id, daily_limit)
+                             daily_limit = COALESCE(u.daily_limit, a.daily_limit),
+                             contacts_limit = COALESCE(u.contacts_limit, a.contacts_limit)
+FROM mine m, unnest($2::text[], $5::int[], $6::int[]) AS u(id, daily_limit, contacts_limit)
 WHERE a.id = m.id AND u.id = m.id
 RETURNING a.id,
           (SELECT COALESCE(jsonb_object_agg(t.id, c.invites), '{}')

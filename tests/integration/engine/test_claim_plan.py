@@ -34,7 +34,7 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 async def _claim_plan(
     conn: asyncpg.Connection, task_id: uuid.UUID, now: datetime, recontact_days: int = 30
 ) -> list[dict[str, Any]]:
-    args = (task_id, now, 100, "replica", _asking(0.001), 300.0, recontact_days)
+    args = (task_id, now, 100, "replica", _asking(0.001), 300.0, recontact_days, 15)
     plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + CLAIM, *args)
     return list(_nodes(plan[0]["Plan"]))
 
@@ -119,7 +119,7 @@ async def test_claim_uses_the_pending_index_at_100k(fresh_database_url: str) -> 
         # mid-run: half the queue claimed 100 at a time, dead entries at the head of the index
         for step in range(500):
             at = now + timedelta(seconds=step)
-            rows = await conn.fetch(CLAIM, task_id, at, 100, "replica", _asking(0.0), 300.0, 0)
+            rows = await conn.fetch(CLAIM, task_id, at, 100, "replica", _asking(0.0), 300.0, 0, 15)
             assert len(rows) == 100 - (step == 0)  # u:p7 is suppressed: skipped, not claimed
         assert _reads_of_targets(await _claim_plan(conn, task_id, now + timedelta(hours=1))) <= expected
         pending = await conn.fetchval(

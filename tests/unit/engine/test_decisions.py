@@ -44,7 +44,15 @@ from invite.engine.decisions import (
     reconciled_rows,
     recovered_rows,
 )
-from invite.engine.outcomes import REFUSED_REST, give_back, refused, retire, settle
+from invite.engine.outcomes import (
+    CONTACTS_RECHECK,
+    REFUSED_REST,
+    give_back,
+    refused,
+    retire,
+    settle,
+    short_of_contacts,
+)
 from invite.engine.recorder import AccountChange, Entry
 from invite.engine.registry import Registry, RunningTask
 from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
@@ -196,6 +204,7 @@ def test_every_engine_outcome_has_a_way_in() -> None:
         E.NOT_ACTED,  # give_back
         E.DEAD_AT_START,  # retire
         E.LEASE_LOST,  # refused, by a replica that no longer leases the account
+        E.CONTACTS_FULL,  # short_of_contacts
     ]
     assert {key for key in ways_in if isinstance(key, EngineOutcome)} == set(EngineOutcome)
     assert set(RECONCILED) == {(verdict, task) for verdict in Verdict for task in TaskStatus}
@@ -415,6 +424,27 @@ def test_a_refused_reservation_does_what_its_row_says(status: AccountStatus, hel
     refused(SETTINGS, acc, held, NOW)
     d = DECISIONS[REFUSED[status] if held else E.LEASE_LOST]
     assert _seen(acc, None) == [d.account]
+
+
+@pytest.mark.parametrize(
+    ("opens_in", "rests"),
+    [
+        (timedelta(hours=3), CONTACTS_RECHECK),
+        (timedelta(seconds=40), timedelta(seconds=40)),
+        (None, REFUSED_REST),
+    ],
+)
+def test_an_account_short_of_contacts_rests_until_its_window_closes_or_a_recheck(
+    opens_in: timedelta | None, rests: timedelta
+) -> None:
+    acc = account()
+    short_of_contacts(SETTINGS, acc, True, None if opens_in is None else NOW + opens_in, NOW)
+    assert DECISIONS[E.CONTACTS_FULL].account is A.REST  # in memory only, for as long as said
+    assert acc.bucket.cooldown_until == NOW + rests
+    assert acc.driving
+    gone = account()
+    short_of_contacts(SETTINGS, gone, False, NOW, NOW)
+    assert _seen(gone, None) == [DECISIONS[E.LEASE_LOST].account]
 
 
 # --- the parameters of the SQL statements -------------------------------------------------
