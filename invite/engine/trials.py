@@ -82,7 +82,8 @@ class Trials:
         """Reload the waiting trials; True when any is waiting."""
         waiting: dict[str, Trial] = {}
         for row in await repo.waiting_trials(replica=replica, now=now, driver=driver):
-            waiting.setdefault(row.account_id, Trial.from_row(row))
+            if row.account_id not in self._serving:  # its trial in hand still waits in the table
+                waiting.setdefault(row.account_id, Trial.from_row(row))
         self._waiting = waiting
         return bool(waiting)
 
