@@ -49,6 +49,7 @@ from invite.engine.trial_rows import (
 from invite.kernel.clock import Clock
 from invite.kernel.db import DbConnection, Statement, queries
 from invite.kernel.db import check_columns as _columns
+from invite.tasks.states import Action, TaskStatus, allowed_from, next_status
 
 if TYPE_CHECKING:
     from invite.engine.recorder import AccountChange, LogRow, TargetOutcome, TaskAccountChange
@@ -279,6 +280,25 @@ class _Waiting(msgspec.Struct, frozen=True):
     platform: str
 
 
+# -- the engine's transitions, from the state machine ---------------------------------------
+
+
+def _transition(action: Action, within: frozenset[TaskStatus] = frozenset(TaskStatus)) -> dict[str, Any]:
+    """A guarded statement's ``sources`` and ``target`` for ``action``: the statuses the state
+    machine moves from (those of them ``within``), and the one status it moves them all to."""
+    sources = allowed_from(action) & within
+    (target,) = {next_status(status, action) for status in sources}
+    return {"sources": sorted(sources), "target": target}
+
+
+_DUE = _transition(Action.DUE)
+_TRIP = _transition(Action.TRIP)
+_FAIL = _transition(Action.FAIL)
+# fail_unserved judges a task's attached accounts: a scheduled task has none yet
+_FAIL_UNSERVED = _transition(Action.FAIL, within=frozenset({TaskStatus.RUNNING}))
+_COMPLETE = _transition(Action.COMPLETE)
+
+
 # -- the three ways and the one loop --------------------------------------------------------
 
 
@@ -507,7 +527,7 @@ class Repository:
     # -- lifecycle.sql --------------------------------------------------------------------------
 
     async def start_due(self, *, now: datetime) -> list[TaskRef]:
-        return await self._rows("lifecycle.start_due", TaskRef, now=now)
+        return await self._rows("lifecycle.start_due", TaskRef, now=now, **_DUE)
 
     async def next_scheduled(self) -> datetime | None:
         row = await self._one("lifecycle.next_scheduled", _Due)
@@ -517,7 +537,7 @@ class Repository:
         return await self._rows("lifecycle.tasks_without_accounts", Unprepared, driver=driver)
 
     async def fail_unserved(self, *, now: datetime) -> list[TaskRef]:
-        return await self._rows("lifecycle.fail_unserved", TaskRef, now=now)
+        return await self._rows("lifecycle.fail_unserved", TaskRef, now=now, **_FAIL_UNSERVED)
 
     async def close_queues(self, *, now: datetime, batch: int) -> int:
         """How many targets were closed (``batch`` at most per task)."""
@@ -525,7 +545,7 @@ class Repository:
         return rows[0].closed
 
     async def complete_tasks(self, *, now: datetime) -> list[CompletedTask]:
-        return await self._rows("lifecycle.complete_tasks", CompletedTask, now=now)
+        return await self._rows("lifecycle.complete_tasks", CompletedTask, now=now, **_COMPLETE)
 
     async def recover(self, *, now: datetime, batch: int, own: str | None, recovered: str) -> list[Recovered]:
         """``recovered``: what a target of each task type becomes (decisions.RECOVERED_JSON)."""
@@ -536,7 +556,9 @@ class Repository:
     async def pause_task(self, *, task_id: uuid.UUID, reason: str, now: datetime) -> bool:
         """True when the task was running and is paused now."""
         return (
-            await self._one("lifecycle.pause_task", _Platform, task_id=task_id, reason=reason, now=now)
+            await self._one(
+                "lifecycle.pause_task", _Platform, task_id=task_id, reason=reason, now=now, **_TRIP
+            )
             is not None
         )
 
@@ -576,7 +598,9 @@ class Repository:
 
     async def fail_task(self, *, task_id: uuid.UUID, reason: str, now: datetime) -> bool:
         return (
-            await self._one("activation.fail_task", _Platform, task_id=task_id, reason=reason, now=now)
+            await self._one(
+                "activation.fail_task", _Platform, task_id=task_id, reason=reason, now=now, **_FAIL
+            )
             is not None
         )
 
@@ -592,6 +616,7 @@ class Repository:
             reason=reason,
             now=now,
             wait_seconds=wait_seconds,
+            **_TRIP,
         )
         return None if row is None else row.status
 

@@ -10,11 +10,12 @@
 A transition is one guarded UPDATE, ``... SET status = <target> WHERE id = $id AND status =
 ANY(<sources>)``, so two replicas or two requests can never both win. The API's statements take
 both from here as parameters: ``tasks.transition`` (``allowed_from`` and ``next_status``) and
-``reports.reopen`` (``allowed_from(Action.REOPEN)``). The engine's statements still spell out
-the same sources and targets in their SQL: ``lifecycle.start_due`` (DUE),
+``reports.reopen`` (``allowed_from(Action.REOPEN)``). The engine's statements take them from
+here too (invite/engine/repository.py passes them): ``lifecycle.start_due`` (DUE),
 ``lifecycle.pause_task`` and ``activation.wait_for_accounts`` (TRIP), ``activation.fail_task``
 (FAIL), ``lifecycle.fail_unserved`` (FAIL, of a running task only: a scheduled one has no
-accounts to judge yet) and ``lifecycle.complete_tasks`` (COMPLETE).
+accounts to judge yet) and ``lifecycle.complete_tasks`` (COMPLETE). A statement that only
+reads a status ("the tasks that are running") may spell it out: it moves no task.
 """
 
 from __future__ import annotations

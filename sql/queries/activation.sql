@@ -1,11 +1,14 @@
 -- Activation's statements (invite/engine/activation.py): a task that has just started running
 -- gets its accounts, once across replicas. Every time is a parameter from the service's clock
 -- (never now()). The `-- args:` line of each statement names its parameters, in order: the
--- engine's repository (invite/engine/repository.py) passes them by these names.
+-- engine's repository (invite/engine/repository.py) passes them by these names. A task's
+-- transition (fail_task, wait_for_accounts) takes its sources and target from the state
+-- machine (invite/tasks/states.py) as parameters.
 
 -- name: lock_task_for_activation
 -- args: $1 task_id
--- Activation happens once: the row lock makes a second replica wait here...
+-- Activation happens once: the row lock makes a second replica wait here... ('running' is a
+-- filter, not a transition: only a task that runs is activated; the row does not move.)
 SELECT true AS running FROM invite_tasks WHERE id = $1 AND status = 'running' FOR UPDATE
 
 -- name: task_prepared
@@ -51,21 +54,24 @@ WITH attached AS (
 SELECT status FROM attached
 
 -- name: fail_task
--- args: $1 task_id, $2 reason, $3 now
--- The task cannot go on (no usable account): failed, with the reason the customer sees.
-UPDATE invite_tasks SET status = 'failed', status_reason = $2, completed_at = $3, updated_at = $3
-WHERE id = $1 AND status IN ('running', 'scheduled')
+-- args: $1 task_id, $2 reason, $3 now, $4 sources, $5 target
+-- The task cannot go on (no usable account): from `sources` to `target` (the state machine's
+-- Action.FAIL in invite/tasks/states.py: failed), with the reason the customer sees.
+UPDATE invite_tasks SET status = $5::text, status_reason = $2, completed_at = $3, updated_at = $3
+WHERE id = $1 AND status = ANY($4::text[])
 RETURNING platform
 
 -- name: wait_for_accounts
--- args: $1 task_id, $2 reason, $3 now, $4 wait_seconds
+-- args: $1 task_id, $2 reason, $3 now, $4 wait_seconds, $5 sources, $6 target
 -- Activation of the running task could not get its accounts at `now` (`reason` says why): the
 -- reason is shown, and the wait counted from the first such attempt; once it has lasted
--- `wait_seconds` the task is paused with the reason instead of staying "running" for ever (a
--- resume waits anew). Only a running task without accounts: a pause or cancel meanwhile wins.
+-- `wait_seconds` the task is paused (`target`) with the reason instead of staying "running"
+-- for ever (a resume waits anew). Only a task in `sources` (a running one) without accounts:
+-- a pause or cancel meanwhile wins. Both are the state machine's Action.TRIP, as the
+-- breaker's pause (invite/tasks/states.py).
 UPDATE invite_tasks t SET
     accounts_wait_since = CASE WHEN w.paused THEN NULL ELSE w.since END,
-    status = CASE WHEN w.paused THEN 'paused' ELSE t.status END,
+    status = CASE WHEN w.paused THEN $6::text ELSE t.status END,
     status_reason = CASE WHEN w.paused
                          THEN 'paused: no accounts after waiting ' || round($4::float8 / 60) || ' min: ' || $2
                          ELSE 'waiting for accounts: ' || $2 END,
@@ -73,6 +79,6 @@ UPDATE invite_tasks t SET
 FROM (SELECT id, COALESCE(accounts_wait_since, $3) AS since,
              COALESCE(accounts_wait_since, $3) <= $3::timestamptz - $4::float8 * interval '1 second' AS paused
       FROM invite_tasks WHERE id = $1) w
-WHERE t.id = w.id AND t.status = 'running'
+WHERE t.id = w.id AND t.status = ANY($5::text[])
   AND NOT EXISTS (SELECT 1 FROM invite_task_accounts ta WHERE ta.task_id = t.id)
 RETURNING t.status, t.platform

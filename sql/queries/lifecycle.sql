@@ -1,15 +1,21 @@
 -- The lifecycle loop's statements (invite/engine/lifecycle.py), run by every replica: each
 -- is a guarded statement, so they can race. Every time is a parameter from the service's
 -- clock (never now()). The `-- args:` line of each statement names its parameters, in order:
--- the engine's repository (invite/engine/repository.py) passes them by these names.
+-- the engine's repository (invite/engine/repository.py) passes them by these names. A task's
+-- transition takes its sources and target from the state machine (invite/tasks/states.py) as
+-- parameters; a task's status spelt out here is a filter (the tasks to look at), never a
+-- transition.
 
 -- name: start_due
--- args: $1 now
+-- args: $1 now, $2 sources, $3 target
 -- Scheduled tasks whose time has come start exactly once across replicas: the status guard
--- lets one UPDATE win per row.
-UPDATE invite_tasks SET status = 'running', status_reason = NULL,
+-- lets one UPDATE win per row. `sources` and `target` are the state machine's for a task
+-- that falls due (Action.DUE in invite/tasks/states.py), never spelt out here. PostgreSQL plans
+-- the guard for its values (a generic plan could not use a partial index, and costs more), so
+-- invite_tasks_due still finds the due tasks; complete_tasks keeps invite_tasks_running so.
+UPDATE invite_tasks SET status = $3::text, status_reason = NULL,
                         started_at = COALESCE(started_at, $1), updated_at = $1
-WHERE status = 'scheduled' AND scheduled_at <= $1
+WHERE status = ANY($2::text[]) AND scheduled_at <= $1
 RETURNING id, platform
 
 -- name: next_scheduled
@@ -24,16 +30,18 @@ SELECT t.id, t.user_id, t.platform, t.settings FROM invite_tasks t
 WHERE t.status = 'running' AND t.driver = $1 AND NOT EXISTS (SELECT 1 FROM invite_task_accounts ta WHERE ta.task_id = t.id)
 
 -- name: fail_unserved
--- args: $1 now
+-- args: $1 now, $2 sources, $3 target
 -- Running tasks whose every attached account was blocked or excluded (e.g. none may invite
--- into the group) fail with the accounts' reasons, instead of waiting forever.
+-- into the group) fail with the accounts' reasons, instead of waiting forever. `sources` and
+-- `target` are the state machine's for a task that fails (Action.FAIL), its sources narrowed
+-- to running by the caller: a scheduled task has no accounts to judge yet.
 UPDATE invite_tasks t SET
-    status = 'failed', completed_at = $1, updated_at = $1,
+    status = $3::text, completed_at = $1, updated_at = $1,
     status_reason = 'no account can serve this task: ' ||
         (SELECT string_agg(ta.account_id || ' ' || ta.status || COALESCE(' (' || ta.status_reason || ')', ''),
                            '; ' ORDER BY ta.account_id)
          FROM invite_task_accounts ta WHERE ta.task_id = t.id)
-WHERE t.status = 'running'
+WHERE t.status = ANY($2::text[])
   AND EXISTS (SELECT 1 FROM invite_task_accounts ta WHERE ta.task_id = t.id)
   AND NOT EXISTS (SELECT 1 FROM invite_task_accounts ta JOIN invite_accounts a ON a.id = ta.account_id
                   WHERE ta.task_id = t.id AND ta.status IN ('active', 'cooldown') AND a.status <> 'blocked')
@@ -80,11 +88,12 @@ WITH closing AS MATERIALIZED (
 SELECT count(*) AS closed FROM closed
 
 -- name: complete_tasks
--- args: $1 now
--- Completion is detected once: running → completed only when the trigger-kept counters show
--- nothing pending or in flight; the status guard lets one replica win.
-UPDATE invite_tasks t SET status = 'completed', status_reason = NULL, completed_at = $1, updated_at = $1
-WHERE t.status = 'running'
+-- args: $1 now, $2 sources, $3 target
+-- Completion is detected once: `sources` → `target` (the state machine's Action.COMPLETE,
+-- running → completed) only when the trigger-kept counters show nothing pending or in
+-- flight; the status guard lets one replica win.
+UPDATE invite_tasks t SET status = $3::text, status_reason = NULL, completed_at = $1, updated_at = $1
+WHERE t.status = ANY($2::text[])
   AND NOT EXISTS (SELECT 1 FROM invite_task_counts c
                   WHERE c.task_id = t.id AND c.status IN ('pending', 'in_flight') AND c.n > 0)
 RETURNING t.id, t.platform, t.started_at
@@ -135,11 +144,12 @@ WHERE g.id = f.id
 RETURNING g.task_id, g.status
 
 -- name: pause_task
--- args: $1 task_id, $2 reason, $3 now
+-- args: $1 task_id, $2 reason, $3 now, $4 sources, $5 target
 -- The breaker, the driver (chat unavailable) or a task whose row cannot drive the engine
--- pauses a task: only a running one, so a pause by the customer or a cancel in between wins.
-UPDATE invite_tasks SET status = 'paused', status_reason = $2, updated_at = $3
-WHERE id = $1 AND status = 'running'
+-- pauses a task: only from `sources` (the state machine's Action.TRIP: a running task), so a
+-- pause by the customer or a cancel in between wins.
+UPDATE invite_tasks SET status = $5::text, status_reason = $2, updated_at = $3
+WHERE id = $1 AND status = ANY($4::text[])
 RETURNING platform
 
 -- name: notify

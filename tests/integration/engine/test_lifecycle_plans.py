@@ -18,6 +18,7 @@ import pytest
 
 from invite.engine.lifecycle import CLOSE_BATCH
 from invite.kernel.db import queries
+from invite.tasks.states import Action, TaskStatus, allowed_from
 from tests.conftest import SQL_DIR
 
 SQL = queries(SQL_DIR)
@@ -145,10 +146,10 @@ def _per_pass(campaign: Campaign) -> dict[str, tuple[Any, ...]]:
     """The lifecycle's other statements (each pass) and the reads behind /status and /stats."""
     accounts = [f"acc-{n}" for n in range(10)]
     return {
-        "lifecycle.start_due": (NOW,),
+        "lifecycle.start_due": (NOW, list(allowed_from(Action.DUE)), TaskStatus.RUNNING),
         "lifecycle.tasks_without_accounts": ("sandbox",),
-        "lifecycle.fail_unserved": (NOW,),
-        "lifecycle.complete_tasks": (NOW,),
+        "lifecycle.fail_unserved": (NOW, [TaskStatus.RUNNING], TaskStatus.FAILED),
+        "lifecycle.complete_tasks": (NOW, list(allowed_from(Action.COMPLETE)), TaskStatus.COMPLETED),
         "lifecycle.next_scheduled": (),
         "leases.running_tasks": ("sandbox",),
         "leases.servable": (accounts, "sandbox"),
