@@ -32,12 +32,12 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import xlsxwriter
 
+from invite.reports.rows import ExportRow
 from invite.reports.schemas import TaskStatsResponse
 
-Page = Sequence[asyncpg.Record]
+Page = Sequence[ExportRow]
 COLUMNS = (
     "seq",
     "user_identifier",
@@ -62,11 +62,11 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def cells(row: asyncpg.Record) -> list[str | int | datetime | None]:
+def cells(row: ExportRow) -> list[str | int | datetime | None]:
     """One target as export cells, in COLUMNS order; text neutralised, numbers and times kept."""
     out: list[str | int | datetime | None] = []
     for column in COLUMNS:
-        value = row["processed_at" if column == "processed_at_utc" else column]
+        value = getattr(row, "processed_at" if column == "processed_at_utc" else column)
         out.append(neutralise(value) if isinstance(value, str) else value)
     return out
 

@@ -38,12 +38,14 @@ from invite.kernel import audit
 from invite.kernel.auth import Tenant
 from invite.kernel.clock import Clock
 from invite.kernel.cursors import Cursor, decode_cursor, encode_cursor
-from invite.kernel.db import DbConnection, queries
+from invite.kernel.db import DbConnection
 from invite.kernel.events import TaskEvent
 from invite.kernel.problems import Problem, conflict, invalid, not_found
 from invite.kernel.settings import Settings
+from invite.kernel.sql import Sql
 from invite.observability.metrics import tasks_total
 from invite.platforms.base import AccountsProvider, RateLimits
+from invite.reports.rows import ExportRow, LogRow, ProgressRow, Requeued, StatsRow, TenantHistory
 from invite.reports.schemas import (
     AccountStats,
     HourStats,
@@ -58,6 +60,7 @@ from invite.reports.schemas import (
 )
 from invite.reports.status_plans import Planned, StatusPlans
 from invite.tasks import states
+from invite.tasks.rows import StoredTask, TargetCount
 from invite.tasks.schemas import UNFINISHED_TARGETS, TaskStatusResponse
 from invite.tasks.service import TaskService, status_response
 from invite.tasks.states import TaskStatus
@@ -96,7 +99,7 @@ class ReportService:
         self._settings = settings
         self._clock = clock
         self._tenant = tenant.user_id
-        self._sql = queries(settings.sql_dir)
+        self._sql = Sql(settings.sql_dir)
         self._tasks = TaskService(pool, settings, clock, tenant)
 
     async def status(self, task_id: uuid.UUID) -> TaskStatusResponse:
@@ -134,7 +137,7 @@ class ReportService:
         row = await self._progress_row(task_id, now, [])
         listed: dict[str, int | None] = {}
         task = _task_of(row)
-        if row["a_id"] is None and self._accounts is not None and task is not None:
+        if row.a_id is None and self._accounts is not None and task is not None:
             wanted = task.settings.account_ids
             listed = {
                 a.id: a.daily_limit
@@ -164,34 +167,42 @@ class ReportService:
             limited_by=planned.limited_by,
         )
 
-    async def _history(self, task_id: uuid.UUID, row: asyncpg.Record, status: TaskStatusResponse) -> History:
+    async def _history(self, task_id: uuid.UUID, row: ProgressRow, status: TaskStatusResponse) -> History:
         """What the task's FloodWaits have cost so far, the tenant's other tasks of its kind
         filling in while it has few of its own (``History.of``): their rate from the rollups,
         their cooldown the mean wait from the log plus the margin the engine adds to each."""
         own = (
-            await self._pool.fetchval(self._sql["reports.flood_seconds"], task_id) if row["floods"] else None
+            await self._sql.fetchval(self._pool, "reports.flood_seconds", task_id=task_id)
+            if row.floods
+            else None
         )
-        other = await self._pool.fetchrow(
-            self._sql["forecast.tenant_history"],
-            self._tenant,
-            row["platform"],
-            row["task_type"],
-            task_id,
-            PRIOR_TASKS,
+        other = await self._sql.fetchrow(
+            self._pool,
+            "forecast.tenant_history",
+            TenantHistory,
+            user_id=self._tenant,
+            platform=row.platform,
+            task_type=row.task_type,
+            task_id=task_id,
+            tasks=PRIOR_TASKS,
         )
         assert other is not None  # an aggregate row always comes back
         margin = self._settings.flood_wait_margin_seconds
         return History.of(
-            Seen(row["actions"], row["floods"], (own or 0.0) + margin),
+            Seen(row.actions, row.floods, (own or 0.0) + margin),
             status.processed,
-            Seen(other["actions"], other["floods"], (other["flood_seconds"] or 0.0) + margin),
+            Seen(other.actions, other.floods, (other.flood_seconds or 0.0) + margin),
         )
 
-    async def _progress_row(
-        self, task_id: uuid.UUID, now: datetime, account_ids: list[str]
-    ) -> asyncpg.Record:
-        row = await self._pool.fetchrow(
-            self._sql["reports.progress"], task_id, self._tenant, _rate_since(now), account_ids
+    async def _progress_row(self, task_id: uuid.UUID, now: datetime, account_ids: list[str]) -> ProgressRow:
+        row = await self._sql.fetchrow(
+            self._pool,
+            "reports.progress",
+            ProgressRow,
+            task_id=task_id,
+            user_id=self._tenant,
+            rate_since=_rate_since(now),
+            account_ids=account_ids,
         )
         if row is None:
             raise not_found("task")
@@ -241,25 +252,40 @@ class ReportService:
 
     async def _stats(self, task_id: uuid.UUID, since: datetime, until: datetime) -> _Stats:
         """reports.stats: one statement, folded here (404 for another tenant's task)."""
-        row = await self._pool.fetchrow(self._sql["reports.stats"], task_id, self._tenant, since, until)
+        row = await self._sql.fetchrow(
+            self._pool,
+            "reports.stats",
+            StatsRow,
+            task_id=task_id,
+            user_id=self._tenant,
+            since=since,
+            until=until,
+        )
         if row is None:
             raise not_found("task")
         return _fold_stats(task_id, row)
 
-    async def export_pages(self, task_id: uuid.UUID) -> AsyncIterator[Sequence[asyncpg.Record]]:
+    async def export_pages(self, task_id: uuid.UUID) -> AsyncIterator[Sequence[ExportRow]]:
         """The task's targets, a page at a time; 404 here, before anything streams."""
         await self._tasks.status_report(task_id)
         return self._target_pages(task_id)
 
-    async def _target_pages(self, task_id: uuid.UUID) -> AsyncIterator[Sequence[asyncpg.Record]]:
+    async def _target_pages(self, task_id: uuid.UUID) -> AsyncIterator[Sequence[ExportRow]]:
         after = 0
         while True:
-            page = await self._pool.fetch(self._sql["reports.export_page"], task_id, after, EXPORT_PAGE_SIZE)
+            page = await self._sql.fetch(
+                self._pool,
+                "reports.export_page",
+                ExportRow,
+                task_id=task_id,
+                after_seq=after,
+                limit=EXPORT_PAGE_SIZE,
+            )
             if page:
                 yield page
             if len(page) < EXPORT_PAGE_SIZE:
                 return
-            after = page[-1]["seq"]
+            after = page[-1].seq
 
     # --- the execution log -------------------------------------------------------------
 
@@ -282,25 +308,25 @@ class ReportService:
             after = decode_cursor(cursor)
         else:  # rows strictly before `until`: (until, smallest id) is just past the last one
             after = Cursor(until, uuid.UUID(int=0)) if until else Cursor(_END, uuid.UUID(int=(1 << 128) - 1))
-        args: list[Any] = [
-            task_id,
-            after.created_at,
-            after.id,
-            since or _BEGINNING,
-            status,
-            action,
-            limit + 1,
-        ]
+        args: dict[str, Any] = {
+            "task_id": task_id,
+            "before_created_at": after.created_at,
+            "before_id": after.id,
+            "since": since or _BEGINNING,
+            "status": status,
+            "action": action,
+            "limit": limit + 1,
+        }
         name = "reports.logs_page"
         if account_id is not None:
             name = "reports.logs_page_by_account"
-            args.append(account_id)
-        rows = await self._pool.fetch(self._sql[name], *args)
+            args["account_id"] = account_id
+        rows = await self._sql.fetch(self._pool, name, LogRow, **args)
         more = len(rows) > limit
         rows = rows[:limit]
         return LogPage(
             items=[_log_entry(r) for r in rows],
-            next_cursor=encode_cursor(Cursor(rows[-1]["created_at"], rows[-1]["id"])) if more else None,
+            next_cursor=encode_cursor(Cursor(rows[-1].created_at, rows[-1].id)) if more else None,
         )
 
     # --- retry failed ------------------------------------------------------------------
@@ -309,11 +335,13 @@ class ReportService:
         now = self._clock.now()
         async with self._pool.acquire() as conn, conn.transaction():
             # the same order of locks as a start: tenant first, then the task's row
-            await conn.execute(self._sql["tasks.lock_tenant_starts"], self._tenant)
-            row = await conn.fetchrow(self._sql["tasks.get_for_update"], task_id, self._tenant)
+            await self._sql.execute(conn, "tasks.lock_tenant_starts", user_id=self._tenant)
+            row = await self._sql.fetchrow(
+                conn, "tasks.get_for_update", StoredTask, task_id=task_id, user_id=self._tenant
+            )
             if row is None:
                 raise not_found("task")
-            status = TaskStatus(row["status"])
+            status = TaskStatus(row.status)
             if status not in RETRY_FROM | REOPEN_FROM:
                 raise Problem(
                     409,
@@ -323,21 +351,29 @@ class ReportService:
                 )
             reopening = status in REOPEN_FROM
             if reopening:
-                self._check_not_expired(row["completed_at"], now)
-            counts = await conn.fetchrow(
-                self._sql["reports.requeue_failed"],
-                task_id,
-                list(RETRYABLE_OUTCOMES),
-                self._tenant,
+                self._check_not_expired(row.completed_at, now)
+            counts = await self._sql.fetchrow(
+                conn,
+                "reports.requeue_failed",
+                Requeued,
+                task_id=task_id,
+                outcomes=list(RETRYABLE_OUTCOMES),
+                user_id=self._tenant,
             )
             assert counts is not None  # an aggregate row always comes back
-            requeued, suppressed = int(counts["requeued"]), int(counts["suppressed"])
+            requeued, suppressed = counts.requeued, counts.suppressed
             pending = await self._pending(conn, task_id)
             reopened = reopening and pending > 0
             if reopened:
                 await self._tasks.check_active_limit(conn, "before reopening this one")
-                row = await conn.fetchrow(
-                    self._sql["reports.reopen"], task_id, self._tenant, [s.value for s in REOPEN_FROM], now
+                row = await self._sql.fetchrow(
+                    conn,
+                    "reports.reopen",
+                    StoredTask,
+                    task_id=task_id,
+                    user_id=self._tenant,
+                    allowed_from=[s.value for s in REOPEN_FROM],
+                    now=now,
                 )
                 assert row is not None  # the row lock held the status still
             await audit.record(
@@ -360,14 +396,14 @@ class ReportService:
                     task_id=str(task_id), type="status", status="running", reason="retry_failed"
                 )
             if requeued or reopened:
-                await conn.execute(self._sql["tasks.notify"], event.encode())
+                await self._sql.execute(conn, "tasks.notify", event=event.encode())
         if reopened:
-            tasks_total.labels(platform=row["platform"], status=TaskStatus.RUNNING.value).inc()
+            tasks_total.labels(platform=row.platform, status=TaskStatus.RUNNING.value).inc()
         return RetryFailedResponse(
             task_id=str(task_id),
             requeued=requeued,
             skipped_suppressed=suppressed,
-            status=TaskStatus(row["status"]),
+            status=TaskStatus(row.status),
             reopened=reopened,
         )
 
@@ -377,7 +413,10 @@ class ReportService:
             raise conflict(f"the task finished more than {days} days ago and is being removed")
 
     async def _pending(self, conn: DbConnection, task_id: uuid.UUID) -> int:
-        counts = {r["status"]: r["n"] for r in await conn.fetch(self._sql["tasks.target_counts"], task_id)}
+        counts = {
+            r.status: r.n
+            for r in await self._sql.fetch(conn, "tasks.target_counts", TargetCount, task_id=task_id)
+        }
         return int(counts.get("pending", 0))
 
     # --- helpers -----------------------------------------------------------------------
@@ -391,27 +430,27 @@ class _Stats(NamedTuple):
     by_hour: list[HourStats]  # oldest first
 
 
-def _fold_stats(task_id: uuid.UUID, row: asyncpg.Record) -> _Stats:
+def _fold_stats(task_id: uuid.UUID, row: StatsRow) -> _Stats:
     """A row of reports.stats folded into totals, per account and per hour."""
     accounts: dict[str, AccountStats] = {}
     for account_id, state, reason, cooldown_until in zip(
-        row["a_account"] or (),
-        row["a_state"] or (),
-        row["a_reason"] or (),
-        row["a_cooldown"] or (),
+        row.a_account or (),
+        row.a_state or (),
+        row.a_reason or (),
+        row.a_cooldown or (),
         strict=True,
     ):
         accounts[account_id] = _account(account_id, state, reason, cooldown_until)
     by_action: dict[str, int] = {}
     by_outcome: dict[str, int] = {}
     for account_id, action, status, outcome, n, first_at, last_at in zip(
-        row["r_account"] or (),
-        row["r_action"] or (),
-        row["r_status"] or (),
-        row["r_outcome"] or (),
-        row["r_n"] or (),
-        row["r_first"] or (),
-        row["r_last"] or (),
+        row.r_account or (),
+        row.r_action or (),
+        row.r_status or (),
+        row.r_outcome or (),
+        row.r_n or (),
+        row.r_first or (),
+        row.r_last or (),
         strict=True,
     ):
         by_action[action] = by_action.get(action, 0) + n
@@ -428,10 +467,10 @@ def _fold_stats(task_id: uuid.UUID, row: asyncpg.Record) -> _Stats:
             stats.last_action_at = last_at
     hours: dict[datetime, HourStats] = {}
     for hour, status, outcome, n in zip(
-        row["h_hour"] or (),
-        row["h_status"] or (),
-        row["h_outcome"] or (),
-        row["h_n"] or (),
+        row.h_hour or (),
+        row.h_status or (),
+        row.h_outcome or (),
+        row.h_n or (),
         strict=True,
     ):
         stats_ = hours.get(hour)
@@ -465,16 +504,16 @@ def _account(
     )
 
 
-def _log_entry(row: asyncpg.Record) -> LogEntry:
+def _log_entry(row: LogRow) -> LogEntry:
     return LogEntry(
-        id=str(row["id"]),
-        created_at=row["created_at"],
-        target_id=str(row["target_id"]) if row["target_id"] else None,
-        user_identifier=row["user_identifier"],
-        account_id=row["account_id"],
-        action=row["action"],
-        status=row["status"],
-        details=row["details"],
+        id=str(row.id),
+        created_at=row.created_at,
+        target_id=str(row.target_id) if row.target_id else None,
+        user_identifier=row.user_identifier,
+        account_id=row.account_id,
+        action=row.action,
+        status=row.status,
+        details=row.details,
     )
 
 
@@ -485,7 +524,7 @@ def _rate_since(now: datetime) -> datetime:
 
 
 def _status_plan(
-    row: asyncpg.Record, status: TaskStatusResponse, history: History, settings: Settings, now: datetime
+    row: ProgressRow, status: TaskStatusResponse, history: History, settings: Settings, now: datetime
 ) -> Planned:
     """/status's rate, accounts by state and ETA: STATUS_EVENTS reservations replayed, then the
     steady rate."""
@@ -500,7 +539,7 @@ def _status_plan(
     )
     since = _rate_since(now)
     return Planned(
-        rate_per_hour=round(row["recent"] / ((now - since) / timedelta(hours=1)), 2),
+        rate_per_hour=round(row.recent / ((now - since) / timedelta(hours=1)), 2),
         accounts=by_state,
         eta=planned.finish_at,
         limited_by=planned.limited_by,
@@ -511,17 +550,27 @@ def _remaining(status: TaskStatusResponse) -> int:
     return sum(status.counts[name] for name in UNFINISHED_TARGETS)
 
 
-def _task_of(row: asyncpg.Record) -> RunningTask | None:
+def _task_of(row: ProgressRow) -> RunningTask | None:
     """The task as the engine reads it; None for stored settings it cannot use (the engine
     pauses such a task with the reason): nothing to plan with, never a 500."""
+    task = TaskRow(
+        id=row.id,
+        user_id=row.user_id,
+        platform=row.platform,
+        task_type=row.task_type,
+        target_group_id=row.target_group_id,
+        message_template=row.message_template,
+        priority=row.priority,
+        settings=row.settings,
+    )
     try:
-        return RunningTask.from_row(msgspec.convert(dict(row), TaskRow))
+        return RunningTask.from_row(task)
     except (msgspec.ValidationError, ValueError, TypeError):
         return None
 
 
 def _seats(
-    row: asyncpg.Record, listed: dict[str, int | None], settings: Settings, now: datetime
+    row: ProgressRow, listed: dict[str, int | None], settings: Settings, now: datetime
 ) -> tuple[list[Seat], dict[str, int]]:
     """The task's accounts as the forecast sees them, and how many are in each state.
 
@@ -537,17 +586,17 @@ def _seats(
         settings.daily_quota, settings.daily_quota_with_link, settings.min_pause_seconds
     )
     known = zip(
-        row["a_id"] or (),
-        row["a_task_status"] or (),
-        row["a_status"] or (),
-        row["a_reason"] or (),
-        row["a_cooldown"] or (),
-        row["a_task_cooldown"] or (),
-        row["a_window"] or (),
-        row["a_count"] or (),
-        row["a_limit"] or (),
-        row["a_last"] or (),
-        row["a_multiplier"] or (),
+        row.a_id or (),
+        row.a_task_status or (),
+        row.a_status or (),
+        row.a_reason or (),
+        row.a_cooldown or (),
+        row.a_task_cooldown or (),
+        row.a_window or (),
+        row.a_count or (),
+        row.a_limit or (),
+        row.a_last or (),
+        row.a_multiplier or (),
         strict=True,
     )
     seats: list[Seat] = []
@@ -580,7 +629,7 @@ def _seats(
         seats.append(Seat(account_id, bucket, limits))
         state = _state(in_task, status, reason, bucket, limits, now)
         by_state[state] = by_state.get(state, 0) + 1
-    for account_id in listed.keys() - set(row["a_id"] or ()):
+    for account_id in listed.keys() - set(row.a_id or ()):
         limits = limits_for(listed[account_id])
         seats.append(Seat(account_id, Bucket(), limits))
         state = "active" if limits is not None else "excluded"

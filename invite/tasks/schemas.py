@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import asyncpg
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from invite.tasks.states import TaskStatus
 from invite.tasks.task_settings import NO_NUL, TaskSettings
+
+if TYPE_CHECKING:
+    from invite.tasks.rows import StoredTask
 
 Platform = Literal["telegram", "instagram", "whatsapp"]
 TaskType = Literal["invite_to_group", "send_messages"]
@@ -77,26 +79,26 @@ class InviteTaskResponse(msgspec.Struct, kw_only=True):
     completed_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> InviteTaskResponse:
+    def from_row(cls, row: StoredTask) -> InviteTaskResponse:
         return cls(
-            id=str(row["id"]),
-            platform=row["platform"],
-            task_type=row["task_type"],
-            title=row["title"],
-            description=row["description"],
-            target_group_id=row["target_group_id"],
-            message_template=row["message_template"],
-            priority=row["priority"],
-            status=TaskStatus(row["status"]),
-            status_reason=row["status_reason"],
-            driver=row["driver"],
-            progress=row["progress"],
-            settings=msgspec.convert(row["settings"], TaskSettings),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            scheduled_at=row["scheduled_at"],
-            started_at=row["started_at"],
-            completed_at=row["completed_at"],
+            id=str(row.id),
+            platform=row.platform,
+            task_type=row.task_type,
+            title=row.title,
+            description=row.description,
+            target_group_id=row.target_group_id,
+            message_template=row.message_template,
+            priority=row.priority,
+            status=TaskStatus(row.status),
+            status_reason=row.status_reason,
+            driver=row.driver,
+            progress=row.progress,
+            settings=msgspec.convert(row.settings, TaskSettings),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            scheduled_at=row.scheduled_at,
+            started_at=row.started_at,
+            completed_at=row.completed_at,
         )
 
 

@@ -17,13 +17,15 @@ from invite.kernel import audit
 from invite.kernel.auth import Tenant
 from invite.kernel.clock import Clock
 from invite.kernel.cursors import Cursor, decode_cursor, encode_cursor
-from invite.kernel.db import DbConnection, queries
+from invite.kernel.db import DbConnection
 from invite.kernel.events import TaskEvent
 from invite.kernel.problems import InvalidParam, Problem, conflict, invalid, not_found, out_of_range
 from invite.kernel.settings import Settings
+from invite.kernel.sql import Sql
 from invite.observability.metrics import tasks_total
 from invite.platforms.refs import group_id_problem
 from invite.tasks import states
+from invite.tasks.rows import StoredTask, TaskCounts
 from invite.tasks.schemas import (
     TARGET_STATUSES,
     UNFINISHED_TARGETS,
@@ -64,12 +66,14 @@ class TaskService:
         self._settings = settings
         self._clock = clock
         self._tenant = tenant.user_id
-        self._sql = queries(settings.sql_dir)
+        self._sql = Sql(settings.sql_dir)
 
     # --- reads -------------------------------------------------------------------------
 
     async def get(self, task_id: uuid.UUID) -> InviteTaskResponse:
-        row = await self._pool.fetchrow(self._sql["tasks.get"], task_id, self._tenant)
+        row = await self._sql.fetchrow(
+            self._pool, "tasks.get", StoredTask, task_id=task_id, user_id=self._tenant
+        )
         if row is None:
             raise not_found("task")
         return InviteTaskResponse.from_row(row)
@@ -85,29 +89,33 @@ class TaskService:
         limit: int,
     ) -> TaskListResponse:
         after = decode_cursor(cursor) if cursor else _FIRST_PAGE
-        rows = await self._pool.fetch(
-            self._sql["tasks.list"],
-            self._tenant,
-            after.created_at,
-            after.id,
-            status,
-            task_type,
-            platform,
-            priority,
-            limit + 1,
+        rows = await self._sql.fetch(
+            self._pool,
+            "tasks.list",
+            StoredTask,
+            user_id=self._tenant,
+            after_created_at=after.created_at,
+            after_id=after.id,
+            status=status,
+            task_type=task_type,
+            platform=platform,
+            priority=priority,
+            limit=limit + 1,
         )
         items = [InviteTaskResponse.from_row(r) for r in rows[:limit]]
         more = len(rows) > limit
         last = rows[limit - 1] if more else None
         return TaskListResponse(
             items=items,
-            next_cursor=encode_cursor(Cursor(last["created_at"], last["id"])) if last else None,
+            next_cursor=encode_cursor(Cursor(last.created_at, last.id)) if last else None,
         )
 
     async def status_report(self, task_id: uuid.UUID) -> TaskStatusResponse:
         """One statement, so one snapshot and one round trip: under the engine's load each
         round trip waits its turn on the event loop, so the fewer the faster."""
-        row = await self._pool.fetchrow(self._sql["tasks.status_report"], task_id, self._tenant)
+        row = await self._sql.fetchrow(
+            self._pool, "tasks.status_report", TaskCounts, task_id=task_id, user_id=self._tenant
+        )
         if row is None:
             raise not_found("task")
         return status_response(task_id, row)
@@ -128,35 +136,37 @@ class TaskService:
         )
         self._validate(draft, check_schedule=True)
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                self._sql["tasks.create"],
-                self._tenant,
-                draft.platform,
-                draft.task_type,
-                draft.title.strip(),
-                draft.description,
-                draft.target_group_id,
-                draft.message_template,
-                draft.priority,
-                draft.settings,
-                draft.scheduled_at,
-                self._settings.telegram_driver,
-                self._clock.now(),
+            row = await self._sql.fetchrow(
+                conn,
+                "tasks.create",
+                StoredTask,
+                user_id=self._tenant,
+                platform=draft.platform,
+                task_type=draft.task_type,
+                title=draft.title.strip(),
+                description=draft.description,
+                target_group_id=draft.target_group_id,
+                message_template=draft.message_template,
+                priority=draft.priority,
+                settings=draft.settings,
+                scheduled_at=draft.scheduled_at,
+                driver=self._settings.telegram_driver,
+                now=self._clock.now(),
             )
             assert row is not None
-            await self._audit(
-                conn, "task.create", row["id"], {"title": row["title"], "task_type": draft.task_type}
-            )
+            await self._audit(conn, "task.create", row.id, {"title": row.title, "task_type": draft.task_type})
         tasks_total.labels(platform=draft.platform, status=TaskStatus.DRAFT.value).inc()
         return InviteTaskResponse.from_row(row)
 
     async def update(self, task_id: uuid.UUID, body: InviteTaskUpdate) -> InviteTaskResponse:
         changed = sorted(name for name in body.__struct_fields__ if getattr(body, name) is not msgspec.UNSET)
         async with self._pool.acquire() as conn, conn.transaction():
-            current = await conn.fetchrow(self._sql["tasks.get_for_update"], task_id, self._tenant)
+            current = await self._sql.fetchrow(
+                conn, "tasks.get_for_update", StoredTask, task_id=task_id, user_id=self._tenant
+            )
             if current is None:
                 raise not_found("task")
-            status = TaskStatus(current["status"])
+            status = TaskStatus(current.status)
             if status not in states.EDITABLE:
                 raise Problem(
                     409,
@@ -168,19 +178,21 @@ class TaskService:
             self._validate(draft, check_schedule=body.scheduled_at is not msgspec.UNSET)
             if status is TaskStatus.SCHEDULED and draft.scheduled_at is None:
                 raise invalid("scheduled_at", "a scheduled task needs a start time; pause it to clear it")
-            row = await conn.fetchrow(
-                self._sql["tasks.update"],
-                task_id,
-                self._tenant,
-                list(states.EDITABLE),
-                draft.title.strip(),
-                draft.description,
-                draft.target_group_id,
-                draft.message_template,
-                draft.priority,
-                draft.scheduled_at,
-                draft.settings,
-                self._clock.now(),
+            row = await self._sql.fetchrow(
+                conn,
+                "tasks.update",
+                StoredTask,
+                task_id=task_id,
+                user_id=self._tenant,
+                editable=list(states.EDITABLE),
+                title=draft.title.strip(),
+                description=draft.description,
+                target_group_id=draft.target_group_id,
+                message_template=draft.message_template,
+                priority=draft.priority,
+                scheduled_at=draft.scheduled_at,
+                settings=draft.settings,
+                now=self._clock.now(),
             )
             assert row is not None  # the row lock held the status still
             await self._audit(conn, "task.update", task_id, {"fields": changed})
@@ -198,18 +210,20 @@ class TaskService:
 
     async def _delete_once(self, task_id: uuid.UUID) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            deleted = await conn.fetchval(
-                self._sql["tasks.delete"], task_id, self._tenant, list(states.DELETABLE)
+            deleted = await self._sql.fetchval(
+                conn, "tasks.delete", task_id=task_id, user_id=self._tenant, deletable=list(states.DELETABLE)
             )
             if deleted is None:
-                row = await conn.fetchrow(self._sql["tasks.get"], task_id, self._tenant)
+                row = await self._sql.fetchrow(
+                    conn, "tasks.get", StoredTask, task_id=task_id, user_id=self._tenant
+                )
                 if row is None:
                     raise not_found("task")
                 raise Problem(
                     409,
                     "Conflict",
-                    f"the task is {row['status']}: pause or cancel it first",
-                    extra={"task_status": row["status"]},
+                    f"the task is {row.status}: pause or cancel it first",
+                    extra={"task_status": row.status},
                 )
             await self._audit(conn, "task.delete", task_id, {})
 
@@ -217,53 +231,61 @@ class TaskService:
         """start / pause / resume / cancel, as the state machine allows."""
         async with self._pool.acquire() as conn, conn.transaction():
             if action is Action.START:
-                await conn.execute(self._sql["tasks.lock_tenant_starts"], self._tenant)
-            current = await conn.fetchrow(self._sql["tasks.get"], task_id, self._tenant)
+                await self._sql.execute(conn, "tasks.lock_tenant_starts", user_id=self._tenant)
+            current = await self._sql.fetchrow(
+                conn, "tasks.get", StoredTask, task_id=task_id, user_id=self._tenant
+            )
             if current is None:
                 raise not_found("task")
             now = self._clock.now()
-            ahead = current["scheduled_at"] is not None and current["scheduled_at"] > now
+            ahead = current.scheduled_at is not None and current.scheduled_at > now
             try:
-                target = states.next_status(TaskStatus(current["status"]), action, scheduled_ahead=ahead)
+                target = states.next_status(TaskStatus(current.status), action, scheduled_ahead=ahead)
             except IllegalTransition as exc:
                 raise _illegal(exc.status, action) from None
             if action is Action.START:
                 await self._check_can_start(conn, task_id)
-            row = await conn.fetchrow(
-                self._sql["tasks.transition"],
-                task_id,
-                self._tenant,
-                list(states.allowed_from(action)),
-                target.value,
-                _REASONS.get(action),
-                now,
+            row = await self._sql.fetchrow(
+                conn,
+                "tasks.transition",
+                StoredTask,
+                task_id=task_id,
+                user_id=self._tenant,
+                allowed_from=list(states.allowed_from(action)),
+                status=target.value,
+                reason=_REASONS.get(action),
+                now=now,
             )
             if row is None:  # changed under us since the read: report what it is now
-                fresh = await conn.fetchrow(self._sql["tasks.get"], task_id, self._tenant)
+                fresh = await self._sql.fetchrow(
+                    conn, "tasks.get", StoredTask, task_id=task_id, user_id=self._tenant
+                )
                 if fresh is None:
                     raise not_found("task")
-                raise _illegal(TaskStatus(fresh["status"]), action)
+                raise _illegal(TaskStatus(fresh.status), action)
             if action is Action.CANCEL:
-                await conn.execute(self._sql["tasks.cancel_pending_targets"], task_id)
+                await self._sql.execute(conn, "tasks.cancel_pending_targets", task_id=task_id)
             await self._audit(
-                conn, f"task.{action.value}", task_id, {"from": current["status"], "to": target.value}
+                conn, f"task.{action.value}", task_id, {"from": current.status, "to": target.value}
             )
             event = TaskEvent(task_id=str(task_id), type="status", status=target.value)
-            await conn.execute(self._sql["tasks.notify"], event.encode())
-        tasks_total.labels(platform=row["platform"], status=target.value).inc()
+            await self._sql.execute(conn, "tasks.notify", event=event.encode())
+        tasks_total.labels(platform=row.platform, status=target.value).inc()
         return InviteTaskResponse.from_row(row)
 
     # --- helpers -----------------------------------------------------------------------
 
     async def _check_can_start(self, conn: DbConnection, task_id: uuid.UUID) -> None:
-        if not await conn.fetchval(self._sql["tasks.count_targets"], task_id):
+        if not await self._sql.fetchval(conn, "tasks.count_targets", task_id=task_id):
             raise conflict("the task has no targets: import an audience first")
         await self.check_active_limit(conn, "first")
 
     async def check_active_limit(self, conn: DbConnection, when: str) -> None:
         """409 when the tenant is at its limit of active tasks; the detail ends "finish or cancel one {when}"."""
         limit = self._settings.max_active_tasks_per_tenant
-        active = await conn.fetchval(self._sql["tasks.count_active"], self._tenant, list(states.ACTIVE))
+        active: int = await self._sql.fetchval(
+            conn, "tasks.count_active", user_id=self._tenant, statuses=list(states.ACTIVE)
+        )
         if active >= limit:
             raise Problem(
                 409,
@@ -320,19 +342,17 @@ class TaskService:
         )
 
 
-def _merge(row: asyncpg.Record, body: InviteTaskUpdate) -> _Draft:
+def _merge(row: StoredTask, body: InviteTaskUpdate) -> _Draft:
     def pick(name: str) -> Any:
         value = getattr(body, name)
-        return row[name] if value is msgspec.UNSET else value
+        return getattr(row, name) if value is msgspec.UNSET else value
 
     settings = (
-        body.settings
-        if body.settings is not msgspec.UNSET
-        else msgspec.convert(row["settings"], TaskSettings)
+        body.settings if body.settings is not msgspec.UNSET else msgspec.convert(row.settings, TaskSettings)
     )
     return _Draft(
-        platform=row["platform"],
-        task_type=row["task_type"],
+        platform=row.platform,
+        task_type=row.task_type,
         title=pick("title"),
         description=pick("description"),
         target_group_id=pick("target_group_id"),
@@ -352,18 +372,17 @@ def _illegal(status: TaskStatus, action: Action) -> Problem:
     )
 
 
-def status_response(task_id: uuid.UUID, row: asyncpg.Record) -> TaskStatusResponse:
-    """/status from a row of ``status``, ``status_reason``, ``driver`` and the counters as
-    parallel arrays ``statuses`` and ``ns`` (tasks.status_report, reports.stats)."""
-    counted = dict(zip(row["statuses"] or (), row["ns"] or (), strict=True))
+def status_response(task_id: uuid.UUID, row: TaskCounts) -> TaskStatusResponse:
+    """/status from a task's counters (tasks.status_report, reports.stats, reports.progress)."""
+    counted = dict(zip(row.statuses or (), row.ns or (), strict=True))
     counts = {name: counted.get(name, 0) for name in TARGET_STATUSES}
     total = sum(counts.values())
     processed = total - sum(counts[name] for name in UNFINISHED_TARGETS)
     return TaskStatusResponse(
         task_id=str(task_id),
-        status=TaskStatus(row["status"]),
-        status_reason=row["status_reason"],
-        driver=row["driver"],
+        status=TaskStatus(row.status),
+        status_reason=row.status_reason,
+        driver=row.driver,
         total=total,
         processed=processed,
         percent_done=round(100 * processed / total, 1) if total else 0.0,
