@@ -47,8 +47,7 @@ from invite.engine.trial_rows import (
     WaitingTrial,
 )
 from invite.kernel.clock import Clock
-from invite.kernel.db import DbConnection, Statement, queries
-from invite.kernel.db import check_columns as _columns
+from invite.kernel.db import DbConnection, Statement, check_columns, queries
 from invite.tasks.states import Action, TaskStatus, allowed_from, next_status
 
 if TYPE_CHECKING:
@@ -76,7 +75,7 @@ R = TypeVar("R", bound=msgspec.Struct)
 def statements(sql_dir: str) -> dict[str, Statement]:
     every = queries(sql_dir)
     keys = [key for key in every if key.partition(".")[0] in ENGINE_FILES] + list(BORROWED)
-    return {key: Statement.parse(key, every[key]) for key in keys}
+    return {key: every.statement(key) for key in keys}
 
 
 # -- what goes in ---------------------------------------------------------------------------
@@ -363,7 +362,7 @@ class Repository:
     async def _rows(self, key: str, row: type[R], /, **args: Any) -> list[R]:
         records = await self._records(key, **args)
         if records:
-            _columns(key, records[0], row)
+            check_columns(key, records[0], row)
         return [row(*record) for record in records]
 
     async def _one(self, key: str, row: type[R], /, **args: Any) -> R | None:
@@ -397,7 +396,7 @@ class Repository:
             contacts_cap=contacts_cap,
         )
         first = records[0]  # the statement always returns a row
-        _columns("claims.claim", first, Claimed, _ClaimTail)
+        check_columns("claims.claim", first, Claimed, _ClaimTail)
         claimed = [Claimed(*record[:5]) for record in records if record[0] is not None]
         return ClaimResult(
             claimed, first["available"], first["running"], first["next_due"], first["paired"], first["phones_left"]
@@ -640,7 +639,7 @@ class Repository:
             claim_lease_seconds=claim_lease_seconds,
         )
         first = records[0]  # the statement always returns a row
-        _columns("reconcile.reconcile_take", first, InDoubt, _TakeTail)
+        check_columns("reconcile.reconcile_take", first, InDoubt, _TakeTail)
         taken = [InDoubt(*record[:6]) for record in records if record[0] is not None]
         return Taken(taken, first["wait_until"])
 
