@@ -23,8 +23,10 @@ import structlog
 
 from invite.engine.context import EngineContext
 from invite.engine.repository import ListedAccount, Repository, Unprepared
+from invite.engine.statuses import TaskAccountStatus
 from invite.kernel.http import UpstreamError
 from invite.platforms.base import AccountData, AccountsProvider
+from invite.tasks.states import TaskStatus
 from invite.tasks.task_settings import TaskSettings
 
 log = structlog.get_logger(__name__)
@@ -52,7 +54,7 @@ async def activate(ctx: EngineContext, provider: AccountsProvider, task: Unprepa
         if reason is None:
             return "prepared", None
         await tx.fail_task(task_id=task.id, reason=reason, now=now)
-        return "failed", reason
+        return TaskStatus.FAILED, reason
 
     outcome, reason = await ctx.repo.transaction(prepare)
     if reason is not None:
@@ -66,9 +68,9 @@ async def _wait(ctx: EngineContext, task_id: uuid.UUID, exc: UpstreamError) -> s
     status = await ctx.repo.wait_for_accounts(
         task_id=task_id, reason=reason, now=ctx.clock.now(), wait_seconds=ctx.settings.accounts_wait_seconds
     )
-    if status == "paused":
+    if status == TaskStatus.PAUSED:
         log.warning("task paused: no accounts", task_id=str(task_id), reason=reason)
-        return "paused"
+        return TaskStatus.PAUSED
     log.warning("activation postponed", task_id=str(task_id), reason=reason)
     return None
 
@@ -100,6 +102,6 @@ async def _attach(
     )
     if not statuses:
         return "the accounts listed for you are registered to another customer of this service"
-    if "active" not in statuses:
+    if TaskAccountStatus.ACTIVE not in statuses:
         return "every account chosen for the task is blocked (banned, deactivated or logged out)"
     return None

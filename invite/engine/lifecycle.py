@@ -20,6 +20,7 @@ from invite.engine.repository import Unprepared
 from invite.kernel.events import TaskEvent
 from invite.observability.metrics import task_duration, tasks_total
 from invite.platforms.base import AccountsProvider
+from invite.tasks.states import TaskStatus
 
 log = structlog.get_logger(__name__)
 
@@ -63,18 +64,18 @@ class Lifecycle:
         events: list[TaskEvent] = []
         changed = False
         for started in await repo.start_due(now=now):
-            tasks_total.labels(platform=started.platform, status="running").inc()
-            events.append(_status(started.id, "running"))
+            tasks_total.labels(platform=started.platform, status=TaskStatus.RUNNING).inc()
+            events.append(_status(started.id, TaskStatus.RUNNING))
             changed = True
         for task in await repo.tasks_without_accounts(driver=self._driver):
             outcome = await self._activate(task)
-            if outcome in ("failed", "paused"):
+            if outcome in (TaskStatus.FAILED, TaskStatus.PAUSED):
                 tasks_total.labels(platform=task.platform, status=outcome).inc()
                 events.append(_status(task.id, outcome))
             changed = changed or outcome is not None
         for failed in await repo.fail_unserved(now=now):
-            tasks_total.labels(platform=failed.platform, status="failed").inc()
-            events.append(_status(failed.id, "failed"))
+            tasks_total.labels(platform=failed.platform, status=TaskStatus.FAILED).inc()
+            events.append(_status(failed.id, TaskStatus.FAILED))
             changed = True
         closed = CLOSE_BATCH
         while closed >= CLOSE_BATCH:  # a full batch: there may be more
@@ -82,10 +83,10 @@ class Lifecycle:
         if await self._sweep(now):
             ctx.registry.wake_all()
         for done in await repo.complete_tasks(now=now):
-            tasks_total.labels(platform=done.platform, status="completed").inc()
+            tasks_total.labels(platform=done.platform, status=TaskStatus.COMPLETED).inc()
             if done.started_at is not None:
                 task_duration.labels(platform=done.platform).observe((now - done.started_at).total_seconds())
-            events.append(_status(done.id, "completed"))
+            events.append(_status(done.id, TaskStatus.COMPLETED))
             log.info("task completed", task_id=str(done.id))
             changed = True
         if events:
@@ -104,7 +105,7 @@ class Lifecycle:
             reason = f"the task cannot start: {exc}"
             log.error("task paused at activation", task_id=str(task.id), reason=reason)
             await self._ctx.repo.pause_task(task_id=task.id, reason=reason, now=self._ctx.clock.now())
-            return "paused"
+            return TaskStatus.PAUSED
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             raise  # the database is away: the whole pass waits
         except Exception as exc:  # the accounts provider is away: try again next round
