@@ -290,6 +290,13 @@ RECONCILED: dict[tuple[Verdict, TaskStatus], EngineOutcome] = {
 }
 
 
+# close_queues: what a target still pending becomes when its task closed without it, by the
+# task's status
+CLOSED: dict[TaskStatus, EngineOutcome] = {
+    task: _FINISHED[task] for task in (TaskStatus.CANCELLED, TaskStatus.FAILED)
+}
+
+
 # claims: what a reservation the database refused makes of an account it still leases, by the
 # account's status in its row (one it no longer leases: LEASE_LOST)
 REFUSED: dict[AccountStatus, EngineOutcome] = {
@@ -327,6 +334,23 @@ class ReconciledRow(msgspec.Struct, frozen=True):
     give_back: bool  # the attempt is not counted
     refund: bool  # the quota reservation is given back, if the account's window still holds it
     counted: bool  # a message sent: counted in the account's usage
+
+
+class ClosedRow(msgspec.Struct, frozen=True):
+    """One row of ``close_queues``'s parameter: what a pending target of a task closed this way becomes."""
+
+    task_status: TaskStatus
+    status: TargetStatus
+    outcome: str
+
+
+def closed_rows() -> tuple[ClosedRow, ...]:
+    rows = []
+    for task_status, key in CLOSED.items():
+        d = DECISIONS[key]
+        assert d.status is not None
+        rows.append(ClosedRow(task_status, d.status, d.outcome))
+    return tuple(rows)
 
 
 def recovered_rows() -> tuple[RecoveredRow, ...]:
@@ -376,6 +400,7 @@ def reconciled_rows() -> tuple[ReconciledRow, ...]:
 # text (the statement casts it).
 RECOVERED_JSON = msgspec.json.encode(recovered_rows()).decode()
 RECONCILED_JSON = msgspec.json.encode(reconciled_rows()).decode()
+CLOSED_JSON = msgspec.json.encode(closed_rows()).decode()
 
 # record: a task-account status an outcome set stays, whatever later outcomes' buckets say
 # (an account that left the task, or died, stays so until a person says otherwise)

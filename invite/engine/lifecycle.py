@@ -15,7 +15,7 @@ import structlog
 
 from invite.engine.activation import activate
 from invite.engine.context import EngineContext
-from invite.engine.decisions import RECOVERED_JSON
+from invite.engine.decisions import CLOSED_JSON, RECOVERED_JSON
 from invite.engine.repository import Unprepared
 from invite.kernel.events import TaskEvent
 from invite.observability.metrics import task_duration, tasks_total
@@ -79,7 +79,7 @@ class Lifecycle:
             changed = True
         closed = CLOSE_BATCH
         while closed >= CLOSE_BATCH:  # a full batch: there may be more
-            closed = await repo.close_queues(now=now, batch=CLOSE_BATCH)
+            closed = await repo.close_queues(now=now, batch=CLOSE_BATCH, closed=CLOSED_JSON)
         if await self._sweep(now):
             ctx.registry.wake_all()
         for done in await repo.complete_tasks(now=now):

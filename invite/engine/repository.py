@@ -538,9 +538,10 @@ class Repository:
     async def fail_unserved(self, *, now: datetime) -> list[TaskRef]:
         return await self._rows("lifecycle.fail_unserved", TaskRef, now=now, **_FAIL_UNSERVED)
 
-    async def close_queues(self, *, now: datetime, batch: int) -> int:
-        """How many targets were closed (``batch`` at most per task)."""
-        rows = await self._rows("lifecycle.close_queues", _Closed, now=now, batch=batch)
+    async def close_queues(self, *, now: datetime, batch: int, closed: str) -> int:
+        """How many targets were closed (``batch`` at most per task); ``closed``: what they
+        become, by their task's status (decisions.CLOSED_JSON)."""
+        rows = await self._rows("lifecycle.close_queues", _Closed, now=now, batch=batch, closed=closed)
         return rows[0].closed
 
     async def complete_tasks(self, *, now: datetime) -> list[CompletedTask]:

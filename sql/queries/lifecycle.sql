@@ -48,8 +48,10 @@ WHERE t.status = ANY($2::text[])
 RETURNING t.id, t.platform
 
 -- name: close_queues
--- args: $1 now, $2 batch
--- Targets still pending in a cancelled or failed task will never be acted on: close them,
+-- args: $1 now, $2 batch, $3 closed
+-- Targets still pending in a cancelled or failed task will never be acted on: close them as
+-- `closed` says (the decision table's rows, decisions.CLOSED_JSON: per task status, the
+-- target's status and outcome; a task status without a row is never closed here),
 -- at most `batch` per task per call (the caller repeats while `batch` or more come back), so
 -- a big failed task is closed in short statements. The API closes a cancelled task's queue
 -- itself; this catches failures and stragglers, and finds nothing on almost every pass.
@@ -63,10 +65,12 @@ RETURNING t.id, t.platform
 --    which its LIMIT keeps from being flattened into a join, makes the index the inner side
 --    of a nested loop driven by `closing`: when nothing needs closing, no target is read.
 --  * closed: the rows by primary key (= ANY of the ids found), never a scan of the table.
-WITH closing AS MATERIALIZED (
-    SELECT t.id, t.status, t.status_reason
-    FROM invite_task_counts c JOIN invite_tasks t ON t.id = c.task_id
-    WHERE c.status = 'pending' AND c.n > 0 AND t.status IN ('cancelled', 'failed')
+WITH decided AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset($3::text::jsonb) AS d(task_status text, status text, outcome text)
+), closing AS MATERIALIZED (
+    SELECT t.id, t.status_reason, d.status AS closed_as, d.outcome
+    FROM invite_task_counts c JOIN invite_tasks t ON t.id = c.task_id JOIN decided d ON d.task_status = t.status
+    WHERE c.status = 'pending' AND c.n > 0
 ), queued AS (
     SELECT p.id
     FROM closing k CROSS JOIN LATERAL (
@@ -77,8 +81,8 @@ WITH closing AS MATERIALIZED (
     ) p
 ), closed AS (
     UPDATE invite_targets g SET
-        status = 'cancelled',
-        outcome = CASE k.status WHEN 'failed' THEN 'task_failed' ELSE 'task_cancelled' END,
+        status = k.closed_as,
+        outcome = k.outcome,
         processed_at = $1,
         error_message = k.status_reason
     FROM closing k

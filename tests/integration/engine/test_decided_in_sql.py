@@ -18,14 +18,17 @@ import msgspec
 import pytest
 
 from invite.engine.decisions import (
+    CLOSED_JSON,
     DECISIONS,
     KEPT_TASK_ACCOUNT_STATUSES,
     RECONCILED_JSON,
     RECOVERED_JSON,
+    ClosedRow,
     EngineOutcome,
     ReconciledRow,
     RecoveredRow,
     Verdict,
+    closed_rows,
     reconciled_rows,
     recovered_rows,
 )
@@ -282,3 +285,45 @@ async def test_a_dead_account_gets_the_statuses_it_is_given(
     assert [(r["status"], r["status_reason"]) for r in task_accounts] == [
         (task_status, "account dead: X")
     ] * 2
+
+
+# --- close_queues -------------------------------------------------------------------------
+
+
+def _closed_changed() -> str:
+    """A cancelled task's targets closed as a failed one's would be, and the other way round."""
+    cancelled, failed = closed_rows()
+    return _json(
+        [
+            msgspec.structs.replace(cancelled, outcome=failed.outcome),
+            msgspec.structs.replace(failed, outcome=cancelled.outcome, status="skipped"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("rows", [CLOSED_JSON, _closed_changed()], ids=["as-decided", "changed"])
+async def test_close_queues_closes_each_pending_target_as_its_tasks_row_says(
+    fresh_database_url: str, rows: str
+) -> None:
+    settings = engine_settings(fresh_database_url)
+    by_status = {row.task_status: row for row in msgspec.json.decode(rows, type=list[ClosedRow])}
+    async with engine_pool(settings) as pool:
+        tasks = {
+            status: await make_task(pool, targets=2, status=status.value, prefix=status.value)
+            for status in (TaskStatus.CANCELLED, TaskStatus.FAILED, TaskStatus.PAUSED)
+        }
+        repo = Repository.open(pool, RealClock(), settings.sql_dir)
+        closed = await repo.close_queues(now=NOW, batch=10, closed=rows)
+        after = {
+            status: await pool.fetch(
+                "SELECT status, outcome, processed_at FROM invite_targets WHERE task_id = $1", t
+            )
+            for status, t in tasks.items()
+        }
+    assert closed == 4
+    for status, row in by_status.items():
+        assert {(r["status"], r["outcome"], r["processed_at"]) for r in after[status]} == {
+            (row.status, row.outcome, NOW)
+        }
+    # a task status without a row is not closed here
+    assert {(r["status"], r["outcome"]) for r in after[TaskStatus.PAUSED]} == {("pending", None)}

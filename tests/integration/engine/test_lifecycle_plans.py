@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from invite.engine.decisions import CLOSED_JSON
 from invite.engine.lifecycle import CLOSE_BATCH
 from invite.kernel.db import queries
 from invite.tasks.states import Action, TaskStatus, allowed_from
@@ -107,7 +108,7 @@ async def test_close_queues_reaches_a_failed_tasks_queue_through_the_pending_ind
     conn = campaign.conn
     for mode in ("auto", "force_generic_plan"):
         await conn.execute(f"SET plan_cache_mode = {mode}")
-        nodes = await _plan(conn, SQL["lifecycle.close_queues"], NOW, CLOSE_BATCH)
+        nodes = await _plan(conn, SQL["lifecycle.close_queues"], NOW, CLOSE_BATCH, CLOSED_JSON)
         assert not _seq_scans_of_targets(nodes), mode
         # the queue from its partial index; the rows to update by primary key
         assert _target_indexes(nodes) == {"invite_targets_pending", "invite_targets_pkey"}, mode
@@ -116,7 +117,9 @@ async def test_close_queues_reaches_a_failed_tasks_queue_through_the_pending_ind
 
 async def test_close_queues_closes_in_batches_and_then_reads_no_target(campaign: Campaign) -> None:
     conn = campaign.conn
-    closed = [await conn.fetchval(SQL["lifecycle.close_queues"], NOW, CLOSE_BATCH) for _ in range(4)]
+    closed = [
+        await conn.fetchval(SQL["lifecycle.close_queues"], NOW, CLOSE_BATCH, CLOSED_JSON) for _ in range(4)
+    ]
     assert closed == [CLOSE_BATCH, CLOSE_BATCH, CLOSE_BATCH // 2, 0]
     failed = await conn.fetch(
         """SELECT status, outcome, error_message, count(*) AS n FROM invite_targets WHERE task_id = $1
@@ -132,7 +135,7 @@ async def test_close_queues_closes_in_batches_and_then_reads_no_target(campaign:
     assert running == 70_000
 
     # nothing left to close: the statement runs without visiting one target
-    nodes = await _plan(conn, SQL["lifecycle.close_queues"], NOW, CLOSE_BATCH, analyze=True)
+    nodes = await _plan(conn, SQL["lifecycle.close_queues"], NOW, CLOSE_BATCH, CLOSED_JSON, analyze=True)
     reads = [
         node
         for node in nodes

@@ -22,6 +22,8 @@ from invite.engine.bucket import Bucket
 from invite.engine.claims import Claim
 from invite.engine.decisions import (
     BREAKER_ERRORS,
+    CLOSED,
+    CLOSED_JSON,
     DECISIONS,
     KEPT_TASK_ACCOUNT_STATUSES,
     RAISED,
@@ -32,6 +34,7 @@ from invite.engine.decisions import (
     REFUSED,
     RETRYABLE_OUTCOMES,
     AccountEffect,
+    ClosedRow,
     Decision,
     EngineOutcome,
     Key,
@@ -41,6 +44,7 @@ from invite.engine.decisions import (
     TargetFate,
     TaskEffect,
     Verdict,
+    closed_rows,
     reconciled_rows,
     recovered_rows,
 )
@@ -448,6 +452,16 @@ def test_an_account_short_of_contacts_rests_until_its_window_closes_or_a_recheck
 
 
 # --- the parameters of the SQL statements -------------------------------------------------
+
+
+def test_close_queues_receives_what_a_closed_tasks_pending_targets_become() -> None:
+    # what the CASE on the task's status said before the table decided it
+    assert closed_rows() == (
+        ClosedRow(TaskStatus.CANCELLED, S.CANCELLED, "task_cancelled"),
+        ClosedRow(TaskStatus.FAILED, S.CANCELLED, "task_failed"),
+    )
+    assert msgspec.json.decode(CLOSED_JSON) == list(msgspec.to_builtins(closed_rows()))
+    assert set(CLOSED) == {TaskStatus.CANCELLED, TaskStatus.FAILED}
 
 
 def test_recover_receives_every_cell_of_its_rows() -> None:
