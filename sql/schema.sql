@@ -7,6 +7,38 @@
 CREATE SCHEMA invite;
 
 --
+-- Name: invite_barred(text, uuid, text, jsonb, timestamp with time zone, integer); Type: FUNCTION; Schema: invite; Owner: -
+--
+
+CREATE FUNCTION invite.invite_barred(tenant text, task uuid, person_key text, person jsonb, at timestamp with time zone, recontact_days integer) RETURNS SETOF text
+    LANGUAGE sql STABLE ROWS 1 PARALLEL SAFE
+    AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM invite_suppressions s
+                     WHERE s.user_id = tenant
+                       AND s.identifier_key = ANY (invite_person_keys(person_key, person)))
+            THEN 'suppressed'
+        WHEN recontact_days > 0
+             AND EXISTS (SELECT 1 FROM invite_tasks o JOIN invite_targets p ON p.task_id = o.id
+                         WHERE o.user_id = tenant AND o.id <> task
+                           AND p.identifier_key = person_key
+                           AND p.status IN ('succeeded', 'uncertain')
+                           AND p.processed_at >= at - recontact_days * interval '1 day')
+            THEN 'recently_contacted'
+    END
+$$;
+
+--
+-- Name: invite_cap(integer, integer); Type: FUNCTION; Schema: invite; Owner: -
+--
+
+CREATE FUNCTION invite.invite_cap(ours integer, theirs integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT LEAST(ours, COALESCE(theirs, ours))
+$$;
+
+--
 -- Name: invite_channel_key(text); Type: FUNCTION; Schema: invite; Owner: -
 --
 
@@ -73,6 +105,16 @@ BEGIN
 END $$;
 
 --
+-- Name: invite_imports_contact(text); Type: FUNCTION; Schema: invite; Owner: -
+--
+
+CREATE FUNCTION invite.invite_imports_contact(identifier_key text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT identifier_key LIKE 'p:%'
+$$;
+
+--
 -- Name: invite_person_keys(text, jsonb); Type: FUNCTION; Schema: invite; Owner: -
 --
 
@@ -116,6 +158,26 @@ BEGIN
     ON CONFLICT (task_id, hour, action, status, outcome) DO UPDATE SET n = s.n + EXCLUDED.n;
     RETURN NULL;
 END $$;
+
+--
+-- Name: invite_window_start(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: invite; Owner: -
+--
+
+CREATE FUNCTION invite.invite_window_start(start timestamp with time zone, at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE WHEN start > at - interval '24 hours' THEN start ELSE at END
+$$;
+
+--
+-- Name: invite_window_used(timestamp with time zone, integer, timestamp with time zone); Type: FUNCTION; Schema: invite; Owner: -
+--
+
+CREATE FUNCTION invite.invite_window_used(start timestamp with time zone, used integer, at timestamp with time zone) RETURNS integer
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE WHEN start > at - interval '24 hours' THEN used ELSE 0 END
+$$;
 
 --
 -- Name: invite_account_channels; Type: TABLE; Schema: invite; Owner: -

@@ -742,9 +742,11 @@ class Repository:
         pause: float,
         lease_seconds: float,
         recontact_days: int,
+        contacts_cap: int,
         event: str,
     ) -> TrialClaim | None:
-        """What the claim decided; None when the trial no longer waits."""
+        """What the claim decided; None when the trial no longer waits. ``contacts_cap``: ours
+        on the +phone targets an account reaches a day, as the campaign's claim takes it."""
         return await self._one(
             "trials.claim",
             TrialClaim,
@@ -755,6 +757,7 @@ class Repository:
             pause=pause,
             lease_seconds=lease_seconds,
             recontact_days=recontact_days,
+            contacts_cap=contacts_cap,
             event=event,
         )
 

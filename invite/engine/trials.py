@@ -10,7 +10,9 @@ invite checked once, the task's limits for the account (``RunningTask.limits``: 
 task's, the platform's per account and per channel), its bucket (cooldown, quota, send window
 and the minimum pause: waited for when it passes before the trial's time is over, else
 refused), then the trial's claim -- one statement that re-checks every rule, puts the target
-in flight and reserves the quota, committed -- and from there ``runner.act_on``: the adapter,
+in flight and reserves the quota (for a +phone target, an import in the account's contacts
+window too: the campaign claim's cap, ``DAILY_CONTACTS_QUOTA`` or the provider's lower one,
+which the bucket does not know), committed -- and from there ``runner.act_on``: the adapter,
 the decision table, the group commit, the execution log. The task need not run: a draft is
 tried before it starts. The pacing that spreads a campaign over the day does not hold back
 one test (the quota and the pause do).
@@ -141,6 +143,7 @@ async def _serve(ctx: EngineContext, account: LeasedAccount, trial: Trial) -> No
         pause=limits.min_pause,
         lease_seconds=ctx.settings.target_lease_seconds,
         recontact_days=task.recontact_days(ctx.settings.recontact_days),
+        contacts_cap=ctx.settings.daily_contacts_quota,
         event=trial.event(),
     )
     if claimed is None or claimed.refused is not None:  # the claim wrote down why

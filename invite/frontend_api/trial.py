@@ -7,7 +7,8 @@ engine that drives the account -- on this replica or another -- serves it before
 action, with every rule of a campaign action (invite/engine/trials.py). The request waits for
 the outcome, at most ``TRIAL_WAIT_SECONDS`` (woken by the task's events, looking again each
 second besides): the action's answer (200), a refusal naming the rule (a problem: 429 with
-Retry-After for a quota, a pause or a cooldown, 409 otherwise), or, past the bound, 202 with
+Retry-After for a quota -- the daily one, or the contacts window a +phone target needs room
+in --, a pause or a cooldown, 409 otherwise), or, past the bound, 202 with
 the trial's state -- it then happens once, or not at all, and ``GET .../test-invite/{trial}``
 tells which. A second request for a target whose trial is open joins that one.
 """
@@ -39,6 +40,11 @@ _REFUSALS: dict[str, tuple[int, str]] = {
     "cooldown": (429, "the account is resting after a FloodWait until {retry_at}"),
     "pause": (429, "the account's minimum pause since its last action has not passed: not before {retry_at}"),
     "quota": (429, "the account's daily quota is used up until {retry_at}"),
+    "contacts": (
+        429,
+        "the account imported as many phone numbers as contacts as it may today"
+        " (a +phone target is reached that way): not before {retry_at}",
+    ),
     "send_window": (429, "the task's send window is closed until {retry_at}"),
     "task_closed": (409, "the task is completed or cancelled: nothing more is sent for it"),
     "target_gone": (404, "target not found"),

@@ -22,13 +22,15 @@
 --    as ORDER BY -- so the plan reads the head of one task's queue and nothing else, however
 --    many targets are finished. SKIP LOCKED: a concurrent claim passes by instead of queueing.
 --  * judged: who must not be contacted is decided HERE, at the moment of claiming, not once
---    at activation: a person on the tenant's suppression list under any of their keys
---    (invite_person_keys, probing the list's primary key), or -- with a recontact cap -- one
---    another task of the tenant reached within `recontact_days` (probing each other task's
---    (task_id, identifier_key) index). Whatever path put a target back in the queue (a
---    transient answer, a recovery, retry-failed), it passes through this check before any
---    platform call. A suppression committed before this statement began is seen; one
---    committing meanwhile waits for our row locks and then finds these rows in flight.
+--    at activation: invite_barred (migration 0012, the trial's claim's too) -- a person on the
+--    tenant's suppression list under any of their keys (probing the list's primary key), or
+--    -- with a recontact cap -- one whom another task of the tenant reached in `recontact_days`
+--    (probing each other task's (task_id, identifier_key) index); inlined, so those probes
+--    are this plan's. Whatever path put a target back in the queue (a transient answer, a
+--    recovery, retry-failed), it passes through this check before any platform call. A
+--    suppression committed before this statement began is seen; one committing meanwhile
+--    waits for our row locks and then finds these rows in flight. The task is LEFT JOINed:
+--    one no longer running bars nobody here (nothing is reserved for it below).
 --  * skipped: the barred rows are closed in the same statement, so they never come back.
 --  * numbered: window functions may not sit beside FOR UPDATE, so rows are numbered apart,
 --    in queue order, the barred ones left out.
@@ -46,7 +48,9 @@
 --    passed and its 24 h window has room (and, for a +phone target, its contacts window: one
 --    import reserved there too), and the task is running and the account may serve it
 --    (invite_task_accounts active) -- the safety net across replicas and restarts behind the
---    in-memory bucket, and why pause/cancel take effect before the next action.
+--    in-memory bucket, and why pause/cancel take effect before the next action. The windows
+--    and caps are migration 0012's (invite_window_used, invite_window_start, invite_cap), as
+--    in the trial's claim.
 --  * claimed: only targets paired with a successful reservation go in flight.
 -- The final SELECT always returns one row at least: `available` (targets found that may be
 -- contacted) tells an empty queue from a refused account, `running` whether the task still
@@ -64,21 +68,10 @@ WITH task AS (
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 ), judged AS (
-    SELECT x.id, x.next_attempt_at, x.seq, x.identifier_key LIKE 'p:%' AS phone,
-           CASE
-               WHEN EXISTS (SELECT 1 FROM invite_suppressions s, task t
-                            WHERE s.user_id = t.user_id
-                              AND s.identifier_key = ANY (invite_person_keys(x.identifier_key, x.user_data)))
-                   THEN 'suppressed'
-               WHEN $7::int > 0
-                    AND EXISTS (SELECT 1 FROM task t JOIN invite_tasks o ON o.user_id = t.user_id AND o.id <> t.id
-                                JOIN invite_targets p ON p.task_id = o.id
-                                WHERE p.identifier_key = x.identifier_key
-                                  AND p.status IN ('succeeded', 'uncertain')
-                                  AND p.processed_at >= $2::timestamptz - $7::int * interval '1 day')
-                   THEN 'recently_contacted'
-           END AS barred
+    SELECT x.id, x.next_attempt_at, x.seq, invite_imports_contact(x.identifier_key) AS phone, b.barred
     FROM next x
+    LEFT JOIN task t ON true
+    CROSS JOIN LATERAL invite_barred(t.user_id, t.id, x.identifier_key, x.user_data, $2, $7::int) AS b(barred)
 ), skipped AS (
     UPDATE invite_targets g SET
         status = 'skipped', outcome = j.barred, processed_at = $2,
@@ -92,9 +85,8 @@ WITH task AS (
     SELECT id, phone, row_number() OVER (ORDER BY next_attempt_at, seq) AS n FROM judged WHERE barred IS NULL
 ), asking AS (
     SELECT w.account_id, w.cap, w.pause, w.place,
-           COALESCE(CASE WHEN a.contacts_window_start > $2::timestamptz - interval '24 hours'
-                         THEN a.contacts_count ELSE 0 END < LEAST($8::int, COALESCE(a.contacts_limit, $8::int)),
-                    false) AS room
+           COALESCE(invite_window_used(a.contacts_window_start, a.contacts_count, $2)
+                    < invite_cap($8::int, a.contacts_limit), false) AS room
     FROM ROWS FROM (jsonb_to_recordset($5::jsonb) AS (account_id text, cap int, pause float8))
          WITH ORDINALITY AS w(account_id, cap, pause, place)
     LEFT JOIN invite_accounts a ON a.id = w.account_id
@@ -117,16 +109,12 @@ WITH task AS (
     FOR UPDATE
 ), reserved AS (
     UPDATE invite_accounts a SET
-        daily_count = CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours'
-                           THEN a.daily_count + 1 ELSE 1 END,
-        daily_window_start = CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours'
-                                  THEN a.daily_window_start ELSE $2 END,
-        contacts_count = CASE WHEN NOT p.phone THEN a.contacts_count
-                              WHEN a.contacts_window_start > $2::timestamptz - interval '24 hours'
-                              THEN a.contacts_count + 1 ELSE 1 END,
-        contacts_window_start = CASE WHEN NOT p.phone THEN a.contacts_window_start
-                                     WHEN a.contacts_window_start > $2::timestamptz - interval '24 hours'
-                                     THEN a.contacts_window_start ELSE $2 END,
+        daily_count = invite_window_used(a.daily_window_start, a.daily_count, $2) + 1,
+        daily_window_start = invite_window_start(a.daily_window_start, $2),
+        contacts_count = CASE WHEN p.phone THEN invite_window_used(a.contacts_window_start, a.contacts_count, $2) + 1
+                              ELSE a.contacts_count END,
+        contacts_window_start = CASE WHEN p.phone THEN invite_window_start(a.contacts_window_start, $2)
+                                     ELSE a.contacts_window_start END,
         last_action_at = $2,
         updated_at = $2
     FROM paired p, task t
@@ -136,11 +124,9 @@ WITH task AS (
       AND a.status <> 'blocked'
       AND (a.cooldown_until IS NULL OR a.cooldown_until <= $2)
       AND (a.last_action_at IS NULL OR a.last_action_at <= $2::timestamptz - p.pause * interval '1 second')
-      AND CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours' THEN a.daily_count ELSE 0 END
-          < LEAST(p.cap, COALESCE(a.daily_limit, p.cap))
+      AND invite_window_used(a.daily_window_start, a.daily_count, $2) < invite_cap(p.cap, a.daily_limit)
       AND (NOT p.phone
-           OR CASE WHEN a.contacts_window_start > $2::timestamptz - interval '24 hours' THEN a.contacts_count ELSE 0 END
-              < LEAST($8::int, COALESCE(a.contacts_limit, $8::int)))
+           OR invite_window_used(a.contacts_window_start, a.contacts_count, $2) < invite_cap($8::int, a.contacts_limit))
       AND EXISTS (SELECT 1 FROM invite_task_accounts ta
                   WHERE ta.task_id = t.id AND ta.account_id = a.id AND ta.status IN ('active', 'cooldown'))
     RETURNING a.id, p.target_id

@@ -116,23 +116,30 @@ RETURNING a.id, a.platform, a.status, a.daily_window_start, a.daily_count, a.dai
           a.cooldown_until, a.pace_multiplier, a.user_id, f.previous_owner, '{}'::jsonb AS channel_invites
 
 -- name: claim
--- args: $1 trial_id, $2 now, $3 replica, $4 cap, $5 pause, $6 lease_seconds, $7 recontact_days, $8 event
+-- args: $1 trial_id, $2 now, $3 replica, $4 cap, $5 pause, $6 lease_seconds, $7 recontact_days, $8 contacts_cap, $9 event
 -- The claim of a trial, by the account's coroutine on the replica that holds it: in ONE
 -- statement, one commit, BEFORE the platform call -- the target in flight (leased for
 -- `lease_seconds`, its attempt counted) and the account's quota reserved, or the trial refused
 -- with the first rule that says no (`refused`) and nothing else changed. The rules are the
--- campaign claim's (claims.claim), for one named target instead of the queue's head:
+-- campaign claim's (claims.claim), for one named target instead of the queue's head; those
+-- the two spell alike are migration 0012's functions, called by both:
 --  * the trial still waits and its time (`expires_at`) is not over; the task is not closed
 --    (completed, cancelled) -- a draft, scheduled or paused one may be tried;
 --  * nobody twice: the target is pending (not in flight, not done);
 --  * suppressed under any of the person's keys, or reached by another task of the tenant
---    within `recontact_days` (0: no cap) -- the claim's own two probes;
+--    within `recontact_days` (0: no cap) -- invite_barred, the campaign claim's own probes;
 --  * the account is the tenant's, not blocked, leased by `replica`; where the task has
 --    accounts attached, it is one of them and serves it (active or cooling down);
 --  * no cooldown in force, the minimum pause `pause` passed since its last action, and its
---    24 h window below `cap` (and below the provider's daily limit the row keeps).
+--    24 h window below `cap` (and below the provider's daily limit the row keeps);
+--  * contacts: a +phone target (invite_imports_contact) is reached by importing the number
+--    as a contact, so its account's contacts window must have room below `contacts_cap`
+--    (ours, DAILY_CONTACTS_QUOTA; lowered by the provider's contacts_limit in the row), and a
+--    claim that passes reserves that import with the daily quota -- else a test invite of a
+--    +phone target would go past the cap the campaign's claims keep on every replica.
 -- Rows are locked trial, target, account: targets before accounts, as the campaign claim and
--- the group commit do. `retry_at` says when a quota, pause or cooldown refusal would pass.
+-- the group commit do. `retry_at` says when a quota, contacts, pause or cooldown refusal
+-- would pass.
 WITH trial AS MATERIALIZED (
     SELECT id, user_id, task_id, target_id, account_id, expires_at FROM invite_trials
     WHERE id = $1 AND state = 'waiting'
@@ -145,54 +152,54 @@ WITH trial AS MATERIALIZED (
     FOR UPDATE OF g
 ), account AS MATERIALIZED (
     SELECT a.id, a.user_id, a.status, a.lease_owner, a.lease_expires_at, a.cooldown_until, a.last_action_at,
-           CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours' THEN a.daily_count ELSE 0 END
-               AS used,
+           invite_window_used(a.daily_window_start, a.daily_count, $2) AS used,
            a.daily_window_start + interval '24 hours' AS resets_at,
-           LEAST($4::int, COALESCE(a.daily_limit, $4::int)) AS cap
+           invite_cap($4::int, a.daily_limit) AS cap,
+           invite_window_used(a.contacts_window_start, a.contacts_count, $2) AS contacts_used,
+           a.contacts_window_start + interval '24 hours' AS contacts_open_at,
+           invite_cap($8::int, a.contacts_limit) AS contacts_cap
     FROM invite_accounts a JOIN trial r ON a.id = r.account_id
     FOR UPDATE OF a
 ), judged AS (
-    SELECT r.id, r.account_id, r.target_id,
+    SELECT r.id, r.account_id, r.target_id, invite_imports_contact(g.identifier_key) AS phone,
            CASE
                WHEN r.expires_at <= $2 THEN 'expired'
                WHEN t.id IS NULL OR t.status IN ('completed', 'cancelled') THEN 'task_closed'
                WHEN g.id IS NULL THEN 'target_gone'
                WHEN g.status = 'in_flight' THEN 'in_flight'
                WHEN g.status <> 'pending' THEN 'already_done'
-               WHEN EXISTS (SELECT 1 FROM invite_suppressions s
-                            WHERE s.user_id = t.user_id
-                              AND s.identifier_key = ANY (invite_person_keys(g.identifier_key, g.user_data)))
-                   THEN 'suppressed'
-               WHEN $7::int > 0
-                    AND EXISTS (SELECT 1 FROM invite_tasks o JOIN invite_targets p ON p.task_id = o.id
-                                WHERE o.user_id = t.user_id AND o.id <> t.id
-                                  AND p.identifier_key = g.identifier_key
-                                  AND p.status IN ('succeeded', 'uncertain')
-                                  AND p.processed_at >= $2::timestamptz - $7::int * interval '1 day')
-                   THEN 'recently_contacted'
-               WHEN a.id IS NULL OR a.user_id <> t.user_id THEN 'account_unknown'
-               WHEN a.status = 'blocked' THEN 'account_blocked'
-               WHEN a.lease_owner IS DISTINCT FROM $3 OR a.lease_expires_at <= $2 THEN 'account_elsewhere'
-               WHEN EXISTS (SELECT 1 FROM invite_task_accounts ta WHERE ta.task_id = t.id)
-                    AND NOT EXISTS (SELECT 1 FROM invite_task_accounts ta
-                                    WHERE ta.task_id = t.id AND ta.account_id = a.id
-                                      AND ta.status IN ('active', 'cooldown'))
-                   THEN 'not_in_task'
-               WHEN a.cooldown_until > $2 THEN 'cooldown'
-               WHEN a.last_action_at > $2::timestamptz - $5::float8 * interval '1 second' THEN 'pause'
-               WHEN a.used >= a.cap THEN 'quota'
+               -- the person's bars next (named once: each mention would probe again), then the account's
+               ELSE COALESCE(b.barred, CASE
+                   WHEN a.id IS NULL OR a.user_id <> t.user_id THEN 'account_unknown'
+                   WHEN a.status = 'blocked' THEN 'account_blocked'
+                   WHEN a.lease_owner IS DISTINCT FROM $3 OR a.lease_expires_at <= $2 THEN 'account_elsewhere'
+                   WHEN EXISTS (SELECT 1 FROM invite_task_accounts ta WHERE ta.task_id = t.id)
+                        AND NOT EXISTS (SELECT 1 FROM invite_task_accounts ta
+                                        WHERE ta.task_id = t.id AND ta.account_id = a.id
+                                          AND ta.status IN ('active', 'cooldown'))
+                       THEN 'not_in_task'
+                   WHEN a.cooldown_until > $2 THEN 'cooldown'
+                   WHEN a.last_action_at > $2::timestamptz - $5::float8 * interval '1 second' THEN 'pause'
+                   WHEN a.used >= a.cap THEN 'quota'
+                   WHEN invite_imports_contact(g.identifier_key) AND a.contacts_used >= a.contacts_cap THEN 'contacts'
+               END)
            END AS refused,
-           a.cooldown_until, a.last_action_at + $5::float8 * interval '1 second' AS pause_over, a.resets_at
+           a.cooldown_until, a.last_action_at + $5::float8 * interval '1 second' AS pause_over, a.resets_at,
+           a.contacts_open_at
     FROM trial r
     LEFT JOIN task t ON true
     LEFT JOIN target g ON true
     LEFT JOIN account a ON true
+    -- one row always (NULL: nobody bars the person); no task or no target: nothing to probe
+    CROSS JOIN LATERAL invite_barred(t.user_id, t.id, g.identifier_key, g.user_data, $2, $7::int) AS b(barred)
 ), reserved AS (
     UPDATE invite_accounts a SET
-        daily_count = CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours'
-                           THEN a.daily_count + 1 ELSE 1 END,
-        daily_window_start = CASE WHEN a.daily_window_start > $2::timestamptz - interval '24 hours'
-                                  THEN a.daily_window_start ELSE $2 END,
+        daily_count = invite_window_used(a.daily_window_start, a.daily_count, $2) + 1,
+        daily_window_start = invite_window_start(a.daily_window_start, $2),
+        contacts_count = CASE WHEN j.phone THEN invite_window_used(a.contacts_window_start, a.contacts_count, $2) + 1
+                              ELSE a.contacts_count END,
+        contacts_window_start = CASE WHEN j.phone THEN invite_window_start(a.contacts_window_start, $2)
+                                     ELSE a.contacts_window_start END,
         last_action_at = $2,
         updated_at = $2
     FROM judged j
@@ -214,7 +221,7 @@ WITH trial AS MATERIALIZED (
                      ELSE 'refused' END,
         outcome = j.refused,
         retry_at = CASE j.refused WHEN 'cooldown' THEN j.cooldown_until WHEN 'pause' THEN j.pause_over
-                                  WHEN 'quota' THEN j.resets_at END,
+                                  WHEN 'quota' THEN j.resets_at WHEN 'contacts' THEN j.contacts_open_at END,
         attempt = (SELECT attempts FROM claimed),
         taken_by = $3,
         settled_at = CASE WHEN j.refused IS NOT NULL THEN $2::timestamptz END
@@ -223,7 +230,7 @@ WITH trial AS MATERIALIZED (
     RETURNING r.id
 )
 SELECT j.refused, c.id, c.identifier_key, c.user_data, c.attempts,
-       (SELECT count(pg_notify('invite_task_events', $8)) FROM decided) AS notified
+       (SELECT count(pg_notify('invite_task_events', $9)) FROM decided) AS notified
 FROM judged j LEFT JOIN claimed c ON true
 
 -- name: refuse

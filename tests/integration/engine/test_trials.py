@@ -1,7 +1,9 @@
 """The trial's claim (sql/queries/trials.claim) on a real database: the safety net behind the
 account coroutine's bucket, across replicas -- each rule refuses with its name and changes
 nothing, and a claim that passes them all puts the one target in flight with the quota
-reserved, in one commit."""
+reserved, in one commit. A +phone target (reached by importing the number as a contact) also
+needs room in the account's contacts window, as in the campaign's claim, and takes one import
+there."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from tests.integration.engine.harness import make_task
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 HOLDER = "replica-a"
 CAP, PAUSE = 10, 15.0
+CONTACTS = 3  # our cap on the +phone targets an account reaches a day (DAILY_CONTACTS_QUOTA)
+PHONE = "+79990001234"
 
 
 @pytest.fixture
@@ -41,9 +45,12 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-async def _trial(pool: asyncpg.Pool, repo: Repository, **account: Any) -> tuple[uuid.UUID, uuid.UUID, str]:
-    """A draft task of a new tenant with one person, its account leased by HOLDER (``account``
-    overrides the row), and a trial of the two; (trial, target, account)."""
+async def _trial(
+    pool: asyncpg.Pool, repo: Repository, *, phone: bool = False, **account: Any
+) -> tuple[uuid.UUID, uuid.UUID, str]:
+    """A draft task of a new tenant with one person (``phone``: a +phone target, reached by
+    importing the number as a contact), its account leased by HOLDER (``account`` overrides
+    the row), and a trial of the two; (trial, target, account)."""
     tenant = new_tenant()
     task_id = await make_task(pool, targets=1, user_id=tenant, status="draft")
     account_id = f"acc-{tenant}"
@@ -58,6 +65,14 @@ async def _trial(pool: asyncpg.Pool, repo: Repository, **account: Any) -> tuple[
             *row.values(),
         )
         target_id = await conn.fetchval("SELECT id FROM invite_targets WHERE task_id = $1", task_id)
+        if phone:  # as the import keys a phone number (audience/normalise.py)
+            await conn.execute(
+                """UPDATE invite_targets SET user_identifier = $2::text, identifier_key = 'p:' || $2::text,
+                          user_data = jsonb_build_object('phone', $2::text)
+                   WHERE id = $1""",
+                target_id,
+                PHONE,
+            )
     trial_id = await repo.request_trial(
         user_id=tenant,
         task_id=task_id,
@@ -80,6 +95,7 @@ async def _claim(repo: Repository, trial_id: uuid.UUID, *, replica: str = HOLDER
         pause=PAUSE,
         lease_seconds=300.0,
         recontact_days=0,
+        contacts_cap=CONTACTS,
         event="{}",
     )
 
@@ -183,3 +199,70 @@ async def test_a_claim_that_passes_puts_the_one_target_in_flight_with_its_quota(
     )
     assert again is None
     assert await repo.open_trial(target_id=target_id) == trial_id
+
+
+ACCOUNT_COLUMNS = "daily_count, contacts_count, contacts_window_start, last_action_at"
+CONTACTS_FULL = [
+    ("our cap", {"contacts_count": CONTACTS}),
+    ("the provider's lower limit", {"contacts_count": 2, "contacts_limit": 2}),
+]
+
+
+@pytest.mark.parametrize(("case", "full"), CONTACTS_FULL, ids=[c[0] for c in CONTACTS_FULL])
+async def test_a_phone_target_is_refused_when_the_contacts_window_is_full(
+    pool: asyncpg.Pool, repo: Repository, case: str, full: dict[str, Any]
+) -> None:
+    opened = NOW - timedelta(hours=1)
+    trial_id, target_id, account_id = await _trial(
+        pool, repo, phone=True, contacts_window_start=opened, **full
+    )
+    async with pool.acquire() as conn:
+        before = await _row(conn, f"SELECT {ACCOUNT_COLUMNS} FROM invite_accounts WHERE id = $1", account_id)
+        decided = await _claim(repo, trial_id)
+        after = await _row(conn, f"SELECT {ACCOUNT_COLUMNS} FROM invite_accounts WHERE id = $1", account_id)
+        target = await _row(conn, "SELECT status, attempts FROM invite_targets WHERE id = $1", target_id)
+        trial = await _row(conn, "SELECT state, outcome, retry_at FROM invite_trials WHERE id = $1", trial_id)
+    assert (decided.refused, decided.id) == ("contacts", None)
+    assert tuple(after) == tuple(before)
+    assert tuple(target) == ("pending", 0)
+    assert tuple(trial) == ("refused", "contacts", opened + timedelta(hours=24))  # when the window closes
+
+
+@pytest.mark.parametrize(
+    ("case", "window", "counted"),
+    [
+        ("room left in the window", {"contacts_count": CONTACTS - 1, "contacts_window_start": NOW}, CONTACTS),
+        (
+            "the full window closed",
+            {"contacts_count": CONTACTS, "contacts_window_start": NOW - timedelta(hours=24)},
+            1,
+        ),
+    ],
+    ids=["room left in the window", "the full window closed"],
+)
+async def test_a_phone_target_with_room_is_taken_and_its_import_reserved(
+    pool: asyncpg.Pool, repo: Repository, case: str, window: dict[str, Any], counted: int
+) -> None:
+    trial_id, target_id, account_id = await _trial(pool, repo, phone=True, **window)
+    decided = await _claim(repo, trial_id)
+    assert (decided.refused, decided.id, decided.identifier_key) == (None, target_id, f"p:{PHONE}")
+    async with pool.acquire() as conn:
+        account = await _row(conn, f"SELECT {ACCOUNT_COLUMNS} FROM invite_accounts WHERE id = $1", account_id)
+        status = await conn.fetchval("SELECT status FROM invite_targets WHERE id = $1", target_id)
+    opened = window["contacts_window_start"] if counted > 1 else NOW  # a closed window opens anew
+    assert tuple(account) == (1, counted, opened, NOW)
+    assert status == "in_flight"
+
+
+async def test_a_username_target_needs_no_contact_room(pool: asyncpg.Pool, repo: Repository) -> None:
+    opened = NOW - timedelta(hours=1)
+    trial_id, target_id, account_id = await _trial(
+        pool, repo, contacts_count=CONTACTS, contacts_window_start=opened
+    )
+    decided = await _claim(repo, trial_id)
+    assert (decided.refused, decided.id) == (None, target_id)
+    row = await pool.fetchrow(
+        "SELECT contacts_count, contacts_window_start FROM invite_accounts WHERE id = $1", account_id
+    )
+    assert row is not None
+    assert tuple(row) == (CONTACTS, opened)  # nothing imported: the window is as it was
