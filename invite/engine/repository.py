@@ -399,7 +399,12 @@ class Repository:
         check_columns("claims.claim", first, Claimed, _ClaimTail)
         claimed = [Claimed(*record[:5]) for record in records if record[0] is not None]
         return ClaimResult(
-            claimed, first["available"], first["running"], first["next_due"], first["paired"], first["phones_left"]
+            claimed,
+            first["available"],
+            first["running"],
+            first["next_due"],
+            first["paired"],
+            first["phones_left"],
         )
 
     async def account_state(self, *, replica: str, account_ids: list[str]) -> list[AccountState]:
