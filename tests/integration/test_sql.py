@@ -45,8 +45,10 @@ async def test_a_statement_runs_with_its_arguments_by_name_and_returns_structs(p
     sql = Sql(SQL_DIR)
     created = await _task(pool, sql)
     found = await sql.fetchrow(pool, "tasks.get", StoredTask, task_id=created.id, user_id="tenant-sql")
+    assert found is not None
     assert found == created
-    assert found.title == "Named arguments" and found.status == "draft"
+    assert found.title == "Named arguments"
+    assert found.status == "draft"
     assert await sql.fetchrow(pool, "tasks.get", StoredTask, task_id=created.id, user_id="another") is None
 
 
