@@ -626,6 +626,12 @@ CREATE INDEX invite_imports_task ON invite.invite_imports USING btree (task_id, 
 CREATE INDEX invite_logs_created ON invite.invite_execution_logs USING btree (created_at);
 
 --
+-- Name: invite_logs_flood_waits; Type: INDEX; Schema: invite; Owner: -
+--
+
+CREATE INDEX invite_logs_flood_waits ON invite.invite_execution_logs USING btree (task_id, created_at) WHERE ((status)::text = 'flood_wait'::text);
+
+--
 -- Name: invite_logs_target; Type: INDEX; Schema: invite; Owner: -
 --
 

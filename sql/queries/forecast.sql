@@ -3,8 +3,9 @@
 -- The FloodWaits the tenant's ($1) other tasks (not $4) on the platform ($2) with the same
 -- task type ($3) met: the $5 most recent that acted, their actions and FloodWaits from the
 -- per-hour rollup (the primary key's range per task) and the mean wait of each one's last
--- 200 FloodWaits (idx_invite_logs_task_created walked backwards, as reports.flood_seconds).
--- What a task expects before it has met any of its own.
+-- 200 FloodWaits (from invite_logs_flood_waits, as reports.flood_seconds: it holds the
+-- FloodWaits only, so a task's are read and none of the rest of its log, nothing for one that
+-- met none). What a task expects before it has met any of its own; every /status plan asks.
 SELECT COALESCE(sum(r.actions), 0)::bigint AS actions,
        COALESCE(sum(r.floods), 0)::bigint AS floods,
        (sum(w.seconds * w.n) / NULLIF(sum(w.n), 0))::float8 AS flood_seconds

@@ -202,8 +202,10 @@ WHERE t.id = $1 AND t.user_id = $2
 -- name: flood_seconds
 -- args: $1 task_id
 -- The forecast's FloodWait cost: the mean wait of the task's ($1) last 200 FloodWaits, found
--- walking idx_invite_logs_task_created backwards from the newest entry (at a few FloodWaits
--- in a hundred actions, some thousands of index entries; only GET /forecast asks).
+-- from invite_logs_flood_waits, which holds the FloodWaits only: the task's are read and none
+-- of the rest of its log, at most 200 walking it backwards, all when the planner expects few
+-- and takes them by bitmap (every /status plan of a task that met FloodWaits asks, each 30 s
+-- on every replica, besides GET /forecast and import dry runs).
 SELECT avg(seconds)::float8 FROM (
     SELECT (details ->> 'seconds')::float8 AS seconds
     FROM invite_execution_logs
