@@ -4,11 +4,13 @@ most once per task per ``seconds`` in this process and shared.
 A plan reads every account of the task and replays their buckets (``engine/forecast.py``),
 which at thousands of accounts costs far more than the counts; a status page polls every few
 seconds and many may watch one task. So one plan serves every request of its interval, also
-while it is being made; once the interval is over the next request has it made anew and is
-answered, like the requests until that one is ready, from the last one (never older than the
-interval and the making). A plan is for one status of the task: after a pause or a resume
-the requests wait for the new one. A plan that failed is not kept: the next request makes it
-again.
+while it is being made; once the interval is over and it is made, the next request has it made
+anew and is answered, like the requests until that one is ready, from the last one (never
+older than the interval and the making). While one is still being made past its interval no
+other is begun, the requests answered from the last one until it is ready: slow plans would
+otherwise pile up in the default thread pool, each making the others slower. A plan is for
+one status of the task: after a pause or a resume the requests wait for the new one. A plan
+that failed is not kept: the next request makes it again.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class StatusPlans:
         kept = self._kept.get(key)
         if kept is not None and kept.status != status:
             kept = None  # made for the task as it was
-        if kept is None or now - kept.at >= self._interval:
+        if kept is None or (now - kept.at >= self._interval and kept.making.done()):
             kept = self._keep(key, _Kept(now, status, asyncio.ensure_future(make()), _last(kept)))
         if kept.served is not None and not kept.making.done():
             return kept.served

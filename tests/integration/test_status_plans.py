@@ -1,7 +1,8 @@
 """/status's plan (rate, accounts by state, ETA) through real HTTP (uvicorn on loopback): made
 once per task per STATUS_PLAN_SECONDS and shared by the requests of that interval, also while
-it is being made; the counts always afresh; a new plan after the interval or a status change.
-The app's clock is the real one, moved ahead by the test when it says so."""
+it is being made; the counts always afresh; a new plan after the interval or a status change,
+but none while the last is still being made. The app's clock is the real one, moved ahead by
+the test when it says so."""
 
 from __future__ import annotations
 
@@ -176,3 +177,36 @@ async def test_a_plan_serves_its_interval_and_a_new_one_follows_the_task(
         )
         paused = await status(http, task_id)
         assert (paused["status"], paused["accounts"]) == ("paused", {"active": 2})
+
+
+async def test_a_plan_still_made_past_its_interval_is_not_joined_by_another(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    clock = AheadClock()
+    async with serve(settings, clock) as http:
+        task_id = await running_task(http, pool, 2)
+        first = await status(http, task_id)
+        await pool.execute(  # an account starts cooling: what the next plan reads
+            """UPDATE invite_accounts SET status = 'cooldown', status_reason = 'FloodWait 3600 s',
+                      cooldown_until = now() + interval '1 hour'
+               WHERE id = (SELECT account_id FROM invite_task_accounts WHERE task_id = $1 LIMIT 1)""",
+            task_id,
+        )
+        async with pool.acquire() as locker, locker.transaction():
+            await locker.execute("LOCK TABLE invite_task_accounts IN ACCESS EXCLUSIVE MODE")
+            clock.ahead = timedelta(seconds=STATUS_PLAN_SECONDS)
+            await asyncio.wait_for(status(http, task_id), 5)  # the next plan begins ...
+            async with asyncio.timeout(5):
+                while await plans_waiting(pool) == 0:  # noqa: ASYNC110 - PostgreSQL has no event for "a lock is waited on"
+                    await asyncio.sleep(0.02)
+            # ... and is still being made intervals later: the requests have the first meanwhile
+            for intervals in range(2, 5):
+                clock.ahead = timedelta(seconds=STATUS_PLAN_SECONDS * intervals)
+                later = await asyncio.wait_for(status(http, task_id), 5)
+                assert (later["accounts"], later["eta"]) == (first["accounts"], first["eta"])
+            await asyncio.sleep(0.3)  # a plan begun by them has had the time to reach the lock
+            assert await plans_waiting(pool) == 1
+        async with asyncio.timeout(10):  # the one plan made is served
+            while (after := await status(http, task_id))["accounts"] == first["accounts"]:  # noqa: ASYNC110 - polled as a page does
+                await asyncio.sleep(0.05)
+        assert after["accounts"] == {"active": 1, "cooling_down": 1}
