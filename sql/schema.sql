@@ -662,6 +662,12 @@ CREATE INDEX invite_targets_in_flight ON invite.invite_targets USING btree (leas
 CREATE INDEX invite_targets_pending ON invite.invite_targets USING btree (task_id, next_attempt_at, seq) WHERE ((status)::text = 'pending'::text);
 
 --
+-- Name: invite_targets_pending_plain; Type: INDEX; Schema: invite; Owner: -
+--
+
+CREATE INDEX invite_targets_pending_plain ON invite.invite_targets USING btree (task_id, next_attempt_at, seq) WHERE (((status)::text = 'pending'::text) AND (NOT invite.invite_imports_contact((identifier_key)::text)));
+
+--
 -- Name: invite_targets_task_seq; Type: INDEX; Schema: invite; Owner: -
 --
 

@@ -79,8 +79,9 @@ def settle(
         )
         if d.opt_out:
             entry.opt_out = (claim.key, f"opted out: {detail}" if detail else "opted out")
+        _count_import(account, claim)
         if d.counted:
-            _count_usage(account, task, claim)
+            _count_usage(account, task)
         stats, used = {d.outcome: 1}, now
     entry.account = _ACCOUNT[d.account](account, detail, seconds, settings, now)
     _TASK[d.task](entry, account, task, detail, d.outcome, registry)
@@ -137,10 +138,11 @@ def short_of_contacts(
 ) -> None:
     """The claim had only +phone targets for the account, whose contacts window is full (its
     row is loaded into ``account``): it rests until the window closes, ``CONTACTS_RECHECK`` at
-    most (usernames may come into the queue meanwhile)."""
+    most (usernames may come into the queue meanwhile) -- the whole of it when no window is
+    open (a contacts limit of 0 never opens one)."""
     d = DECISIONS[EngineOutcome.CONTACTS_FULL if held else EngineOutcome.LEASE_LOST]
-    left = (opens_at - now).total_seconds() if opens_at is not None else 0.0
-    _ACCOUNT[d.account](account, "", min(max(left, 0.0), CONTACTS_RECHECK.total_seconds()), settings, now)
+    rest = CONTACTS_RECHECK if opens_at is None or opens_at <= now else min(opens_at - now, CONTACTS_RECHECK)
+    _ACCOUNT[d.account](account, "", rest.total_seconds(), settings, now)
 
 
 def _details(detail: str, attempt: int, identifier: str | None, seconds: float) -> dict[str, Any]:
@@ -156,9 +158,14 @@ def _tell(account: LeasedAccount, event: AccountEvent, message: str, detail: str
     return event, message
 
 
-def _count_usage(account: LeasedAccount, task: RunningTask, claim: Claim) -> None:
-    if Target.from_key(claim.key).kind is TargetKind.PHONE:  # reached by importing the number
+def _count_import(account: LeasedAccount, claim: Claim) -> None:
+    """A +phone target acted on was reached by importing its number (whatever the answer
+    after that): the accounts provider counts it against the account's contacts limit."""
+    if Target.from_key(claim.key).kind is TargetKind.PHONE:
         account.usage.contacts_added += 1
+
+
+def _count_usage(account: LeasedAccount, task: RunningTask) -> None:
     if task.is_invite:
         account.usage.invites_sent += 1
         if task.group_id and task.group_id not in account.usage.channels_used:

@@ -17,10 +17,16 @@
 -- contact first; the accounts provider's contacts_limit in the row may lower it). One statement,
 -- one commit, BEFORE any platform call: the in-flight mark and the quota reservation are
 -- written together or not at all.
+--  * asking: each account with its place in `accounts` and whether its contacts window has
+--    room for one more +phone target (read unlocked to pair; `reserved` checks it again).
 --  * next: exactly the partial index invite_targets_pending (task_id, next_attempt_at, seq)
 --    WHERE status = 'pending' -- equality on task_id, range on next_attempt_at, the index order
 --    as ORDER BY -- so the plan reads the head of one task's queue and nothing else, however
 --    many targets are finished. SKIP LOCKED: a concurrent claim passes by instead of queueing.
+--  * plain: for the accounts out of contact room (none: LIMIT 0, nothing read), as many due
+--    targets that need no contact import, from anywhere in the queue -- the partial index
+--    invite_targets_pending_plain (migration 0013) -- so +phone targets at the head never
+--    hold back the usernames behind them. found: both, once each.
 --  * judged: who must not be contacted is decided HERE, at the moment of claiming, not once
 --    at activation: invite_barred (migration 0012, the trial's claim's too) -- a person on the
 --    tenant's suppression list under any of their keys (probing the list's primary key), or
@@ -31,16 +37,16 @@
 --    suppression committed before this statement began is seen; one committing meanwhile
 --    waits for our row locks and then finds these rows in flight. The task is LEFT JOINed:
 --    one no longer running bars nobody here (nothing is reserved for it below).
---  * skipped: the barred rows are closed in the same statement, so they never come back.
+--  * skipped: the barred rows are closed in the same statement, so they never come back --
+--    by primary key (= ANY of their ids: `plain`'s LIMIT is unknown when planning, and a join
+--    with an estimate that large would scan the table).
 --  * numbered: window functions may not sit beside FOR UPDATE, so rows are numbered apart,
---    in queue order, the barred ones left out.
---  * asking: each account with its place in `accounts` and whether its contacts window has
---    room for one more +phone target (read unlocked to pair; `reserved` checks it again).
---  * paired: the accounts with contact room take the head of the queue in their order,
---    whatever it holds; the others take, in their order, only targets that need no contact
---    import (not a 'p:' key) among the rest -- so a +phone target is never paired with an
---    account that may not import it, and an account out of contact room still serves the
---    usernames behind it. Accounts beyond the targets found reserve nothing. locked: their
+--    in queue order, +phone targets and the others each on their own, the barred left out.
+--  * phones, paired: the accounts with contact room take the +phone targets, in their order
+--    and the queue's; every other account (out of room, or with room but no +phone target
+--    left for it) takes the other targets in the same way -- so a +phone target is never
+--    paired with an account that may not import it, and none stands idle while a target it
+--    may take was found. Accounts beyond the targets found reserve nothing. locked: their
 --    rows are locked in id order before any is updated (as every statement of the engine
 --    does), so claims, group commits and heartbeats of one replica cannot deadlock.
 --  * reserved: the quota is reserved only where this replica still holds the account's lease,
@@ -61,15 +67,33 @@
 -- contact room was left to take (the accounts left without a target wait for their window).
 WITH task AS (
     SELECT id, user_id FROM invite_tasks WHERE id = $1 AND status = 'running'
+), asking AS (
+    SELECT w.account_id, w.cap, w.pause, w.place,
+           COALESCE(invite_window_used(a.contacts_window_start, a.contacts_count, $2)
+                    < invite_cap($8::int, a.contacts_limit), false) AS room
+    FROM ROWS FROM (jsonb_to_recordset($5::jsonb) AS (account_id text, cap int, pause float8))
+         WITH ORDINALITY AS w(account_id, cap, pause, place)
+    LEFT JOIN invite_accounts a ON a.id = w.account_id
 ), next AS (
     SELECT id, identifier_key, user_data, next_attempt_at, seq FROM invite_targets
     WHERE task_id = $1 AND status = 'pending' AND next_attempt_at <= $2
     ORDER BY next_attempt_at, seq
     LIMIT $3
     FOR UPDATE SKIP LOCKED
+), plain AS (
+    SELECT id, identifier_key, user_data, next_attempt_at, seq FROM invite_targets
+    WHERE task_id = $1 AND status = 'pending' AND next_attempt_at <= $2
+      AND NOT invite_imports_contact(identifier_key)
+    ORDER BY next_attempt_at, seq
+    LIMIT (SELECT count(*) FROM asking WHERE NOT room)
+    FOR UPDATE SKIP LOCKED
+), found AS (
+    SELECT * FROM next
+    UNION ALL
+    SELECT * FROM plain WHERE id NOT IN (SELECT id FROM next)
 ), judged AS (
     SELECT x.id, x.next_attempt_at, x.seq, invite_imports_contact(x.identifier_key) AS phone, b.barred
-    FROM next x
+    FROM found x
     LEFT JOIN task t ON true
     CROSS JOIN LATERAL invite_barred(t.user_id, t.id, x.identifier_key, x.user_data, $2, $7::int) AS b(barred)
 ), skipped AS (
@@ -80,28 +104,21 @@ WITH task AS (
             ELSE 'contacted by another of your tasks within the last ' || $7::int || ' days'
         END
     FROM judged j
-    WHERE g.id = j.id AND j.barred IS NOT NULL
+    WHERE g.id = ANY (ARRAY(SELECT id FROM judged WHERE barred IS NOT NULL)) AND g.id = j.id
 ), numbered AS (
-    SELECT id, phone, row_number() OVER (ORDER BY next_attempt_at, seq) AS n FROM judged WHERE barred IS NULL
-), asking AS (
-    SELECT w.account_id, w.cap, w.pause, w.place,
-           COALESCE(invite_window_used(a.contacts_window_start, a.contacts_count, $2)
-                    < invite_cap($8::int, a.contacts_limit), false) AS room
-    FROM ROWS FROM (jsonb_to_recordset($5::jsonb) AS (account_id text, cap int, pause float8))
-         WITH ORDINALITY AS w(account_id, cap, pause, place)
-    LEFT JOIN invite_accounts a ON a.id = w.account_id
-), ranked AS (
-    SELECT account_id, cap, pause, room, row_number() OVER (PARTITION BY room ORDER BY place) AS k FROM asking
+    SELECT id, phone, row_number() OVER (PARTITION BY phone ORDER BY next_attempt_at, seq) AS n
+    FROM judged WHERE barred IS NULL
+), phones AS (
+    SELECT r.account_id, r.cap, r.pause, nb.id AS target_id, true AS phone
+    FROM (SELECT *, row_number() OVER (ORDER BY place) AS k FROM asking WHERE room) r
+    JOIN numbered nb ON nb.phone AND nb.n = r.k
 ), paired AS (
-    SELECT r.account_id, r.cap, r.pause, nb.id AS target_id, nb.phone
-    FROM ranked r JOIN numbered nb ON nb.n = r.k
-    WHERE r.room
+    SELECT * FROM phones
     UNION ALL
-    SELECT r.account_id, r.cap, r.pause, t.id, false
-    FROM ranked r
-    JOIN (SELECT id, row_number() OVER (ORDER BY n) AS k FROM numbered
-          WHERE NOT phone AND n > (SELECT count(*) FROM asking WHERE room)) t ON t.k = r.k
-    WHERE NOT r.room
+    SELECT r.account_id, r.cap, r.pause, nb.id, false
+    FROM (SELECT *, row_number() OVER (ORDER BY place) AS k FROM asking
+          WHERE account_id NOT IN (SELECT account_id FROM phones)) r
+    JOIN numbered nb ON NOT nb.phone AND nb.n = r.k
 ), locked AS MATERIALIZED (
     SELECT a.id FROM invite_accounts a
     WHERE a.id IN (SELECT account_id FROM paired)
@@ -146,7 +163,7 @@ SELECT c.id, c.account_id, c.identifier_key, c.user_data, c.attempts,
        EXISTS (SELECT 1 FROM task) AS running,
        CASE WHEN (SELECT count(*) FROM numbered) < $3 THEN
            (SELECT GREATEST(p.next_attempt_at, $2::timestamptz) FROM invite_targets p
-            WHERE p.task_id = $1 AND p.status = 'pending' AND p.id NOT IN (SELECT id FROM next)
+            WHERE p.task_id = $1 AND p.status = 'pending' AND p.id NOT IN (SELECT id FROM found)
             ORDER BY p.next_attempt_at, p.seq
             LIMIT 1)
        END AS next_due,

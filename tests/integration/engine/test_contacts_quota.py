@@ -8,10 +8,13 @@ full contacts window are still served.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
+from invite.engine.repository import ClaimingAccount, Repository
+from invite.kernel.clock import RealClock
 from tests.integration.engine.harness import Scenario
 from tests.integration.engine.test_platform_leases import platform_of, running
 from tests.integration.test_integration_client import A1, TENANT
@@ -102,3 +105,77 @@ async def test_our_own_cap_holds_across_two_replicas(engine_scenario: Scenario) 
     for times in by_account.values():  # never more than 3 imports in any 24 h, whichever replica
         assert _most_in_a_day(times) <= 3
     assert len({r["identifier_key"] for r in done}) == len(done)  # nobody twice
+
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+async def _queue(scenario: Scenario, keys: list[str], full: list[str], room: list[str]) -> uuid.UUID:
+    """A running task whose queue holds ``keys`` in that order, and its accounts leased by
+    replica-a: those in ``full`` have used their contacts window (3 of 3), those in ``room`` not."""
+    pool = scenario.pool
+    task = await scenario.add_task(targets=0, task_type="send_messages", template="Hi")
+    await pool.execute(
+        """INSERT INTO invite_targets (task_id, user_identifier, identifier_key, next_attempt_at)
+           SELECT $1, k, k, $3::timestamptz - interval '1 hour' + n * interval '1 second'
+           FROM unnest($2::text[]) WITH ORDINALITY AS q(k, n)""",
+        task,
+        keys,
+        NOW,
+    )
+    await pool.execute(
+        """INSERT INTO invite_accounts (id, user_id, lease_owner, lease_expires_at, contacts_window_start, contacts_count)
+           SELECT id, 'tenant-1', 'replica-a', $2::timestamptz + interval '1 hour',
+                  CASE WHEN id = ANY($3::text[]) THEN $2::timestamptz - interval '1 hour' END,
+                  CASE WHEN id = ANY($3::text[]) THEN 3 ELSE 0 END
+           FROM unnest($1::text[]) id""",
+        full + room,
+        NOW,
+        full,
+    )
+    await pool.execute(
+        "INSERT INTO invite_task_accounts (task_id, account_id, platform) SELECT $1, id, 'telegram' FROM unnest($2::text[]) id",
+        task,
+        full + room,
+    )
+    return task
+
+
+async def _claim(scenario: Scenario, task: uuid.UUID, accounts: list[str]) -> dict[str, str]:
+    repo = Repository.open(scenario.pool, RealClock(), scenario.settings.sql_dir)
+    result = await repo.claim(
+        task_id=task,
+        now=NOW,
+        replica="replica-a",
+        accounts=[ClaimingAccount(a, 40, 0.0) for a in accounts],
+        lease_seconds=300.0,
+        recontact_days=0,
+        contacts_cap=3,
+    )
+    return {row.account_id: row.identifier_key for row in result.claimed}
+
+
+@pytest.mark.parametrize(
+    ("keys", "full", "room", "claimed"),
+    [
+        # +phone targets at the head do not hold back the usernames behind them
+        (["p:+1", "p:+2", "u:a", "u:b", "u:c"], ["acc-a", "acc-b"], [], {"acc-a": "u:a", "acc-b": "u:b"}),
+        # the account with room takes the +phone, the full one the username: both act
+        (["u:a", "p:+1"], ["acc-b"], ["acc-a"], {"acc-a": "p:+1", "acc-b": "u:a"}),
+        # with room and no +phone left for it, an account takes a username
+        (["u:a", "u:b"], [], ["acc-a", "acc-b"], {"acc-a": "u:a", "acc-b": "u:b"}),
+        # only +phone targets and no room: nothing, and nothing reserved
+        (["p:+1", "p:+2"], ["acc-a"], [], {}),
+    ],
+    ids=["phones-first", "mixed", "room-usernames", "nothing-to-take"],
+)
+async def test_a_claim_pairs_phones_with_contact_room_and_the_rest_with_the_rest(
+    engine_scenario: Scenario, keys: list[str], full: list[str], room: list[str], claimed: dict[str, str]
+) -> None:
+    task = await _queue(engine_scenario, keys, full, room)
+    assert await _claim(engine_scenario, task, sorted(full + room)) == claimed
+    rows = await engine_scenario.pool.fetch("SELECT id, contacts_count FROM invite_accounts")
+    counts = {row["id"]: row["contacts_count"] for row in rows}
+    # one import reserved per +phone target claimed, nothing else counted
+    imports = {a: int(claimed.get(a, "").startswith("p:")) for a in room}
+    assert counts == {**dict.fromkeys(full, 3), **imports}

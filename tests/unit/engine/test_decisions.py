@@ -435,7 +435,8 @@ def test_a_refused_reservation_does_what_its_row_says(status: AccountStatus, hel
     [
         (timedelta(hours=3), CONTACTS_RECHECK),
         (timedelta(seconds=40), timedelta(seconds=40)),
-        (None, REFUSED_REST),
+        (None, CONTACTS_RECHECK),  # no window open: a contacts limit of 0
+        (timedelta(seconds=-5), CONTACTS_RECHECK),
     ],
 )
 def test_an_account_short_of_contacts_rests_until_its_window_closes_or_a_recheck(
