@@ -3,8 +3,9 @@
 A heartbeat renews the replica's leases (every third of the lease time, or sooner when
 kicked), reloads the picture of running tasks, lets go of accounts with nothing left to
 serve, and leases more — accounts of running tasks whose lease is free or expired, up to
-``max_accounts_per_replica``. A lease that expired elsewhere is a takeover: the account's
-quota state comes from its row, so nothing about its limits is forgotten.
+``max_accounts_per_replica`` (an account a test invite waits for before those). A lease that
+expired elsewhere is a takeover: the account's quota state comes from its row, so nothing
+about its limits is forgotten.
 
 Before an account is driven the accounts provider leases it too (the platform hands a
 Telegram session to one service at a time), for an invite campaign when the account
@@ -204,7 +205,9 @@ class LeaseKeeper:
             return
         now = ctx.clock.now()
         self._avoid = {k: until for k, until in self._avoid.items() if until > now}
-        rows = await ctx.repo.acquire_accounts(
+        # an account a test invite waits for first: a person waits on it (TRIAL_WAIT_SECONDS),
+        # and the campaign's accounts, as many as there is room for, would leave it none
+        rows = await ctx.repo.acquire_trial_accounts(
             replica=ctx.settings.replica_id,
             now=now,
             room=room,
@@ -212,7 +215,7 @@ class LeaseKeeper:
             lease_seconds=ctx.settings.account_lease_seconds,
             driver=self._strategies.driver,
         )
-        rows += await ctx.repo.acquire_trial_accounts(  # an account a test invite waits for
+        rows += await ctx.repo.acquire_accounts(
             replica=ctx.settings.replica_id,
             now=now,
             room=room - len(rows),

@@ -48,7 +48,7 @@ from invite.engine.trial_rows import (
 )
 from invite.kernel.clock import Clock
 from invite.kernel.db import DbConnection, Statement, check_columns, queries
-from invite.tasks.states import Action, TaskStatus, allowed_from, next_status
+from invite.tasks.states import FINISHED, Action, TaskStatus, allowed_from, next_status
 
 if TYPE_CHECKING:
     from invite.engine.recorder import AccountChange, LogRow, TargetOutcome, TaskAccountChange
@@ -751,7 +751,8 @@ class Repository:
         event: str,
     ) -> TrialClaim | None:
         """What the claim decided; None when the trial no longer waits. ``contacts_cap``: ours
-        on the +phone targets an account reaches a day, as the campaign's claim takes it."""
+        on the +phone targets an account reaches a day, as the campaign's claim takes it. A
+        task the state machine calls finished is closed to trials (the request's check too)."""
         return await self._one(
             "trials.claim",
             TrialClaim,
@@ -764,6 +765,7 @@ class Repository:
             recontact_days=recontact_days,
             contacts_cap=contacts_cap,
             event=event,
+            closed=sorted(FINISHED),
         )
 
     async def refuse_trial(

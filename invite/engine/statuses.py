@@ -35,3 +35,13 @@ class TaskAccountStatus(StrEnum):
     COOLDOWN = "cooldown"
     BLOCKED = "blocked"
     EXCLUDED = "excluded"  # it may not serve this task (no invite right in the group)
+
+
+class TrialStatus(StrEnum):
+    """invite_trials.state: a test invite (sql/migrations/0010_trials.sql)."""
+
+    WAITING = "waiting"  # committed, no engine took it yet
+    TAKEN = "taken"  # claimed: its target in flight
+    REFUSED = "refused"  # a rule said no (its name in ``outcome``)
+    EXPIRED = "expired"  # nobody took it in time
+    DONE = "done"  # its action settled

@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from invite.engine.statuses import TargetStatus, TrialStatus
+
 
 class WaitingTrial(msgspec.Struct, frozen=True):
     """A trial waiting for an account this replica holds or may lease, with its task's row."""
@@ -45,12 +47,12 @@ class TrialState(msgspec.Struct, frozen=True):
     task_id: uuid.UUID
     target_id: uuid.UUID
     account_id: str
-    state: str  # waiting, taken, refused, expired, done
+    state: TrialStatus
     outcome: str | None  # refused: the rule that said no
     detail: str | None
     retry_at: datetime | None
     expires_at: datetime
-    target_status: str
+    target_status: TargetStatus
     target_outcome: str | None
     target_error: str | None
     logged: str | None  # the execution log's status of the claimed attempt (the platform's answer)

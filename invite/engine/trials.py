@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import asyncpg
 import msgspec
 import structlog
 
@@ -105,9 +106,14 @@ class Trials:
         return trial
 
     async def serve(self, ctx: EngineContext, account: LeasedAccount, trial: Trial) -> None:
-        """The trial's one action, or its refusal written down."""
+        """The trial's one action, or its refusal written down. A database error ends the trial's
+        turn, not the account's coroutine (the campaign's claimer takes it so too): the trial
+        still waits in its table for the next refresh, or the claim it committed is its target's
+        lease's to recover, as any claimed target's."""
         try:
             await _serve(ctx, account, trial)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.error("trial not served", trial_id=str(trial.id), account_id=account.id, error=repr(exc))
         finally:
             self._serving.discard(account.id)
 
@@ -124,8 +130,8 @@ async def _serve(ctx: EngineContext, account: LeasedAccount, trial: Trial) -> No
     limits = task.limits(
         ctx.settings, account.rate, account.daily_limit, account.channel_limit, trial.channel_invites
     )
-    if limits is None:
-        return await _refuse(ctx, trial, "quota", "the account's quota for this task is zero", None)
+    if limits is None:  # it never passes: no retry_at, and not the daily "quota" that does
+        return await _refuse(ctx, trial, "no_quota", _at_zero(ctx, account, task, trial), None)
     limits = dataclasses.replace(limits, pacing=0.0)  # one test: the pause holds, not the spreading
     now = ctx.clock.now()
     due = account.bucket.next_allowed(now, limits)
@@ -155,6 +161,24 @@ async def _serve(ctx: EngineContext, account: LeasedAccount, trial: Trial) -> No
     claim = Claim(claimed.id, claimed.identifier_key, claimed.user_data or {}, claimed.attempts, at)
     await act_on(ctx, account, task, claim, limits)
     return None
+
+
+def _at_zero(ctx: EngineContext, account: LeasedAccount, task: RunningTask, trial: Trial) -> str:
+    """Which of the limits ``RunningTask.limits`` takes the lowest of is zero for the account."""
+    settings, rate = ctx.settings, account.rate
+    link = task.has_link
+    limits: dict[str, int | None] = {
+        "our daily quota": settings.daily_quota_with_link if link else settings.daily_quota,
+        "the platform's daily quota": rate.daily_quota_with_link if link else rate.daily_quota,
+        "the task's daily limit per account": task.settings.daily_limit_per_account,
+        "the provider's daily limit of the account": account.daily_limit,
+    }
+    if task.is_invite and account.channel_limit is not None:
+        limits["the provider's daily limit per channel"] = account.channel_limit
+        limits["the lifetime cap per channel, less the invites made into it"] = (
+            settings.channel_lifetime_invite_limit - trial.channel_invites
+        )
+    return ", ".join(f"{name}: {n}" for name, n in limits.items() if n is not None and n <= 0)
 
 
 def _first_rule(account: LeasedAccount, limits: Limits, now: datetime, due: datetime) -> tuple[str, datetime]:

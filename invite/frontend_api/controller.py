@@ -257,7 +257,8 @@ class PageTasks(Controller):
         description="target_id and account_id in the query (or a JSON body); account_id left out: "
         "the task's first connected account. 200: the platform's answer; 202: still under way "
         "after TRIAL_WAIT_SECONDS (it happens once, or not at all: GET the Location); 429 with "
-        "Retry-After: a quota, the pause or a cooldown holds; 409: another rule refuses.",
+        "Retry-After: a quota, the pause or a cooldown holds; 409: another rule refuses (a quota "
+        "of zero, which never passes, too).",
     )
     async def test_invite(
         self,

@@ -1,14 +1,15 @@
 """``test-invite``: one real action of a task for one of its targets with one account.
 
-The request is checked here (the tenant's task, not closed; the task's target; an account the
-accounts provider lists for the tenant and the task may use), the account registered for the
-engine as activation registers it, and a trial committed (sql/queries/trials.sql). The
-engine that drives the account -- on this replica or another -- serves it before its next
-action, with every rule of a campaign action (invite/engine/trials.py). The request waits for
-the outcome, at most ``TRIAL_WAIT_SECONDS`` (woken by the task's events, looking again each
-second besides): the action's answer (200), a refusal naming the rule (a problem: 429 with
-Retry-After for a quota -- the daily one, or the contacts window a +phone target needs room
-in --, a pause or a cooldown, 409 otherwise), or, past the bound, 202 with
+The request is checked here (the tenant's task, not finished -- the state machine's
+FINISHED, as the claim judges it; the task's target; an account the accounts provider lists
+for the tenant and the task may use), the account registered for the engine as activation
+registers it, and a trial committed (sql/queries/trials.sql). The engine that drives the
+account -- on this replica or another -- serves it before its next action, with every rule of
+a campaign action (invite/engine/trials.py). The request waits for the outcome, at most
+``TRIAL_WAIT_SECONDS`` (woken by the task's events, looking again each second besides): the
+action's answer (200), a refusal naming the rule (a problem: 429 with Retry-After for a quota
+-- the daily one, or the contacts window a +phone target needs room in --, a pause or a
+cooldown; 409 otherwise, a quota of zero too: it never passes), or, past the bound, 202 with
 the trial's state -- it then happens once, or not at all, and ``GET .../test-invite/{trial}``
 tells which. A second request for a target whose trial is open joins that one.
 """
@@ -18,10 +19,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 import asyncpg
 
 from invite.engine.repository import ListedAccount, Repository
+from invite.engine.statuses import TargetStatus, TrialStatus
 from invite.engine.trial_rows import TrialState
 from invite.frontend_api.schemas import InviteTrial
 from invite.kernel.auth import Tenant
@@ -31,10 +34,16 @@ from invite.kernel.problems import Problem, conflict, invalid, not_found
 from invite.kernel.settings import Settings
 from invite.platforms.base import AccountsProvider
 from invite.tasks.service import TaskService
-from invite.tasks.states import TaskStatus
+from invite.tasks.states import FINISHED
 
 LOOK_AGAIN_SECONDS = 1.0  # an event may be missed (the hub reconnecting): the request looks anyway
-_CLOSED = frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELLED})
+_UNDER_WAY = frozenset({TrialStatus.WAITING, TrialStatus.TAKEN})  # the request waits on these
+_ANSWERED = frozenset({TrialStatus.REFUSED, TrialStatus.EXPIRED})  # nothing was done: a problem
+_SHOWN: dict[TrialStatus, Literal["waiting", "taken", "done"]] = {  # as InviteTrial.state spells them
+    TrialStatus.WAITING: "waiting",
+    TrialStatus.TAKEN: "taken",
+    TrialStatus.DONE: "done",
+}
 # a refusal's rule → its status and what the page shows ({retry_at}: when it would pass)
 _REFUSALS: dict[str, tuple[int, str]] = {
     "cooldown": (429, "the account is resting after a FloodWait until {retry_at}"),
@@ -46,7 +55,11 @@ _REFUSALS: dict[str, tuple[int, str]] = {
         " (a +phone target is reached that way): not before {retry_at}",
     ),
     "send_window": (429, "the task's send window is closed until {retry_at}"),
-    "task_closed": (409, "the task is completed or cancelled: nothing more is sent for it"),
+    "task_closed": (
+        409,
+        "the task is finished (completed, cancelled or failed): nothing more is sent for it",
+    ),
+    "no_quota": (409, "the account may not act for this task at all: a limit of it is zero"),
     "target_gone": (404, "target not found"),
     "in_flight": (409, "the person is being contacted right now"),
     "already_done": (409, "the person was contacted in this task already (nobody is contacted twice)"),
@@ -92,7 +105,7 @@ class TestInvites:
     async def run(self, task_id: uuid.UUID, target: str | None, account_id: str | None) -> Answer:
         task = await self._tasks.get(task_id)
         target_id = await self._target(task_id, target)
-        if task.status in _CLOSED:
+        if task.status in FINISHED:  # as the claim judges it (repository.claim_trial)
             raise conflict(f"the task is {task.status}: nothing more is sent for it")
         account = await self._account(account_id, task.settings.account_ids, task.platform)
         started = self._clock.now()
@@ -101,7 +114,7 @@ class TestInvites:
             deadline = started + timedelta(seconds=self._settings.trial_wait_seconds)
             while True:
                 state = await self._state(trial_id)
-                if state.state not in ("waiting", "taken") or self._clock.now() >= deadline:
+                if state.state not in _UNDER_WAY or self._clock.now() >= deadline:
                     return answer(state)
                 wait = min(LOOK_AGAIN_SECONDS, (deadline - self._clock.now()).total_seconds())
                 await self._clock.wait(events.wakeup, max(wait, 0.0))
@@ -179,24 +192,25 @@ class TestInvites:
 
 
 def answer(state: TrialState) -> Answer:
-    if state.state in ("refused", "expired"):
-        rule = state.outcome or "expired"
+    if state.state in _ANSWERED:
+        rule = state.outcome or TrialStatus.EXPIRED
         status, text = _REFUSALS.get(rule, (409, rule))
         detail = text.format(retry_at=state.retry_at.isoformat() if state.retry_at else "later")
         if state.detail and "{retry_at}" not in text:
             detail = f"{detail}: {state.detail}"
         extra = {"trial_id": str(state.id), "rule": rule}
         return Answer(None, Problem(status, "Test invite refused", detail, extra=extra), state.retry_at)
-    outcome = state.logged if state.state == "done" else None
+    done = state.state == TrialStatus.DONE
+    outcome = state.logged if done else None
     return Answer(
         InviteTrial(
             message=_message(state, outcome),
-            success=state.state == "done" and state.target_status == "succeeded",
+            success=done and state.target_status == TargetStatus.SUCCEEDED,
             trial_id=str(state.id),
             task_id=str(state.task_id),
             target_id=str(state.target_id),
             account_id=state.account_id,
-            state="done" if state.state == "done" else "taken" if state.state == "taken" else "waiting",
+            state=_SHOWN[state.state],
             status=state.target_status,
             outcome=outcome,
             result_status=outcome.upper() if outcome else None,
@@ -206,7 +220,7 @@ def answer(state: TrialState) -> Answer:
 
 
 def _message(state: TrialState, outcome: str | None) -> str:
-    if state.state != "done":
+    if state.state != TrialStatus.DONE:
         return "test invite asked; the account's engine has not answered yet (it happens once, or not at all)"
     if outcome is None:  # given back untouched, or left in doubt by an engine that stopped
         return f"not done: {state.target_error or state.target_status}"

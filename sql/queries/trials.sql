@@ -116,7 +116,7 @@ RETURNING a.id, a.platform, a.status, a.daily_window_start, a.daily_count, a.dai
           a.cooldown_until, a.pace_multiplier, a.user_id, f.previous_owner, '{}'::jsonb AS channel_invites
 
 -- name: claim
--- args: $1 trial_id, $2 now, $3 replica, $4 cap, $5 pause, $6 lease_seconds, $7 recontact_days, $8 contacts_cap, $9 event
+-- args: $1 trial_id, $2 now, $3 replica, $4 cap, $5 pause, $6 lease_seconds, $7 recontact_days, $8 contacts_cap, $9 event, $10 closed
 -- The claim of a trial, by the account's coroutine on the replica that holds it: in ONE
 -- statement, one commit, BEFORE the platform call -- the target in flight (leased for
 -- `lease_seconds`, its attempt counted) and the account's quota reserved, or the trial refused
@@ -124,7 +124,8 @@ RETURNING a.id, a.platform, a.status, a.daily_window_start, a.daily_count, a.dai
 -- campaign claim's (claims.claim), for one named target instead of the queue's head; those
 -- the two spell alike are migration 0012's functions, called by both:
 --  * the trial still waits and its time (`expires_at`) is not over; the task is not closed
---    (completed, cancelled) -- a draft, scheduled or paused one may be tried;
+--    (`closed`: the state machine's finished statuses, invite/tasks/states.py, the list the
+--    request checks too) -- a draft, scheduled, running or paused one may be tried;
 --  * nobody twice: the target is pending (not in flight, not done);
 --  * suppressed under any of the person's keys, or reached by another task of the tenant
 --    within `recontact_days` (0: no cap) -- invite_barred, the campaign claim's own probes;
@@ -164,7 +165,7 @@ WITH trial AS MATERIALIZED (
     SELECT r.id, r.account_id, r.target_id, invite_imports_contact(g.identifier_key) AS phone,
            CASE
                WHEN r.expires_at <= $2 THEN 'expired'
-               WHEN t.id IS NULL OR t.status IN ('completed', 'cancelled') THEN 'task_closed'
+               WHEN t.id IS NULL OR t.status = ANY($10::text[]) THEN 'task_closed'
                WHEN g.id IS NULL THEN 'target_gone'
                WHEN g.status = 'in_flight' THEN 'in_flight'
                WHEN g.status <> 'pending' THEN 'already_done'

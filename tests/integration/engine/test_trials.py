@@ -7,6 +7,7 @@ there."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,12 +17,14 @@ import asyncpg
 import pytest
 
 from invite.engine.repository import Repository
-from invite.kernel.clock import RealClock
+from invite.kernel.clock import Clock, RealClock
 from invite.kernel.db import DbConnection, create_pool
 from invite.kernel.events import TaskEvent
 from invite.kernel.settings import Settings
+from invite.platforms.sandbox import SandboxAccounts
+from invite.tasks.states import FINISHED
 from tests.integration.api import new_tenant
-from tests.integration.engine.harness import make_task
+from tests.integration.engine.harness import Scenario, make_task
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 HOLDER = "replica-a"
@@ -161,6 +164,19 @@ async def test_each_rule_refuses_by_name_and_nothing_changes(
     assert await _claim(repo, trial_id) is None  # decided once: it no longer waits
 
 
+@pytest.mark.parametrize("closed", sorted(FINISHED))
+async def test_a_finished_task_is_closed_to_trials(pool: asyncpg.Pool, repo: Repository, closed: str) -> None:
+    trial_id, target_id, _ = await _trial(pool, repo)
+    await pool.execute(
+        "UPDATE invite_tasks SET status = $2::text WHERE id = (SELECT task_id FROM invite_trials WHERE id = $1)",
+        trial_id,
+        closed,
+    )
+    decided = await _claim(repo, trial_id)
+    assert (decided.refused, decided.id) == ("task_closed", None)
+    assert await pool.fetchval("SELECT status FROM invite_targets WHERE id = $1", target_id) == "pending"
+
+
 async def test_a_claim_that_passes_puts_the_one_target_in_flight_with_its_quota(
     pool: asyncpg.Pool, repo: Repository
 ) -> None:
@@ -266,3 +282,116 @@ async def test_a_username_target_needs_no_contact_room(pool: asyncpg.Pool, repo:
     )
     assert row is not None
     assert tuple(row) == (CONTACTS, opened)  # nothing imported: the window is as it was
+
+
+# -- the engine serving trials (a virtual clock, the sandbox driver) ------------------------
+
+
+async def _ask(
+    pool: asyncpg.Pool, clock: Clock, sql_dir: str, task_id: uuid.UUID, account_id: str
+) -> uuid.UUID:
+    """A trial of the task's one target with ``account_id``, as the request commits it; its target."""
+    user_id = await pool.fetchval("SELECT user_id FROM invite_tasks WHERE id = $1", task_id)
+    target_id: uuid.UUID = await pool.fetchval("SELECT id FROM invite_targets WHERE task_id = $1", task_id)
+    trial_id = await Repository.open(pool, clock, sql_dir).request_trial(
+        user_id=user_id,
+        task_id=task_id,
+        target_id=target_id,
+        account_id=account_id,
+        now=clock.now(),
+        wait_seconds=7200.0,  # beyond the heartbeats (1200 s) that look for it
+        event=TaskEvent(task_id=str(task_id), type="trial").encode(),
+    )
+    assert trial_id is not None
+    return target_id
+
+
+async def _status(pool: asyncpg.Pool, clock: Clock, target_id: uuid.UUID) -> str:
+    with clock.busy():
+        status: str = await pool.fetchval("SELECT status FROM invite_targets WHERE id = $1", target_id)
+    return status
+
+
+async def _succeeded(pool: asyncpg.Pool, clock: Clock, task_id: uuid.UUID) -> int:
+    with clock.busy():
+        query = "SELECT count(*) FROM invite_targets WHERE task_id = $1 AND status = 'succeeded'"
+        return int(await pool.fetchval(query, task_id))
+
+
+async def _waiting_claim(pool: asyncpg.Pool) -> int:
+    """The backend of the trial's claim once it waits for a lock (in real time: the virtual
+    clock stands still while the engine waits on the database). Known by its ``-- args:``
+    line: pg_stat_activity keeps only the text's first kilobyte."""
+    query = """SELECT pid FROM pg_stat_activity
+               WHERE datname = current_database() AND wait_event_type = 'Lock'
+                 AND query LIKE '-- args: $1 trial_id, $2 now, $3 replica,%'"""
+    async with asyncio.timeout(30):
+        while True:
+            pid = await pool.fetchval(query)
+            if pid is not None:
+                return int(pid)
+            await asyncio.sleep(0.05)
+
+
+async def test_a_database_error_serving_a_trial_leaves_the_account_to_its_campaign(
+    engine_scenario: Scenario,
+) -> None:
+    """The trial's claim dies with its connection (the database terminates it): the account's
+    coroutine goes on with the campaign, keeps its lease, and serves the trial later."""
+    s = engine_scenario
+    campaign = await s.add_task(targets=40)
+    draft = await s.add_task(targets=1, status="draft", prefix="trial")
+    account = "sandbox-tenant-1-1"
+    provider = SandboxAccounts(1)
+    async with s.running(provider):
+        await s.wait_until(lambda: _has_acted(s, campaign), step=5.0)
+        async with s.pool.acquire() as blocker, blocker.transaction():
+            # the claim locks the trial's target after the trial: it waits here until its backend is gone
+            await blocker.execute("SELECT 1 FROM invite_targets WHERE task_id = $1 FOR NO KEY UPDATE", draft)
+            target = await _ask(s.pool, s.clock, s.settings.sql_dir, draft, account)
+            await s.pool.execute("SELECT pg_terminate_backend($1)", await _waiting_claim(s.pool))
+        acted = await _succeeded(s.pool, s.clock, campaign)
+        await s.wait_until(lambda: _served(s, target), step=10.0, limit=4 * 3600.0)
+        await s.wait_until(lambda: _more(s, campaign, acted), step=10.0, limit=86400.0)
+        releases = list(provider.releases)
+    assert [lease[0] for lease in provider.leases] == [account]  # driven throughout: never let go
+    assert releases == []
+    trial = await s.pool.fetchrow("SELECT state, taken_by FROM invite_trials WHERE target_id = $1", target)
+    assert trial is not None
+    assert tuple(trial) == ("taken", "replica-a")
+
+
+async def _has_acted(s: Scenario, task_id: uuid.UUID) -> bool:
+    return await _succeeded(s.pool, s.clock, task_id) > 0
+
+
+async def _more(s: Scenario, task_id: uuid.UUID, than: int) -> bool:
+    return await _succeeded(s.pool, s.clock, task_id) > than
+
+
+async def _served(s: Scenario, target_id: uuid.UUID) -> bool:
+    return await _status(s.pool, s.clock, target_id) == "succeeded"
+
+
+async def test_the_account_a_trial_waits_for_is_leased_before_the_campaign_fills_the_replica(
+    engine_scenario: Scenario,
+) -> None:
+    """A replica that may drive two accounts, a campaign with three free ones, and a test
+    invite waiting for an account nobody holds (another tenant's): that one is leased first
+    and served, the campaign's take the room left."""
+    s = engine_scenario
+    campaign = await s.add_task(targets=40)
+    async with s.running(3):  # the campaign's accounts attached (activation), then let go
+        await s.wait_until(lambda: _has_acted(s, campaign), step=5.0)
+    draft = await s.add_task(targets=1, user_id="tenant-2", status="draft", prefix="trial")
+    account = "sandbox-tenant-2-1"
+    await s.pool.execute("INSERT INTO invite_accounts (id, user_id) VALUES ($1, 'tenant-2')", account)
+    target = await _ask(s.pool, s.clock, s.settings.sql_dir, draft, account)
+    s.configure(max_accounts_per_replica=2)
+    async with s.running(3):
+        await s.wait_until(lambda: _served(s, target), step=10.0, limit=4 * 3600.0)
+        held = await s.pool.fetchval("SELECT count(*) FROM invite_accounts WHERE lease_owner = 'replica-a'")
+    assert held <= 2
+    trial = await s.pool.fetchrow("SELECT state, taken_by FROM invite_trials WHERE target_id = $1", target)
+    assert trial is not None
+    assert tuple(trial) == ("taken", "replica-a")

@@ -230,6 +230,31 @@ async def test_a_spent_daily_quota_refuses(trials: Trials) -> None:
     assert await trials.used(account) == trials.settings.daily_quota
 
 
+async def test_a_quota_of_zero_is_refused_for_good_not_as_a_quota_that_passes(trials: Trials) -> None:
+    task_id = await trials.task(["kit_trial"])
+    (target,) = await trials.targets(task_id)
+    account = trials.account(2)
+    # the accounts provider allows the account nothing (its row keeps the limit its lease gave)
+    await trials.db.execute(
+        "INSERT INTO invite_accounts (id, user_id, platform, daily_limit) VALUES ($1, $2, 'telegram', 0)"
+        " ON CONFLICT (id) DO UPDATE SET daily_limit = 0",
+        account,
+        trials.tenant,
+    )
+    try:
+        async with engine(trials.settings, replica()):
+            refused = await trials.trial(task_id, target, account)
+    finally:
+        await trials.db.execute("UPDATE invite_accounts SET daily_limit = NULL WHERE id = $1", account)
+    assert refused.status_code == 409, refused.text
+    assert "Retry-After" not in refused.headers  # it never passes: nothing to come back for
+    problem = refused.json()
+    assert problem["rule"] == "no_quota"
+    assert "the provider's daily limit of the account: 0" in problem["detail"]
+    assert (await trials.target(target))["status"] == "pending"
+    assert await trials.logged(target) == 0
+
+
 async def test_a_suppressed_person_is_refused(trials: Trials) -> None:
     task_id = await trials.task(["gus_trial"])
     (target,) = await trials.targets(task_id)
@@ -332,6 +357,7 @@ async def test_an_action_still_under_way_at_the_bound_is_202_and_happens_once(tr
         ("unknown account", 404, "account not found"),
         ("no target", 422, "target_id"),
         ("cancelled task", 409, "cancelled"),
+        ("failed task", 409, "failed"),
     ],
 )
 async def test_bad_requests_get_the_detail_the_page_shows(
@@ -355,9 +381,10 @@ async def test_bad_requests_get_the_detail_the_page_shows(
         query = f"target_id={target}&account_id=sandbox-nobody-1"
     elif case == "no target":
         query = f"account_id={account}"
-    elif case == "cancelled task":
+    elif case in ("cancelled task", "failed task"):
+        finished = case.removesuffix(" task")
         await trials.db.execute(
-            "UPDATE invite_tasks SET status = 'cancelled' WHERE id = $1", uuid.UUID(task_id)
+            "UPDATE invite_tasks SET status = $2::text WHERE id = $1", uuid.UUID(task_id), finished
         )
     response = await page.call("POST", f"{path}?{query}")
     assert response.status_code == status, response.text
