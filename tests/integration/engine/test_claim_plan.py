@@ -96,7 +96,6 @@ async def test_claim_uses_the_pending_index_at_100k(fresh_database_url: str) -> 
             ("Index Scan", "invite_targets_pending"),
             ("Index Scan", "invite_targets_pending_plain"),  # for accounts out of contact room
             ("Index Scan", "invite_targets_pkey"),
-            ("Bitmap Heap Scan", ""),  # the barred, closed by primary key
             ("Index Only Scan", "invite_targets_task_id_identifier_key_key"),
             ("Index Scan", "invite_targets_task_id_identifier_key_key"),
         }
