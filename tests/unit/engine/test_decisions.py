@@ -9,17 +9,14 @@ effect happen (an applier that ignores a cell fails them).
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import get_args
 
 import msgspec
 import pytest
 
 from invite.engine.account import LeasedAccount
-from invite.engine.bucket import Bucket
-from invite.engine.claims import Claim
 from invite.engine.decisions import (
     BREAKER_ERRORS,
     CLOSED,
@@ -58,29 +55,14 @@ from invite.engine.outcomes import (
     short_of_contacts,
 )
 from invite.engine.recorder import AccountChange, Entry
-from invite.engine.registry import Registry, RunningTask
+from invite.engine.registry import Registry
 from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
-from invite.kernel.clock import VirtualClock
-from invite.kernel.settings import Settings
-from invite.platforms.base import AccountData, AccountEvent, Outcome, OutcomeKind, RateLimits
-from invite.platforms.sandbox import SandboxFactory
+from invite.platforms.base import AccountEvent, Outcome, OutcomeKind
 from invite.tasks.schemas import TaskType
 from invite.tasks.states import TaskStatus
-from invite.tasks.task_settings import TaskSettings
+from tests.unit.engine import world
+from tests.unit.engine.world import NOW, SETTINGS, TASK, claim, registry
 
-NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-SETTINGS = Settings(jwt_secret="x" * 40, max_attempts=3, retry_backoff_seconds=30.0)
-TASK = RunningTask(
-    id=uuid.UUID(int=7),
-    user_id="t",
-    platform="telegram",
-    task_type="invite_to_group",
-    group_id="grp",
-    template=None,
-    priority=2,
-    settings=TaskSettings(),
-    has_link=False,
-)
 DETAIL, SECONDS = "THE_ERROR_ID", 420.0
 MULTIPLIER = 2.0  # the account's multiplier before each answer: a relax and a back-off both show
 K, E, T, A, X, S, TA = (
@@ -151,29 +133,16 @@ PINNED: dict[Key, Decision] = {
     E.RESERVATION_REFUSED: Decision(T.NONE, None, A.REST, outcome="reservation_refused"),
     E.REFUSED_BLOCKED: Decision(T.NONE, None, A.STOP, outcome="refused_blocked"),
     E.LEASE_LOST: Decision(T.NONE, None, A.LET_GO, outcome="lease_lost"),
+    E.CONTACTS_FULL: Decision(T.NONE, None, A.REST, outcome="contacts_full"),
 }
 # What settle is handed: every platform answer, and the engine's answers for a step that raised.
 SETTLED: list[Key] = [*OutcomeKind, *{key for key in RAISED.values() if isinstance(key, EngineOutcome)}]
 
 
 def account() -> LeasedAccount:
-    data = AccountData(id="a1", user_id="t")
-    limits = RateLimits(40, 10, 15.0)
-    acc = LeasedAccount(
-        data, SandboxFactory(VirtualClock(), limits=limits).for_account(data), limits, Bucket()
-    )
+    acc = world.account()
     acc.bucket.multiplier = MULTIPLIER
     return acc
-
-
-def registry(acc: LeasedAccount) -> Registry:
-    reg = Registry()
-    reg.replace([TASK], [(acc.id, TASK.id)])
-    return reg
-
-
-def claim(attempts: int) -> Claim:
-    return Claim(uuid.UUID(int=99), "u:someone", {}, attempts, NOW)
 
 
 def answer(key: Key, event: AccountEvent | None = None) -> Outcome | Raised:
@@ -187,6 +156,7 @@ def answer(key: Key, event: AccountEvent | None = None) -> Outcome | Raised:
 
 def test_every_outcome_kind_and_engine_outcome_has_one_row() -> None:
     assert set(DECISIONS) == {*OutcomeKind, *EngineOutcome}
+    assert set(PINNED) == set(DECISIONS)  # every row is pinned below
     assert not {k.value for k in OutcomeKind} & {e.value for e in EngineOutcome}  # one key space
 
 
