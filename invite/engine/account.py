@@ -61,8 +61,18 @@ class LeasedAccount:
         self.status = AccountStatus(row.status)
         self.platform = row.platform
 
+    def leased_for(self, task: RunningTask) -> bool:
+        """The provider's lease covers the task: an invite task needs an invite campaign's."""
+        return not task.is_invite or self.purpose is LeasePurpose.INVITE_CAMPAIGN
+
     def limits_for(self, task: RunningTask, settings: Settings) -> Limits | None:
-        """The task's limits for this account, kept until the task or the account's limit changes."""
+        """The task's limits for this account, kept until the task or the account's limit changes.
+
+        None for an invite task while the provider's lease is for a message campaign: the
+        platform counts invites only under an invite lease (the heartbeat leases it anew).
+        """
+        if not self.leased_for(task):
+            return None
         cached = self._limits.get(task.id)
         if cached is not None and cached[0] is task:
             return cached[1]

@@ -10,8 +10,10 @@ about its limits is forgotten.
 Before an account is driven the accounts provider leases it too (the platform hands a
 Telegram session to one service at a time), for an invite campaign when the account
 serves a running invite task, else for a message campaign. A provider's lease that runs
-out (``lease_seconds``) is renewed, for the same purpose, once a third of it is left: the
-heartbeat wakes for that moment if its own beat would come later. A renewal refused or
+out (``lease_seconds``) is renewed once a third of it is left: the heartbeat wakes for that
+moment if its own beat would come later. An account whose tasks call for the other purpose
+(an invite task started after it was leased for messages) is leased anew at once, for that
+purpose; until then it does not invite (account.limits_for). A renewal refused or
 failed stops the account after the action in hand and releases it, as a lost lease does:
 driving a session the platform may have handed to another service risks
 AUTH_KEY_DUPLICATED. A later heartbeat leases it again if the provider allows. On release
@@ -91,6 +93,7 @@ class LeaseKeeper:
         await self._renew()
         await self._refresh()
         await self._look_for_trials()
+        await self._repurpose()
         await self._release([a for a in self.held.values() if not a.driving or not self._serves(a)])
         await self._acquire()
         counts = Counter(AccountStatus.BLOCKED if a.blocked else a.status for a in self.held.values())
@@ -162,14 +165,30 @@ class LeaseKeeper:
             self.held[row.id].channel_invites = _channel_invites(row.channel_invites)
         return rows
 
+    async def _repurpose(self) -> None:
+        """Lease anew, for the purpose their tasks now call for, the accounts leased for another."""
+        due = [
+            a
+            for a in self.held.values()
+            if a.driving and (tasks := self._tasks_of(a.id)) and _purpose(tasks) is not a.purpose
+        ]
+        await _side_by_side(self._renew_provider_lease, due)
+        if due:
+            self._ctx.registry.bump()
+
+    def _tasks_of(self, account_id: str) -> list[RunningTask]:
+        """The running tasks and test invites the account may serve."""
+        return [*self._ctx.registry.tasks_for(account_id), *self._ctx.trials.tasks_for(account_id)]
+
     async def _renew_provider_lease(self, account: LeasedAccount) -> None:
         ctx = self._ctx
         asked = ctx.clock.now()
         error: str | None = None
-        channel = _channel(ctx.registry.tasks_for(account.id))
+        tasks = self._tasks_of(account.id)
+        purpose = _purpose(tasks) if tasks else account.purpose
         try:
             with ctx.clock.busy():
-                data = await self._accounts.renew(account.id, account.user_id, account.purpose, channel)
+                data = await self._accounts.renew(account.id, account.user_id, purpose, _channel(tasks))
         except Exception as exc:
             data, error = None, repr(exc)
         if data is None:
@@ -181,6 +200,9 @@ class LeaseKeeper:
                 asked, ctx.settings.poll_interval_seconds, account.bucket.cooldown_until
             )
             return
+        if purpose is not account.purpose:
+            log.info("account leased anew", account_id=account.id, purpose=purpose)
+            account.purpose = purpose
         account.renew_at = _renew_at(asked, data)
         if data.daily_limit is not None:
             account.daily_limit = data.daily_limit
@@ -238,7 +260,7 @@ class LeaseKeeper:
 
     async def _take(self, row: AcquiredAccount) -> None:
         account_id, user_id = row.id, row.user_id
-        tasks = [*self._ctx.registry.tasks_for(account_id), *self._ctx.trials.tasks_for(account_id)]
+        tasks = self._tasks_of(account_id)
         purpose = _purpose(tasks)
         asked = self._ctx.clock.now()
         try:

@@ -30,7 +30,7 @@ async def run_account(ctx: EngineContext, account: LeasedAccount) -> None:
         if not ctx.recorder.writable:  # the database is away: nothing goes out unrecorded
             await ctx.clock.wait(changed, ctx.settings.poll_interval_seconds)
             continue
-        trial = ctx.trials.take(account.id)  # a test invite asked for this account goes first
+        trial = ctx.trials.take(account)  # a test invite asked for this account goes first
         if trial is not None:
             await ctx.trials.serve(ctx, account, trial)
             continue

@@ -99,10 +99,14 @@ class Trials:
         trial = self._waiting.get(account_id)
         return [trial.task] if trial is not None and trial.task is not None else []
 
-    def take(self, account_id: str) -> Trial | None:
-        trial = self._waiting.pop(account_id, None)
-        if trial is not None:
-            self._serving.add(account_id)
+    def take(self, account: LeasedAccount) -> Trial | None:
+        """The account's waiting trial, to serve now; it waits on while the account's lease is for
+        another purpose than the trial's task (the lease keeper leases it anew)."""
+        trial = self._waiting.get(account.id)
+        if trial is None or (trial.task is not None and not account.leased_for(trial.task)):
+            return None
+        del self._waiting[account.id]
+        self._serving.add(account.id)
         return trial
 
     async def serve(self, ctx: EngineContext, account: LeasedAccount, trial: Trial) -> None:

@@ -10,12 +10,15 @@ and whether it came from the holder (a renewal), and can refuse an account.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
+
+import asyncpg
 
 from invite.integrations.cache import MemoryCache
 from invite.integrations.integration import integration_from_settings
@@ -148,8 +151,8 @@ async def test_the_lease_purpose_is_an_invite_campaign_when_the_account_serves_a
     engine_scenario: Scenario,
 ) -> None:
     with platform_of(engine_scenario) as platform:
-        await engine_scenario.add_task(targets=5, user_id=TENANT, settings={"account_ids": [A1]})
-        await engine_scenario.add_task(
+        invites = await engine_scenario.add_task(targets=5, user_id=TENANT, settings={"account_ids": [A1]})
+        messages = await engine_scenario.add_task(
             targets=5,
             user_id=TENANT,
             task_type="send_messages",
@@ -158,11 +161,60 @@ async def test_the_lease_purpose_is_an_invite_campaign_when_the_account_serves_a
             settings={"account_ids": [A1, A2]},
         )
         async with running(engine_scenario):
+            await engine_scenario.wait_for_status(invites, "completed")
+            await engine_scenario.wait_for_status(messages, "completed")
+        log = await engine_scenario.execution_log()
 
-            async def both_leased() -> bool:
-                return {a.account_id for a in platform.allocates if a.status == 200} == {A1, A2}
+    # A2 serves messages only; A1 serves both, so it invites under an invite campaign's lease
+    # (the tasks start one after the other: it may have been leased for messages first)
+    assert {a.purpose for a in platform.of(A2)} == {"message_campaign"}
+    assert platform.of(A1)[-1].purpose == "invite_campaign"
+    _invites_only_under_an_invite_lease(platform, log, invites)
+    assert [row["status"] for row in log] == ["success"] * 10
 
-            await engine_scenario.wait_until(both_leased, step=60)
 
-    first = {account_id: platform.of(account_id)[0].purpose for account_id in (A1, A2)}
-    assert first == {A1: "invite_campaign", A2: "message_campaign"}  # A1 serves both tasks
+async def test_an_account_leased_for_messages_is_leased_anew_before_it_invites(
+    engine_scenario: Scenario,
+) -> None:
+    with platform_of(engine_scenario) as platform:
+        messages = await engine_scenario.add_task(
+            targets=6,
+            user_id=TENANT,
+            task_type="send_messages",
+            template="Hello {first_name}!",
+            prefix="msg",
+            settings={"account_ids": [A1]},
+        )
+        async with running(engine_scenario):
+
+            async def a1_sent() -> bool:
+                return any(row["account_id"] == A1 for row in await engine_scenario.execution_log())
+
+            await engine_scenario.wait_until(a1_sent, step=60)
+            added = engine_scenario.clock.now()
+            invites = await engine_scenario.add_task(
+                targets=3, user_id=TENANT, settings={"account_ids": [A1]}
+            )
+            await engine_scenario.notify(invites, "running")
+            await engine_scenario.wait_for_status(invites, "completed")
+            await engine_scenario.wait_for_status(messages, "completed")
+        log = await engine_scenario.execution_log()
+
+    allocates = [a for a in platform.of(A1) if a.status == 200]
+    assert allocates[0].purpose == "message_campaign"
+    anew = next(a for a in allocates if a.purpose == "invite_campaign")
+    assert anew.renewing  # the same holder's lease, not let go in between
+    assert anew.at - added < timedelta(minutes=1)  # at once, not when the lease is next due
+    _invites_only_under_an_invite_lease(platform, log, invites)
+    assert sum(row["task_id"] == invites for row in log) == 3
+    assert [row["status"] for row in log] == ["success"] * 9
+
+
+def _invites_only_under_an_invite_lease(
+    platform: Platform, log: list[asyncpg.Record], invites: uuid.UUID
+) -> None:
+    """Every invite by A1 came after the platform leased it for an invite campaign."""
+    leased = min(a.at for a in platform.of(A1) if a.status == 200 and a.purpose == "invite_campaign")
+    invited = [row for row in log if row["task_id"] == invites]
+    assert invited
+    assert all(row["created_at"] >= leased for row in invited)
