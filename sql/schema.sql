@@ -349,6 +349,7 @@ CREATE TABLE invite.invite_targets (
     lease_owner text,
     lease_expires_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    claim_id uuid,
     CONSTRAINT invite_targets_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT invite_targets_check CHECK ((((status)::text <> 'in_flight'::text) OR ((lease_owner IS NOT NULL) AND (lease_expires_at IS NOT NULL)))),
     CONSTRAINT invite_targets_status_check CHECK (((status)::text = ANY ((ARRAY['pending'::character varying, 'in_flight'::character varying, 'succeeded'::character varying, 'skipped'::character varying, 'failed'::character varying, 'uncertain'::character varying, 'cancelled'::character varying])::text[])))

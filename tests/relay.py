@@ -7,6 +7,10 @@ same port, so a DSN pointing at the relay works again without changing.
     relay = Relay(("127.0.0.1", 5432))
     url = relay.url(database_url)   # the same database, through the relay
     relay.cut(); ...; relay.restore(); ...; relay.close()
+
+``lose_answer_to(marker)`` cuts it the moment the server answers a request that carried
+``marker``: the request reached the server (and, outside a transaction, committed) but its
+answer never reaches the client -- the lost answer a network failure makes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ class Relay:
         self._target = target
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
+        self._marker: bytes | None = None  # lose the answer to the next request carrying it
+        self._asked: set[socket.socket] = set()  # upstreams that were sent such a request
+        self.answer_lost = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._serve(self._listener)
@@ -46,16 +53,39 @@ class Relay:
                     continue
                 with self._lock:
                     self._sockets += [client, upstream]
-                for source, sink in ((client, upstream), (upstream, client)):
-                    threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
+                threading.Thread(target=self._answers, args=(upstream, client), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def lose_answer_to(self, marker: bytes) -> None:
+        """Cut every connection as the server answers the next request carrying ``marker``."""
+        self.answer_lost.clear()
+        with self._lock:
+            self._marker = marker
+
+    def _requests(self, client: socket.socket, upstream: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
+            while data := client.recv(65536):
+                with self._lock:
+                    if self._marker is not None and self._marker in data:
+                        self._marker = None
+                        self._asked.add(upstream)
+                upstream.sendall(data)
         with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_RDWR)
+            upstream.shutdown(socket.SHUT_RDWR)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                with self._lock:
+                    lost = upstream in self._asked
+                    self._asked.discard(upstream)
+                if lost:
+                    self.cut()
+                    self.answer_lost.set()
+                    return
+                client.sendall(data)
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
         """Drop every connection and refuse new ones."""

@@ -25,10 +25,10 @@ from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Limits
 from invite.engine.outcomes import refused, short_of_contacts
 from invite.engine.registry import Registry, RunningTask
-from invite.engine.repository import ClaimingAccount, Lane, Repository
+from invite.engine.repository import CONNECTION_LOST, ClaimingAccount, Lane, Repository
 from invite.kernel.clock import Clock
 from invite.kernel.settings import Settings
-from invite.observability.metrics import claim_seconds
+from invite.observability.metrics import claim_seconds, lost_claim_targets
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +47,15 @@ class Claim:
     data: dict[str, Any]
     attempts: int  # this claim's attempt number: the recorder writes back only to it
     at: datetime  # when the quota was reserved (the action's time in the log)
+
+
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    """A claim whose answer the connection lost: it may have committed."""
+
+    id: uuid.UUID
+    at: datetime
+    expires_at: datetime
 
 
 @dataclass(slots=True)
@@ -80,6 +89,7 @@ class Claimer:
         self._settings = settings
         self._clock = clock
         self._asks: list[_Ask] = []
+        self._lost: list[_Lost] = []  # put back before the next claim
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
         self._closed = False
@@ -111,6 +121,10 @@ class Claimer:
             for batch in self._batches:
                 batch.cancel()
             await asyncio.gather(*self._batches, return_exceptions=True)
+            try:  # the last word on a lost claim while the database may answer
+                await self._release_lost(self._all_lanes[0])
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("lost claims left to recovery", claims=len(self._lost), error=repr(exc))
             for lane in self._all_lanes:
                 await lane.close()
 
@@ -135,7 +149,12 @@ class Claimer:
             for ask in batch:
                 by_task[ask.task.id].append(ask)
             failed = False
-            for asks in by_task.values():  # one statement per task
+            try:
+                await self._release_lost(lane)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.error("lost claim not released", claims=len(self._lost), error=repr(exc))
+                failed = True  # no claim before: a target may not be claimed twice in memory
+            for asks in by_task.values() if not failed else ():  # one statement per task
                 try:
                     await self._claim_task(lane, asks)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -152,16 +171,22 @@ class Claimer:
         asks.sort(key=lambda a: a.account.id)
         task = asks[0].task
         now = self._clock.now()
+        lost = _Lost(uuid.uuid4(), now, now + timedelta(seconds=self._settings.target_lease_seconds))
         started = time.perf_counter()
-        result = await lane.claim(
-            task_id=task.id,
-            now=now,
-            replica=self._settings.replica_id,
-            accounts=[ClaimingAccount(a.account.id, a.limits.cap, a.limits.min_pause) for a in asks],
-            lease_seconds=self._settings.target_lease_seconds,
-            recontact_days=task.recontact_days(self._settings.recontact_days),
-            contacts_cap=self._settings.daily_contacts_quota,
-        )
+        try:
+            result = await lane.claim(
+                task_id=task.id,
+                now=now,
+                replica=self._settings.replica_id,
+                accounts=[ClaimingAccount(a.account.id, a.limits.cap, a.limits.min_pause) for a in asks],
+                expires_at=lost.expires_at,
+                recontact_days=task.recontact_days(self._settings.recontact_days),
+                contacts_cap=self._settings.daily_contacts_quota,
+                claim_id=lost.id,
+            )
+        except CONNECTION_LOST:  # sent, perhaps committed, never answered
+            self._lost.append(lost)
+            raise
         claim_seconds.observe(time.perf_counter() - started)
         available = result.available
         if not result.running:  # paused, cancelled or finished since the registry was loaded
@@ -186,6 +211,27 @@ class Claimer:
             self._mark_idle(task, now, result.next_due)
         if refused or full:
             await self._reload(refused, full, now)
+
+    async def _release_lost(self, lane: Lane) -> None:
+        """Put back what the claims whose answer was lost put in flight: no account was handed
+        it, so nothing was done to anyone (decisions.CLAIM_LOST). Before any other claim."""
+        while self._lost:
+            lost = self._lost[0]
+            now = self._clock.now()
+            released = await lane.release_lost_claim(
+                claim_id=lost.id, claimed_at=lost.at, expires_at=lost.expires_at, now=now
+            )
+            self._lost.remove(lost)
+            if released:
+                lost_claim_targets.inc(len(released))
+                log.warning(
+                    "lost claim put back",
+                    claim_id=str(lost.id),
+                    targets=len(released),
+                    refunded=released[0].refunded,
+                )
+            for task_id in {row.task_id for row in released}:
+                self._registry.note_work(task_id, now)
 
     def _mark_idle(self, task: RunningTask, now: datetime, due: datetime | None) -> None:
         if due is None:  # nothing pending: wait for a requeue, a notification or the poll

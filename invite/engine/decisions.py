@@ -6,7 +6,7 @@ a claim given back untouched, a driver that raised, a worker gone mid-lease, a d
 reconciled, an account dead at start-up, a reservation the database refused). ``settle``
 (outcomes.py) applies a row to one answer, and ``give_back``, ``retire`` and ``refused`` the
 engine's own rows; the SQL statements that settle many targets at once (``recover``,
-``reconcile_settle``) receive the rows' values as parameters (``RECOVERED_JSON`` joined on the
+``reconcile_settle``, ``release_lost_claim``) receive the rows' values as parameters (``RECOVERED_JSON`` joined on the
 task type, ``RECONCILED_JSON`` on the verdict and the task's status) instead of deciding them
 in ``CASE``s, and those that write a status an outcome decided are given it too (the group
 commit's ``KEPT_TASK_ACCOUNT_STATUSES``, a dead account's statuses from ``retire``). Nothing
@@ -62,6 +62,7 @@ class EngineOutcome(StrEnum):
     ``OutcomeKind``'s: both key one table."""
 
     NOT_ACTED = "not_acted"  # claimed, then given back untouched (runner)
+    CLAIM_LOST = "claim_lost"  # the claim's answer never came back: what it claimed was not handed out
     DRIVER_ERROR = "driver_error"  # the driver raised sending a message: it may have gone out
     LEASE_EXPIRED = "lease_expired"  # recover: a message whose worker is gone
     INVITE_LEASE_EXPIRED = "invite_lease_expired"  # recover: an invite whose worker is gone
@@ -178,6 +179,8 @@ DECISIONS: dict[Key, Decision] = _named(
         K.DELIVERY_UNKNOWN: Decision(T.DONE, S.UNCERTAIN, breaker=True),
         E.DRIVER_ERROR: Decision(T.DONE, S.UNCERTAIN, breaker=True),
         E.NOT_ACTED: Decision(T.REQUEUE, S.PENDING, gives_back=True),
+        # release_lost_claim: nobody was handed the target, so nothing was done to the person
+        E.CLAIM_LOST: Decision(T.REQUEUE, S.PENDING, gives_back=True, refund=True, recorded=False),
         # recover: a message may have gone out, so it is not re-sent blindly (its account's
         # next holder asks the platform: reconcile); an invite is idempotent: back to the queue
         # as it was, the attempt counted
@@ -396,11 +399,24 @@ def reconciled_rows() -> tuple[ReconciledRow, ...]:
     return tuple(rows)
 
 
+def lost_claim() -> dict[str, object]:
+    """``release_lost_claim``'s cells, as its named parameters."""
+    d = DECISIONS[EngineOutcome.CLAIM_LOST]
+    assert d.status is not None
+    return {
+        "status": d.status,
+        "requeue": d.fate is TargetFate.REQUEUE,
+        "give_back": d.gives_back,
+        "refund": d.refund,
+    }
+
+
 # The parameters as the statements take them: a jsonb document, encoded once and passed as its
 # text (the statement casts it).
 RECOVERED_JSON = msgspec.json.encode(recovered_rows()).decode()
 RECONCILED_JSON = msgspec.json.encode(reconciled_rows()).decode()
 CLOSED_JSON = msgspec.json.encode(closed_rows()).decode()
+LOST_CLAIM = lost_claim()
 
 # record: a task-account status an outcome set stays, whatever later outcomes' buckets say
 # (an account that left the task, or died, stays so until a person says otherwise)

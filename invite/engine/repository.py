@@ -35,7 +35,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-from invite.engine.decisions import Verdict
+from invite.engine.decisions import LOST_CLAIM, Verdict
 from invite.engine.statuses import AccountStatus, TaskAccountStatus
 from invite.engine.trial_rows import (
     Notified,
@@ -123,6 +123,15 @@ class _ClaimTail(msgspec.Struct, frozen=True):
     next_due: datetime | None
     paired: list[str]
     phones_left: int
+
+
+class Released(msgspec.Struct, frozen=True):
+    """A target a lost claim had put in flight, put back."""
+
+    id: uuid.UUID
+    task_id: uuid.UUID
+    account_id: str
+    refunded: int  # accounts whose reservation was given back (the same on every row)
 
 
 class ClaimResult(msgspec.Struct, frozen=True):
@@ -378,12 +387,13 @@ class Repository:
         now: datetime,
         replica: str,
         accounts: Sequence[ClaimingAccount],
-        lease_seconds: float,
+        expires_at: datetime,
         recontact_days: int,
         contacts_cap: int,
+        claim_id: uuid.UUID,
     ) -> ClaimResult:
         """Targets of one task for ``accounts`` (paired in their order, a +phone target only with
-        an account with contact room), each with its quota reserved."""
+        an account with contact room), each with its quota reserved, marked ``claim_id``."""
         records = await self._records(
             "claims.claim",
             task_id=task_id,
@@ -391,9 +401,10 @@ class Repository:
             limit=len(accounts),
             replica=replica,
             accounts=accounts,
-            lease_seconds=lease_seconds,
+            expires_at=expires_at,
             recontact_days=recontact_days,
             contacts_cap=contacts_cap,
+            claim_id=claim_id,
         )
         first = records[0]  # the statement always returns a row
         check_columns("claims.claim", first, Claimed, _ClaimTail)
@@ -405,6 +416,20 @@ class Repository:
             first["next_due"],
             first["paired"],
             first["phones_left"],
+        )
+
+    async def release_lost_claim(
+        self, *, claim_id: uuid.UUID, claimed_at: datetime, expires_at: datetime, now: datetime
+    ) -> list[Released]:
+        """The targets a claim whose answer was lost put in flight, as the table's LOST_CLAIM says."""
+        return await self._rows(
+            "claims.release_lost_claim",
+            Released,
+            claim_id=claim_id,
+            claimed_at=claimed_at,
+            expires_at=expires_at,
+            now=now,
+            **LOST_CLAIM,
         )
 
     async def account_state(self, *, replica: str, account_ids: list[str]) -> list[AccountState]:
@@ -799,12 +824,14 @@ class Lane(Repository):
         self._conn: PoolConnectionProxy | None = None
 
     async def _fetch_once(self, sql: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
+        if self._conn is not None and _closed(self._conn):
+            await self.close()  # it closed while idle: nothing is sent on it
         if self._conn is None:
             self._conn = await self._db.pool.acquire()
         return await self._conn.fetch(sql, *args)
 
     async def _failed(self, exc: Exception) -> None:
-        if isinstance(exc, CONNECTION_LOST) or (self._conn is not None and self._conn.is_closed()):
+        if isinstance(exc, CONNECTION_LOST) or (self._conn is not None and _closed(self._conn)):
             await self.close()
 
     async def close(self) -> None:
@@ -815,3 +842,12 @@ class Lane(Repository):
                     await self._db.pool.release(conn)
                 except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError):
                     conn.terminate()
+
+
+def _closed(conn: PoolConnectionProxy) -> bool:
+    """The connection closed -- or the pool took it back as it closed, and then every call on it
+    raises "released back to the pool" before sending anything."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True

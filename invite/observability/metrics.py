@@ -33,6 +33,9 @@ accounts_by_state = Gauge("invite_engine_accounts", "Accounts leased by this rep
 cooldowns = Counter("invite_engine_cooldowns", "Account cooldowns started, by reason", ["reason"])
 breaker_trips = Counter("invite_engine_breaker_trips", "Tasks paused by the circuit breaker", ["reason"])
 lease_takeovers = Counter("invite_engine_lease_takeovers", "Account leases taken over after expiry")
+lost_claim_targets = Counter(
+    "invite_engine_lost_claim_targets", "Targets put back after their claim's answer was lost"
+)
 integration_errors = Counter(
     "invite_integration_errors", "Failed calls to neighbouring services", ["service"]
 )

@@ -8,10 +8,10 @@
 -- a task (those that do take their statuses from invite/tasks/states.py).
 
 -- name: claim
--- args: $1 task_id, $2 now, $3 limit, $4 replica, $5 accounts, $6 lease_seconds, $7 recontact_days, $8 contacts_cap
+-- args: $1 task_id, $2 now, $3 limit, $4 replica, $5 accounts, $6 expires_at, $7 recontact_days, $8 contacts_cap, $9 claim_id
 -- Claims up to `limit` targets of ONE task for the ready `accounts` of `replica` (a jsonb
 -- array of {account_id, cap, pause}: each with its daily cap and minimum pause, in the order
--- they are paired with targets), at `now`; targets are leased for `lease_seconds`;
+-- they are paired with targets), at `now`; targets are leased until `expires_at`;
 -- `recontact_days` is the task's cross-task recontact cap in days (0: none); `contacts_cap`
 -- our own cap on +phone targets an account reaches a day (each imports the number as a
 -- contact first; the accounts provider's contacts_limit in the row may lower it). One statement,
@@ -58,7 +58,9 @@
 --    in-memory bucket, and why pause/cancel take effect before the next action. The windows
 --    and caps are migration 0012's (invite_window_used, invite_window_start, invite_cap), as
 --    in the trial's claim.
---  * claimed: only targets paired with a successful reservation go in flight.
+--  * claimed: only targets paired with a successful reservation go in flight, marked with
+--    `claim_id` (the claimer's id for this statement): should its answer be lost, the claimer
+--    finds them by it (release_lost_claim).
 -- The final SELECT always returns one row at least: `available` (targets found that may be
 -- contacted) tells an empty queue from a refused account, `running` whether the task still
 -- runs, and -- only when the claim came back short -- `next_due` when the earliest other
@@ -153,9 +155,10 @@ WITH task AS (
     UPDATE invite_targets g SET
         status = 'in_flight',
         lease_owner = $4,
-        lease_expires_at = $2::timestamptz + $6::float8 * interval '1 second',
+        lease_expires_at = $6,
         account_id = r.id,
-        attempts = g.attempts + 1
+        attempts = g.attempts + 1,
+        claim_id = $9
     FROM reserved r
     WHERE g.id = r.target_id
     RETURNING g.id, g.account_id, g.identifier_key, g.user_data, g.attempts
@@ -172,6 +175,51 @@ SELECT c.id, c.account_id, c.identifier_key, c.user_data, c.attempts,
        ARRAY(SELECT account_id FROM paired) AS paired,
        (SELECT count(*) FROM numbered WHERE phone AND id NOT IN (SELECT target_id FROM paired)) AS phones_left
 FROM (SELECT 1) one LEFT JOIN claimed c ON true
+
+-- name: release_lost_claim
+-- args: $1 claim_id, $2 claimed_at, $3 expires_at, $4 now, $5 status, $6 requeue, $7 give_back, $8 refund
+-- A claim whose answer never reached the claimer (the connection broke once the statement was
+-- sent): it committed or it did not. If it did, its targets are in flight under `claim_id`,
+-- never handed to an account, so nothing was done to anyone -- what they become is the
+-- decision table's row for a lost claim (decisions.LOST_CLAIM: `status`; `requeue`: due at
+-- `now`; `give_back`: the attempt is not counted; `refund`: the claim's reservations, made at
+-- `claimed_at`, are given back where the account's 24 h window still holds them, the contacts
+-- window's too for a +phone target). Through invite_targets_in_flight by the claim's exact
+-- lease expiry `expires_at`, then the id; a target whose lease ran out meanwhile was
+-- recovered already (recover) and is not touched. Accounts are locked in id order, as every
+-- statement here does.
+WITH lost AS (
+    SELECT id FROM invite_targets
+    WHERE status = 'in_flight' AND lease_expires_at = $3 AND claim_id = $1
+    FOR UPDATE
+), locked AS MATERIALIZED (
+    SELECT a.id FROM invite_accounts a
+    WHERE a.id IN (SELECT g.account_id FROM invite_targets g JOIN lost l ON l.id = g.id)
+    ORDER BY a.id
+    FOR UPDATE
+), released AS (
+    UPDATE invite_targets g SET
+        status = $5::text,
+        attempts = CASE WHEN $7 THEN GREATEST(g.attempts - 1, 0) ELSE g.attempts END,
+        next_attempt_at = CASE WHEN $6 THEN $4::timestamptz ELSE g.next_attempt_at END,
+        lease_owner = NULL,
+        lease_expires_at = NULL
+    FROM lost l
+    WHERE g.id = l.id
+    RETURNING g.id, g.task_id, g.account_id, invite_imports_contact(g.identifier_key) AS phone
+), refunded AS (
+    UPDATE invite_accounts a SET
+        daily_count = CASE WHEN a.daily_window_start <= $2 THEN GREATEST(a.daily_count - 1, 0)
+                           ELSE a.daily_count END,
+        contacts_count = CASE WHEN r.phone AND a.contacts_window_start <= $2
+                              THEN GREATEST(a.contacts_count - 1, 0) ELSE a.contacts_count END,
+        updated_at = $4
+    FROM released r
+    WHERE $8 AND a.id = r.account_id AND a.id IN (SELECT id FROM locked)
+    RETURNING a.id
+)
+SELECT r.id, r.task_id, r.account_id, (SELECT count(*) FROM refunded) AS refunded
+FROM released r
 
 -- name: account_state
 -- args: $1 replica, $2 account_ids

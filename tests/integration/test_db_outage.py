@@ -26,6 +26,7 @@ import httpx
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 
 from invite.app import create_app
 from invite.kernel.clock import RealClock
@@ -298,6 +299,58 @@ async def test_outcomes_held_through_a_long_outage_land_when_the_database_return
         assert max(sent.values()) == 1
         assert len(sent) == targets
         assert logged == len(record.actions)  # the log rows of the held outcomes landed too
+    finally:
+        await observer.close()
+
+
+async def test_a_claim_whose_answer_is_lost_is_put_back_at_once_and_sent_once(
+    settings: Settings, fresh_database_url: str, relay: Relay
+) -> None:
+    """The connection breaks after a claim committed, before its answer arrived: what it put in
+    flight was handed to no account, so the claimer puts it back as soon as the database answers
+    again -- not when its lease runs out (far beyond this test), which would leave a message in
+    doubt -- its attempt given back; everyone gets one message."""
+    tenant, targets = new_tenant(), 30
+    run = _through_relay(settings, relay.url(fresh_database_url), lease_seconds=600.0)
+    observer = await create_pool(fresh_database_url, settings)
+    record = MemoryRecord()
+    factory = _sandbox(run, record, SandboxProfile(latency_seconds=(0.02, 0.05)))
+    put_back = REGISTRY.get_sample_value("invite_engine_lost_claim_targets_total") or 0.0
+    try:
+        task_id = await make_task(
+            observer, targets=targets, user_id=tenant, task_type="send_messages", template="Hi", prefix="lost"
+        )
+        pool = await create_pool(run.database_url or "", run)
+        engine = build_engine(pool, run, RealClock(), strategies=factory, accounts=SandboxAccounts(3))
+        await engine.start()
+        try:
+
+            async def under_way() -> bool:
+                return (await _counts(observer, task_id)).get("succeeded", 0) >= 5
+
+            await eventually(under_way, 30, "the campaign under way")
+            relay.lose_answer_to(b'"pause":')  # in the claim's accounts document only
+            assert await asyncio.to_thread(relay.answer_lost.wait, 10), "no claim answer was lost"
+            relay.restore()
+
+            async def finished() -> bool:
+                status = await observer.fetchval("SELECT status FROM invite_tasks WHERE id = $1", task_id)
+                return bool(status == "completed")
+
+            await eventually(finished, 30, "the campaign finished well before the lost claim's lease ran out")
+        finally:
+            await engine.stop()
+            await pool.close()
+        sent = sends_per_target(record.actions)
+        assert await _counts(observer, task_id) == {"succeeded": targets}
+        assert len(sent) == targets
+        assert max(sent.values()) == 1
+        # the lost claim's attempt not counted (its reservation's refund: test_claim_plan.py)
+        attempts = await observer.fetchval(
+            "SELECT max(attempts) FROM invite_targets WHERE task_id = $1", task_id
+        )
+        assert attempts == 1
+        assert (REGISTRY.get_sample_value("invite_engine_lost_claim_targets_total") or 0.0) > put_back
     finally:
         await observer.close()
 

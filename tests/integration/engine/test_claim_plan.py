@@ -17,6 +17,8 @@ from invite.kernel.db import queries
 from tests.conftest import SQL_DIR
 
 CLAIM = queries(SQL_DIR)["claims.claim"]
+RELEASE = queries(SQL_DIR)["claims.release_lost_claim"]
+LEASE = timedelta(seconds=300)
 ACCOUNTS = [f"acc-{n:03}" for n in range(100)]
 
 
@@ -34,7 +36,7 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 async def _claim_plan(
     conn: asyncpg.Connection, task_id: uuid.UUID, now: datetime, recontact_days: int = 30
 ) -> list[dict[str, Any]]:
-    args = (task_id, now, 100, "replica", _asking(0.001), 300.0, recontact_days, 15)
+    args = (task_id, now, 100, "replica", _asking(0.001), now + LEASE, recontact_days, 15, uuid.uuid4())
     plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + CLAIM, *args)
     return list(_nodes(plan[0]["Plan"]))
 
@@ -120,12 +122,38 @@ async def test_claim_uses_the_pending_index_at_100k(fresh_database_url: str) -> 
         # mid-run: half the queue claimed 100 at a time, dead entries at the head of the index
         for step in range(500):
             at = now + timedelta(seconds=step)
-            rows = await conn.fetch(CLAIM, task_id, at, 100, "replica", _asking(0.0), 300.0, 0, 15)
+            claim_id = uuid.uuid4()
+            rows = await conn.fetch(
+                CLAIM, task_id, at, 100, "replica", _asking(0.0), at + LEASE, 0, 15, claim_id
+            )
             assert len(rows) == 100 - (step == 0)  # u:p7 is suppressed: skipped, not claimed
         assert _reads_of_targets(await _claim_plan(conn, task_id, now + timedelta(hours=1))) <= expected
         pending = await conn.fetchval(
             "SELECT count(*) FROM invite_targets WHERE task_id = $1 AND status = 'pending'", task_id
         )
         assert pending == 50_000  # 49,999 claimed, u:p7 skipped
+
+        # the last claim's answer lost: its 100 targets are found among the 49,999 in flight
+        # through the in-flight index by the claim's lease expiry, and nothing else is read
+        lost = (claim_id, at, at + LEASE, at, "pending", True, True, True)
+        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + RELEASE, *lost)
+        assert _reads_of_targets(list(_nodes(plan[0]["Plan"]))) <= {
+            ("Index Scan", "invite_targets_in_flight"),
+            ("Bitmap Index Scan", "invite_targets_in_flight"),
+            ("Bitmap Heap Scan", ""),
+            ("Index Scan", "invite_targets_pkey"),
+        }
+        reserved = await conn.fetchval("SELECT sum(daily_count) FROM invite_accounts")
+        released = await conn.fetch(RELEASE, *lost)
+        assert len(released) == 100
+        assert {row["refunded"] for row in released} == {100}
+        assert await conn.fetchval("SELECT sum(daily_count) FROM invite_accounts") == reserved - 100
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM invite_targets WHERE claim_id = $1 AND status = 'pending' AND attempts = 0",
+                claim_id,
+            )
+            == 100
+        )
     finally:
         await conn.close()

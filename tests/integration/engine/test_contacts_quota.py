@@ -148,9 +148,10 @@ async def _claim(scenario: Scenario, task: uuid.UUID, accounts: list[str]) -> di
         now=NOW,
         replica="replica-a",
         accounts=[ClaimingAccount(a, 40, 0.0) for a in accounts],
-        lease_seconds=300.0,
+        expires_at=NOW + timedelta(seconds=300),
         recontact_days=0,
         contacts_cap=3,
+        claim_id=uuid.uuid4(),
     )
     return {row.account_id: row.identifier_key for row in result.claimed}
 

@@ -23,6 +23,7 @@ from invite.engine.decisions import (
     CLOSED_JSON,
     DECISIONS,
     KEPT_TASK_ACCOUNT_STATUSES,
+    LOST_CLAIM,
     RAISED,
     RECONCILED,
     RECONCILED_JSON,
@@ -115,6 +116,9 @@ PINNED: dict[Key, Decision] = {
     K.DELIVERY_UNKNOWN: Decision(T.DONE, S.UNCERTAIN, breaker=True, outcome="delivery_unknown"),
     E.DRIVER_ERROR: Decision(T.DONE, S.UNCERTAIN, breaker=True, outcome="driver_error"),
     E.NOT_ACTED: Decision(T.REQUEUE, S.PENDING, gives_back=True, outcome="not_acted"),
+    E.CLAIM_LOST: Decision(
+        T.REQUEUE, S.PENDING, gives_back=True, refund=True, recorded=False, outcome="claim_lost"
+    ),
     E.LEASE_EXPIRED: Decision(T.DONE, S.UNCERTAIN, outcome="lease_expired"),
     E.INVITE_LEASE_EXPIRED: Decision(T.REQUEUE, S.PENDING, recorded=False, outcome="invite_lease_expired"),
     E.DELIVERED_CONFIRMED: Decision(
@@ -176,6 +180,7 @@ def test_every_engine_outcome_has_a_way_in() -> None:
         *RECONCILED.values(),
         *REFUSED.values(),
         E.NOT_ACTED,  # give_back
+        E.CLAIM_LOST,  # release_lost_claim
         E.DEAD_AT_START,  # retire
         E.LEASE_LOST,  # refused, by a replica that no longer leases the account
         E.CONTACTS_FULL,  # short_of_contacts
@@ -471,6 +476,18 @@ def test_recover_makes_what_it_made_before() -> None:
         True,
         False,
     )
+
+
+def test_release_lost_claim_receives_the_cells_of_its_row() -> None:
+    d = DECISIONS[E.CLAIM_LOST]
+    assert {
+        "status": d.status,
+        "requeue": d.fate is T.REQUEUE,
+        "give_back": d.gives_back,
+        "refund": d.refund,
+    } == LOST_CLAIM
+    # untouched, so as if never claimed: due now, the attempt and the reservation given back
+    assert LOST_CLAIM == {"status": S.PENDING, "requeue": True, "give_back": True, "refund": True}
 
 
 def test_reconcile_settle_receives_every_cell_of_its_rows() -> None:
