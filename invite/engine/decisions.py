@@ -6,7 +6,7 @@ a claim given back untouched, a driver that raised, a worker gone mid-lease, a d
 reconciled, an account dead at start-up, a reservation the database refused). ``settle``
 (outcomes.py) applies a row to one answer, and ``give_back``, ``retire`` and ``refused`` the
 engine's own rows; the SQL statements that settle many targets at once (``recover``,
-``reconcile_settle``, ``release_lost_claim``) receive the rows' values as parameters (``RECOVERED_JSON`` joined on the
+``reconcile_settle``, ``release_lost_claim``, the claim's closing of the barred) receive the rows' values as parameters (``RECOVERED_JSON`` joined on the
 task type, ``RECONCILED_JSON`` on the verdict and the task's status) instead of deciding them
 in ``CASE``s, and those that write a status an outcome decided are given it too (the group
 commit's ``KEPT_TASK_ACCOUNT_STATUSES``, a dead account's statuses from ``retire``). Nothing
@@ -77,6 +77,8 @@ class EngineOutcome(StrEnum):
     REFUSED_BLOCKED = "refused_blocked"  # ... because the account is blocked
     LEASE_LOST = "lease_lost"  # ... because another replica leases the account now
     CONTACTS_FULL = "contacts_full"  # the claim had only +phone targets, and no contact room for it
+    SUPPRESSED = "suppressed"  # the claim found the person on the tenant's suppression list
+    RECENTLY_CONTACTED = "recently_contacted"  # ... or reached by another task within the recontact cap
 
 
 Key = OutcomeKind | EngineOutcome
@@ -228,6 +230,11 @@ DECISIONS: dict[Key, Decision] = _named(
         E.REFUSED_BLOCKED: Decision(T.NONE, None, A.STOP),
         E.LEASE_LOST: Decision(T.NONE, None, A.LET_GO),
         E.CONTACTS_FULL: Decision(T.NONE, None, A.REST),
+        # claim: closed before any platform call; "{days}" is the task's recontact cap
+        E.SUPPRESSED: Decision(T.DONE, S.SKIPPED, reason="on the suppression list"),
+        E.RECENTLY_CONTACTED: Decision(
+            T.DONE, S.SKIPPED, reason="contacted by another of your tasks within the last {days} days"
+        ),
     }
 )
 del K, E, T, A, X, S, TA
@@ -300,6 +307,13 @@ CLOSED: dict[TaskStatus, EngineOutcome] = {
 }
 
 
+# claims: what a target becomes whose person invite_barred (migration 0012) bars, by the bar
+BARRED: dict[str, EngineOutcome] = {
+    "suppressed": EngineOutcome.SUPPRESSED,
+    "recently_contacted": EngineOutcome.RECENTLY_CONTACTED,
+}
+
+
 # claims: what a reservation the database refused makes of an account it still leases, by the
 # account's status in its row (one it no longer leases: LEASE_LOST)
 REFUSED: dict[AccountStatus, EngineOutcome] = {
@@ -339,12 +353,32 @@ class ReconciledRow(msgspec.Struct, frozen=True):
     counted: bool  # a message sent: counted in the account's usage
 
 
+class BarredRow(msgspec.Struct, frozen=True):
+    """One row of the claim's ``barred`` parameter: what a target whose person may not be
+    contacted becomes, by the bar invite_barred (migration 0012) names."""
+
+    barred: str
+    status: TargetStatus
+    outcome: str
+    error_message: str  # "{days}": the task's recontact cap
+
+
 class ClosedRow(msgspec.Struct, frozen=True):
     """One row of ``close_queues``'s parameter: what a pending target of a task closed this way becomes."""
 
     task_status: TaskStatus
     status: TargetStatus
     outcome: str
+
+
+def barred_rows() -> tuple[BarredRow, ...]:
+    rows = []
+    for barred, key in BARRED.items():
+        d = DECISIONS[key]
+        assert d.status is not None
+        assert d.reason is not None
+        rows.append(BarredRow(barred, d.status, d.outcome, d.reason))
+    return tuple(rows)
 
 
 def closed_rows() -> tuple[ClosedRow, ...]:
@@ -416,6 +450,7 @@ def lost_claim() -> dict[str, object]:
 RECOVERED_JSON = msgspec.json.encode(recovered_rows()).decode()
 RECONCILED_JSON = msgspec.json.encode(reconciled_rows()).decode()
 CLOSED_JSON = msgspec.json.encode(closed_rows()).decode()
+BARRED_JSON = msgspec.json.encode(barred_rows()).decode()
 LOST_CLAIM = lost_claim()
 
 # record: a task-account status an outcome set stays, whatever later outcomes' buckets say

@@ -35,7 +35,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-from invite.engine.decisions import LOST_CLAIM, Verdict
+from invite.engine.decisions import BARRED_JSON, LOST_CLAIM, Verdict
 from invite.engine.statuses import AccountStatus, TaskAccountStatus
 from invite.engine.trial_rows import (
     Notified,
@@ -405,6 +405,7 @@ class Repository:
             recontact_days=recontact_days,
             contacts_cap=contacts_cap,
             claim_id=claim_id,
+            barred=BARRED_JSON,
         )
         first = records[0]  # the statement always returns a row
         check_columns("claims.claim", first, Claimed, _ClaimTail)

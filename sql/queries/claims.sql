@@ -8,7 +8,7 @@
 -- a task (those that do take their statuses from invite/tasks/states.py).
 
 -- name: claim
--- args: $1 task_id, $2 now, $3 limit, $4 replica, $5 accounts, $6 expires_at, $7 recontact_days, $8 contacts_cap, $9 claim_id
+-- args: $1 task_id, $2 now, $3 limit, $4 replica, $5 accounts, $6 expires_at, $7 recontact_days, $8 contacts_cap, $9 claim_id, $10 barred
 -- Claims up to `limit` targets of ONE task for the ready `accounts` of `replica` (a jsonb
 -- array of {account_id, cap, pause}: each with its daily cap and minimum pause, in the order
 -- they are paired with targets), at `now`; targets are leased until `expires_at`;
@@ -40,7 +40,9 @@
 --    suppression committed before this statement began is seen; one committing meanwhile
 --    waits for our row locks and then finds these rows in flight. The task is LEFT JOINed:
 --    one no longer running bars nobody here (nothing is reserved for it below).
---  * skipped: the barred rows are closed in the same statement, so they never come back.
+--  * skipped: the barred rows are closed in the same statement, so they never come back, as
+--    `barred` says (the decision table's rows, decisions.BARRED_JSON: status, outcome and
+--    error message by the bar's name; "{days}" in a message is the recontact cap).
 --  * numbered: window functions may not sit beside FOR UPDATE, so rows are numbered apart,
 --    in queue order, +phone targets and the others each on their own, the barred left out.
 --  * phones, paired: the accounts with contact room take the +phone targets, in their order
@@ -102,13 +104,12 @@ WITH task AS (
     CROSS JOIN LATERAL invite_barred(t.user_id, t.id, x.identifier_key, x.user_data, $2, $7::int) AS b(barred)
 ), skipped AS (
     UPDATE invite_targets g SET
-        status = 'skipped', outcome = j.barred, processed_at = $2,
-        error_message = CASE j.barred
-            WHEN 'suppressed' THEN 'on the suppression list'
-            ELSE 'contacted by another of your tasks within the last ' || $7::int || ' days'
-        END
+        status = d.status, outcome = d.outcome, processed_at = $2,
+        error_message = replace(d.error_message, '{days}', $7::int::text)
     FROM judged j
-    WHERE g.id = j.id AND j.barred IS NOT NULL
+    JOIN jsonb_to_recordset($10::text::jsonb) AS d(barred text, status text, outcome text, error_message text)
+         ON d.barred = j.barred
+    WHERE g.id = j.id
 ), numbered AS (
     SELECT id, phone, row_number() OVER (PARTITION BY phone ORDER BY next_attempt_at, seq) AS n
     FROM judged WHERE barred IS NULL

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from invite.engine.decisions import BARRED_JSON
 from invite.kernel.db import queries
 from tests.conftest import SQL_DIR
 
@@ -36,7 +37,18 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 async def _claim_plan(
     conn: asyncpg.Connection, task_id: uuid.UUID, now: datetime, recontact_days: int = 30
 ) -> list[dict[str, Any]]:
-    args = (task_id, now, 100, "replica", _asking(0.001), now + LEASE, recontact_days, 15, uuid.uuid4())
+    args = (
+        task_id,
+        now,
+        100,
+        "replica",
+        _asking(0.001),
+        now + LEASE,
+        recontact_days,
+        15,
+        uuid.uuid4(),
+        BARRED_JSON,
+    )
     plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + CLAIM, *args)
     return list(_nodes(plan[0]["Plan"]))
 
@@ -124,7 +136,7 @@ async def test_claim_uses_the_pending_index_at_100k(fresh_database_url: str) -> 
             at = now + timedelta(seconds=step)
             claim_id = uuid.uuid4()
             rows = await conn.fetch(
-                CLAIM, task_id, at, 100, "replica", _asking(0.0), at + LEASE, 0, 15, claim_id
+                CLAIM, task_id, at, 100, "replica", _asking(0.0), at + LEASE, 0, 15, claim_id, BARRED_JSON
             )
             assert len(rows) == 100 - (step == 0)  # u:p7 is suppressed: skipped, not claimed
         assert _reads_of_targets(await _claim_plan(conn, task_id, now + timedelta(hours=1))) <= expected

@@ -105,10 +105,9 @@ async def test_activation_screens_the_audience_and_picks_the_tenants_accounts(
     task_id = await engine_scenario.add_task(targets=10, settings={"recontact_days": 7})
     async with engine_scenario.running(3):
         await engine_scenario.wait_for_status(task_id, "completed")
-    targets = {
-        r["identifier_key"]: (r["status"], r["outcome"])
-        for r in await engine_scenario.pool.fetch("SELECT * FROM invite_targets WHERE task_id = $1", task_id)
-    }
+    rows = await engine_scenario.pool.fetch("SELECT * FROM invite_targets WHERE task_id = $1", task_id)
+    targets = {r["identifier_key"]: (r["status"], r["outcome"]) for r in rows}
+    reasons = {r["identifier_key"]: r["error_message"] for r in rows}
     log = await engine_scenario.execution_log()
     attached = {
         r["account_id"]
@@ -116,6 +115,8 @@ async def test_activation_screens_the_audience_and_picks_the_tenants_accounts(
     }
     assert targets["u:user5"] == ("skipped", "suppressed")
     assert [targets[f"u:user{n}"] for n in (1, 2, 3)] == [("skipped", "recently_contacted")] * 3
+    assert reasons["u:user5"] == "on the suppression list"
+    assert reasons["u:user1"] == "contacted by another of your tasks within the last 7 days"
     assert sum(status == "succeeded" for status, _ in targets.values()) == 6
     assert attached == {f"sandbox-{TENANT}-2", f"sandbox-{TENANT}-3"}  # -1 belongs to someone else
     assert {r["account_id"] for r in log} <= attached

@@ -18,6 +18,8 @@ import pytest
 
 from invite.engine.account import LeasedAccount
 from invite.engine.decisions import (
+    BARRED,
+    BARRED_JSON,
     BREAKER_ERRORS,
     CLOSED,
     CLOSED_JSON,
@@ -32,6 +34,7 @@ from invite.engine.decisions import (
     REFUSED,
     RETRYABLE_OUTCOMES,
     AccountEffect,
+    BarredRow,
     ClosedRow,
     Decision,
     EngineOutcome,
@@ -42,6 +45,7 @@ from invite.engine.decisions import (
     TargetFate,
     TaskEffect,
     Verdict,
+    barred_rows,
     closed_rows,
     reconciled_rows,
     recovered_rows,
@@ -58,9 +62,11 @@ from invite.engine.outcomes import (
 from invite.engine.recorder import AccountChange, Entry
 from invite.engine.registry import Registry
 from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
+from invite.kernel.db import queries
 from invite.platforms.base import AccountEvent, Outcome, OutcomeKind
 from invite.tasks.schemas import TaskType
 from invite.tasks.states import TaskStatus
+from tests.conftest import SQL_DIR
 from tests.unit.engine import world
 from tests.unit.engine.world import NOW, SETTINGS, TASK, claim, registry
 
@@ -138,6 +144,8 @@ PINNED: dict[Key, Decision] = {
     E.REFUSED_BLOCKED: Decision(T.NONE, None, A.STOP, outcome="refused_blocked"),
     E.LEASE_LOST: Decision(T.NONE, None, A.LET_GO, outcome="lease_lost"),
     E.CONTACTS_FULL: Decision(T.NONE, None, A.REST, outcome="contacts_full"),
+    E.SUPPRESSED: Decision(T.DONE, S.SKIPPED, outcome="suppressed"),
+    E.RECENTLY_CONTACTED: Decision(T.DONE, S.SKIPPED, outcome="recently_contacted"),
 }
 # What settle is handed: every platform answer, and the engine's answers for a step that raised.
 SETTLED: list[Key] = [*OutcomeKind, *{key for key in RAISED.values() if isinstance(key, EngineOutcome)}]
@@ -179,6 +187,7 @@ def test_every_engine_outcome_has_a_way_in() -> None:
         *RECOVERED.values(),
         *RECONCILED.values(),
         *REFUSED.values(),
+        *BARRED.values(),
         E.NOT_ACTED,  # give_back
         E.CLAIM_LOST,  # release_lost_claim
         E.DEAD_AT_START,  # retire
@@ -476,6 +485,22 @@ def test_recover_makes_what_it_made_before() -> None:
         True,
         False,
     )
+
+
+def test_the_claim_closes_the_barred_as_the_table_says() -> None:
+    assert barred_rows() == (
+        BarredRow("suppressed", S.SKIPPED, "suppressed", "on the suppression list"),
+        BarredRow(
+            "recently_contacted",
+            S.SKIPPED,
+            "recently_contacted",
+            "contacted by another of your tasks within the last {days} days",
+        ),
+    )
+    assert msgspec.json.decode(BARRED_JSON, type=tuple[BarredRow, ...]) == barred_rows()
+    # a new suppression takes the person's pending targets out with the same words
+    skip = queries(SQL_DIR)["suppressions.skip_pending_targets"]
+    assert f"outcome = '{E.SUPPRESSED.value}', error_message = '{DECISIONS[E.SUPPRESSED].reason}'" in skip
 
 
 def test_release_lost_claim_receives_the_cells_of_its_row() -> None:
