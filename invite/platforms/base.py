@@ -79,6 +79,28 @@ class Target(msgspec.Struct, frozen=True):
         return cls(kind, value, data or {})
 
 
+class Reply(msgspec.Struct, frozen=True):
+    """A message a person sent the account: who (every identifier key the platform knows them
+    by, as ``Target.key`` spells them: ``id:<user id>``, ``u:<username>``, ``p:<+phone>``),
+    when, and what it says (read for the stop words, never stored)."""
+
+    keys: tuple[str, ...]
+    at: datetime  # timezone-aware
+    text: str
+
+    def __repr__(self) -> str:  # a person's words stay out of logs and tracebacks
+        return f"Reply(keys={self.keys!r}, at={self.at!r})"
+
+
+class Replies(msgspec.Struct, frozen=True):
+    """What ``read_replies`` found, and how reading went: ``SUCCESS``, or why it stopped (a
+    ``FLOOD_WAIT`` with its seconds: the poll rests that long; anything else: try next time).
+    Replies come only with ``SUCCESS``."""
+
+    replies: list[Reply]
+    outcome: Outcome
+
+
 class RateLimits(msgspec.Struct, frozen=True):
     daily_quota: int
     daily_quota_with_link: int
@@ -128,6 +150,12 @@ class InviteStrategy(Protocol):
         as the platform itself tells: None when it cannot tell (the person can't be resolved, the
         platform refuses or errs). Never raises. The engine asks it of messages whose worker died
         mid-send: True means delivered, False that it never went out, None leaves them uncertain."""
+        ...
+
+    async def read_replies(self, since: datetime) -> Replies:
+        """The messages people sent this account in one-to-one dialogs at or after ``since``
+        (timezone-aware), oldest first; bots, groups and the account's own messages left out.
+        Never raises: a platform error is the answer's ``outcome``."""
         ...
 
     def get_rate_limits(self) -> RateLimits: ...

@@ -37,6 +37,8 @@ from invite.platforms.base import (
     Outcome,
     OutcomeKind,
     RateLimits,
+    Replies,
+    Reply,
     Target,
     UsageStats,
 )
@@ -81,12 +83,22 @@ class SandboxProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     latency_seconds: tuple[Seconds, Seconds] = (0.0, 0.0)  # [min, max], slept on the injected clock
     dead_accounts: frozenset[str] = frozenset()
     groups_without_right: frozenset[str] = frozenset()  # no account may invite into these
+    # replies to messages, properties of the person (shares of everyone messaged): they answer
+    # an account's latest message to them ``reply_after_seconds`` later with ``reply_text``,
+    # or with ``opt_out_reply_text`` (asking not to be written to again)
+    reply_rate: Rate = 0.0
+    opt_out_reply_rate: Rate = 0.0
+    reply_after_seconds: Seconds = 600.0
+    reply_text: str = "Thanks, tell me more"
+    opt_out_reply_text: str = "Пожалуйста, больше не пишите мне"
 
     def __post_init__(self) -> None:
         if self.not_found_rate + self.privacy_restricted_rate + self.already_member_rate > 1.0:
             raise ValueError("not_found_rate + privacy_restricted_rate + already_member_rate must be <= 1")
         if self.flood_wait_rate + self.transient_rate > 1.0:
             raise ValueError("flood_wait_rate + transient_rate must be <= 1")
+        if self.reply_rate + self.opt_out_reply_rate > 1.0:
+            raise ValueError("reply_rate + opt_out_reply_rate must be <= 1")
         if not self.flood_wait_seconds:
             raise ValueError("flood_wait_seconds must name at least one duration")
         for name, bounds in (
@@ -260,6 +272,7 @@ class _World:
         self.dead: set[str] = set()
         self.flood_until: dict[str, datetime] = {}
         self.messaged: dict[tuple[str, str], datetime] = {}  # (account, person) → its latest message
+        self.messaged_by: defaultdict[str, dict[str, datetime]] = defaultdict(dict)  # the same, by account
         self.random_ids: set[tuple[str, int]] = set()  # (account, random_id) of the messages it sent
         self._position = 0
 
@@ -280,7 +293,9 @@ class _World:
             self.members[a.group_id].add(a.target_key)
         elif a.outcome is OutcomeKind.SUCCESS and a.action is ActionKind.MESSAGE:
             key = (a.account_id, a.target_key)
-            self.messaged[key] = max(a.at, self.messaged.get(key, a.at))
+            self.messaged[key] = self.messaged_by[a.account_id][a.target_key] = max(
+                a.at, self.messaged.get(key, a.at)
+            )
             if a.random_id is not None:
                 self.random_ids.add((a.account_id, a.random_id))
         elif a.outcome is OutcomeKind.ACCOUNT_DEAD:
@@ -358,6 +373,29 @@ class SandboxStrategy:
             return None
         sent = self._world.messaged.get((self._account_id, target.key))
         return sent is not None and sent >= since
+
+    async def read_replies(self, since: datetime) -> Replies:
+        """As Telegram's dialogs would show them: the answers (``reply_rate``,
+        ``opt_out_reply_rate``) of the people this account messaged, dated from ``since`` to now;
+        a dead account reads nothing, one in a FloodWait is refused with the time left."""
+        self._world.catch_up()
+        p = self._profile
+        if self._is_dead(self._account_id):
+            return Replies([], _DEAD)
+        now = self._clock.now()
+        until = self._world.flood_until.get(self._account_id)
+        if until is not None and now < until:
+            return Replies([], _flood_wait((until - now).total_seconds(), "FLOOD_WAIT_X (still waiting)"))
+        replies = []
+        if p.reply_rate or p.opt_out_reply_rate:
+            after = timedelta(seconds=p.reply_after_seconds)
+            for key, sent in self._world.messaged_by[self._account_id].items():
+                draw = _unit(self._seed, "replies", key)
+                if draw >= p.opt_out_reply_rate + p.reply_rate or not since <= sent + after <= now:
+                    continue
+                text = p.opt_out_reply_text if draw < p.opt_out_reply_rate else p.reply_text
+                replies.append(Reply((key,), sent + after, text))
+        return Replies(sorted(replies, key=lambda r: r.at), Outcome(OutcomeKind.SUCCESS))
 
     def get_rate_limits(self) -> RateLimits:
         return self._limits

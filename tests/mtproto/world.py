@@ -98,7 +98,8 @@ class World:
             user_id=ME_ID, admin_rights=raw.types.ChatAdminRights()
         )
         self.missing_invitees: list[raw.types.MissingInvitee] = []
-        self.dialog_pages: list[list[Any]] = []  # pages of Channel and Chat
+        # pages of Channel and Chat; none: the dialogs are those with people (``dialogs``)
+        self.dialog_pages: list[list[Any]] = []
         self.scripted: dict[type, Answer] = {}
 
         self.requests: list[Any] = []  # as sent, wrappers included
@@ -131,14 +132,14 @@ class World:
         self.basic_groups[chat_id] = basic_group(chat_id)
         return -chat_id
 
-    def add_message(self, user_id: int, *, out: bool, date: int) -> raw.types.Message:
+    def add_message(self, user_id: int, *, out: bool, date: int, text: str = "hello") -> raw.types.Message:
         """A message in the account's dialog with ``user_id``, sent by the account (``out``) or to it."""
         message = raw.types.Message(
             id=next(self._message_ids),
             peer_id=raw.types.PeerUser(user_id=user_id),
             from_id=None if out else raw.types.PeerUser(user_id=user_id),
             date=date,
-            message="hello",
+            message=text,
             out=out,
         )
         self.dialogs.setdefault(user_id, []).append(message)
@@ -353,6 +354,8 @@ class World:
         )
 
     def _get_dialogs(self, query: Any) -> Any:
+        if not self.dialog_pages:
+            return self._people_dialogs(query)
         page_index = 0 if query.offset_id == 0 else query.offset_id  # top_message numbers the page
         page: list[Any] = self.dialog_pages[page_index] if page_index < len(self.dialog_pages) else []
         dialogs: list[Any] = [
@@ -377,3 +380,36 @@ class World:
         return raw.types.messages.DialogsSlice(
             count=total, dialogs=dialogs, messages=messages, chats=page, users=[]
         )
+
+    def _people_dialogs(self, query: Any) -> Any:
+        """The dialogs with people, as Telegram pages them: newest top message first, those
+        older than the offset's (date, id), ``limit`` at a time."""
+        tops = sorted(
+            (max(messages, key=lambda m: m.id) for messages in self.dialogs.values() if messages),
+            key=lambda m: (m.date, m.id),
+            reverse=True,
+        )
+        older = [
+            m for m in tops if not query.offset_date or (m.date, m.id) < (query.offset_date, query.offset_id)
+        ]
+        page: list[Any] = older[: query.limit]
+        dialogs: list[Any] = [
+            raw.types.Dialog(
+                peer=m.peer_id,
+                top_message=m.id,
+                read_inbox_max_id=0,
+                read_outbox_max_id=0,
+                unread_count=0,
+                unread_mentions_count=0,
+                unread_reactions_count=0,
+                unread_poll_votes_count=0,
+                notify_settings=raw.types.PeerNotifySettings(),
+            )
+            for m in page
+        ]
+        users: list[Any] = [self.people[m.peer_id.user_id] for m in page if m.peer_id.user_id in self.people]
+        if len(page) < len(older):
+            return raw.types.messages.DialogsSlice(
+                count=len(tops), dialogs=dialogs, messages=page, chats=[], users=users
+            )
+        return raw.types.messages.Dialogs(dialogs=dialogs, messages=page, chats=[], users=users)

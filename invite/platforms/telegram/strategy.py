@@ -32,6 +32,12 @@ chat): the updates of the answer tell "added now" (the service message) from "al
 
 Whether a message went out (asked of one whose worker died mid-send) is read from the account's
 own dialog with the person: an outgoing message dated since the attempt began.
+
+Replies are read the same way: the account's dialogs newest first (``messages.getDialogs``),
+down to the last one active since the poll's start, and the new incoming messages of each
+dialog with a person (``messages.getHistory``). Each reply names the person by every key
+Telegram gives (user id, usernames, the phone when it is shown) and by the ``+phone`` target a
+send of this lease resolved to them.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,7 +59,16 @@ from pyrogram.storage import SQLiteStorage
 from invite.kernel.clock import Clock, RealClock
 from invite.kernel.settings import Settings
 from invite.observability.metrics import integration_errors
-from invite.platforms.base import AccountData, Outcome, OutcomeKind, RateLimits, Target, TargetKind
+from invite.platforms.base import (
+    AccountData,
+    Outcome,
+    OutcomeKind,
+    RateLimits,
+    Replies,
+    Reply,
+    Target,
+    TargetKind,
+)
 from invite.platforms.refs import chat_ref
 from invite.platforms.telegram.errors import (
     INVALID_SESSION,
@@ -209,6 +224,7 @@ class TelegramStrategy:
         self._contacts_before: set[int] | None = None  # the account's own contacts, read once
         self._contact_phones: dict[str, int] = {}  # their phone numbers (digits) → user id
         self._client_ids = 0  # numbers imported contacts; Telegram's answer refers to them by it
+        self._phone_keys: dict[int, str] = {}  # user id → the +phone target key it was reached by
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def initialize_client(self, account: AccountData) -> Outcome:
@@ -403,6 +419,118 @@ class TelegramStrategy:
             )
             return None
 
+    async def read_replies(self, since: datetime) -> Replies:
+        """The incoming messages of the account's dialogs with people since ``since`` (less
+        ``CLOCK_TOLERANCE``), on the raw ``messages.getDialogs`` and ``messages.getHistory``: a
+        FloodWait is never slept through (the poll rests), and every error is the outcome."""
+        client = self._client
+        if client is None:
+            return Replies([], Outcome(OutcomeKind.TRANSIENT, detail="client not initialized"))
+        try:
+            async with asyncio.timeout(self._config.call_timeout_seconds):
+                replies = await _watched(client, self._replies(client, since - CLOCK_TOLERANCE))
+        except Exception as exc:  # the engine never sees a pyrogram exception
+            outcome = _failure(client, exc)
+            log.info(
+                "telegram_replies_not_read",
+                account_id=self._account.id,
+                outcome=str(outcome.kind),
+                detail=outcome.detail,
+            )
+            return Replies([], outcome)
+        return Replies(sorted(replies, key=lambda r: r.at), Outcome(OutcomeKind.SUCCESS))
+
+    async def _replies(self, client: pyrogram.Client, since: datetime) -> list[Reply]:
+        """Dialogs a page at a time, newest first after the pinned ones, until one older than
+        ``since`` (or ``dialog_pages`` pages); each person's dialog active since is read back."""
+        oldest = int(since.timestamp())
+        found: list[Reply] = []
+        offset_date, offset_id = 0, 0
+        offset_peer: Any = raw.types.InputPeerEmpty()
+        for _ in range(self._config.dialog_pages):
+            page = await client.invoke(
+                raw.functions.messages.GetDialogs(
+                    offset_date=offset_date,
+                    offset_id=offset_id,
+                    offset_peer=offset_peer,
+                    limit=DIALOGS_PAGE,
+                    hash=0,
+                )
+            )
+            if isinstance(page, raw.types.messages.DialogsNotModified):
+                return found
+            users = {u.id: u for u in page.users if isinstance(u, raw.types.User)}
+            tops = {
+                (utils.get_peer_id(m.peer_id), m.id): m.date
+                for m in page.messages
+                if isinstance(m, raw.types.Message | raw.types.MessageService)
+            }
+            dialogs = [d for d in page.dialogs if isinstance(d, raw.types.Dialog)]
+            past = False
+            for dialog in dialogs:
+                date = tops.get((utils.get_peer_id(dialog.peer), dialog.top_message), 0)
+                if date < oldest:
+                    past = past or not dialog.pinned  # pinned dialogs come first, whatever their age
+                    continue
+                person = (
+                    users.get(dialog.peer.user_id) if isinstance(dialog.peer, raw.types.PeerUser) else None
+                )
+                if person is None or person.bot or person.is_self or person.deleted:
+                    continue
+                found += await self._incoming(client, person, oldest)
+            if past or not dialogs or not isinstance(page, raw.types.messages.DialogsSlice):
+                return found
+            last = dialogs[-1]
+            last_peer_id = utils.get_peer_id(last.peer)
+            offset_id, offset_date = last.top_message, tops.get((last_peer_id, last.top_message), 0)
+            offset_peer = await client.resolve_peer(last_peer_id)
+        return found
+
+    async def _incoming(self, client: pyrogram.Client, person: raw.types.User, oldest: int) -> list[Reply]:
+        """The person's messages to the account dated ``oldest`` or later, newest first, at most
+        ``HISTORY_PAGES`` pages."""
+        peer = raw.types.InputPeerUser(user_id=person.id, access_hash=person.access_hash or 0)
+        keys = self._keys_of(person)
+        replies: list[Reply] = []
+        offset_id = 0
+        for _ in range(HISTORY_PAGES):
+            page = await client.invoke(
+                raw.functions.messages.GetHistory(
+                    peer=peer,
+                    offset_id=offset_id,
+                    offset_date=0,
+                    add_offset=0,
+                    limit=HISTORY_PAGE,
+                    max_id=0,
+                    min_id=0,
+                    hash=0,
+                )
+            )
+            if isinstance(page, raw.types.messages.MessagesNotModified):
+                return replies
+            messages = [m for m in page.messages if not isinstance(m, raw.types.MessageEmpty)]
+            for message in messages:
+                if message.date < oldest:
+                    return replies
+                if isinstance(message, raw.types.Message) and not message.out:
+                    at = datetime.fromtimestamp(message.date, UTC)
+                    replies.append(Reply(keys, at, message.message or ""))
+            if not messages or not isinstance(page, raw.types.messages.MessagesSlice):
+                return replies
+            offset_id = messages[-1].id
+        return replies
+
+    def _keys_of(self, person: raw.types.User) -> tuple[str, ...]:
+        """Every key the person is known by, as ``Target.key`` spells them."""
+        names = [person.username, *(u.username for u in person.usernames or [])]
+        keys = [f"id:{person.id}", *(f"u:{name.lower()}" for name in names if name)]
+        if person.phone:
+            keys.append(f"p:+{_digits(person.phone)}")
+        reached = self._phone_keys.get(person.id)
+        if reached is not None:
+            keys.append(reached)
+        return tuple(dict.fromkeys(keys))
+
     # --- helpers -------------------------------------------------------------------------------
     async def _guarded(
         self,
@@ -524,6 +652,7 @@ class TelegramStrategy:
             self._contact_phones = {_digits(u.phone_number): u.id for u in users if u.phone_number}
         own = self._contact_phones.get(_digits(target.value))
         if own is not None:
+            self._phone_keys[own] = target.key
             return _Person(own)
         first_name, last_name = _names(target)
         self._client_ids += 1
@@ -533,6 +662,7 @@ class TelegramStrategy:
         answer = await client.invoke(raw.functions.contacts.ImportContacts(contacts=[contact]))
         user_id = next((c.user_id for c in answer.imported if c.client_id == contact.client_id), None)
         if user_id is not None:
+            self._phone_keys[user_id] = target.key  # a reply from them answers this target
             known = user_id in self._contacts_before
             return _Person(user_id, imported=not known and not self._config.keep_imported_contacts)
         if contact.client_id in answer.retry_contacts:
