@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from invite.engine.repository import CONNECTION_LOST, Repository
+from invite.engine.repository import Repository
 from invite.engine.statuses import AccountStatus
 from invite.kernel.clock import RealClock
 from tests.integration.engine.harness import TENANT, Scenario
@@ -117,8 +117,9 @@ async def test_a_lane_whose_connection_is_killed_takes_another(engine_scenario: 
                  AND query LIKE '%min(scheduled_at) AS due%'"""
         )
         assert killed
-        with pytest.raises((*CONNECTION_LOST, asyncpg.PostgresError)):
-            await lane.next_scheduled()
-        assert await lane.next_scheduled() is None  # on a new connection
+        await asyncio.sleep(0.2)  # the client hears of it: the pool takes the closed connection back
+        # the lane drops it before its next statement, which runs on a new connection: no error
+        assert await lane.next_scheduled() is None
+        assert await lane.next_scheduled() is None
     finally:
         await lane.close()
