@@ -286,6 +286,19 @@ CREATE TABLE invite.invite_imports (
 );
 
 --
+-- Name: invite_reply_counts; Type: TABLE; Schema: invite; Owner: -
+--
+
+CREATE TABLE invite.invite_reply_counts (
+    task_id uuid NOT NULL,
+    account_id character varying(255) NOT NULL,
+    replies bigint DEFAULT 0 NOT NULL,
+    opt_outs bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT invite_reply_counts_opt_outs_check CHECK ((opt_outs >= 0)),
+    CONSTRAINT invite_reply_counts_replies_check CHECK ((replies >= 0))
+);
+
+--
 -- Name: invite_stats_by_account; Type: TABLE; Schema: invite; Owner: -
 --
 
@@ -350,6 +363,8 @@ CREATE TABLE invite.invite_targets (
     lease_expires_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     claim_id uuid,
+    replied_at timestamp with time zone,
+    opted_out_at timestamp with time zone,
     CONSTRAINT invite_targets_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT invite_targets_check CHECK ((((status)::text <> 'in_flight'::text) OR ((lease_owner IS NOT NULL) AND (lease_expires_at IS NOT NULL)))),
     CONSTRAINT invite_targets_status_check CHECK (((status)::text = ANY ((ARRAY['pending'::character varying, 'in_flight'::character varying, 'succeeded'::character varying, 'skipped'::character varying, 'failed'::character varying, 'uncertain'::character varying, 'cancelled'::character varying])::text[])))
@@ -500,6 +515,13 @@ ALTER TABLE ONLY invite.invite_execution_logs
 
 ALTER TABLE ONLY invite.invite_imports
     ADD CONSTRAINT invite_imports_pkey PRIMARY KEY (id);
+
+--
+-- Name: invite_reply_counts invite_reply_counts_pkey; Type: CONSTRAINT; Schema: invite; Owner: -
+--
+
+ALTER TABLE ONLY invite.invite_reply_counts
+    ADD CONSTRAINT invite_reply_counts_pkey PRIMARY KEY (task_id, account_id);
 
 --
 -- Name: invite_stats_by_account invite_stats_by_account_pkey; Type: CONSTRAINT; Schema: invite; Owner: -
@@ -772,6 +794,13 @@ ALTER TABLE ONLY invite.invite_execution_logs
 
 ALTER TABLE ONLY invite.invite_imports
     ADD CONSTRAINT invite_imports_task_id_fkey FOREIGN KEY (task_id) REFERENCES invite.invite_tasks(id) ON DELETE CASCADE;
+
+--
+-- Name: invite_reply_counts invite_reply_counts_task_id_fkey; Type: FK CONSTRAINT; Schema: invite; Owner: -
+--
+
+ALTER TABLE ONLY invite.invite_reply_counts
+    ADD CONSTRAINT invite_reply_counts_task_id_fkey FOREIGN KEY (task_id) REFERENCES invite.invite_tasks(id) ON DELETE CASCADE;
 
 --
 -- Name: invite_stats_by_account invite_stats_by_account_task_id_fkey; Type: FK CONSTRAINT; Schema: invite; Owner: -

@@ -27,6 +27,7 @@ import structlog
 
 from invite.engine import breaker
 from invite.engine.decisions import KEPT_TASK_ACCOUNT_STATUSES
+from invite.engine.opt_outs import check as check_opt_outs
 from invite.engine.registry import Registry
 from invite.engine.repository import Repository
 from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
@@ -280,7 +281,7 @@ class Recorder:
 
     async def _follow_up(self, batch: list[Entry]) -> dict[uuid.UUID, tuple[str, str]]:
         """What only some batches need: dead accounts blocked everywhere, opt-outs onto the
-        suppression list, the breaker, pauses."""
+        suppression list, the breaker and the opt-out check, pauses."""
         blocked = {e.account_id: e.blocked_reason for e in batch if e.blocked_reason is not None}
         pauses = {
             e.task_id: ("chat_unavailable", e.pause_reason) for e in batch if e.pause_reason is not None
@@ -305,6 +306,12 @@ class Recorder:
             tripped = {}  # the breaker's pauses, found anew should the transaction be tried again
             for task_id in suspects:
                 verdict = await breaker.check(tx, task_id, self._settings)
+                if verdict is not None:
+                    tripped[task_id] = verdict
+            for task_id in (
+                {e.task_id for e in batch if e.opt_out is not None} - tripped.keys() - pauses.keys()
+            ):
+                verdict = await check_opt_outs(tx, task_id, self._settings)  # too many blocks?
                 if verdict is not None:
                     tripped[task_id] = verdict
             paused: dict[uuid.UUID, tuple[str, str]] = {}

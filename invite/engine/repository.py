@@ -36,6 +36,7 @@ import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from invite.engine.decisions import BARRED_JSON, LOST_CLAIM, Verdict
+from invite.engine.reply_rows import MarkedReply, OptedOut, OptOutWindow, ReplySeen, Watched
 from invite.engine.statuses import AccountStatus, TaskAccountStatus
 from invite.engine.trial_rows import (
     Notified,
@@ -64,7 +65,17 @@ CONNECTION_LOST = (
 )
 ATTEMPTS = 3
 # the files of sql/queries/ the engine runs, and the statements it borrows from the API's
-ENGINE_FILES = ("claims", "recorder", "breaker", "leases", "lifecycle", "activation", "reconcile", "trials")
+ENGINE_FILES = (
+    "claims",
+    "recorder",
+    "breaker",
+    "leases",
+    "lifecycle",
+    "activation",
+    "reconcile",
+    "trials",
+    "replies",
+)
 BORROWED = ("suppressions.lock_tenant", "suppressions.add", "suppressions.skip_pending_targets")
 
 T = TypeVar("T")
@@ -689,6 +700,55 @@ class Repository:
             now=now,
             reconciled=reconciled,
         )
+
+    # -- replies.sql ----------------------------------------------------------------------------
+
+    async def watched_accounts(
+        self, *, account_ids: list[str], now: datetime, watch_seconds: float
+    ) -> list[Watched]:
+        return await self._rows(
+            "replies.watched_accounts",
+            Watched,
+            account_ids=account_ids,
+            now=now,
+            watch_seconds=watch_seconds,
+        )
+
+    async def mark_replied(
+        self, *, account_id: str, replies: Sequence[ReplySeen], statuses: Sequence[str]
+    ) -> list[MarkedReply]:
+        """The targets of the account's message tasks (in one of ``statuses``) first answered now."""
+        return await self._rows(
+            "replies.mark_replied",
+            MarkedReply,
+            account_id=account_id,
+            replies=replies,
+            statuses=list(statuses),
+        )
+
+    async def mark_opted_out(
+        self, *, account_id: str, replies: Sequence[ReplySeen], statuses: Sequence[str]
+    ) -> list[OptedOut]:
+        return await self._rows(
+            "replies.mark_opted_out",
+            OptedOut,
+            account_id=account_id,
+            replies=replies,
+            statuses=list(statuses),
+        )
+
+    async def opt_out_window(
+        self, *, task_id: uuid.UUID, action: str, reached: Sequence[str], blocked: str
+    ) -> OptOutWindow:
+        rows = await self._rows(
+            "replies.opt_out_window",
+            OptOutWindow,
+            task_id=task_id,
+            action=action,
+            reached=list(reached),
+            blocked=blocked,
+        )
+        return rows[0]  # an aggregate always returns its row
 
     # -- suppressions.sql (the suppression API's own rule) --------------------------------------
 

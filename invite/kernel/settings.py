@@ -173,9 +173,33 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     breaker_error_rate: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5
     task_stats_interval_seconds: PositiveFloat = 30.0  # per-account counters of a task are written this often
 
+    # --- engine: replies to messages and opt-outs ----------------------------------------
+    # each held account's new incoming messages are read this often while it has message tasks
+    # running or paused, and for REPLIES_WATCH_HOURS after they end (one messages.getDialogs,
+    # and a getHistory per dialog with news: far inside Telegram's limits)
+    replies_poll_seconds: Annotated[float, msgspec.Meta(ge=60.0)] = 300.0
+    replies_watch_hours: PositiveFloat = 24.0
+    # a reply holding one of these words or phrases (comma-separated; casefolded, whole words)
+    # puts the person on the tenant's suppression list
+    reply_stop_words: Annotated[str, msgspec.Meta(min_length=1)] = (
+        "стоп, хватит, отписаться, отпишите, отпишитесь, не пишите, не пиши, не писать, "
+        "не беспокойте, удалите меня, спам, stop, unsubscribe, opt out, remove me, "
+        "do not contact, don't contact, do not message, don't message, do not write, "
+        "don't write, leave me alone, spam"
+    )
+    # a running task pauses once this share of the people it reached opted out by reply, or
+    # this share blocked the account (the circuit breaker's sibling) ...
+    opt_out_pause_rate: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.1
+    opt_out_pause_min_people: Positive = 20  # ... once it has reached this many
+
     @property
     def embedded_database(self) -> bool:
         return self.database_url is None
+
+    @property
+    def stop_phrases(self) -> tuple[str, ...]:
+        """REPLY_STOP_WORDS, one phrase each (empty entries left out)."""
+        return tuple(p.strip() for p in self.reply_stop_words.split(",") if p.strip())
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

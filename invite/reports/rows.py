@@ -14,7 +14,7 @@ from invite.tasks.rows import TaskCounts
 
 class StatsRow(TaskCounts, frozen=True):
     """reports.stats: the task's counters, then its per-account rollup, its accounts' state in
-    it and its per-hour rollup."""
+    it, its per-hour rollup and its reply counters per account."""
 
     r_account: list[str] | None
     r_action: list[str] | None
@@ -31,6 +31,9 @@ class StatsRow(TaskCounts, frozen=True):
     h_status: list[str] | None
     h_outcome: list[str] | None
     h_n: list[int] | None
+    p_account: list[str] | None
+    p_replies: list[int] | None
+    p_opt_outs: list[int] | None
 
 
 class ProgressRow(TaskCounts, frozen=True):

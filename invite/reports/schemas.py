@@ -11,6 +11,18 @@ from invite.tasks.schemas import InviteTaskResponse, TaskStatusResponse
 from invite.tasks.states import TaskStatus
 
 
+class ReplyStats(msgspec.Struct, kw_only=True):
+    """What the people a message task reached answered (all zero for an invite task)."""
+
+    reached: int  # people its messages reached: delivered, or refused because they blocked the account
+    replied: int  # ... who wrote back (the time is on their target, never the text)
+    opted_out: int  # ... who wrote back asking not to be written to again (suppressed)
+    blocked: int  # ... who had blocked the account (suppressed)
+    reply_rate: float  # replied / reached, 0..1
+    opt_out_rate: float  # opted_out / reached
+    block_rate: float  # blocked / reached
+
+
 class AccountStats(msgspec.Struct, kw_only=True):
     account_id: str
     state: str | None  # in this task: active, cooldown, blocked, excluded (None: never assigned)
@@ -21,6 +33,7 @@ class AccountStats(msgspec.Struct, kw_only=True):
     by_outcome: dict[str, int]
     first_action_at: datetime | None
     last_action_at: datetime | None
+    replies: ReplyStats  # of the people this account messaged in the task
 
 
 class HourStats(msgspec.Struct, kw_only=True):
@@ -40,6 +53,7 @@ class TaskStatsResponse(msgspec.Struct, kw_only=True):
     by_outcome: dict[str, int]  # attempts by the platform's answer (success, flood_wait, ...)
     by_account: list[AccountStats]
     by_hour: list[HourStats]  # hours with activity, oldest first, within [since, until)
+    replies: ReplyStats  # all accounts
 
 
 class TargetTotals(msgspec.Struct, kw_only=True):

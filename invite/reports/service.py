@@ -29,6 +29,7 @@ import asyncpg
 import msgspec
 from litestar import Request
 
+from invite.engine import opt_outs
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.decisions import RETRYABLE_OUTCOMES
 from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, Seen, plan
@@ -51,6 +52,7 @@ from invite.reports.schemas import (
     HourStats,
     LogEntry,
     LogPage,
+    ReplyStats,
     RetryFailedResponse,
     TargetTotals,
     TaskForecast,
@@ -224,6 +226,7 @@ class ReportService:
             by_outcome=stats.by_outcome,
             by_account=stats.by_account,
             by_hour=stats.by_hour,
+            replies=stats.replies,
         )
 
     async def report(self, task_id: uuid.UUID) -> TaskReport:
@@ -428,6 +431,7 @@ class _Stats(NamedTuple):
     by_outcome: dict[str, int]
     by_account: list[AccountStats]  # by account id, with the account's state in the task
     by_hour: list[HourStats]  # oldest first
+    replies: ReplyStats  # all accounts
 
 
 def _fold_stats(task_id: uuid.UUID, row: StatsRow) -> _Stats:
@@ -443,6 +447,7 @@ def _fold_stats(task_id: uuid.UUID, row: StatsRow) -> _Stats:
         accounts[account_id] = _account(account_id, state, reason, cooldown_until)
     by_action: dict[str, int] = {}
     by_outcome: dict[str, int] = {}
+    tallies: dict[str, list[int]] = {}  # account → [reached, replied, opted out, blocked]
     for account_id, action, status, outcome, n, first_at, last_at in zip(
         row.r_account or (),
         row.r_action or (),
@@ -458,6 +463,10 @@ def _fold_stats(task_id: uuid.UUID, row: StatsRow) -> _Stats:
         stats = accounts.get(account_id)
         if stats is None:  # an account that acted here but has no state in the task
             stats = accounts[account_id] = _account(account_id, None, None, None)
+        if action == opt_outs.ACTION and status in opt_outs.REACHED:
+            tally = tallies.setdefault(account_id, [0, 0, 0, 0])
+            tally[0] += n
+            tally[3] += n if status == opt_outs.BLOCKED else 0
         stats.actions += n
         stats.by_status[status] = stats.by_status.get(status, 0) + n
         stats.by_outcome[outcome] = stats.by_outcome.get(outcome, 0) + n
@@ -465,6 +474,16 @@ def _fold_stats(task_id: uuid.UUID, row: StatsRow) -> _Stats:
             stats.first_action_at = first_at
         if stats.last_action_at is None or last_at > stats.last_action_at:
             stats.last_action_at = last_at
+    for account_id, replied, opted_out in zip(
+        row.p_account or (), row.p_replies or (), row.p_opt_outs or (), strict=True
+    ):
+        tally = tallies.setdefault(account_id, [0, 0, 0, 0])
+        tally[1] += replied
+        tally[2] += opted_out
+        if account_id not in accounts:
+            accounts[account_id] = _account(account_id, None, None, None)
+    for account_id, tally in tallies.items():
+        accounts[account_id].replies = _reply_stats(*tally)
     hours: dict[datetime, HourStats] = {}
     for hour, status, outcome, n in zip(
         row.h_hour or (),
@@ -485,6 +504,22 @@ def _fold_stats(task_id: uuid.UUID, row: StatsRow) -> _Stats:
         by_outcome=by_outcome,
         by_account=[accounts[account_id] for account_id in sorted(accounts)],
         by_hour=list(hours.values()),
+        replies=_reply_stats(*(sum(column) for column in zip(*tallies.values(), strict=True))),
+    )
+
+
+def _reply_stats(reached: int = 0, replied: int = 0, opted_out: int = 0, blocked: int = 0) -> ReplyStats:
+    def rate(n: int) -> float:
+        return round(n / reached, 4) if reached else 0.0
+
+    return ReplyStats(
+        reached=reached,
+        replied=replied,
+        opted_out=opted_out,
+        blocked=blocked,
+        reply_rate=rate(replied),
+        opt_out_rate=rate(opted_out),
+        block_rate=rate(blocked),
     )
 
 
@@ -501,6 +536,7 @@ def _account(
         by_outcome={},
         first_action_at=None,
         last_action_at=None,
+        replies=_reply_stats(),
     )
 
 

@@ -9,13 +9,15 @@
 -- $2) with its counters as in tasks.status_report; then, each as parallel arrays (NULL when
 -- empty), the per-account rollup (0004; a few rows per account, however many targets), the
 -- task's accounts and their state in it, and the per-hour rollup within [$3, $4) (its primary
--- key starts (task_id, hour): one index range). The service folds them; arrays come back in
+-- key starts (task_id, hour): one index range), and the reply counters per account (0017; one
+-- row per account that had replies). The service folds them; arrays come back in
 -- the binary protocol, far cheaper for both sides than JSON built here. No row: no such task
 -- for this tenant.
 SELECT t.status, t.status_reason, t.driver, c.statuses, c.ns,
        r.r_account, r.r_action, r.r_status, r.r_outcome, r.r_n, r.r_first, r.r_last,
        a.a_account, a.a_state, a.a_reason, a.a_cooldown,
-       h.h_hour, h.h_status, h.h_outcome, h.h_n
+       h.h_hour, h.h_status, h.h_outcome, h.h_n,
+       p.p_account, p.p_replies, p.p_opt_outs
 FROM invite_tasks t
 CROSS JOIN LATERAL (
     SELECT array_agg(status) AS statuses, array_agg(n) AS ns FROM invite_task_counts WHERE task_id = t.id
@@ -39,6 +41,12 @@ CROSS JOIN LATERAL (
     FROM invite_stats_by_hour
     WHERE task_id = t.id AND hour >= $3 AND hour < $4
 ) h
+CROSS JOIN LATERAL (
+    SELECT array_agg(account_id) AS p_account, array_agg(replies) AS p_replies,
+           array_agg(opt_outs) AS p_opt_outs
+    FROM invite_reply_counts
+    WHERE task_id = t.id
+) p
 WHERE t.id = $1 AND t.user_id = $2
 
 -- name: export_page

@@ -1,0 +1,98 @@
+-- Replies to message tasks (invite/engine/replies.py) and the opt-out check beside the circuit
+-- breaker (invite/engine/opt_outs.py). The `-- args:` line names each statement's parameters,
+-- in order: the engine's repository (invite/engine/repository.py) passes them by these names.
+
+-- name: watched_accounts
+-- args: $1 account_ids, $2 now, $3 watch_seconds
+-- Which of the accounts this replica holds ($1) are worth a poll, and from when: those attached
+-- to a message task that is running or paused, or that ended less than $3 seconds ago (people
+-- answer after the campaign too); the earliest start among those tasks, no earlier than $3
+-- seconds back (GREATEST passes over a task never started), is where a first read begins. Through invite_task_accounts_account: an
+-- account's few task rows, whatever the size of the tasks.
+SELECT ta.account_id, GREATEST(min(k.started_at), $2::timestamptz - make_interval(secs => $3)) AS since
+FROM invite_task_accounts ta
+JOIN invite_tasks k ON k.id = ta.task_id
+WHERE ta.account_id = ANY($1::text[])
+  AND k.task_type = 'send_messages'
+  AND (k.status IN ('running', 'paused') OR k.completed_at > $2::timestamptz - make_interval(secs => $3))
+GROUP BY ta.account_id
+ORDER BY ta.account_id
+
+-- name: mark_replied
+-- args: $1 account_id, $2 replies, $3 statuses
+-- Replies to the account $1 ($2: [{keys, at}], the keys every identifier the platform knows the
+-- person by) marked on the people it messaged: a target of one of its message tasks under one
+-- of the reply's keys (the unique (task_id, identifier_key) index: one probe per task and key),
+-- sent by this account (its status among $3: delivered, or in doubt -- a reply proves it
+-- arrived) no later than the reply, give or take a minute of Telegram's clock against ours.
+-- The first reply sets replied_at, never the text; what is set again is not counted again
+-- (`replied_at IS NULL` is re-checked on the locked row), so a poll read twice changes nothing.
+-- The per-task counters of /stats count each target once. Returns the targets marked now.
+WITH r AS (
+    SELECT x.keys, x.at FROM jsonb_to_recordset($2::jsonb) AS x(keys text[], at timestamptz)
+), hit AS (
+    SELECT t.id, min(r.at) AS at
+    FROM r
+    JOIN invite_task_accounts ta ON ta.account_id = $1
+    JOIN invite_tasks k ON k.id = ta.task_id AND k.task_type = 'send_messages'
+    JOIN invite_targets t ON t.task_id = k.id AND t.identifier_key = ANY (r.keys)
+    WHERE t.account_id = $1 AND t.status = ANY ($3::text[])
+      AND t.processed_at <= r.at + interval '1 minute'
+    GROUP BY t.id
+), marked AS (
+    UPDATE invite_targets t SET replied_at = h.at
+    FROM hit h
+    WHERE t.id = h.id AND t.replied_at IS NULL
+    RETURNING t.id, t.task_id
+), counted AS (
+    INSERT INTO invite_reply_counts AS c (task_id, account_id, replies)
+    SELECT task_id, $1, count(*) FROM marked GROUP BY task_id ORDER BY task_id
+    ON CONFLICT (task_id, account_id) DO UPDATE SET replies = c.replies + EXCLUDED.replies
+)
+SELECT id, task_id FROM marked
+
+-- name: mark_opted_out
+-- args: $1 account_id, $2 replies, $3 statuses
+-- Replies asking to stop ($2, as mark_replied's, which marked them replied first in the same
+-- transaction), matched the same way: the first sets the target's opted_out_at and counts once
+-- per target. Returns those marked now with their tenant, their key and every key their
+-- replies named: the caller puts the person on the tenant's suppression list under all of them.
+WITH r AS (
+    SELECT x.keys, x.at FROM jsonb_to_recordset($2::jsonb) AS x(keys text[], at timestamptz)
+), hit AS (
+    SELECT t.id, min(r.at) AS at, array_agg(DISTINCT key) AS keys
+    FROM r
+    CROSS JOIN LATERAL unnest(r.keys) AS key
+    JOIN invite_task_accounts ta ON ta.account_id = $1
+    JOIN invite_tasks k ON k.id = ta.task_id AND k.task_type = 'send_messages'
+    JOIN invite_targets t ON t.task_id = k.id AND t.identifier_key = ANY (r.keys)
+    WHERE t.account_id = $1 AND t.status = ANY ($3::text[])
+      AND t.processed_at <= r.at + interval '1 minute'
+    GROUP BY t.id
+), marked AS (
+    UPDATE invite_targets t SET opted_out_at = h.at
+    FROM hit h
+    WHERE t.id = h.id AND t.opted_out_at IS NULL
+    RETURNING t.id, t.task_id, t.identifier_key, h.keys
+), counted AS (
+    INSERT INTO invite_reply_counts AS c (task_id, account_id, opt_outs)
+    SELECT task_id, $1, count(*) FROM marked GROUP BY task_id ORDER BY task_id
+    ON CONFLICT (task_id, account_id) DO UPDATE SET opt_outs = c.opt_outs + EXCLUDED.opt_outs
+)
+SELECT m.id, m.task_id, k.user_id, m.identifier_key, m.keys
+FROM marked m JOIN invite_tasks k ON k.id = m.task_id
+ORDER BY m.id
+
+-- name: opt_out_window
+-- args: $1 task_id, $2 action, $3 reached, $4 blocked
+-- What a message task's recipients said of it, for the opt-out check: the people its messages
+-- reached (its $2 actions logged with a status among $3: delivered, or refused because the
+-- person blocked the account), those who blocked it (status $4), and those who replied asking
+-- to stop. From the per-account rollup (0004) and the reply counters (0017): a few rows per
+-- account, however many targets the task has.
+SELECT COALESCE(sum(s.n) FILTER (WHERE s.status = ANY ($3::text[])), 0)::bigint AS reached,
+       COALESCE(sum(s.n) FILTER (WHERE s.status = $4), 0)::bigint AS blocked,
+       (SELECT COALESCE(sum(c.opt_outs), 0) FROM invite_reply_counts c WHERE c.task_id = $1)::bigint
+           AS opt_outs
+FROM invite_stats_by_account s
+WHERE s.task_id = $1 AND s.action = $2
