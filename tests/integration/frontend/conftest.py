@@ -119,6 +119,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
             sandbox_accounts_per_tenant=ACCOUNTS,
             sandbox_profile=json.dumps(profile),
             poll_interval_seconds=0.2,
+            min_pause_seconds=2.0,  # the test invite after a campaign waits for it
         )
         async with page_world(settings, tenant) as (page, app, service_url, gateway):
             yield World(page, tenant, settings, app, parsing, service_url, gateway)
