@@ -107,7 +107,10 @@ class RepliesPoller:
 
         async def one(account: LeasedAccount, start: datetime) -> None:
             async with at_once:
-                await self._poll(account, max(start, self._read_at.get(account.id, start)))
+                try:
+                    await self._poll(account, max(start, self._read_at.get(account.id, start)))
+                except Exception as exc:  # the database is away, most likely: read again next round
+                    log.warning("replies not recorded", account_id=account.id, error=repr(exc))
 
         await asyncio.gather(*(one(ready[row.account_id], row.since) for row in watched))
 

@@ -164,3 +164,22 @@ async def test_a_task_too_many_people_block_pauses_with_the_reason(engine_scenar
     assert reason is not None
     assert "blocked the account" in reason
     assert (await engine_scenario.target_counts(task)).get("pending", 0) > 0
+
+
+async def test_replies_refused_during_a_flood_wait_are_read_once_it_is_over(
+    engine_scenario: Scenario,
+) -> None:
+    # FloodWaits of an hour on a third of the sends: the sandbox refuses the polls as long
+    profile = SandboxProfile(
+        reply_rate=1.0, reply_after_seconds=REPLY_AFTER, flood_wait_rate=0.3, flood_wait_seconds=(3600.0,)
+    )
+    engine_scenario.configure(profile, replies_poll_seconds=POLL)
+    task = await engine_scenario.add_task(targets=8, priority=1, **MESSAGE)
+    await engine_scenario.add_task(targets=200, priority=3, prefix="later", **MESSAGE)
+    async with engine_scenario.running(1):
+        await everyone_answered(engine_scenario, task)
+
+    floods = [a for a in engine_scenario.record.actions if a.outcome.value == "flood_wait"]
+    assert floods, "the profile makes FloodWaits"
+    rows = await replied(engine_scenario, task)
+    assert all(r["replied_at"] == r["processed_at"] + timedelta(seconds=REPLY_AFTER) for r in rows)  # type: ignore[operator]
