@@ -125,6 +125,9 @@ class SandboxProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             transient_rate=0.01,
             death_rate=0.0005,
             latency_seconds=(0.2, 1.2),
+            reply_rate=0.05,
+            opt_out_reply_rate=0.01,
+            reply_after_seconds=1800.0,
         )
 
     @classmethod
