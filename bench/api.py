@@ -114,6 +114,7 @@ def service_settings(url: str, args: argparse.Namespace) -> Settings:
         sandbox_accounts_per_tenant=accounts,
         daily_quota=quota,
         daily_quota_with_link=quota,
+        warmup_days=0,  # new accounts at the full quota at once
         min_pause_seconds=pause,
         max_accounts_per_replica=accounts,
     )

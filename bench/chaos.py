@@ -233,6 +233,7 @@ def replica_env(
         SANDBOX_ACCOUNTS_PER_TENANT=str(args.accounts),
         DAILY_QUOTA=str(args.daily_quota),
         DAILY_QUOTA_WITH_LINK=str(args.daily_quota),
+        WARMUP_DAYS="0",  # new accounts at the full quota at once
         MIN_PAUSE_SECONDS=str(args.min_pause),
         ACCOUNT_LEASE_SECONDS=str(LEASE_SECONDS),
         TARGET_LEASE_SECONDS=str(LEASE_SECONDS),

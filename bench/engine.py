@@ -131,6 +131,7 @@ async def throughput_run(targets: int, accounts: int) -> float:
             replica_id="bench",
             daily_quota=10**9,
             daily_quota_with_link=10**9,
+            warmup_days=0,  # new accounts at the full quota at once
             min_pause_seconds=0.0001,
             max_accounts_per_replica=accounts,
             poll_interval_seconds=1.0,
@@ -207,6 +208,7 @@ async def campaign(targets: int, accounts: int, flood_wait_rate: float, seed: in
             account_lease_seconds=3600.0,
             target_lease_seconds=3600.0,
             breaker_window=10**6,  # the campaign measures pacing, not the breaker
+            warmup_days=0,  # ... nor the warm-up: the quota it checks is the full one
         )
         clock = VirtualClock()
         start = clock.now()

@@ -132,6 +132,7 @@ async def campaign(args: argparse.Namespace) -> dict[str, Any]:
             account_lease_seconds=3600.0,
             target_lease_seconds=3600.0,
             breaker_window=10**6,  # the campaign measures the forecast, not the breaker
+            warmup_days=0,  # ... nor the warm-up (the forecast does not model it yet)
         )
         clock = VirtualClock()
         pool = await create_pool(url, settings)

@@ -215,6 +215,7 @@ CREATE TABLE invite.invite_accounts (
     contacts_window_start timestamp with time zone,
     contacts_count integer DEFAULT 0 NOT NULL,
     contacts_limit integer,
+    warmup_since timestamp with time zone,
     CONSTRAINT invite_accounts_contacts_count_check CHECK ((contacts_count >= 0)),
     CONSTRAINT invite_accounts_contacts_limit_check CHECK (((contacts_limit IS NULL) OR (contacts_limit >= 0))),
     CONSTRAINT invite_accounts_daily_count_check CHECK ((daily_count >= 0)),

@@ -9,6 +9,8 @@ import asyncpg
 import msgspec
 
 from invite.accounts.schemas import AccountList, AccountStatus, AccountView
+from invite.engine.health import AccountFacts, account_health
+from invite.engine.warmup import warmup_cap, warmup_day
 from invite.kernel.clock import Clock
 from invite.kernel.settings import Settings
 from invite.kernel.sql import Sql
@@ -32,6 +34,7 @@ class LiveState(msgspec.Struct, frozen=True):
     last_action_at: datetime | None
     used_today: int
     window_resets_at: datetime | None
+    warmup_since: datetime | None
 
 
 def mask_phones(text: str) -> str:
@@ -78,16 +81,31 @@ class AccountsService:
             status="active",
             daily_limit=min(limits),
         )
-        if row is None:
-            return view
-        view.status = row.status
-        view.status_reason = row.status_reason
-        view.cooldown_until = row.cooldown_until
-        view.used_today = row.used_today
-        view.window_resets_at = row.window_resets_at
-        view.pace_multiplier = row.pace_multiplier
-        view.last_action_at = row.last_action_at
+        # an account the engine has not used yet starts its clean history when it first does
+        since = now if row is None else row.warmup_since
+        view.daily_limit = warmup_cap(
+            warmup_day(since, now, self._settings), view.daily_limit, self._settings
+        )
+        if row is not None:
+            view.status = row.status
+            view.status_reason = row.status_reason
+            view.cooldown_until = row.cooldown_until
+            view.used_today = row.used_today
+            view.window_resets_at = row.window_resets_at
+            view.pace_multiplier = row.pace_multiplier
+            view.last_action_at = row.last_action_at
         if view.status == "cooldown" and (view.cooldown_until is None or view.cooldown_until <= now):
             # over: the engine takes it back on its next pass, the customer sees it as active now
             view.status, view.status_reason, view.cooldown_until = "active", None, None
+        facts = AccountFacts(
+            view.status,
+            view.status_reason,
+            view.cooldown_until,
+            view.pace_multiplier,
+            since,
+            view.used_today,
+            view.daily_limit,
+        )
+        state = account_health(facts, now, self._settings)
+        view.health, view.warmup_day, view.warmup_days = state.health, state.day, state.days
         return view

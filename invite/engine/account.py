@@ -9,8 +9,9 @@ from datetime import datetime
 
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.registry import RunningTask
-from invite.engine.repository import AccountRow
+from invite.engine.repository import AccountRow, AcquiredAccount
 from invite.engine.statuses import AccountStatus
+from invite.engine.warmup import warmup_day
 from invite.kernel.settings import Settings
 from invite.platforms.base import AccountData, InviteStrategy, LeasePurpose, RateLimits, UsageStats
 
@@ -28,6 +29,7 @@ class LeasedAccount:
     purpose: LeasePurpose = LeasePurpose.INVITE_CAMPAIGN  # what the accounts provider leased it for
     renew_at: datetime | None = None  # when to renew the provider's lease (None: it never runs out)
     status: AccountStatus = AccountStatus.ACTIVE  # as last written to invite_accounts
+    warmup_since: datetime | None = None  # the start of its clean history (None: not held back)
     turn: int = 0  # round-robin position among tasks of equal priority
     rights: set[uuid.UUID] = field(default_factory=set)  # invite tasks whose right was checked
     usage: UsageStats = field(default_factory=UsageStats)
@@ -37,7 +39,7 @@ class LeasedAccount:
     held: bool = True  # False: another replica took the lease over; do not release it
     blocked: bool = False
     runner: asyncio.Task[None] | None = None
-    _limits: dict[uuid.UUID, tuple[RunningTask, Limits | None]] = field(default_factory=dict)
+    _limits: dict[uuid.UUID, tuple[RunningTask, int | None, Limits | None]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -60,24 +62,39 @@ class LeasedAccount:
         self._limits.clear()
         self.status = AccountStatus(row.status)
         self.platform = row.platform
+        if isinstance(row, AcquiredAccount):
+            # only with the lease: while it is held, only this replica's outcomes change it
+            self.warmup_since = row.warmup_since
 
     def leased_for(self, task: RunningTask) -> bool:
         """The provider's lease covers the task: an invite task needs an invite campaign's."""
         return not task.is_invite or self.purpose is LeasePurpose.INVITE_CAMPAIGN
 
-    def limits_for(self, task: RunningTask, settings: Settings) -> Limits | None:
-        """The task's limits for this account, kept until the task or the account's limit changes.
+    def limits_for(self, task: RunningTask, settings: Settings, now: datetime) -> Limits | None:
+        """The task's limits for this account at ``now``, kept until the task, the account's limit
+        or its day of warm-up changes.
 
         None for an invite task while the provider's lease is for a message campaign: the
         platform counts invites only under an invite lease (the heartbeat leases it anew).
         """
         if not self.leased_for(task):
             return None
+        day = warmup_day(self.warmup_since, now, settings)
         cached = self._limits.get(task.id)
-        if cached is not None and cached[0] is task:
-            return cached[1]
+        if cached is not None and cached[0] is task and cached[1] == day:
+            return cached[2]
         limits = task.limits(
-            settings, self.rate, self.daily_limit, self.channel_limit, self.channel_invites.get(task.id, 0)
+            settings,
+            self.rate,
+            self.daily_limit,
+            self.channel_limit,
+            self.channel_invites.get(task.id, 0),
+            day,
         )
-        self._limits[task.id] = (task, limits)
+        self._limits[task.id] = (task, day, limits)
         return limits
+
+    def restart_warmup(self, at: datetime | None) -> None:
+        """Its clean history starts again ``at`` (after a spam flag, a death or a freeze)."""
+        self.warmup_since = at
+        self._limits.clear()

@@ -27,11 +27,12 @@ from invite.engine.decisions import (
     TargetFate,
     TaskEffect,
 )
+from invite.engine.health import DEAD_REASON, SPAM_FLAG_REASON
 from invite.engine.recorder import AccountChange, Entry, LogRow, TargetOutcome, TaskAccountChange
 from invite.engine.registry import Registry, RunningTask
 from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
 from invite.kernel.settings import Settings
-from invite.observability.metrics import accounts_blocked, cooldowns, floodwait_events
+from invite.observability.metrics import accounts_blocked, cooldowns, floodwait_events, peerflood_events
 from invite.platforms.base import AccountEvent, Outcome, Target, TargetKind
 
 if TYPE_CHECKING:  # claims.py applies the table too (refused): no import cycle
@@ -345,8 +346,14 @@ def _spam_flag(
 ) -> AccountChange | None:
     account.bucket.cool_down(now + timedelta(seconds=settings.peer_flood_cooldown_seconds))
     cooldowns.labels(reason="peer_flood").inc()
-    reason = f"spam flag (PeerFlood): resting {settings.peer_flood_cooldown_seconds // 3600} h"
-    return _status_change(account, now, reason, peer_floods=1)
+    peerflood_events.labels(platform=account.platform).inc()
+    # its clean history starts again when the rest is over: it comes back on day 1 of its warm-up
+    back = account.bucket.cooldown_until
+    account.restart_warmup(back)
+    reason = f"{SPAM_FLAG_REASON}: resting {settings.peer_flood_cooldown_seconds // 3600} h"
+    change = _status_change(account, now, reason, peer_floods=1)
+    change.warmup_since = back
+    return change
 
 
 def _block(
@@ -354,9 +361,15 @@ def _block(
 ) -> AccountChange | None:
     account.blocked, account.driving, account.status = True, False, AccountStatus.BLOCKED
     accounts_blocked.labels(platform=account.platform).inc()
+    account.restart_warmup(now)  # dead or frozen: were it ever brought back, it warms up anew
     bucket = account.bucket
     return AccountChange(
-        account.id, AccountStatus.BLOCKED, f"account dead: {detail}", bucket.cooldown_until, bucket.multiplier
+        account.id,
+        AccountStatus.BLOCKED,
+        f"{DEAD_REASON}: {detail}",
+        bucket.cooldown_until,
+        bucket.multiplier,
+        warmup_since=now,
     )
 
 
@@ -460,7 +473,7 @@ def _blocked(
     now: datetime,
 ) -> TaskAccountChange:
     """Dead: blocked in this task, and in every other it serves (the recorder's follow-up)."""
-    entry.blocked_reason = reason = f"account dead: {detail}"
+    entry.blocked_reason = reason = f"{DEAD_REASON}: {detail}"
     return TaskAccountChange(TaskAccountStatus.BLOCKED, reason, account.bucket.cooldown_until, stats, used)
 
 

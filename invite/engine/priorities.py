@@ -31,7 +31,7 @@ def choose(account: LeasedAccount, registry: Registry, settings: Settings, now: 
     reachable: list[Choice] = []
     later: list[Choice] = []
     for task in registry.tasks_for(account.id):
-        limits = account.limits_for(task, settings)
+        limits = account.limits_for(task, settings, now)
         if limits is None:
             continue
         when = bucket.next_allowed(now, limits)

@@ -149,7 +149,7 @@ async def _send_again(
     now = ctx.clock.now()
     if task is None or (now - since).total_seconds() > ctx.settings.random_id_window_seconds:
         return False
-    limits = account.limits_for(task, ctx.settings)
+    limits = account.limits_for(task, ctx.settings, now)
     if limits is None:
         return False
     # part of the attempt in doubt: under its quota reservation and pacing slot, so only the

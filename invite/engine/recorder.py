@@ -82,6 +82,7 @@ class AccountChange:
     multiplier: float
     flood_waits: int = 0
     peer_floods: int = 0
+    warmup_since: datetime | None = None  # its clean history starts again here (warmup.py)
 
 
 @dataclass(slots=True)
@@ -378,6 +379,7 @@ def _merge_accounts(batch: list[Entry]) -> list[AccountChange]:
                 change,
                 flood_waits=change.flood_waits + before.flood_waits,
                 peer_floods=change.peer_floods + before.peer_floods,
+                warmup_since=change.warmup_since or before.warmup_since,
             )
         merged[change.id] = change
     return [merged[k] for k in sorted(merged)]

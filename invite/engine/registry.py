@@ -14,6 +14,7 @@ import msgspec
 
 from invite.engine.bucket import Limits
 from invite.engine.repository import TaskRow
+from invite.engine.warmup import warmup_cap
 from invite.kernel.settings import Settings
 from invite.platforms.base import RateLimits
 from invite.tasks.task_settings import TaskSettings
@@ -81,6 +82,7 @@ class RunningTask(msgspec.Struct, frozen=True):
         account_limit: int | None,
         channel_limit: int | None = None,
         channel_invites: int = 0,
+        warmup_day: int | None = None,
     ) -> Limits | None:
         """The quota and pauses this task allows an account: the lowest of every limit that applies
         (None: a quota of zero, the account may not act for this task at all).
@@ -92,6 +94,8 @@ class RunningTask(msgspec.Struct, frozen=True):
         ``channel_invites`` the account made into the group so far. Both cap the account's
         whole 24 h count (the one the claim statement checks on every replica), which counts
         every invite into the channel and more: never passed, however the invites are split.
+        An account on ``warmup_day`` of its warm-up (warmup.py; None: warmed up) is held to
+        that day's share of the lowest of the others.
         """
         if self.has_link:
             caps = [settings.daily_quota_with_link, platform.daily_quota_with_link]
@@ -103,7 +107,7 @@ class RunningTask(msgspec.Struct, frozen=True):
         pause = max(
             settings.min_pause_seconds, platform.min_pause_seconds, self.settings.min_pause_seconds or 0.0
         )
-        cap = min(caps)
+        cap = warmup_cap(warmup_day, min(caps), settings)
         return Limits.of(cap, pause, self.settings.send_window) if cap > 0 else None
 
 

@@ -177,6 +177,7 @@ class AcquiredAccount(AccountRow, frozen=True):
     user_id: str
     previous_owner: str | None
     channel_invites: dict[str, int]  # running invite task id → invites into its channel so far
+    warmup_since: datetime | None  # the start of its clean history (warmup.py)
 
 
 class RenewedLease(msgspec.Struct, frozen=True):

@@ -40,6 +40,7 @@ from invite.engine.registry import RunningTask
 from invite.engine.repository import Repository, TaskRow
 from invite.engine.runner import act_on, right_refused
 from invite.engine.trial_rows import WaitingTrial
+from invite.engine.warmup import warmup_day
 from invite.engine.windows import DAY, is_open, next_open
 from invite.kernel.events import TaskEvent
 
@@ -132,7 +133,12 @@ async def _serve(ctx: EngineContext, account: LeasedAccount, trial: Trial) -> No
     if refused is not None:
         return await _refuse(ctx, trial, "no_right", refused, None)
     limits = task.limits(
-        ctx.settings, account.rate, account.daily_limit, account.channel_limit, trial.channel_invites
+        ctx.settings,
+        account.rate,
+        account.daily_limit,
+        account.channel_limit,
+        trial.channel_invites,
+        warmup_day(account.warmup_since, ctx.clock.now(), ctx.settings),
     )
     if limits is None:  # it never passes: no retry_at, and not the daily "quota" that does
         return await _refuse(ctx, trial, "no_quota", _at_zero(ctx, account, task, trial), None)

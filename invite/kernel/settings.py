@@ -145,6 +145,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # (Telegram answers RANDOM_ID_DUPLICATE for one it delivered); beyond: its dialog decides
     random_id_window_seconds: Annotated[float, msgspec.Meta(ge=0.0)] = 3600.0
     recontact_days: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: no cross-task frequency cap
+    # warm-up: a new account (or one back from a spam flag or a freeze) starts at this many
+    # actions a day, rising to the full quota over WARMUP_DAYS days of clean history (0: none)
+    warmup_start_per_day: Positive = 5
+    warmup_days: Annotated[int, msgspec.Meta(ge=0, le=365)] = 14
 
     # --- engine: replicas and leases -----------------------------------------------------
     replica_id: str = f"{socket.gethostname()}-{os.getpid()}"

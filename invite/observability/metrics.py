@@ -10,6 +10,9 @@ targets_processed = Counter(
 )
 accounts_blocked = Counter("invite_accounts_blocked", "Accounts marked blocked", ["platform"])
 floodwait_events = Counter("invite_floodwait_events", "FloodWait answers received", ["platform"])
+peerflood_events = Counter(
+    "invite_peerflood_events", "PeerFlood answers received: accounts spam-flagged", ["platform"]
+)
 task_duration = Histogram(
     "invite_task_duration_seconds",
     "From start to completion of a task",
@@ -63,6 +66,11 @@ accounts_by_status = Gauge(
     "invite_accounts_by_status",
     "Accounts known to the service, by platform and status",
     ["platform", "status"],
+)
+accounts_by_health = Gauge(
+    "invite_accounts_by_health",
+    "Accounts known to the service, by platform and health (invite/engine/health.py)",
+    ["platform", "health"],
 )
 targets_pending = Gauge("invite_targets_pending", "Pending targets of running tasks", ["platform"])
 running_task_idle = Gauge(

@@ -23,9 +23,10 @@ SELECT EXISTS (SELECT 1 FROM invite_task_accounts WHERE task_id = $1) AS prepare
 -- The tenant's accounts as the provider lists them (`accounts`: a jsonb array of {id, label,
 -- daily_limit}). An id already owned by another tenant is left untouched (and then not
 -- attached below): an account serves its owner's tasks only. A list without a limit keeps
--- the one the provider's last lease gave (leases.renew_leases).
-INSERT INTO invite_accounts AS a (id, user_id, platform, label, daily_limit, created_at, updated_at)
-SELECT u.id, $1, $2, u.label, u.daily_limit, $3, $3
+-- the one the provider's last lease gave (leases.renew_leases). A new account's clean history
+-- starts now: it warms up (invite/engine/warmup.py); one seen before keeps its own.
+INSERT INTO invite_accounts AS a (id, user_id, platform, label, daily_limit, created_at, updated_at, warmup_since)
+SELECT u.id, $1, $2, u.label, u.daily_limit, $3, $3, $3
 FROM jsonb_to_recordset($4::jsonb) AS u(id text, label text, daily_limit int)
 ON CONFLICT (id) DO UPDATE SET label = EXCLUDED.label,
                                daily_limit = COALESCE(EXCLUDED.daily_limit, a.daily_limit),

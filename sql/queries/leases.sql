@@ -16,7 +16,8 @@
 -- acquiring at once take different accounts. The previous owner is returned so a takeover of
 -- an expired lease can be counted, and `channel_invites`: per running invite task the account
 -- serves, the invites it made into the task's channel so far (the platform's lifetime cap per
--- channel; invite_account_channels, one probe per task).
+-- channel; invite_account_channels, one probe per task); `warmup_since`, the start of its clean
+-- history, holds it to its day of warm-up (invite/engine/warmup.py).
 WITH free AS (
     SELECT a.id, a.lease_owner AS previous_owner
     FROM invite_accounts a
@@ -42,7 +43,8 @@ RETURNING a.id, a.platform, a.status, a.daily_window_start, a.daily_count, a.dai
             JOIN invite_tasks t ON t.id = ta.task_id
             JOIN invite_account_channels c ON c.account_id = ta.account_id
                                           AND c.channel = invite_channel_key(t.target_group_id)
-            WHERE ta.account_id = a.id AND t.status = 'running' AND t.task_type = 'invite_to_group') AS channel_invites
+            WHERE ta.account_id = a.id AND t.status = 'running' AND t.task_type = 'invite_to_group') AS channel_invites,
+          a.warmup_since
 
 -- name: renew_leases
 -- args: $1 replica, $2 account_ids, $3 now, $4 lease_seconds, $5 daily_limits, $6 contacts_limits
@@ -86,8 +88,9 @@ WHERE a.id = m.id AND u.id = m.id
 -- args: $1 replica, $2 account_id, $3 status, $4 reason, $5 now
 -- An account found dead when its client starts: given `status` (blocked for good, as the
 -- decision table's dead_at_start row says: outcomes.retire) with the reason, if `replica`
--- still leases it; its task rows follow (recorder.block_task_accounts).
-UPDATE invite_accounts SET status = $3::text, status_reason = $4, updated_at = $5
+-- still leases it; its task rows follow (recorder.block_task_accounts). Its clean history ends
+-- here: were it ever brought back, it warms up anew (invite/engine/warmup.py).
+UPDATE invite_accounts SET status = $3::text, status_reason = $4, updated_at = $5, warmup_since = $5
 WHERE id = $2 AND lease_owner = $1
 
 -- name: running_tasks

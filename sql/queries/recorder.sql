@@ -18,7 +18,8 @@
 --    batch written again because the answer to its commit was lost adds none twice; a target
 --    deleted with its task meanwhile is left out;
 --  * accounts: the state the outcomes changed (cooldown, AIMD multiplier, blocked), only on
---    accounts this replica still leases, locked in id order;
+--    accounts this replica still leases, locked in id order; a `warmup_since` given (a spam
+--    flag, a death) starts the account's clean history again (invite/engine/warmup.py);
 --  * task_accounts: [[task id, account id], change] pairs, per task and account its state and
 --    its counters by outcome (`stats`: an object of increments merged into stats); a status
 --    among `kept` (decisions.KEPT_TASK_ACCOUNT_STATUSES, the ones an outcome sets: the account
@@ -66,10 +67,11 @@ WITH targets AS (
         pace_multiplier = u.multiplier,
         flood_waits = a.flood_waits + u.flood_waits,
         peer_floods = a.peer_floods + u.peer_floods,
+        warmup_since = COALESCE(u.warmup_since, a.warmup_since),
         updated_at = $7
     FROM jsonb_to_recordset($4::jsonb)
          AS u(id text, status text, reason text, cooldown_until timestamptz, multiplier float8, flood_waits int,
-              peer_floods int),
+              peer_floods int, warmup_since timestamptz),
          mine m
     WHERE a.id = u.id AND m.id = u.id
     RETURNING 1

@@ -113,7 +113,8 @@ UPDATE invite_accounts a SET lease_owner = $1, lease_expires_at = $2::timestampt
 FROM free f
 WHERE a.id = f.id
 RETURNING a.id, a.platform, a.status, a.daily_window_start, a.daily_count, a.daily_limit, a.last_action_at,
-          a.cooldown_until, a.pace_multiplier, a.user_id, f.previous_owner, '{}'::jsonb AS channel_invites
+          a.cooldown_until, a.pace_multiplier, a.user_id, f.previous_owner, '{}'::jsonb AS channel_invites,
+          a.warmup_since
 
 -- name: claim
 -- args: $1 trial_id, $2 now, $3 replica, $4 cap, $5 pause, $6 lease_seconds, $7 recontact_days, $8 contacts_cap, $9 event, $10 closed

@@ -121,6 +121,7 @@ class Replica(Process):
             MIN_PAUSE_SECONDS="0.2",
             DAILY_QUOTA="10000000",  # pacing spreads the quota over the day: make it moot
             DAILY_QUOTA_WITH_LINK="10000000",
+            WARMUP_DAYS="0",  # new accounts at the full quota at once
             ACCOUNT_LEASE_SECONDS=str(LEASE_SECONDS),
             TARGET_LEASE_SECONDS=str(LEASE_SECONDS),
             POLL_INTERVAL_SECONDS="0.3",

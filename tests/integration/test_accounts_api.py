@@ -11,14 +11,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
+from prometheus_client import REGISTRY
 
 from invite.accounts.service import AccountsService, mask_phones
+from invite.engine.health import Health
 from invite.integrations.cache import MemoryCache
 from invite.integrations.integration import IntegrationClient
 from invite.kernel.clock import VirtualClock
+from invite.kernel.db import create_pool
 from invite.kernel.settings import Settings
 from invite.platforms.sandbox import SandboxAccounts
+from invite.reports.gauges import refresh_fleet_gauges
 from tests.fakeserver import FakeServer, Reply
 from tests.integration.api import PREFIX, Client, auth_headers, new_tenant
 
@@ -177,10 +182,111 @@ async def test_integration_accounts_limits_labels_and_accounts_the_provider_drop
 
     assert [(v.id, v.label, v.available, v.daily_limit, v.used_today) for v in views] == [
         (f"acc-{tenant_id}-1", "@anna_1234567", True, 25, 3),
-        (f"acc-{tenant_id}-2", "+7*******782", True, 40, 0),
+        (f"acc-{tenant_id}-2", "+7*******782", True, 5, 0),  # not used yet: its first day of warm-up
         ("acc-removed", "Work phone +7*******789", False, settings.daily_quota, 0),
     ]
     assert views[2].status == "blocked"
+
+
+HEALTHY_SINCE = NOW - timedelta(days=30)  # a clean history longer than the warm-up
+HEALTH: dict[str, dict[str, Any]] = {
+    "healthy": {"warmup_since": HEALTHY_SINCE, "daily_window_start": NOW, "daily_count": 3},
+    "pacing": {"warmup_since": HEALTHY_SINCE, "pace_multiplier": 4.0},
+    "spent": {
+        "warmup_since": HEALTHY_SINCE,
+        "daily_window_start": NOW - timedelta(hours=3),
+        "daily_count": 40,
+    },
+    "flood": {
+        "warmup_since": HEALTHY_SINCE,
+        "status": "cooldown",
+        "status_reason": "FloodWait 600 s",
+        "cooldown_until": NOW + timedelta(minutes=11),
+    },
+    "flagged": {  # the group commit restarted its clean history at the flag
+        "warmup_since": NOW - timedelta(hours=2),
+        "status": "cooldown",
+        "status_reason": "spam flag (PeerFlood): resting 24 h",
+        "cooldown_until": NOW + timedelta(hours=22),
+    },
+    "warming": {
+        "warmup_since": NOW - timedelta(days=2, hours=1),
+        "daily_window_start": NOW,
+        "daily_count": 1,
+    },
+    "frozen": {"status": "blocked", "status_reason": "account dead: FROZEN_METHOD_INVALID"},
+    "dead": {"status": "blocked", "status_reason": "account dead: USER_DEACTIVATED_BAN"},
+}
+
+
+async def add_health_states(pool: asyncpg.Pool, tenant_id: str) -> None:
+    for name, columns in HEALTH.items():
+        await add_state(pool, tenant_id, f"{tenant_id}-{name}", **columns)
+
+
+async def test_each_account_s_health(pool: asyncpg.Pool, settings: Settings, tenant_id: str) -> None:
+    await add_health_states(pool, tenant_id)
+    service = AccountsService(pool, SandboxAccounts(1), settings, VirtualClock(NOW), tenant_id)
+
+    views = {v.id.replace(f"{tenant_id}-", ""): v for v in (await service.list_accounts()).accounts}
+
+    health = {name: (v.health, v.warmup_day, v.warmup_days) for name, v in views.items()}
+    assert health == {
+        "sandbox-1": ("warming_up", 1, 14),  # listed, never used: it starts warming up
+        "healthy": ("healthy", None, None),
+        "pacing": ("pacing", None, None),  # slowed down after FloodWaits
+        "spent": ("pacing", None, None),  # today's quota used up
+        "flood": ("cooling_down", None, None),
+        "flagged": ("spam_flagged", None, None),
+        "warming": ("warming_up", 3, 14),
+        "frozen": ("frozen", None, None),
+        "dead": ("dead", None, None),
+    }
+    # the rests say until when
+    assert views["flood"].cooldown_until == NOW + timedelta(minutes=11)
+    assert views["flagged"].cooldown_until == NOW + timedelta(hours=22)
+    # the quota in force includes the warm-up's: 5 a day rising to 40 over 14 days
+    assert views["sandbox-1"].daily_limit == 5
+    assert views["warming"].daily_limit == 5 + 35 * 2 // 14
+    assert views["healthy"].daily_limit == settings.daily_quota
+
+
+async def test_warm_up_off_shows_the_full_quota(
+    pool: asyncpg.Pool, settings: Settings, tenant_id: str
+) -> None:
+    await add_state(pool, tenant_id, f"sandbox-{tenant_id}-1", warmup_since=NOW)
+    off = msgspec.structs.replace(settings, warmup_days=0)
+    service = AccountsService(pool, SandboxAccounts(1), off, VirtualClock(NOW), tenant_id)
+
+    [view] = (await service.list_accounts()).accounts
+
+    assert (view.health, view.daily_limit, view.warmup_day) == ("healthy", off.daily_quota, None)
+
+
+async def test_the_fleet_gauge_counts_accounts_by_health(fresh_database_url: str, settings: Settings) -> None:
+    own = msgspec.structs.replace(settings, database_url=fresh_database_url)
+    pool = await create_pool(fresh_database_url, own)
+    try:
+        await add_health_states(pool, "t1")
+        await refresh_fleet_gauges(pool, own, VirtualClock(NOW))
+    finally:
+        await pool.close()
+
+    counts = {
+        state.value: REGISTRY.get_sample_value(
+            "invite_accounts_by_health", {"platform": "telegram", "health": state.value}
+        )
+        for state in Health
+    }
+    assert counts == {
+        "healthy": 1.0,
+        "pacing": 2,
+        "cooling_down": 1,
+        "spam_flagged": 1,
+        "warming_up": 1,
+        "frozen": 1,
+        "dead": 1,
+    }
 
 
 def test_phones_in_labels_are_masked_and_usernames_left_alone() -> None:
@@ -205,6 +311,12 @@ async def test_get_accounts_through_the_app(
     assert [a["id"] for a in accounts] == [f"sandbox-{tenant}-{n}" for n in range(1, 6)]
     assert (accounts[1]["status"], accounts[1]["status_reason"]) == ("blocked", "banned")
     assert all("session" not in a for a in accounts)
+    assert accounts[1]["health"] == "dead"
+    assert (accounts[0]["health"], accounts[0]["warmup_day"], accounts[0]["warmup_days"]) == (
+        "warming_up",
+        1,
+        14,
+    )
 
 
 async def test_get_accounts_from_the_integration_service_never_shows_sessions_or_phones(

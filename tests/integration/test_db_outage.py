@@ -362,6 +362,7 @@ def _through_relay(settings: Settings, url: str, *, lease_seconds: float) -> Set
         database_url=url,
         daily_quota=PLENTY,
         daily_quota_with_link=PLENTY,
+        warmup_days=0,  # new accounts at the full quota at once
         min_pause_seconds=0.02,
         poll_interval_seconds=0.5,
         account_lease_seconds=lease_seconds,

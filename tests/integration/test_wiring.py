@@ -67,6 +67,7 @@ async def test_the_integration_service_serves_the_accounts_endpoint_and_the_engi
         sandbox_profile="zero",
         daily_quota=PLENTY,
         daily_quota_with_link=PLENTY,
+        warmup_days=0,  # new accounts at the full quota at once
         min_pause_seconds=0.001,
         poll_interval_seconds=0.2,
         db_pool_max=10,

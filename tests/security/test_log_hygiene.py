@@ -94,6 +94,7 @@ async def test_a_campaigns_logs_hold_no_secrets(
         log_json=True,
         daily_quota=PLENTY,
         daily_quota_with_link=PLENTY,
+        warmup_days=0,  # new accounts at the full quota at once
         min_pause_seconds=0.001,
         poll_interval_seconds=0.2,
         db_pool_max=10,

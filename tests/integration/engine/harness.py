@@ -44,6 +44,8 @@ def engine_settings(url: str, **overrides: Any) -> Settings:
         "poll_interval_seconds": 600.0,
         "account_lease_seconds": 3600.0,
         "target_lease_seconds": 900.0,
+        # accounts at the full quota from their first day: a scenario about warm-up turns it on
+        "warmup_days": 0,
     }
     base.update(overrides)
     return Settings(**base)

@@ -67,6 +67,7 @@ async def test_sigkill_mid_campaign_loses_nothing_and_sends_nothing_twice(
         "SANDBOX_ACCOUNTS_PER_TENANT": "5",
         "DAILY_QUOTA": "10000000",
         "DAILY_QUOTA_WITH_LINK": "10000000",
+        "WARMUP_DAYS": "0",  # new accounts at the full quota at once
         "MIN_PAUSE_SECONDS": "0.05",
         "POLL_INTERVAL_SECONDS": "0.5",
         "ACCOUNT_LEASE_SECONDS": "3",
