@@ -29,7 +29,9 @@ class AccountsController(Controller):
         summary="The tenant's accounts with their live state",
         description="Each account the accounts provider lists for the caller, merged with the engine's "
         "state: active, in cooldown (until when, and why) or blocked (and why), actions used in the "
-        "current 24 h window against the daily limit, and the pacing multiplier. Accounts the engine "
+        "current 24 h window against the daily limit (warm-up included), the pacing multiplier, and its "
+        "health: healthy, pacing, cooling_down (FloodWait, until cooldown_until), spam_flagged (PeerFlood, "
+        "until cooldown_until), frozen, dead, or warming_up (day warmup_day of warmup_days). Accounts the engine "
         "used that the provider no longer lists appear with available=false. Sessions are never "
         "returned; phone numbers only masked.",
     )
