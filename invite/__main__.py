@@ -1,4 +1,5 @@
-"""Command line: ``python -m invite serve | migrate | schema | token --user-id X [--minutes N]``."""
+"""Command line: ``python -m invite serve | migrate | schema | import-legacy [--schema S] [--dry-run]
+| token --user-id X [--minutes N]``."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         help="write sql/schema.sql, the schema the migrations produce: needs DATABASE_URL's server "
         "(not an embedded one) and a pg_dump of its version",
     )
+    legacy = commands.add_parser(
+        "import-legacy",
+        help="copy the old invite service's tasks and people (its tables beside ours) into ours, once",
+    )
+    legacy.add_argument("--schema", default="public", help="where the old tables are (default public)")
+    legacy.add_argument("--dry-run", action="store_true", help="say what would be copied, write nothing")
     token = commands.add_parser("token", help="print a bearer token for a tenant")
     token.add_argument("--user-id", required=True, help="the tenant's id (the platform's user id)")
     token.add_argument("--minutes", type=int, default=60, help="lifetime (default 60)")
@@ -41,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif args.command == "schema":
             asyncio.run(_write_schema(settings))
+        elif args.command == "import-legacy":
+            asyncio.run(_import_legacy(settings, args.schema, dry_run=args.dry_run))
         else:
             secret = asyncio.run(_jwt_secret(settings))
             print(issue_token(secret, args.user_id, timedelta(minutes=args.minutes)))
@@ -107,6 +116,28 @@ async def _migrate(settings: Settings) -> None:
         finally:
             await conn.close()
     print("applied: " + ", ".join(applied) if applied else "the database is up to date")
+
+
+async def _import_legacy(settings: Settings, schema: str, *, dry_run: bool) -> None:
+    import msgspec
+
+    from invite.kernel.clock import RealClock
+    from invite.kernel.db import create_pool
+    from invite.legacy import import_legacy, old_tables
+
+    await _migrate(settings)
+    async with database(settings) as url, old_tables(url, schema) as old:
+        pool = await create_pool(url, settings)
+        try:
+            copied = await import_legacy(pool, old, settings, RealClock(), dry_run=dry_run)
+        finally:
+            await pool.close()
+    for task in copied:
+        print(msgspec.json.encode(task.line()).decode())
+    done = sum(task.task_id is not None for task in copied)
+    print(
+        msgspec.json.encode({"copied": done, "not_copied": len(copied) - done, "dry_run": dry_run}).decode()
+    )
 
 
 async def _write_schema(settings: Settings) -> None:

@@ -283,7 +283,7 @@ CREATE TABLE invite.invite_imports (
     report jsonb NOT NULL,
     rejected jsonb DEFAULT '[]'::jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT invite_imports_source_check CHECK (((source)::text = ANY ((ARRAY['file'::character varying, 'parsing'::character varying])::text[])))
+    CONSTRAINT invite_imports_source_check CHECK (((source)::text = ANY ((ARRAY['file'::character varying, 'parsing'::character varying, 'legacy'::character varying])::text[])))
 );
 
 --

@@ -94,7 +94,7 @@ class Columns(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Source(msgspec.Struct, frozen=True, omit_defaults=True):
-    kind: Literal["file", "parsing"]
+    kind: Literal["file", "parsing", "legacy"]
     name: str | None = None  # the file's name or the parsing task id
     format: str = ""
     encoding: str | None = None

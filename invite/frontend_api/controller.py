@@ -35,7 +35,6 @@ from invite.frontend_api.schemas import (
     LogEntry,
     PageAccount,
     PageImport,
-    PageSettings,
     PageTask,
     PageTaskCreate,
     PageTaskList,
@@ -46,7 +45,7 @@ from invite.frontend_api.schemas import (
     TaskAccounts,
     TrialRequest,
 )
-from invite.frontend_api.service import FrontendService
+from invite.frontend_api.service import FrontendService, extra_fields
 from invite.frontend_api.trial import Answer, TestInvites
 from invite.health import READY_TIMEOUT_SECONDS, ready
 from invite.kernel.auth import JwtSecret, Tenant
@@ -64,7 +63,6 @@ OPENAPI_TAG = Tag(
     "gateway (`/api/invite/{path}` → `FRONTEND_API_PREFIX/{path}`), with its own field names and "
     "words. They map onto this service's API and share its tasks; new clients should use that API.",
 )
-MAX_EXTRA_FIELDS = 64
 # our field names → the page's, in the errors it shows
 _PAGE_NAMES = {
     "title": "name",
@@ -133,19 +131,6 @@ def page_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[An
         media_type=response.media_type,
         headers=response.headers,
     )
-
-
-def extra_fields(raw: Any, body: type[msgspec.Struct]) -> dict[str, Any]:
-    """What a body holds besides the fields ``body`` and PageSettings name (kept, not refused)."""
-    if not isinstance(raw, dict):
-        return {}
-    extra = {k: v for k, v in raw.items() if k not in body.__struct_fields__}
-    settings = raw.get("settings")
-    if isinstance(settings, dict):
-        extra |= {k: v for k, v in settings.items() if k not in PageSettings.__struct_fields__}
-    if len(extra) > MAX_EXTRA_FIELDS:
-        raise invalid("settings", f"at most {MAX_EXTRA_FIELDS} fields besides the ones this service reads")
-    return extra
 
 
 def _page_import(result: ImportResult, source_name: str | None) -> PageImport:

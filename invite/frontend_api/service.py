@@ -35,6 +35,7 @@ from invite.frontend_api.schemas import (
     Execution,
     LogEntry,
     PageAccount,
+    PageSettings,
     PageStatus,
     PageTask,
     PageTaskCreate,
@@ -99,6 +100,58 @@ def page_status(status: TaskStatus) -> PageStatus:
     return _PAGE_STATUSES[status]
 
 
+MAX_EXTRA_FIELDS = 64
+
+
+def extra_fields(raw: Any, body: type[msgspec.Struct]) -> dict[str, Any]:
+    """What a body holds besides the fields ``body`` and PageSettings name (kept, not refused)."""
+    if not isinstance(raw, dict):
+        return {}
+    extra = {k: v for k, v in raw.items() if k not in body.__struct_fields__}
+    settings = raw.get("settings")
+    if isinstance(settings, dict):
+        extra |= {k: v for k, v in settings.items() if k not in PageSettings.__struct_fields__}
+    if len(extra) > MAX_EXTRA_FIELDS:
+        raise invalid("settings", f"at most {MAX_EXTRA_FIELDS} fields besides the ones this service reads")
+    return extra
+
+
+def task_create(body: PageTaskCreate, extra: dict[str, Any], settings: Settings) -> InviteTaskCreate:
+    """Our task, from the page's create body (and ``extra``: what else it sent, kept)."""
+    group = body.target_group_id or body.settings.group_id
+    invite = group is not None or body.settings.invite_type == "group_invite"
+    if invite and group is None:
+        raise invalid("settings.group_id", "required for an invite task (invite_type group_invite)")
+    delay = body.delay_between_invites
+    if delay is None:
+        delay = body.settings.delay_between_invites
+    return InviteTaskCreate(
+        platform=body.platform,
+        task_type="invite_to_group" if invite else "send_messages",
+        title=body.name,
+        description=body.description,
+        target_group_id=group if invite else None,
+        message_template=None if invite else body.invite_message,
+        priority=PRIORITIES[body.priority],
+        settings=TaskSettings(
+            account_ids=body.settings.allowed_account_ids or None,
+            min_pause_seconds=_pause(delay, settings),
+            daily_limit_per_account=_daily_limit(body.max_invites_per_account, settings),
+            extra=extra or None,
+        ),
+    )
+
+
+def _pause(delay: float | None, settings: Settings) -> float | None:
+    """The page's delay as the task's pause: never below ours."""
+    return None if delay is None else max(delay, settings.min_pause_seconds)
+
+
+def _daily_limit(limit: int | None, settings: Settings) -> int | None:
+    """The page's per-account limit as the task's: never above our daily quota."""
+    return None if limit is None else min(limit, settings.daily_quota)
+
+
 class FrontendService:
     def __init__(
         self,
@@ -117,31 +170,7 @@ class FrontendService:
     # --- tasks -------------------------------------------------------------------------
 
     async def create(self, body: PageTaskCreate, extra: dict[str, Any]) -> PageTask:
-        group = body.target_group_id or body.settings.group_id
-        invite = group is not None or body.settings.invite_type == "group_invite"
-        if invite and group is None:
-            raise invalid("settings.group_id", "required for an invite task (invite_type group_invite)")
-        delay = body.delay_between_invites
-        if delay is None:
-            delay = body.settings.delay_between_invites
-        created = await self.tasks.create(
-            InviteTaskCreate(
-                platform=body.platform,
-                task_type="invite_to_group" if invite else "send_messages",
-                title=body.name,
-                description=body.description,
-                target_group_id=group if invite else None,
-                message_template=None if invite else body.invite_message,
-                priority=PRIORITIES[body.priority],
-                settings=TaskSettings(
-                    account_ids=body.settings.allowed_account_ids or None,
-                    min_pause_seconds=self._pause(delay),
-                    daily_limit_per_account=self._daily_limit(body.max_invites_per_account),
-                    extra=extra or None,
-                ),
-            )
-        )
-        return await self._item(created)
+        return await self._item(await self.tasks.create(task_create(body, extra, self._settings)))
 
     async def update(self, task_id: uuid.UUID, body: PageTaskUpdate, extra: dict[str, Any]) -> PageTask:
         current = await self.tasks.get(task_id)
@@ -166,9 +195,9 @@ class FrontendService:
         if delay is UNSET:
             delay = page.delay_between_invites if page and page.delay_between_invites is not None else UNSET
         if delay is not UNSET:
-            settings = msgspec.structs.replace(settings, min_pause_seconds=self._pause(delay))
+            settings = msgspec.structs.replace(settings, min_pause_seconds=_pause(delay, self._settings))
         if body.max_invites_per_account is not UNSET:
-            limit = self._daily_limit(body.max_invites_per_account)
+            limit = _daily_limit(body.max_invites_per_account, self._settings)
             settings = msgspec.structs.replace(settings, daily_limit_per_account=limit)
         if page is not None:  # the page sends its settings whole: they replace what it sent before
             if page.allowed_account_ids is not None:
@@ -335,12 +364,6 @@ class FrontendService:
         )
 
     # --- helpers -----------------------------------------------------------------------
-
-    def _pause(self, delay: float | None) -> float | None:
-        return None if delay is None else max(delay, self._settings.min_pause_seconds)
-
-    def _daily_limit(self, limit: int | None) -> int | None:
-        return None if limit is None else min(limit, self._settings.daily_quota)
 
     async def _item(self, task: InviteTaskResponse) -> PageTask:
         report = await self.tasks.status_report(uuid.UUID(task.id))
