@@ -82,6 +82,8 @@ class SandboxProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     death_after: Count | None = None  # banned from the (N+1)-th action on; None: never
     latency_seconds: tuple[Seconds, Seconds] = (0.0, 0.0)  # [min, max], slept on the injected clock
     dead_accounts: frozenset[str] = frozenset()
+    # frozen by Telegram: they connect and read, every action is refused (FROZEN_METHOD_INVALID)
+    frozen_accounts: frozenset[str] = frozenset()
     groups_without_right: frozenset[str] = frozenset()  # no account may invite into these
     # replies to messages, properties of the person (shares of everyone messaged): they answer
     # an account's latest message to them ``reply_after_seconds`` later with ``reply_text``,
@@ -312,6 +314,10 @@ _DEAD = Outcome(
     OutcomeKind.ACCOUNT_DEAD, detail="USER_DEACTIVATED_BAN", event=EVENTS[OutcomeKind.ACCOUNT_DEAD]
 )
 _PEER_FLOOD = Outcome(OutcomeKind.PEER_FLOOD, detail="PEER_FLOOD", event=EVENTS[OutcomeKind.PEER_FLOOD])
+# as the Telegram adapter's error table answers for a frozen account
+_FROZEN = Outcome(
+    OutcomeKind.ACCOUNT_DEAD, detail="FROZEN_METHOD_INVALID", event=EVENTS[OutcomeKind.ACCOUNT_DEAD]
+)
 
 
 def _flood_wait(seconds: float, detail: str) -> Outcome:
@@ -348,6 +354,8 @@ class SandboxStrategy:
 
     async def check_invite_right(self, group_id: str) -> Outcome:
         self._world.catch_up()
+        if self._account_id in self._profile.frozen_accounts:
+            return _FROZEN
         if self._is_dead(self._account_id):
             return _DEAD
         if group_id in self._profile.groups_without_right:
@@ -447,6 +455,8 @@ class SandboxStrategy:
 
     def _decide(self, action: ActionKind, key: str, group_id: str | None, attempt: int) -> Outcome:
         p, account, seed = self._profile, self._account_id, self._seed
+        if account in p.frozen_accounts:
+            return _FROZEN
         if self._is_dead(account):
             return _DEAD
         until = self._world.flood_until.get(account)
@@ -483,6 +493,9 @@ class SandboxStrategy:
         return Outcome(OutcomeKind.SUCCESS)
 
     def _is_dead(self, account_id: str) -> bool:
+        """Banned or deactivated (a frozen account is neither: it connects and reads)."""
+        if account_id in self._profile.frozen_accounts:
+            return False
         return account_id in self._profile.dead_accounts or account_id in self._world.dead
 
     def _is_member(self, key: str, group_id: str) -> bool:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -275,6 +276,21 @@ async def test_dead_accounts_and_groups_without_the_right() -> None:
     assert (
         await dead.send_message(Target.from_key("u:bob"), "hi", next(RANDOM_IDS))
     ).kind is OutcomeKind.ACCOUNT_DEAD
+
+
+async def test_a_frozen_account_connects_and_reads_but_every_action_is_refused() -> None:
+    sandbox = factory(SandboxProfile(frozen_accounts=frozenset({"acc-1"})))
+    frozen = sandbox.for_account(account(1))
+    assert (await frozen.initialize_client(account(1))).kind is OutcomeKind.SUCCESS  # read-only
+    for answer in (
+        await frozen.check_invite_right(GROUP),
+        await frozen.invite_to_group(Target.from_key("u:ann"), GROUP),
+        await frozen.send_message(Target.from_key("u:bob"), "hi", next(RANDOM_IDS)),
+    ):
+        # as the Telegram adapter's error table says of a frozen account
+        assert (answer.kind, answer.detail) == (OutcomeKind.ACCOUNT_DEAD, "FROZEN_METHOD_INVALID")
+    assert (await frozen.initialize_client(account(1))).kind is OutcomeKind.SUCCESS  # still frozen, not dead
+    assert await frozen.was_message_sent(Target.from_key("u:bob"), datetime(2026, 1, 1, tzinfo=UTC)) is False
 
 
 async def test_latency_is_slept_on_the_injected_clock() -> None:

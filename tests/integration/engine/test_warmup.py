@@ -11,7 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from invite.platforms.sandbox import SandboxProfile
+from invite.accounts.service import AccountsService
+from invite.platforms.sandbox import SandboxAccounts, SandboxProfile
 from tests.integration.engine.harness import TENANT, Scenario
 
 DAY = timedelta(days=1)
@@ -32,7 +33,8 @@ async def _successes(scenario: Scenario, task_id: uuid.UUID) -> list[datetime]:
 async def _account(scenario: Scenario) -> asyncpg.Record:
     with scenario.clock.busy():
         row = await scenario.pool.fetchrow(
-            "SELECT warmup_since, cooldown_until, status_reason FROM invite_accounts WHERE id = $1", ACCOUNT
+            "SELECT status, warmup_since, cooldown_until, status_reason FROM invite_accounts WHERE id = $1",
+            ACCOUNT,
         )
     assert row is not None
     return row
@@ -110,3 +112,34 @@ async def test_a_peer_flood_sets_the_warm_up_back_to_day_one(engine_scenario: Sc
 
     assert after[0] >= rest_over
     assert _per_day(after, rest_over, 2) == [5, 7]
+
+
+async def test_a_frozen_account_is_blocked_shown_frozen_and_its_clean_history_ends(
+    engine_scenario: Scenario,
+) -> None:
+    engine_scenario.configure(SandboxProfile(frozen_accounts=frozenset({ACCOUNT})), **WARMUP)
+    await engine_scenario.add_task(targets=5)
+    async with engine_scenario.running(1):
+
+        async def blocked() -> bool:  # (no row until the task's activation writes it)
+            with engine_scenario.clock.busy():
+                status = await engine_scenario.pool.fetchval(
+                    "SELECT status FROM invite_accounts WHERE id = $1", ACCOUNT
+                )
+            return bool(status == "blocked")
+
+        await engine_scenario.wait_until(blocked, step=60)
+    account = await _account(engine_scenario)
+    with engine_scenario.clock.busy():
+        frozen_at: datetime = await engine_scenario.pool.fetchval(
+            "SELECT created_at FROM invite_execution_logs WHERE status = 'account_dead'"
+        )
+        accounts = AccountsService(
+            engine_scenario.pool, SandboxAccounts(1), engine_scenario.settings, engine_scenario.clock, TENANT
+        )
+        [view] = (await accounts.list_accounts()).accounts
+
+    assert account["status_reason"] == "account dead: FROZEN_METHOD_INVALID"
+    # were it ever unfrozen, it would warm up anew from here
+    assert account["warmup_since"] == frozen_at
+    assert (view.status, view.health) == ("blocked", "frozen")
