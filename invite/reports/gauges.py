@@ -1,8 +1,8 @@
 """Fleet gauges for the alert rules, read from the shared database on every replica.
 
-Accounts by status and by health (dead or frozen share), pending targets of running tasks (backlog) and the
-longest a running task has gone without acting (stuck tasks). Every replica reports the same
-values; the rules in ``deploy/alerts.yml`` take max() across replicas.
+Accounts by status and by health (the dead or frozen share), pending targets of running tasks
+(backlog) and the longest a running task has gone without acting (stuck tasks). Every replica
+reports the same values; the rules in ``deploy/alerts.yml`` take max() across replicas.
 """
 
 from __future__ import annotations
