@@ -16,13 +16,16 @@ campaign without them runs about a tenth longer than its start forecast, at 3 % 
 Past ``max_events`` reservations the rest goes at the accounts' steady daily rate (the
 bucket's own ``Limits.per_day``), each from the moment it is next free (a campaign of a million
 people need not be replayed one by one on every status poll). The pacing itself is the
-bucket's alone (``Limits.gap``): nothing here restates it.
+bucket's alone (``Limits.gap``): nothing here restates it. An account still warming up
+(``warmup.py``) is held to the cap of each day of its warm-up as the replay reaches it (the
+engine's own ``warmup_cap``, passed in as ``warmup``), and the steady rest goes at the cap of the
+day it starts from.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -47,7 +50,31 @@ class Seat:
 
     account_id: str
     bucket: Bucket
-    limits: Limits | None
+    limits: Limits | None  # at the full quota
+    warmup_since: datetime | None = None  # its clean history's start (None: not held back)
+
+
+# the daily cap at a moment of an account whose clean history began then (or None), at this full cap
+Warmup = Callable[[datetime | None, datetime, int], int]
+
+
+class _Caps:
+    """Each account's limits at a moment: the full ones lowered to the day's warm-up cap."""
+
+    def __init__(self, warmup: Warmup | None) -> None:
+        self._warmup = warmup
+        self._lowered: dict[tuple[Limits, int], Limits] = {}
+
+    def at(self, limits: Limits, since: datetime | None, at: datetime) -> Limits:
+        if self._warmup is None or since is None:
+            return limits
+        cap = self._warmup(since, at, limits.cap)
+        if cap >= limits.cap:
+            return limits
+        key = (limits, cap)
+        if key not in self._lowered:
+            self._lowered[key] = Limits.of(max(cap, 1), limits.min_pause, limits.send_window)
+        return self._lowered[key]
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,17 +129,25 @@ def plan(
     relax_step: float,
     history: History | None = None,
     max_events: int = 5_000,
+    warmup: Warmup | None = None,
 ) -> Plan:
     """When ``remaining`` people will have been reached by ``seats``.
 
     With the task's ``history``, the replay meets what the task has met so far: each account
     takes a FloodWait every ``1 / flood_rate`` actions (the action spent, the account cooling
-    for ``flood_seconds``), and a person costs ``actions_per_person`` other actions."""
+    for ``flood_seconds``), and a person costs ``actions_per_person`` other actions. With
+    ``warmup``, an account's cap on each day is what its warm-up allows it that day.
+    ``people_per_day`` is at today's caps."""
     seen = history or History()
-    usable = [(seat.bucket, seat.limits) for seat in seats if seat.limits is not None]
-    paces = {limits: _people_per_day(limits, seen) for limits in {limits for _, limits in usable}}
-    per_day = sum(paces[limits] for _, limits in usable)
-    limited_by = _limits(now, seats, usable)
+    caps = _Caps(warmup)
+    full = [(seat.bucket, seat.limits, seat.warmup_since) for seat in seats if seat.limits is not None]
+    usable = [(bucket, limits) for bucket, limits, _ in full]
+    since = [at for _, _, at in full]
+    today = [caps.at(limits, at, now) for _, limits, at in full]
+    per_day = sum(_people_per_day(limits, seen) for limits in today)
+    limited_by = _limits(now, seats, list(zip((b for b, _ in usable), today, strict=True)))
+    if any(t is not limits for t, (_, limits) in zip(today, usable, strict=True)):
+        limited_by.append("warm_up")
     if remaining <= 0:
         return Plan(
             remaining=0,
@@ -131,7 +166,7 @@ def plan(
             days=None,
             limited_by=limited_by,
         )
-    queue = [(bucket.next_allowed(now, limits), i) for i, (bucket, limits) in enumerate(usable)]
+    queue = [(bucket.next_allowed(now, today[i]), i) for i, (bucket, _) in enumerate(usable)]
     heapq.heapify(queue)
     # each account's share of its next FloodWait, spread over the accounts (stratified), so
     # that the replay meets as many as the rate says even when each account has few left
@@ -146,6 +181,7 @@ def plan(
             copied.add(i)
             bucket = replace(bucket)
             usable[i] = (bucket, limits)
+        limits = caps.at(limits, since[i], at)
         bucket.reserve(at)
         debt[i] += seen.flood_rate
         if debt[i] >= 1.0:
@@ -160,7 +196,8 @@ def plan(
     if left > 1e-9:
         # the rest at each account's steady pace, from the moment it is next free (a cooldown
         # or a spent quota holds one back; the others carry the load meanwhile)
-        starts = [(at, paces[usable[i][1]] / DAY.total_seconds()) for at, i in queue]
+        pace = {i: _people_per_day(caps.at(usable[i][1], since[i], at), seen) for at, i in queue}
+        starts = [(at, pace[i] / DAY.total_seconds()) for at, i in queue]
         last = _steady_finish(starts, left)
     finish = last
     return Plan(

@@ -62,6 +62,7 @@ class ProgressRow(TaskCounts, frozen=True):
     a_limit: list[int | None] | None
     a_last: list[datetime | None] | None
     a_multiplier: list[float] | None
+    a_warmup: list[datetime | None] | None  # each account's clean history's start (warm-up)
 
 
 class ExportRow(msgspec.Struct, frozen=True):

@@ -32,9 +32,10 @@ from litestar import Request
 from invite.engine import opt_outs
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.decisions import RETRYABLE_OUTCOMES
-from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, Seen, plan
+from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, Seen, Warmup, plan
 from invite.engine.registry import RunningTask
 from invite.engine.repository import TaskRow
+from invite.engine.warmup import warmup_cap, warmup_day
 from invite.kernel import audit
 from invite.kernel.auth import Tenant
 from invite.kernel.clock import Clock
@@ -155,6 +156,7 @@ class ReportService:
             seats,
             relax_step=self._settings.pace_multiplier_step,
             history=await self._history(task_id, row, status),
+            warmup=_warmup(self._settings),
         )
         return TaskForecast(
             task_id=str(task_id),
@@ -572,6 +574,7 @@ def _status_plan(
         relax_step=settings.pace_multiplier_step,
         history=history,
         max_events=STATUS_EVENTS,
+        warmup=_warmup(settings),
     )
     since = _rate_since(now)
     return Planned(
@@ -580,6 +583,15 @@ def _status_plan(
         eta=planned.finish_at,
         limited_by=planned.limited_by,
     )
+
+
+def _warmup(settings: Settings) -> Warmup:
+    """The engine's warm-up cap (warmup.py), for the forecast's replay."""
+
+    def cap(since: datetime | None, at: datetime, full: int) -> int:
+        return warmup_cap(warmup_day(since, at, settings), full, settings)
+
+    return cap
 
 
 def _remaining(status: TaskStatusResponse) -> int:
@@ -633,6 +645,7 @@ def _seats(
         row.a_limit or (),
         row.a_last or (),
         row.a_multiplier or (),
+        row.a_warmup or (),
         strict=True,
     )
     seats: list[Seat] = []
@@ -656,29 +669,39 @@ def _seats(
         limit,
         last,
         mult,
+        since,
     ) in known:
         cooldowns = [c for c in (cooldown, task_cooldown) if c is not None]
         bucket = Bucket(window, count, last, max(cooldowns) if cooldowns else None, mult)
         own = [c for c in (limit, listed.get(account_id)) if c is not None]
         usable = in_task not in ("excluded", "blocked") and status not in ("blocked", "disabled")
         limits = limits_for(min(own) if own else None) if usable else None
-        seats.append(Seat(account_id, bucket, limits))
-        state = _state(in_task, status, reason, bucket, limits, now)
+        seats.append(Seat(account_id, bucket, limits, since))
+        warming = warmup_day(since, now, settings) is not None
+        state = _state(in_task, status, reason, bucket, limits, now, warming)
         by_state[state] = by_state.get(state, 0) + 1
     for account_id in listed.keys() - set(row.a_id or ()):
         limits = limits_for(listed[account_id])
-        seats.append(Seat(account_id, Bucket(), limits))
-        state = "active" if limits is not None else "excluded"
+        seats.append(Seat(account_id, Bucket(), limits, now))  # its warm-up starts when first used
+        fresh = "warming_up" if warmup_day(now, now, settings) is not None else "active"
+        state = fresh if limits is not None else "excluded"
         by_state[state] = by_state.get(state, 0) + 1
     return seats, by_state
 
 
 def _state(
-    in_task: str | None, status: str, reason: str | None, bucket: Bucket, limits: Limits | None, now: datetime
+    in_task: str | None,
+    status: str,
+    reason: str | None,
+    bucket: Bucket,
+    limits: Limits | None,
+    now: datetime,
+    warming: bool = False,
 ) -> str:
     """An account's state as the customer reads it: active (may act now), pacing (waiting for
-    its pause, its pacing, its send window or tomorrow's quota), cooling_down (FloodWait),
-    spam_flagged (PeerFlood), blocked, frozen, excluded (may not serve this task)."""
+    its pause, its pacing, its send window or tomorrow's quota), warming_up (held below the full
+    quota by its warm-up, warmup.py), cooling_down (FloodWait), spam_flagged (PeerFlood),
+    blocked, frozen, excluded (may not serve this task)."""
     said = (reason or "").casefold()
     if in_task == "excluded" or (limits is None and status not in ("blocked", "disabled")):
         return "excluded"
@@ -687,4 +710,6 @@ def _state(
     if bucket.cooling(now):
         return "spam_flagged" if "peerflood" in said.replace(" ", "") else "cooling_down"
     assert limits is not None
+    if warming:
+        return "warming_up"
     return "pacing" if bucket.next_allowed(now, limits) > now else "active"

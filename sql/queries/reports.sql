@@ -170,7 +170,7 @@ WHERE t.status = 'running'
 -- FloodWaits, and from the hour starting $3 on: the rate's window), from the per-hour rollup (a few rows an
 -- hour of the campaign, the primary key's range: no log row is read); and the quota state
 -- of every account attached to the task or named in $4 (the accounts a task not yet started
--- would use), with its state in this task, as parallel arrays (one aggregation, so one row
+-- would use) -- its warm-up's start too --, with its state in this task, as parallel arrays (one aggregation, so one row
 -- order for all of them, as in reports.stats). The accounts are the tenant's
 -- own, found through invite_accounts_user (a handful). No row: no such task for this tenant.
 -- The counters come first, as in tasks.status_report (the row is read as a TaskCounts).
@@ -178,7 +178,7 @@ SELECT t.status, t.status_reason, t.driver, c.statuses, c.ns,
        t.id, t.user_id, t.platform, t.task_type, t.target_group_id, t.message_template, t.priority,
        t.settings, r.recent, r.actions, r.floods,
        a.a_id, a.a_task_status, a.a_status, a.a_reason, a.a_cooldown, a.a_task_cooldown,
-       a.a_window, a.a_count, a.a_limit, a.a_last, a.a_multiplier
+       a.a_window, a.a_count, a.a_limit, a.a_last, a.a_multiplier, a.a_warmup
 FROM invite_tasks t
 CROSS JOIN LATERAL (
     SELECT array_agg(status) AS statuses, array_agg(n) AS ns FROM invite_task_counts WHERE task_id = t.id
@@ -200,7 +200,8 @@ CROSS JOIN LATERAL (
            array_agg(ac.daily_count) AS a_count,
            array_agg(ac.daily_limit) AS a_limit,
            array_agg(ac.last_action_at) AS a_last,
-           array_agg(ac.pace_multiplier) AS a_multiplier
+           array_agg(ac.pace_multiplier) AS a_multiplier,
+           array_agg(ac.warmup_since) AS a_warmup
     FROM invite_accounts ac
     LEFT JOIN invite_task_accounts ta ON ta.task_id = t.id AND ta.account_id = ac.id
     WHERE ac.user_id = t.user_id AND (ta.id IS NOT NULL OR ac.id = ANY($4::text[]))

@@ -20,10 +20,16 @@ GAP = 86_400 / 40  # a fresh account paced over the day at 40 a day
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """No engine (these tests write its rows), the brief's quotas, three sandbox accounts."""
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """No engine (these tests write its rows), the brief's quotas, three sandbox accounts, at
+    the full quota from their first day (the warm-up's test turns it on)."""
     return msgspec.structs.replace(
-        settings, engine_enabled=False, daily_quota=40, min_pause_seconds=15.0, sandbox_accounts_per_tenant=3
+        settings,
+        engine_enabled=False,
+        daily_quota=40,
+        min_pause_seconds=15.0,
+        sandbox_accounts_per_tenant=3,
+        **({"warmup_days": 0} | getattr(request, "param", {})),
     )
 
 
@@ -61,6 +67,22 @@ async def test_before_start_the_forecast_uses_the_accounts_the_task_would_get(
     finish = datetime.fromisoformat(body["generated_at"]) + timedelta(seconds=79 * GAP)
     assert datetime.fromisoformat(body["finish_at"]) == finish
     assert body["days"] == pytest.approx(79 * GAP / 86_400, abs=1e-3)
+
+
+@pytest.mark.parametrize("settings", [{"warmup_days": 14, "warmup_start_per_day": 5}], indirect=True)
+async def test_before_start_the_forecast_holds_fresh_accounts_to_their_warm_up(
+    client: Client, headers: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    task_id = await new_task(client, headers, 240, pool)
+    response = await client.get(f"{PREFIX}/tasks/{task_id}/forecast", headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    # three fresh accounts on day 1 of 14: 5 a day each today, then 7, 10, 12, 15, 17, 20 ...
+    # (5 + 35 * (day - 1) // 14): their 80 each are reached on day 7, not in two days
+    assert (body["accounts"], body["people_per_day"]) == (3, 15)
+    assert body["accounts_by_state"] == {"warming_up": 3}
+    assert body["limited_by"] == ["quota", "warm_up"]
+    assert 6 < body["days"] < 7
 
 
 async def test_the_forecast_follows_the_settings_a_link_and_a_send_window(
