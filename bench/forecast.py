@@ -132,7 +132,7 @@ async def campaign(args: argparse.Namespace) -> dict[str, Any]:
             account_lease_seconds=3600.0,
             target_lease_seconds=3600.0,
             breaker_window=10**6,  # the campaign measures the forecast, not the breaker
-            warmup_days=0,  # ... nor the warm-up (the forecast does not model it yet)
+            warmup_days=args.warmup_days,  # fresh accounts: 0 at the full quota, else warming up
         )
         clock = VirtualClock()
         pool = await create_pool(url, settings)
@@ -201,6 +201,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--accounts", type=int, default=20)
     parser.add_argument("--flood-wait-rate", type=float, default=0.03)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--warmup-days", type=int, default=0, help="the accounts' warm-up (WARMUP_DAYS; 0: at the full quota)"
+    )
     parser.add_argument(
         "--previous", type=int, help="people in the tenant's previous campaign (0: none; default --targets)"
     )
