@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -492,32 +492,13 @@ class TelegramStrategy:
         peer = raw.types.InputPeerUser(user_id=person.id, access_hash=person.access_hash or 0)
         keys = self._keys_of(person)
         replies: list[Reply] = []
-        offset_id = 0
-        for _ in range(HISTORY_PAGES):
-            page = await client.invoke(
-                raw.functions.messages.GetHistory(
-                    peer=peer,
-                    offset_id=offset_id,
-                    offset_date=0,
-                    add_offset=0,
-                    limit=HISTORY_PAGE,
-                    max_id=0,
-                    min_id=0,
-                    hash=0,
-                )
-            )
-            if isinstance(page, raw.types.messages.MessagesNotModified):
-                return replies
-            messages = [m for m in page.messages if not isinstance(m, raw.types.MessageEmpty)]
-            for message in messages:
-                if message.date < oldest:
-                    return replies
-                if isinstance(message, raw.types.Message) and not message.out:
-                    at = datetime.fromtimestamp(message.date, UTC)
-                    replies.append(Reply(keys, at, message.message or ""))
-            if not messages or not isinstance(page, raw.types.messages.MessagesSlice):
-                return replies
-            offset_id = messages[-1].id
+        with contextlib.suppress(_CutShort):  # what was read is what came
+            async with contextlib.aclosing(_history_since(client, peer, oldest)) as messages:
+                async for message in messages:
+                    if isinstance(message, raw.types.Message) and not message.out:
+                        replies.append(
+                            Reply(keys, datetime.fromtimestamp(message.date, UTC), message.message or "")
+                        )
         return replies
 
     def _keys_of(self, person: raw.types.User) -> tuple[str, ...]:
@@ -822,7 +803,23 @@ async def _sent_since(client: pyrogram.Client, user_id: int, since: datetime) ->
     peer = await client.resolve_peer(user_id)
     if not isinstance(peer, raw.types.InputPeerUser):
         return None
-    oldest = int(since.timestamp())
+    try:
+        async with contextlib.aclosing(_history_since(client, peer, int(since.timestamp()))) as messages:
+            async for message in messages:
+                if message.out:
+                    return True
+    except _CutShort:
+        return None
+    return False  # that was the whole dialog since then
+
+
+class _CutShort(Exception):
+    """More of the dialog is that new than ``HISTORY_PAGES`` pages, or the server would not say."""
+
+
+async def _history_since(client: pyrogram.Client, peer: Any, oldest: int) -> AsyncGenerator[Any, None]:
+    """The dialog's messages dated ``oldest`` (a Unix time) or later, newest first, a page at a
+    time; _CutShort past ``HISTORY_PAGES`` pages of them, or when the server will not tell."""
     offset_id = 0
     for _ in range(HISTORY_PAGES):
         page = await client.invoke(
@@ -838,17 +835,16 @@ async def _sent_since(client: pyrogram.Client, user_id: int, since: datetime) ->
             )
         )
         if isinstance(page, raw.types.messages.MessagesNotModified):
-            return None
+            raise _CutShort
         messages = [m for m in page.messages if not isinstance(m, raw.types.MessageEmpty)]
         for message in messages:
             if message.date < oldest:
-                return False
-            if message.out:
-                return True
+                return
+            yield message
         if not messages or not isinstance(page, raw.types.messages.MessagesSlice):
-            return False  # that was the whole dialog
+            return  # that was the whole dialog
         offset_id = messages[-1].id
-    return None
+    raise _CutShort
 
 
 async def _known(client: pyrogram.Client, peer_id: int) -> bool:
