@@ -48,6 +48,7 @@ from invite.kernel.clock import Clock
 from invite.kernel.problems import Problem
 from invite.kernel.settings import Settings
 from invite.kernel.sql import Sql
+from invite.suppressions.service import check_identifiers, suppress
 from invite.tasks.service import TaskService
 from invite.tasks.states import TaskStatus
 
@@ -100,8 +101,8 @@ class _Imported(msgspec.Struct, frozen=True):
     legacy_task_id: int
 
 
-class _Key(msgspec.Struct, frozen=True):
-    identifier_key: str
+class _Closed(msgspec.Struct, frozen=True):
+    user_identifier: str
 
 
 @dataclass
@@ -189,7 +190,7 @@ async def _copy(
         closed = await sql.fetch(
             pool,
             "legacy.close_imported",
-            _Key,
+            _Closed,
             task_id=task_id,
             status=final,
             outcome=outcome,
@@ -197,9 +198,19 @@ async def _copy(
             at=at,
         )
         if outcome == _BLOCKED:
-            blocked += [row.identifier_key for row in closed]
-    if blocked:
-        result.suppressed = await _suppress(pool, sql, tenant, blocked, clock.now())
+            blocked += [row.user_identifier for row in closed]
+    if blocked:  # as a block here does: onto the tenant's list, their pending targets skipped
+        checked = check_identifiers(blocked, settings.phone_default_region)
+        suppressed = await suppress(
+            pool,
+            settings,
+            user_id=tenant,
+            checked=checked,
+            reason=BLOCKED_REASON,
+            now=clock.now(),
+            source="legacy",
+        )
+        result.suppressed = suppressed.added
     reason = PAUSED_REASON if status is TaskStatus.PAUSED else task.get("error_message")
     await sql.execute(
         pool,
@@ -254,28 +265,6 @@ def _page_body(task: dict[str, Any]) -> tuple[PageTaskCreate, dict[str, Any]]:
 
 def _person(target: dict[str, Any]) -> dict[str, Any]:
     return {ours: target[theirs] for theirs, ours in _PERSON.items() if target.get(theirs) not in (None, "")}
-
-
-async def _suppress(pool: asyncpg.Pool, sql: Sql, user_id: str, keys: list[str], now: datetime) -> int:
-    """The people who blocked the old service's account onto the tenant's list, as a block here does."""
-    async with pool.acquire() as conn, conn.transaction():
-        await sql.execute(conn, "suppressions.lock_tenant", user_id=user_id)
-        added = await sql.fetch(
-            conn,
-            "suppressions.add",
-            _Added,
-            user_id=user_id,
-            keys=keys,
-            identifiers=keys,
-            reason=BLOCKED_REASON,
-            now=now,
-        )
-        await sql.execute(conn, "suppressions.skip_pending_targets", user_id=user_id, keys=keys, now=now)
-    return len(added)
-
-
-class _Added(msgspec.Struct, frozen=True):
-    identifier_key: str
 
 
 def _decode(row: str) -> dict[str, Any]:

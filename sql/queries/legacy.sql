@@ -28,7 +28,7 @@ FROM invite_tasks WHERE settings -> 'extra' ? 'legacy_task_id'
 -- task's last time in the old service), so the recontact cap and "nobody twice" count them.
 UPDATE invite_targets SET status = $2, outcome = $3, error_message = $4, processed_at = $5
 WHERE task_id = $1 AND status = 'pending'
-RETURNING identifier_key
+RETURNING user_identifier
 
 -- name: set_status
 -- args: $1 task_id, $2 status, $3 reason, $4 started_at, $5 completed_at, $6 now
