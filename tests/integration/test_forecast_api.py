@@ -48,13 +48,16 @@ async def new_task(
     return task_id
 
 
+async def forecast_of(client: Client, headers: dict[str, str], task_id: str) -> Any:
+    response = await client.get(f"{PREFIX}/tasks/{task_id}/forecast", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 async def test_before_start_the_forecast_uses_the_accounts_the_task_would_get(
     client: Client, headers: dict[str, str], pool: asyncpg.Pool
 ) -> None:
-    task_id = await new_task(client, headers, 240, pool)
-    response = await client.get(f"{PREFIX}/tasks/{task_id}/forecast", headers=headers)
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = await forecast_of(client, headers, await new_task(client, headers, 240, pool))
     # three fresh accounts at 40 a day: 240 people are 80 a day... for three days less a gap
     assert (body["status"], body["remaining"], body["accounts"], body["people_per_day"]) == (
         "draft",
@@ -73,10 +76,7 @@ async def test_before_start_the_forecast_uses_the_accounts_the_task_would_get(
 async def test_before_start_the_forecast_holds_fresh_accounts_to_their_warm_up(
     client: Client, headers: dict[str, str], pool: asyncpg.Pool
 ) -> None:
-    task_id = await new_task(client, headers, 240, pool)
-    response = await client.get(f"{PREFIX}/tasks/{task_id}/forecast", headers=headers)
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = await forecast_of(client, headers, await new_task(client, headers, 240, pool))
     # three fresh accounts on day 1 of 14: 5 a day each today, then 7, 10, 12, 15, 17, 20 ...
     # (5 + 35 * (day - 1) // 14): their 80 each are reached on day 7, not in two days
     assert (body["accounts"], body["people_per_day"]) == (3, 15)

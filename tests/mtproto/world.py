@@ -358,20 +358,7 @@ class World:
             return self._people_dialogs(query)
         page_index = 0 if query.offset_id == 0 else query.offset_id  # top_message numbers the page
         page: list[Any] = self.dialog_pages[page_index] if page_index < len(self.dialog_pages) else []
-        dialogs: list[Any] = [
-            raw.types.Dialog(
-                peer=peer_of(group),
-                top_message=page_index + 1,
-                read_inbox_max_id=0,
-                read_outbox_max_id=0,
-                unread_count=0,
-                unread_mentions_count=0,
-                unread_reactions_count=0,
-                unread_poll_votes_count=0,
-                notify_settings=raw.types.PeerNotifySettings(),
-            )
-            for group in page
-        ]
+        dialogs: list[Any] = [_dialog(peer_of(group), page_index + 1) for group in page]
         messages: list[Any] = [
             raw.types.Message(id=page_index + 1, peer_id=peer_of(group), date=DATE, message="")
             for group in page
@@ -393,23 +380,25 @@ class World:
             m for m in tops if not query.offset_date or (m.date, m.id) < (query.offset_date, query.offset_id)
         ]
         page: list[Any] = older[: query.limit]
-        dialogs: list[Any] = [
-            raw.types.Dialog(
-                peer=m.peer_id,
-                top_message=m.id,
-                read_inbox_max_id=0,
-                read_outbox_max_id=0,
-                unread_count=0,
-                unread_mentions_count=0,
-                unread_reactions_count=0,
-                unread_poll_votes_count=0,
-                notify_settings=raw.types.PeerNotifySettings(),
-            )
-            for m in page
-        ]
+        dialogs: list[Any] = [_dialog(m.peer_id, m.id) for m in page]
         users: list[Any] = [self.people[m.peer_id.user_id] for m in page if m.peer_id.user_id in self.people]
         if len(page) < len(older):
             return raw.types.messages.DialogsSlice(
                 count=len(tops), dialogs=dialogs, messages=page, chats=[], users=users
             )
         return raw.types.messages.Dialogs(dialogs=dialogs, messages=page, chats=[], users=users)
+
+
+def _dialog(peer: Any, top_message: int) -> Any:
+    """A dialog as getDialogs lists it: its peer and its newest message, all read."""
+    return raw.types.Dialog(
+        peer=peer,
+        top_message=top_message,
+        read_inbox_max_id=0,
+        read_outbox_max_id=0,
+        unread_count=0,
+        unread_mentions_count=0,
+        unread_reactions_count=0,
+        unread_poll_votes_count=0,
+        notify_settings=raw.types.PeerNotifySettings(),
+    )
