@@ -494,7 +494,11 @@ async def test_a_dry_run_into_a_task_says_when_it_would_be_done(
     forecast = dry["forecast"]
     # the three the task holds and the two the import would add, over the accounts it would get
     assert (forecast["remaining"], forecast["accounts"]) == (5, settings.sandbox_accounts_per_tenant)
-    assert forecast["people_per_day"] == settings.sandbox_accounts_per_tenant * settings.daily_quota
+    # fresh accounts, on the first day of their warm-up
+    today = min(
+        settings.warmup_start_per_day if settings.warmup_days else settings.daily_quota, settings.daily_quota
+    )
+    assert forecast["people_per_day"] == settings.sandbox_accounts_per_tenant * today
     assert forecast["finish_at"] is not None
     alone = (await upload(client, headers, more, "b.csv", path="/import/validate")).json()
     assert alone["forecast"] is None  # no task: no accounts to plan with
