@@ -13,7 +13,12 @@ outside the processes:
   action (``pg_stat_database``: the engine's statements are one transaction each — there is
   no ``pg_stat_statements`` in pgserver's build);
 * then, over another such window, the p99 of ``GET /tasks/{id}/status`` at ``--rate``
-  requests a second.
+  requests a second;
+* ``burst_xact_per_action``: transactions committed per action from the tasks' start until
+  every account has acted (and the burst's last commits landed) -- every statement the engine
+  runs is a transaction of its own, so this is its statements per action under load, the
+  steady window having too few actions to tell (40 a day paced: an account's second action
+  comes 36 min after its first).
 
 Run: ``.venv/bin/python bench/scale.py [--quick] [--accounts 1000,5000,20000] [--replicas 1,2]``
 (``--quick``: 1,000 accounts, one replica, a 10 s window). The last line printed is
@@ -230,6 +235,7 @@ async def one_run(accounts: int, count: int, args: argparse.Namespace, base: Pat
             tasks = await create_tasks(http, replicas[0], accounts // PER_TENANT)
             conn = await asyncpg.connect(schema_url(url))
             try:
+                burst0 = await counters(conn)
                 began = time.monotonic()
                 for tenant, task_id in tasks:
                     headers = {"Authorization": f"Bearer {issue_token(SECRET, tenant, timedelta(hours=1))}"}
@@ -245,6 +251,7 @@ async def one_run(accounts: int, count: int, args: argparse.Namespace, base: Pat
                     await asyncio.sleep(0.5)
                 first_action_s = time.monotonic() - began
                 await asyncio.sleep(args.settle)  # the burst's last group commits land
+                burst1 = await counters(conn)
                 pg = postgres_processes(admin_url)
                 services = [r.ps for r in replicas]
                 # the steady state alone: accounts waiting out their pacing, nothing else asking
@@ -274,6 +281,9 @@ async def one_run(accounts: int, count: int, args: argparse.Namespace, base: Pat
         "actions_per_s": round(actions / elapsed, 2),
         "xact_per_s": round((xact1 - xact0) / elapsed, 1),
         "xact_per_action": round((xact1 - xact0) / actions, 1) if actions else None,
+        # the start and first actions of every account: leases, activation, claims, group commits
+        "burst_actions": burst1[1] - burst0[1],
+        "burst_xact_per_action": round((burst1[0] - burst0[0]) / max(burst1[1] - burst0[1], 1), 3),
         "window_s": round(elapsed, 1),
     }
 
