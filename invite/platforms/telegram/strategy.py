@@ -48,7 +48,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import pyrogram
 import structlog
@@ -445,45 +445,25 @@ class TelegramStrategy:
         ``since`` (or ``dialog_pages`` pages); each person's dialog active since is read back."""
         oldest = int(since.timestamp())
         found: list[Reply] = []
-        offset_date, offset_id = 0, 0
-        offset_peer: Any = raw.types.InputPeerEmpty()
-        for _ in range(self._config.dialog_pages):
-            page = await client.invoke(
-                raw.functions.messages.GetDialogs(
-                    offset_date=offset_date,
-                    offset_id=offset_id,
-                    offset_peer=offset_peer,
-                    limit=DIALOGS_PAGE,
-                    hash=0,
-                )
-            )
-            if isinstance(page, raw.types.messages.DialogsNotModified):
-                return found
-            users = {u.id: u for u in page.users if isinstance(u, raw.types.User)}
-            tops = {
-                (utils.get_peer_id(m.peer_id), m.id): m.date
-                for m in page.messages
-                if isinstance(m, raw.types.Message | raw.types.MessageService)
-            }
-            dialogs = [d for d in page.dialogs if isinstance(d, raw.types.Dialog)]
-            past = False
-            for dialog in dialogs:
-                date = tops.get((utils.get_peer_id(dialog.peer), dialog.top_message), 0)
-                if date < oldest:
-                    past = past or not dialog.pinned  # pinned dialogs come first, whatever their age
-                    continue
-                person = (
-                    users.get(dialog.peer.user_id) if isinstance(dialog.peer, raw.types.PeerUser) else None
-                )
-                if person is None or person.bot or person.is_self or person.deleted:
-                    continue
-                found += await self._incoming(client, person, oldest)
-            if past or not dialogs or not isinstance(page, raw.types.messages.DialogsSlice):
-                return found
-            last = dialogs[-1]
-            last_peer_id = utils.get_peer_id(last.peer)
-            offset_id, offset_date = last.top_message, tops.get((last_peer_id, last.top_message), 0)
-            offset_peer = await client.resolve_peer(last_peer_id)
+        async with contextlib.aclosing(_dialog_pages(client, self._config.dialog_pages)) as pages:
+            async for page in pages:
+                users = {u.id: u for u in page.users if isinstance(u, raw.types.User)}
+                past = False
+                for dialog in page.dialogs:
+                    date = page.tops.get((utils.get_peer_id(dialog.peer), dialog.top_message), 0)
+                    if date < oldest:
+                        past = past or not dialog.pinned  # pinned dialogs come first, whatever their age
+                        continue
+                    person = (
+                        users.get(dialog.peer.user_id)
+                        if isinstance(dialog.peer, raw.types.PeerUser)
+                        else None
+                    )
+                    if person is None or person.bot or person.is_self or person.deleted:
+                        continue
+                    found += await self._incoming(client, person, oldest)
+                if past:
+                    break
         return found
 
     async def _incoming(self, client: pyrogram.Client, person: raw.types.User, oldest: int) -> list[Reply]:
@@ -565,34 +545,10 @@ class TelegramStrategy:
 
     async def _find_in_dialogs(self, client: pyrogram.Client, peer_id: int) -> bool:
         """Page through the account's dialogs until ``peer_id`` is met (``invoke`` stores every peer)."""
-        offset_date, offset_id = 0, 0
-        offset_peer: Any = raw.types.InputPeerEmpty()
-        for _ in range(self._config.dialog_pages):
-            page = await client.invoke(
-                raw.functions.messages.GetDialogs(
-                    offset_date=offset_date,
-                    offset_id=offset_id,
-                    offset_peer=offset_peer,
-                    limit=DIALOGS_PAGE,
-                    hash=0,
-                )
-            )
-            if await _known(client, peer_id):
-                return True
-            if not isinstance(page, raw.types.messages.DialogsSlice):
-                return False  # that was every dialog
-            dialogs = [d for d in page.dialogs if isinstance(d, raw.types.Dialog)]
-            if not dialogs:
-                return False
-            last = dialogs[-1]
-            last_peer_id = utils.get_peer_id(last.peer)
-            dates = {
-                (utils.get_peer_id(m.peer_id), m.id): m.date
-                for m in page.messages
-                if isinstance(m, raw.types.Message | raw.types.MessageService)
-            }
-            offset_id, offset_date = last.top_message, dates.get((last_peer_id, last.top_message), 0)
-            offset_peer = await client.resolve_peer(last_peer_id)
+        async with contextlib.aclosing(_dialog_pages(client, self._config.dialog_pages)) as pages:
+            async for _ in pages:
+                if await _known(client, peer_id):
+                    return True
         return False
 
     async def _person(self, client: pyrogram.Client, target: Target) -> _Person | Outcome:
@@ -811,6 +767,44 @@ async def _sent_since(client: pyrogram.Client, user_id: int, since: datetime) ->
     except _CutShort:
         return None
     return False  # that was the whole dialog since then
+
+
+class _DialogPage(NamedTuple):
+    dialogs: list[Any]  # raw.types.Dialog, newest first (the pinned ones before)
+    users: list[Any]
+    tops: dict[tuple[int, int], int]  # (peer id, message id) → date of each dialog's top message
+
+
+async def _dialog_pages(client: pyrogram.Client, pages: int) -> AsyncGenerator[_DialogPage, None]:
+    """The account's dialogs a page at a time (messages.getDialogs, ``pages`` at most), each page
+    offset from the last dialog of the one before; ends after the last page."""
+    offset_date, offset_id = 0, 0
+    offset_peer: Any = raw.types.InputPeerEmpty()
+    for _ in range(pages):
+        page = await client.invoke(
+            raw.functions.messages.GetDialogs(
+                offset_date=offset_date,
+                offset_id=offset_id,
+                offset_peer=offset_peer,
+                limit=DIALOGS_PAGE,
+                hash=0,
+            )
+        )
+        if isinstance(page, raw.types.messages.DialogsNotModified):
+            return
+        dialogs = [d for d in page.dialogs if isinstance(d, raw.types.Dialog)]
+        tops = {
+            (utils.get_peer_id(m.peer_id), m.id): m.date
+            for m in page.messages
+            if isinstance(m, raw.types.Message | raw.types.MessageService)
+        }
+        yield _DialogPage(dialogs, list(page.users), tops)
+        if not dialogs or not isinstance(page, raw.types.messages.DialogsSlice):
+            return  # that was every dialog
+        last = dialogs[-1]
+        last_peer_id = utils.get_peer_id(last.peer)
+        offset_id, offset_date = last.top_message, tops.get((last_peer_id, last.top_message), 0)
+        offset_peer = await client.resolve_peer(last_peer_id)
 
 
 class _CutShort(Exception):
