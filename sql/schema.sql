@@ -130,6 +130,21 @@ CREATE FUNCTION invite.invite_person_keys(identifier_key text, user_data jsonb) 
 $$;
 
 --
+-- Name: invite_reply_targets(text, text[], timestamp with time zone, text[]); Type: FUNCTION; Schema: invite; Owner: -
+--
+
+CREATE FUNCTION invite.invite_reply_targets(account text, keys text[], at timestamp with time zone, statuses text[]) RETURNS TABLE(id uuid)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT t.id
+    FROM invite_task_accounts ta
+    JOIN invite_tasks k ON k.id = ta.task_id AND k.task_type = 'send_messages'
+    JOIN invite_targets t ON t.task_id = k.id AND t.identifier_key = ANY (keys)
+    WHERE ta.account_id = account AND t.account_id = account AND t.status = ANY (statuses)
+      AND t.processed_at <= at + interval '1 minute'
+$$;
+
+--
 -- Name: invite_roll_up_logs(); Type: FUNCTION; Schema: invite; Owner: -
 --
 

@@ -21,24 +21,17 @@ ORDER BY ta.account_id
 -- name: mark_replied
 -- args: $1 account_id, $2 replies, $3 statuses
 -- Replies to the account $1 ($2: [{keys, at}], the keys every identifier the platform knows the
--- person by) marked on the people it messaged: a target of one of its message tasks under one
--- of the reply's keys (the unique (task_id, identifier_key) index: one probe per task and key),
--- sent by this account (its status among $3: delivered, or in doubt -- a reply proves it
--- arrived) no later than the reply, give or take a minute of Telegram's clock against ours.
+-- person by) marked on the people it messaged: the targets invite_reply_targets (migration
+-- 0017) finds for each, its status among $3.
 -- The first reply sets replied_at, never the text; what is set again is not counted again
 -- (`replied_at IS NULL` is re-checked on the locked row), so a poll read twice changes nothing.
 -- The per-task counters of /stats count each target once. Returns the targets marked now.
 WITH r AS (
     SELECT x.keys, x.at FROM jsonb_to_recordset($2::jsonb) AS x(keys text[], at timestamptz)
 ), hit AS (
-    SELECT t.id, min(r.at) AS at
-    FROM r
-    JOIN invite_task_accounts ta ON ta.account_id = $1
-    JOIN invite_tasks k ON k.id = ta.task_id AND k.task_type = 'send_messages'
-    JOIN invite_targets t ON t.task_id = k.id AND t.identifier_key = ANY (r.keys)
-    WHERE t.account_id = $1 AND t.status = ANY ($3::text[])
-      AND t.processed_at <= r.at + interval '1 minute'
-    GROUP BY t.id
+    SELECT m.id, min(r.at) AS at
+    FROM r CROSS JOIN LATERAL invite_reply_targets($1, r.keys, r.at, $3::text[]) AS m
+    GROUP BY m.id
 ), marked AS (
     UPDATE invite_targets t SET replied_at = h.at
     FROM hit h
@@ -57,29 +50,28 @@ SELECT id, task_id FROM marked
 -- transaction), matched the same way: the first sets the target's opted_out_at and counts once
 -- per target. Returns those marked now with their tenant, their key and every key their
 -- replies named: the caller puts the person on the tenant's suppression list under all of them.
+-- The keys are gathered apart from the update, so the update's join is estimated on the
+-- targets matched, not on each key of them: estimated ten times larger, it hashed the whole
+-- of invite_targets (test_replies_plan.py).
 WITH r AS (
     SELECT x.keys, x.at FROM jsonb_to_recordset($2::jsonb) AS x(keys text[], at timestamptz)
+), matched AS (
+    SELECT m.id, r.at, r.keys
+    FROM r CROSS JOIN LATERAL invite_reply_targets($1, r.keys, r.at, $3::text[]) AS m
 ), hit AS (
-    SELECT t.id, min(r.at) AS at, array_agg(DISTINCT key) AS keys
-    FROM r
-    CROSS JOIN LATERAL unnest(r.keys) AS key
-    JOIN invite_task_accounts ta ON ta.account_id = $1
-    JOIN invite_tasks k ON k.id = ta.task_id AND k.task_type = 'send_messages'
-    JOIN invite_targets t ON t.task_id = k.id AND t.identifier_key = ANY (r.keys)
-    WHERE t.account_id = $1 AND t.status = ANY ($3::text[])
-      AND t.processed_at <= r.at + interval '1 minute'
-    GROUP BY t.id
+    SELECT id, min(at) AS at FROM matched GROUP BY id
 ), marked AS (
     UPDATE invite_targets t SET opted_out_at = h.at
     FROM hit h
     WHERE t.id = h.id AND t.opted_out_at IS NULL
-    RETURNING t.id, t.task_id, t.identifier_key, h.keys
+    RETURNING t.id, t.task_id, t.identifier_key
 ), counted AS (
     INSERT INTO invite_reply_counts AS c (task_id, account_id, opt_outs)
     SELECT task_id, $1, count(*) FROM marked GROUP BY task_id ORDER BY task_id
     ON CONFLICT (task_id, account_id) DO UPDATE SET opt_outs = c.opt_outs + EXCLUDED.opt_outs
 )
-SELECT m.id, m.task_id, k.user_id, m.identifier_key, m.keys
+SELECT m.id, m.task_id, k.user_id, m.identifier_key,
+       ARRAY(SELECT DISTINCT key FROM matched x, unnest(x.keys) AS key WHERE x.id = m.id ORDER BY key) AS keys
 FROM marked m JOIN invite_tasks k ON k.id = m.task_id
 ORDER BY m.id
 
