@@ -149,6 +149,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # actions a day, rising to the full quota over WARMUP_DAYS days of clean history (0: none)
     warmup_start_per_day: Positive = 5
     warmup_days: Annotated[int, msgspec.Meta(ge=0, le=365)] = 14
+    # a one-use invite link (a task's privacy_fallback) works this long; unused, it is revoked
+    invite_link_hours: Annotated[int, msgspec.Meta(ge=1, le=720)] = 72
+    # joins through the links, and links to revoke, are read this often per account
+    invite_link_poll_seconds: Annotated[float, msgspec.Meta(ge=60.0)] = 600.0
 
     # --- engine: replicas and leases -----------------------------------------------------
     replica_id: str = f"{socket.gethostname()}-{os.getpid()}"

@@ -6,6 +6,7 @@ WhatsApp) implement ``InviteStrategy``; no platform exception ever reaches the e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -101,6 +102,37 @@ class Replies(msgspec.Struct, frozen=True):
     outcome: Outcome
 
 
+class InviteLink(msgspec.Struct, frozen=True):
+    """A one-use invite link into a group (``usage_limit=1``): its URL and when it stops working."""
+
+    url: str
+    expires_at: datetime  # timezone-aware
+
+
+class LinkMade(msgspec.Struct, frozen=True):
+    """What ``create_invite_link`` made: ``SUCCESS`` with the link, or why not (no link)."""
+
+    outcome: Outcome
+    link: InviteLink | None = None
+
+
+class LinkJoin(msgspec.Struct, frozen=True):
+    """A person who joined through one of our links: which link, who (every identifier key the
+    platform knows them by, as ``Target.key`` spells them), and when."""
+
+    url: str
+    keys: tuple[str, ...]
+    at: datetime  # timezone-aware
+
+
+class LinkJoins(msgspec.Struct, frozen=True):
+    """What ``link_joins`` found, and how reading went (``SUCCESS``, or why it stopped: a
+    ``FLOOD_WAIT`` rests the reading for its seconds). Joins come only with ``SUCCESS``."""
+
+    joins: list[LinkJoin]
+    outcome: Outcome
+
+
 class RateLimits(msgspec.Struct, frozen=True):
     daily_quota: int
     daily_quota_with_link: int
@@ -156,6 +188,23 @@ class InviteStrategy(Protocol):
         """The messages people sent this account in one-to-one dialogs at or after ``since``
         (timezone-aware), oldest first; bots, groups and the account's own messages left out.
         Never raises: a platform error is the answer's ``outcome``."""
+        ...
+
+    async def create_invite_link(self, group_id: str, expires_at: datetime) -> LinkMade:
+        """A new invite link into ``group_id`` that one person may use (``usage_limit=1``), until
+        ``expires_at`` (Telegram: messages.exportChatInvite). Never raises: a platform error is
+        the answer's ``outcome``, from the same error table as every other call."""
+        ...
+
+    async def link_joins(self, group_id: str, urls: Sequence[str]) -> LinkJoins:
+        """Who joined ``group_id`` through each of ``urls`` (links this account made), oldest
+        first (Telegram: messages.getChatInviteImporters, one call per link). Never raises."""
+        ...
+
+    async def revoke_invite_link(self, group_id: str, url: str) -> Outcome:
+        """Revoke a link this account made, so nobody can use it any more (Telegram:
+        messages.editExportedChatInvite with revoked). A link already revoked or gone is a
+        ``SUCCESS``. Never raises."""
         ...
 
     def get_rate_limits(self) -> RateLimits: ...

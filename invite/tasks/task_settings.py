@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -38,6 +38,7 @@ MAX_PARALLEL_ACCOUNTS = 10_000
 MAX_ATTEMPTS = 100
 MAX_RECONTACT_DAYS = 3_650  # ten years
 MAX_ACCOUNT_IDS = 10_000
+MAX_INVITE_LINK_HOURS = 720  # thirty days
 
 
 class TaskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -49,6 +50,11 @@ class TaskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=MAX_ATTEMPTS)] | None = None
     recontact_days: Annotated[int, msgspec.Meta(ge=0, le=MAX_RECONTACT_DAYS)] | None = None
     send_window: SendWindow | None = None
+    # invite tasks: a person whose privacy refuses a direct add, and who accepts messages, gets
+    # one personal message from the task's template with a one-use invite link ("invite_link")
+    privacy_fallback: Literal["none", "invite_link"] | None = None
+    # ... which works this many hours (default: the service's INVITE_LINK_HOURS)
+    invite_link_hours: Annotated[int, msgspec.Meta(ge=1, le=MAX_INVITE_LINK_HOURS)] | None = None
     # fields another client sent besides these (the platform's Mailing page: auto_add_contacts, ...),
     # kept as sent and given back; nothing here reads them
     extra: Annotated[dict[str, Any], msgspec.Meta(max_length=64)] | None = None
@@ -78,6 +84,11 @@ def settings_problems(task: TaskSettings, service: Settings) -> list[InvalidPara
     if task.send_window is not None:
         problems.extend(_window_problems(task.send_window))
     return problems
+
+
+def offers_link(task: TaskSettings) -> bool:
+    """Whether a person an invite cannot add for privacy is offered a one-use invite link."""
+    return task.privacy_fallback == "invite_link"
 
 
 def _window_problems(window: SendWindow) -> list[InvalidParam]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-VARIABLES = frozenset({"username", "first_name", "last_name", "full_name", "user_id", "phone"})
+VARIABLES = frozenset({"username", "first_name", "last_name", "full_name", "user_id", "phone", "invite_link"})
+LINK_VARIABLE = "invite_link"  # an invite task's one-use link (settings.privacy_fallback), nowhere else
 
 _SHOWN = 40  # characters of an unknown placeholder quoted in the error
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
@@ -58,6 +59,11 @@ def render(template: str, values: Mapping[str, object]) -> str:
         return "" if value is None else str(value)
 
     return _TOKEN.sub(fill, template)
+
+
+def names(template: str) -> set[str]:
+    """The variables a (checked) template uses."""
+    return {m.group(1) for m in _TOKEN.finditer(template) if m.group(1)}
 
 
 def has_link(text: str) -> bool:
