@@ -302,6 +302,21 @@ CREATE TABLE invite.invite_imports (
 );
 
 --
+-- Name: invite_links; Type: TABLE; Schema: invite; Owner: -
+--
+
+CREATE TABLE invite.invite_links (
+    target_id uuid NOT NULL,
+    task_id uuid NOT NULL,
+    account_id character varying(255) NOT NULL,
+    url text NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    joined_at timestamp with time zone,
+    revoked_at timestamp with time zone
+);
+
+--
 -- Name: invite_reply_counts; Type: TABLE; Schema: invite; Owner: -
 --
 
@@ -381,8 +396,10 @@ CREATE TABLE invite.invite_targets (
     claim_id uuid,
     replied_at timestamp with time zone,
     opted_out_at timestamp with time zone,
+    link_state text,
     CONSTRAINT invite_targets_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT invite_targets_check CHECK ((((status)::text <> 'in_flight'::text) OR ((lease_owner IS NOT NULL) AND (lease_expires_at IS NOT NULL)))),
+    CONSTRAINT invite_targets_link_state_check CHECK ((link_state = ANY (ARRAY['due'::text, 'sent'::text, 'joined'::text, 'expired'::text]))),
     CONSTRAINT invite_targets_status_check CHECK (((status)::text = ANY ((ARRAY['pending'::character varying, 'in_flight'::character varying, 'succeeded'::character varying, 'skipped'::character varying, 'failed'::character varying, 'uncertain'::character varying, 'cancelled'::character varying])::text[])))
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_threshold='1000', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.02');
@@ -533,6 +550,13 @@ ALTER TABLE ONLY invite.invite_imports
     ADD CONSTRAINT invite_imports_pkey PRIMARY KEY (id);
 
 --
+-- Name: invite_links invite_links_pkey; Type: CONSTRAINT; Schema: invite; Owner: -
+--
+
+ALTER TABLE ONLY invite.invite_links
+    ADD CONSTRAINT invite_links_pkey PRIMARY KEY (target_id);
+
+--
 -- Name: invite_reply_counts invite_reply_counts_pkey; Type: CONSTRAINT; Schema: invite; Owner: -
 --
 
@@ -657,6 +681,12 @@ CREATE INDEX invite_audit_user_created ON invite.invite_audit_log USING btree (u
 --
 
 CREATE INDEX invite_imports_task ON invite.invite_imports USING btree (task_id, created_at DESC);
+
+--
+-- Name: invite_links_open; Type: INDEX; Schema: invite; Owner: -
+--
+
+CREATE INDEX invite_links_open ON invite.invite_links USING btree (account_id, expires_at) WHERE ((joined_at IS NULL) AND (revoked_at IS NULL));
 
 --
 -- Name: invite_logs_created; Type: INDEX; Schema: invite; Owner: -
@@ -810,6 +840,20 @@ ALTER TABLE ONLY invite.invite_execution_logs
 
 ALTER TABLE ONLY invite.invite_imports
     ADD CONSTRAINT invite_imports_task_id_fkey FOREIGN KEY (task_id) REFERENCES invite.invite_tasks(id) ON DELETE CASCADE;
+
+--
+-- Name: invite_links invite_links_target_id_fkey; Type: FK CONSTRAINT; Schema: invite; Owner: -
+--
+
+ALTER TABLE ONLY invite.invite_links
+    ADD CONSTRAINT invite_links_target_id_fkey FOREIGN KEY (target_id) REFERENCES invite.invite_targets(id) ON DELETE CASCADE;
+
+--
+-- Name: invite_links invite_links_task_id_fkey; Type: FK CONSTRAINT; Schema: invite; Owner: -
+--
+
+ALTER TABLE ONLY invite.invite_links
+    ADD CONSTRAINT invite_links_task_id_fkey FOREIGN KEY (task_id) REFERENCES invite.invite_tasks(id) ON DELETE CASCADE;
 
 --
 -- Name: invite_reply_counts invite_reply_counts_task_id_fkey; Type: FK CONSTRAINT; Schema: invite; Owner: -

@@ -1,0 +1,26 @@
+-- One-use invite links (a task's settings.privacy_fallback = 'invite_link'; invite/engine/links.py).
+-- A person whose privacy refuses a direct add is offered, by one personal message, a link only
+-- they can use. `link_state` follows them: 'due' (the message is to be sent: the target is back
+-- in the queue), 'sent' (the message went out with a link), 'joined' (they came in through it),
+-- 'expired' (it ran out unused and was revoked). NULL: no link was ever offered. Not indexed: the
+-- claim reads it off the rows it already locked, and the watcher goes through invite_links.
+ALTER TABLE invite_targets
+    ADD COLUMN link_state text CHECK (link_state IN ('due', 'sent', 'joined', 'expired'));
+
+-- The link made for a target: saved BEFORE the message carrying it is sent (a worker that dies
+-- between the two leaves a link the next attempt sends again, the same text under the same
+-- random_id, instead of a second link), so every link we made can be read back and revoked.
+CREATE TABLE invite_links (
+    target_id  uuid PRIMARY KEY REFERENCES invite_targets (id) ON DELETE CASCADE,
+    task_id    uuid NOT NULL REFERENCES invite_tasks (id) ON DELETE CASCADE,
+    account_id varchar(255) NOT NULL,  -- the account that made it: only it can read its importers
+    url        text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    created_at timestamptz NOT NULL,
+    joined_at  timestamptz,  -- the person came in through it
+    revoked_at timestamptz   -- revoked by us (expired unused, or never sent)
+);
+
+-- The watcher's question, per account: its links still open (neither used nor revoked).
+CREATE INDEX invite_links_open ON invite_links (account_id, expires_at)
+    WHERE joined_at IS NULL AND revoked_at IS NULL;
