@@ -1,5 +1,10 @@
 """Exports of a task's targets, one row per target, in import order.
 
+Each row says what became of the person (status, outcome, account, attempts, when) and what
+they did after: when they first replied and when they asked to stop (``replied_at_utc``,
+``opted_out_at_utc``; never the text), and the state of their one-use invite link
+(``link_state``: empty when none was offered, else due, sent, joined or expired).
+
 CSV is streamed page by page as it is read. XLSX is written by xlsxwriter in constant-memory
 mode (each row goes straight to a temporary file) in a worker thread, then the finished file
 is streamed; memory stays flat however many targets the task has. The workbook opens on a
@@ -50,7 +55,16 @@ COLUMNS = (
     "attempts",
     "processed_at_utc",
     "error_message",
+    "replied_at_utc",
+    "opted_out_at_utc",
+    "link_state",
 )
+# the time columns, from the fields they show (UTC)
+_FIELDS = {
+    "processed_at_utc": "processed_at",
+    "replied_at_utc": "replied_at",
+    "opted_out_at_utc": "opted_out_at",
+}
 ROWS_PER_SHEET = 1_000_000  # Excel stops at 1,048,576 rows a sheet
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK = 64 * 1024
@@ -66,7 +80,7 @@ def cells(row: ExportRow) -> list[str | int | datetime | None]:
     """One target as export cells, in COLUMNS order; text neutralised, numbers and times kept."""
     out: list[str | int | datetime | None] = []
     for column in COLUMNS:
-        value = getattr(row, "processed_at" if column == "processed_at_utc" else column)
+        value = getattr(row, _FIELDS.get(column, column))
         out.append(neutralise(value) if isinstance(value, str) else value)
     return out
 

@@ -79,6 +79,9 @@ class ExportRow(msgspec.Struct, frozen=True):
     username: str | None
     first_name: str | None
     last_name: str | None
+    replied_at: datetime | None  # their first reply (the text is never stored)
+    opted_out_at: datetime | None  # their reply asking to stop
+    link_state: str | None  # their one-use invite link: None, due, sent, joined, expired
 
 
 class LogRow(msgspec.Struct, frozen=True):

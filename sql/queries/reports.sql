@@ -53,11 +53,14 @@ WHERE t.id = $1 AND t.user_id = $2
 -- args: $1 task_id, $2 after_seq, $3 limit
 -- One page of the export, keyset over seq (import order) on invite_targets_task_seq: every
 -- page costs the same however deep it is, and each is its own short statement, so a long
--- download never holds back vacuum on the hot targets table.
+-- download never holds back vacuum on the hot targets table. What the person did after: their
+-- first reply and their opt-out (0017, never the text), and their one-use invite link's state
+-- (0019: NULL, due, sent, joined, expired).
 SELECT seq, user_identifier, status, outcome, account_id, attempts, processed_at, error_message,
        user_data ->> 'username' AS username,
        user_data ->> 'first_name' AS first_name,
-       user_data ->> 'last_name' AS last_name
+       user_data ->> 'last_name' AS last_name,
+       replied_at, opted_out_at, link_state
 FROM invite_targets
 WHERE task_id = $1 AND seq > $2
 ORDER BY seq

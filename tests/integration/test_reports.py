@@ -316,6 +316,39 @@ async def test_xlsx_export_opens_with_formulas_neutralised(
     assert frame["processed_at_utc"][0] == T0.replace(tzinfo=None)
 
 
+async def test_export_shows_who_replied_opted_out_and_their_invite_link(
+    client: Client, headers: dict[str, str], campaign: str, pool: asyncpg.Pool
+) -> None:
+    """replied_at, opted_out_at (the reply's times, never its text) and link_state, in both formats."""
+    ids = await target_ids(pool, campaign)
+    replied, stopped = T0 + timedelta(hours=3), T0 + timedelta(hours=5)
+    await pool.execute("UPDATE invite_targets SET replied_at = $2 WHERE id = $1", ids[0], replied)
+    await pool.execute(
+        "UPDATE invite_targets SET replied_at = $2, opted_out_at = $2 WHERE id = $1", ids[1], stopped
+    )
+    await pool.execute("UPDATE invite_targets SET link_state = 'sent' WHERE id = $1", ids[2])
+    await pool.execute("UPDATE invite_targets SET link_state = 'joined' WHERE id = $1", ids[3])
+    url = f"{PREFIX}/tasks/{campaign}/report"
+    body = (await client.get(url, params={"format": "csv"}, headers=headers)).content
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"), newline="")))
+    assert list(rows[0])[-3:] == ["replied_at_utc", "opted_out_at_utc", "link_state"]
+    assert [(r["replied_at_utc"], r["opted_out_at_utc"], r["link_state"]) for r in rows] == [
+        (replied.isoformat(), "", ""),
+        (stopped.isoformat(), stopped.isoformat(), ""),
+        ("", "", "sent"),
+        ("", "", "joined"),
+        ("", "", ""),
+        ("", "", ""),
+    ]
+    xlsx = (await client.get(url, params={"format": "xlsx"}, headers=headers)).content
+    frame = pl.read_excel(io.BytesIO(xlsx), engine="calamine")
+    assert frame.columns[-3:] == ["replied_at_utc", "opted_out_at_utc", "link_state"]
+    naive = [replied.replace(tzinfo=None), stopped.replace(tzinfo=None)]
+    assert frame["replied_at_utc"].to_list() == [*naive, None, None, None, None]
+    assert frame["opted_out_at_utc"].to_list() == [None, naive[1], None, None, None, None]
+    assert frame["link_state"].to_list() == [None, None, "sent", "joined", None, None]
+
+
 def chart_series(book: bytes) -> list[tuple[str, str, list[tuple[str, str]]]]:
     """Each chart in an XLSX file: (file, kind, [(name ref, values ref)]), read from its XML."""
     ns = {"c": "http://schemas.openxmlformats.org/drawingml/2006/chart"}
