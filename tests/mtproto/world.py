@@ -1,4 +1,5 @@
-"""A small Telegram world: people, groups, the account's contacts and dialogs, scripted answers.
+"""A small Telegram world: people, groups, the account's contacts and dialogs, invite links
+(made, used through ``World.join_by_link``, revoked), scripted answers.
 
 ``World.reply`` answers one raw function (the query inside every wrapper) the way Telegram
 would, with real ``pyrogram.raw`` objects: a TL object, a list (a TL vector), or an
@@ -11,6 +12,7 @@ from __future__ import annotations
 import inspect
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyrogram
@@ -82,6 +84,31 @@ def updates(users: list[Any] | None = None) -> raw.types.Updates:
     return raw.types.Updates(updates=[], users=users or [], chats=[], date=DATE, seq=0)
 
 
+@dataclass
+class InviteLinkState:
+    """An invite link the world made: into which group, until when, for how many, who used it."""
+
+    url: str
+    group: int  # the channel's or the basic group's id
+    expire_date: int | None
+    usage_limit: int | None
+    date: int
+    revoked: bool = False
+    importers: list[tuple[int, int]] = field(default_factory=list)  # (user id, date), in join order
+
+    def exported(self) -> raw.types.ChatInviteExported:
+        return raw.types.ChatInviteExported(
+            link=self.url,
+            admin_id=ME_ID,
+            date=self.date,
+            revoked=self.revoked,
+            permanent=False,
+            expire_date=self.expire_date,
+            usage_limit=self.usage_limit,
+            usage=len(self.importers) or None,
+        )
+
+
 class World:
     """Telegram as far as the adapter asks it: people, groups, contacts, and scripted answers."""
 
@@ -112,7 +139,9 @@ class World:
         self.members: dict[int, set[int]] = {}  # group (channel or basic group id) → its members
         self.basic_group_role: Any = raw.types.ChatParticipantCreator(user_id=ME_ID)
         self.random_ids: set[int] = set()  # of the messages sent: Telegram's duplicate check
+        self.invite_links: dict[str, InviteLinkState] = {}  # by URL
         self._message_ids = itertools.count(1)
+        self._link_numbers = itertools.count(1)
 
     # --- world --------------------------------------------------------------------------------
     def add_person(
@@ -144,6 +173,21 @@ class World:
         )
         self.dialogs.setdefault(user_id, []).append(message)
         return message
+
+    def join_by_link(self, url: str, user_id: int, date: int) -> bool:
+        """``user_id`` opens the link at ``date`` (a Unix time); whether Telegram lets them in: not
+        through a link revoked, expired by then or used up, nor into a group they are in."""
+        link = self.invite_links.get(url)
+        if link is None or link.revoked:
+            return False
+        expired = link.expire_date is not None and date >= link.expire_date
+        used_up = link.usage_limit is not None and len(link.importers) >= link.usage_limit
+        members = self.members.setdefault(link.group, set())
+        if expired or used_up or user_id in members:
+            return False
+        members.add(user_id)
+        link.importers.append((user_id, date))
+        return True
 
     def script(self, function: type, answer: Answer) -> None:
         """Answer every call of ``function`` with ``answer`` from now on."""
@@ -191,6 +235,9 @@ class World:
             f.channels.GetParticipant: self._get_participant,
             f.messages.GetDialogs: self._get_dialogs,
             f.messages.GetHistory: self._get_history,
+            f.messages.ExportChatInvite: self._export_chat_invite,
+            f.messages.GetChatInviteImporters: self._get_chat_invite_importers,
+            f.messages.EditExportedChatInvite: self._edit_exported_chat_invite,
         }
 
     def _get_full_user(self, query: raw.functions.users.GetFullUser) -> Any:
@@ -334,6 +381,53 @@ class World:
                 count=len(newest_first), messages=page, topics=[], chats=[], users=users
             )
         return raw.types.messages.Messages(messages=page, topics=[], chats=[], users=users)
+
+    def _group_of(self, peer: Any) -> int | None:
+        if isinstance(peer, raw.types.InputPeerChannel):
+            return peer.channel_id if peer.channel_id in self.groups else None
+        if isinstance(peer, raw.types.InputPeerChat):
+            return peer.chat_id if peer.chat_id in self.basic_groups else None
+        return None
+
+    def _export_chat_invite(self, query: raw.functions.messages.ExportChatInvite) -> Any:
+        """A new link, as Telegram checks its expiry (not past) and usage limit (1 to 99999)."""
+        group = self._group_of(query.peer)
+        if group is None:
+            return rpc_error(400, "CHANNEL_PRIVATE")
+        if query.expire_date is not None and query.expire_date <= self.now:
+            return rpc_error(400, "EXPIRE_DATE_INVALID")
+        if query.usage_limit is not None and not 1 <= query.usage_limit <= 99_999:
+            return rpc_error(400, "USAGE_LIMIT_INVALID")
+        url = f"https://t.me/+link{next(self._link_numbers):012d}"
+        link = InviteLinkState(url, group, query.expire_date, query.usage_limit, self.now)
+        self.invite_links[url] = link
+        return link.exported()
+
+    def _link(self, peer: Any, url: str) -> InviteLinkState | raw.types.RpcError:
+        link = self.invite_links.get(url)
+        if link is None or link.group != self._group_of(peer):
+            return rpc_error(400, "INVITE_HASH_EXPIRED")
+        return link
+
+    def _get_chat_invite_importers(self, query: raw.functions.messages.GetChatInviteImporters) -> Any:
+        """Who joined through the link, newest first, older than the offset date, ``limit`` at a time."""
+        link = self._link(query.peer, query.link or "")
+        if isinstance(link, raw.types.RpcError):
+            return link
+        newest_first = sorted(link.importers, key=lambda i: i[1], reverse=True)
+        page = [i for i in newest_first if not query.offset_date or i[1] < query.offset_date][: query.limit]
+        return raw.types.messages.ChatInviteImporters(
+            count=len(link.importers),
+            importers=[raw.types.ChatInviteImporter(user_id=u, date=d) for u, d in page],
+            users=[self.people[u] for u, _ in page if u in self.people],
+        )
+
+    def _edit_exported_chat_invite(self, query: raw.functions.messages.EditExportedChatInvite) -> Any:
+        link = self._link(query.peer, query.link)
+        if isinstance(link, raw.types.RpcError):
+            return link
+        link.revoked = link.revoked or bool(query.revoked)
+        return raw.types.messages.ExportedChatInvite(invite=link.exported(), users=[self.me])
 
     def _get_participant(self, query: Any) -> Any:
         """The account itself (``participant``), or a person: a member or USER_NOT_PARTICIPANT."""

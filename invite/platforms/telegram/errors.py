@@ -41,6 +41,8 @@ INVALID_SESSION = "invalid session"  # the detail of a session we could not read
 # would otherwise be retried at once
 FLOOD_WAIT_FLOOR = 5.0
 UNKNOWN_ERRORS_FILE = "unknown_errors.txt"  # where kurigram writes error ids it does not know
+# The invite link is no longer there: a revoke of it is done, and nobody joins through it
+LINK_GONE = frozenset({"INVITE_HASH_EXPIRED", "INVITE_HASH_INVALID", "INVITE_REVOKED_MISSING"})
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,44 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
         K.CHAT_UNAVAILABLE,
         None,
         "the group is not available to this account",
+    ),
+    ErrorRow(
+        "INVITES_TOO_MUCH",
+        ("InvitesTooMuch",),
+        K.CHAT_UNAVAILABLE,
+        None,
+        "the group holds as many invite links as Telegram allows: no new one until some expire or are revoked",
+    ),
+    ErrorRow(
+        "EXPIRE_DATE_INVALID",
+        ("ExpireDateInvalid",),
+        K.CHAT_UNAVAILABLE,
+        None,
+        "an invite link's expiry is in the past (or too far ahead): every link would get the same "
+        "answer, so the task pauses",
+    ),
+    ErrorRow(
+        "USAGE_LIMIT_INVALID",
+        ("UsageLimitInvalid",),
+        K.CHAT_UNAVAILABLE,
+        None,
+        "an invite link's usage limit is out of range: every link would get the same answer, so the task pauses",
+    ),
+    # --- the invite link is gone (revoking it again is done; no one joins through it) -----------
+    ErrorRow(
+        "INVITE_HASH_EXPIRED",
+        ("InviteHashExpired", "InviteHashExpired406"),
+        K.NOT_FOUND,
+        None,
+        "the invite link expired or was revoked",
+    ),
+    ErrorRow("INVITE_HASH_INVALID", ("InviteHashInvalid",), K.NOT_FOUND, None, "no such invite link"),
+    ErrorRow(
+        "INVITE_REVOKED_MISSING",
+        ("InviteRevokedMissing",),
+        K.NOT_FOUND,
+        None,
+        "the invite link was already revoked, or never existed",
     ),
     # --- this account may not do it in the group ------------------------------------------------
     ErrorRow(

@@ -38,13 +38,19 @@ down to the last one active since the poll's start, and the new incoming message
 dialog with a person (``messages.getHistory``). Each reply names the person by every key
 Telegram gives (user id, usernames, the phone when it is shown) and by the ``+phone`` target a
 send of this lease resolved to them.
+
+Invite links are one-use (``usage_limit=1``) and expire when the engine says, made with the raw
+``messages.exportChatInvite``; who joined through each is read back with
+``messages.getChatInviteImporters`` (one call per link, keys as for replies), and a link is
+revoked with ``messages.editExportedChatInvite``. A link Telegram no longer has counts as
+revoked, and nobody joins through it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,6 +67,10 @@ from invite.kernel.settings import Settings
 from invite.observability.metrics import integration_errors
 from invite.platforms.base import (
     AccountData,
+    InviteLink,
+    LinkJoin,
+    LinkJoins,
+    LinkMade,
     Outcome,
     OutcomeKind,
     RateLimits,
@@ -72,6 +82,7 @@ from invite.platforms.base import (
 from invite.platforms.refs import chat_ref
 from invite.platforms.telegram.errors import (
     INVALID_SESSION,
+    LINK_GONE,
     NETWORK_ERRORS,
     TRANSPORT_CLASSES,
     keep_unknown_errors_off_disk,
@@ -86,6 +97,7 @@ UNKNOWN_USER_ID = "user id not known to this account; import by username or phon
 DIALOGS_PAGE = 100
 HISTORY_PAGE = 50
 HISTORY_PAGES = 4  # more than this many messages in the dialog since the send: "can't tell"
+IMPORTERS_PAGE = 100  # Telegram's most per call; a one-use link has one importer at most
 # Telegram dates a message by its own clock, in whole seconds: a message this much older than
 # the moment asked about still counts as that send (a false "sent" is safe, a false "not sent"
 # would message the person twice)
@@ -492,7 +504,105 @@ class TelegramStrategy:
             keys.append(reached)
         return tuple(dict.fromkeys(keys))
 
+    # --- invite links --------------------------------------------------------------------------
+    async def create_invite_link(self, group_id: str, expires_at: datetime) -> LinkMade:
+        async def make(client: pyrogram.Client) -> LinkMade | Outcome:
+            chat = await self._chat(client, group_id)
+            if isinstance(chat, Outcome):
+                return chat
+            peer: Any = await client.resolve_peer(chat)  # a basic group's or a channel's (``_chat``)
+            invite = await client.invoke(
+                raw.functions.messages.ExportChatInvite(
+                    peer=peer,
+                    expire_date=int(expires_at.timestamp()),
+                    usage_limit=1,
+                )
+            )
+            if not isinstance(invite, raw.types.ChatInviteExported):
+                return Outcome(OutcomeKind.TRANSIENT, detail=f"unexpected answer: {type(invite).__name__}")
+            # Telegram's own expiry where it names one: that is when the link stops working
+            until = datetime.fromtimestamp(invite.expire_date, UTC) if invite.expire_date else expires_at
+            return LinkMade(Outcome(OutcomeKind.SUCCESS), InviteLink(invite.link, until))
+
+        made = await self._bounded(make, "telegram_link_not_made")
+        return LinkMade(made) if isinstance(made, Outcome) else made
+
+    async def link_joins(self, group_id: str, urls: Sequence[str]) -> LinkJoins:
+        """One ``messages.getChatInviteImporters`` per link, all within the call time limit; a link
+        Telegram no longer has (``LINK_GONE``) has nobody, any other error is the answer."""
+
+        async def read(client: pyrogram.Client) -> list[LinkJoin] | Outcome:
+            chat = await self._chat(client, group_id)
+            if isinstance(chat, Outcome):
+                return chat
+            peer = await client.resolve_peer(chat)
+            joins: list[LinkJoin] = []
+            for url in urls:
+                try:
+                    joins += await self._importers(client, peer, url)
+                except RPCError as exc:
+                    if outcome_for(exc).detail not in LINK_GONE:
+                        raise
+            return joins
+
+        joins = await self._bounded(read, "telegram_link_joins_not_read")
+        if isinstance(joins, Outcome):
+            return LinkJoins([], joins)
+        return LinkJoins(sorted(joins, key=lambda j: j.at), Outcome(OutcomeKind.SUCCESS))
+
+    async def revoke_invite_link(self, group_id: str, url: str) -> Outcome:
+        async def revoke(client: pyrogram.Client) -> Outcome:
+            chat = await self._chat(client, group_id)
+            if isinstance(chat, Outcome):
+                return chat
+            peer: Any = await client.resolve_peer(chat)
+            await client.invoke(
+                raw.functions.messages.EditExportedChatInvite(peer=peer, link=url, revoked=True)
+            )
+            return Outcome(OutcomeKind.SUCCESS)
+
+        outcome = await self._guarded(revoke)
+        if outcome.detail in LINK_GONE:  # nobody can use it any more: what a revoke is for
+            return Outcome(OutcomeKind.SUCCESS, detail=f"{outcome.detail}: already revoked or gone")
+        return outcome
+
+    async def _importers(self, client: pyrogram.Client, peer: Any, url: str) -> list[LinkJoin]:
+        answer: Any = await client.invoke(
+            raw.functions.messages.GetChatInviteImporters(
+                peer=peer,
+                link=url,
+                offset_date=0,
+                offset_user=raw.types.InputUserEmpty(),
+                limit=IMPORTERS_PAGE,
+            )
+        )
+        users = {u.id: u for u in answer.users if isinstance(u, raw.types.User)}
+        return [
+            LinkJoin(
+                url,
+                self._keys_of(users[i.user_id]) if i.user_id in users else (f"id:{i.user_id}",),
+                datetime.fromtimestamp(i.date, UTC),
+            )
+            for i in answer.importers
+            if not i.requested  # a request to join waits for an admin: nobody joined yet
+        ]
+
     # --- helpers -------------------------------------------------------------------------------
+    async def _bounded(
+        self, work: Callable[[pyrogram.Client], Coroutine[Any, Any, T]], event: str
+    ) -> T | Outcome:
+        """``work``'s answer within the call time limit, or the outcome of its failure (logged as ``event``)."""
+        client = self._client
+        if client is None:
+            return Outcome(OutcomeKind.TRANSIENT, detail="client not initialized")
+        try:
+            async with asyncio.timeout(self._config.call_timeout_seconds):
+                return await _watched(client, work(client))
+        except Exception as exc:  # the engine never sees a pyrogram exception
+            outcome = _failure(client, exc)
+            log.info(event, account_id=self._account.id, outcome=str(outcome.kind), detail=outcome.detail)
+            return outcome
+
     async def _guarded(
         self,
         action: Callable[[pyrogram.Client], Coroutine[Any, Any, Outcome]],
