@@ -151,6 +151,12 @@ class PageAccount(msgspec.Struct, kw_only=True):
     daily_invites_used: int
     flood_wait_until: datetime | None
     blocked_until: datetime | None
+    # ours, besides what the page reads (GET /accounts's health): healthy, pacing, cooling_down,
+    # spam_flagged, frozen, dead, warming_up
+    health: str = "healthy"
+    health_until: datetime | None = None  # cooling_down, spam_flagged: when the rest is over
+    warmup_day: int | None = None  # warming_up: day N ...
+    warmup_days: int | None = None  # ... of M
 
 
 class TaskAccount(PageAccount, kw_only=True):

@@ -3,7 +3,15 @@
 Tasks go through ``TaskService`` (create, edit, the state machine), progress and the log
 through ``ReportService``, accounts through ``AccountsService``. The page's fields map so:
 
-- ``name`` → title; ``invite_message`` → the template of a message task (an invite task has none);
+- ``name`` → title; ``invite_message`` → the template of a message task (an invite task has
+  none, unless it falls back to messages: below);
+- ``settings.fallback_to_messages: true`` on an invite task → ``privacy_fallback:
+  "invite_link"`` with ``invite_message`` as the task's template: a person whose privacy refuses
+  the add gets one personal message from it with a one-use invite link (``{invite_link}`` in
+  the text, else appended). Without a message (null or blank) there is nothing to send, and
+  the fallback stays off; ``false`` turns it off (and drops the template). An edit whose
+  settings leave the field out changes neither. On a message task it means nothing. The field
+  itself is kept and given back as sent;
 - ``settings.group_id`` (or ``invite_type: "group_invite"``) → an invite task into that group,
   else a message task;
 - ``priority`` words → ours (``urgent`` → HIGH);
@@ -13,7 +21,11 @@ through ``ReportService``, accounts through ``AccountsService``. The page's fiel
 - ``settings.allowed_account_ids`` → the accounts to use (empty: all the tenant's);
 - whatever else it sends is kept in ``TaskSettings.extra`` and given back.
 
-Statuses come back in the page's words: ``draft`` and ``scheduled`` are ``pending``.
+Statuses come back in the page's words: ``draft`` and ``scheduled`` are ``pending``. Each
+account entry (``/accounts/``, ``/tasks/{id}/accounts``, the rights check) has, besides the
+fields the page reads, the account's health as our ``GET /accounts`` tells it: ``health``
+(healthy, pacing, cooling_down, spam_flagged, frozen, dead, warming_up), ``health_until`` (when
+a cooling_down or spam_flagged rest ends) and ``warmup_day`` of ``warmup_days`` (warming_up).
 """
 
 from __future__ import annotations
@@ -63,6 +75,8 @@ PRIORITIES: dict[str, Literal[1, 2, 3]] = {"low": 3, "normal": 2, "high": 1, "ur
 _PRIORITY_WORDS: dict[int, Literal["high", "normal", "low"]] = {1: "high", 2: "normal", 3: "low"}
 # the page knows the platform's account words: a cooldown is its flood_wait
 _ACCOUNT_WORDS = {"active": "active", "cooldown": "flood_wait", "blocked": "blocked", "disabled": "disabled"}
+# the health states whose rest ends at the account's cooldown_until
+_RESTING = frozenset({"cooling_down", "spam_flagged"})
 # log statuses the page counts as a success, and those that are the account's or the system's
 # trouble rather than the person's (the rest: the person could not be reached)
 _SUCCEEDED = frozenset({"success", "already_member"})
@@ -125,21 +139,37 @@ def task_create(body: PageTaskCreate, extra: dict[str, Any], settings: Settings)
     delay = body.delay_between_invites
     if delay is None:
         delay = body.settings.delay_between_invites
+    fallback = invite and falls_back(extra) is True and _written(body.invite_message)
     return InviteTaskCreate(
         platform=body.platform,
         task_type="invite_to_group" if invite else "send_messages",
         title=body.name,
         description=body.description,
         target_group_id=group if invite else None,
-        message_template=None if invite else body.invite_message,
+        message_template=body.invite_message if fallback or not invite else None,
         priority=PRIORITIES[body.priority],
         settings=TaskSettings(
             account_ids=body.settings.allowed_account_ids or None,
             min_pause_seconds=_pause(delay, settings),
             daily_limit_per_account=_daily_limit(body.max_invites_per_account, settings),
+            privacy_fallback="invite_link" if fallback else None,
             extra=extra or None,
         ),
     )
+
+
+FALLBACK_FIELD = "fallback_to_messages"
+
+
+def falls_back(extra: dict[str, Any]) -> bool | None:
+    """What the page's ``settings.fallback_to_messages`` says (kept in ``extra`` as sent):
+    True or False, None when it is left out (or is not a bool)."""
+    value = extra.get(FALLBACK_FIELD)
+    return value if isinstance(value, bool) else None
+
+
+def _written(message: str | None) -> bool:
+    return message is not None and bool(message.strip())
 
 
 def _pause(delay: float | None, settings: Settings) -> float | None:
@@ -203,6 +233,15 @@ class FrontendService:
             if page.allowed_account_ids is not None:
                 settings = msgspec.structs.replace(settings, account_ids=page.allowed_account_ids or None)
             settings = msgspec.structs.replace(settings, extra=extra or None)
+        if invite:  # the fallback to messages: on with a message to send, else off (no template)
+            wanted = falls_back(extra) if page is not None else None
+            on = current.settings.privacy_fallback == "invite_link" if wanted is None else wanted
+            message = current.message_template if body.invite_message is UNSET else body.invite_message
+            on = on and _written(message)
+            if (message if on else None) != current.message_template:
+                change.message_template = message if on else None
+            if on != (settings.privacy_fallback == "invite_link"):
+                settings = msgspec.structs.replace(settings, privacy_fallback="invite_link" if on else None)
         if settings != current.settings:
             change.settings = settings
         return await self._item(await self.tasks.update(task_id, change))
@@ -462,6 +501,10 @@ def page_account(view: AccountView) -> PageAccount:
         daily_invites_used=view.used_today,
         flood_wait_until=view.cooldown_until if view.status == "cooldown" else None,
         blocked_until=None,  # a blocked account stays blocked until the platform says otherwise
+        health=str(view.health),
+        health_until=view.cooldown_until if view.health in _RESTING else None,
+        warmup_day=view.warmup_day,
+        warmup_days=view.warmup_days,
     )
 
 
@@ -483,6 +526,7 @@ def task_account(
             daily_invites_used=0,
             flood_wait_until=None,
             blocked_until=None,
+            health="dead",  # as GET /accounts calls a disabled account
         )
     )
     return TaskAccount(

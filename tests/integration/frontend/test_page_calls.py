@@ -63,6 +63,20 @@ ACCOUNT_FIELDS = {
 }
 
 
+HEALTH = {"healthy", "pacing", "cooling_down", "spam_flagged", "frozen", "dead", "warming_up"}
+
+
+def has_health(account: dict[str, Any]) -> None:
+    """Ours beside what the page reads: the account's health, as GET /accounts tells it."""
+    assert account["health"] in HEALTH, account
+    resting = account["health"] in ("cooling_down", "spam_flagged")
+    assert (account["health_until"] is not None) is resting, account
+    if account["health"] == "warming_up":
+        assert 1 <= account["warmup_day"] <= account["warmup_days"], account
+    else:
+        assert account["warmup_day"] is account["warmup_days"] is None, account
+
+
 def has(obj: dict[str, Any], fields: dict[str, type]) -> None:
     for name, kind in fields.items():
         assert name in obj, f"the page reads {name}: missing from {obj}"
@@ -148,6 +162,12 @@ async def trial_ready(ctx: Ctx) -> None:
     await ctx.stack.enter_async_context(engine_replica(ctx.world.settings))
 
 
+async def fallback_draft(ctx: Ctx) -> None:
+    """An invite task the page created falling back to messages."""
+    ready = [ctx.world.account(1), ctx.world.account(2)]
+    ctx.ids["task"] = ok(await ctx.world.page.call("POST", "/tasks/", _fallback_body(ready)))["id"]
+
+
 async def nothing(ctx: Ctx) -> None:
     pass
 
@@ -178,6 +198,40 @@ def created_message(body: Any, ctx: Ctx) -> None:
     assert body["invite_message"] == "Hello {first_name}!"
     assert body["settings"]["invite_type"] == "message"
     assert body["target_group_id"] is None
+
+
+FALLBACK_MESSAGE = "Здравствуйте, {first_name}! Вступайте: {invite_link}"
+
+
+def _fallback_body(ready: list[str], message: str | None = FALLBACK_MESSAGE) -> dict[str, Any]:
+    body = create_body(ready, message=message)
+    body["settings"]["fallback_to_messages"] = True
+    return body
+
+
+async def our_task(ctx: Ctx, task_id: str) -> dict[str, Any]:
+    """The task as our own API shows it."""
+    async with httpx.AsyncClient(base_url=ctx.world.service_url, headers=ctx.world.page.headers()) as ours:
+        task: dict[str, Any] = ok(await ours.get(f"/api/v1/invite/tasks/{task_id}"))
+    return task
+
+
+def falls_back(message: str | None, sent: bool) -> Callable[[Any, Ctx], Awaitable[None]]:
+    """An invite task whose privacy-refused people get ``message`` with a one-use link (None: the
+    fallback is off, and the task has no template); ``sent``: fallback_to_messages as the page sent it."""
+
+    async def check(body: Any, ctx: Ctx) -> None:
+        item(body)
+        assert body["task_type"] == "invite_to_group"
+        assert body["invite_message"] == message
+        ours = await our_task(ctx, body["id"])
+        assert ours["task_type"] == "invite_to_group"
+        assert ours["message_template"] == message
+        assert ours["settings"].get("privacy_fallback") == ("invite_link" if message else None)
+        # what the page sent comes back as sent
+        assert body["settings"]["fallback_to_messages"] is sent
+
+    return check
 
 
 def clamped(body: Any, ctx: Ctx) -> None:
@@ -335,6 +389,7 @@ def task_accounts(body: Any, ctx: Ctx) -> None:
     assert body["aggregates"]["used_today"] >= 3
     for account in body["accounts"]:
         has(account, ACCOUNT_FIELDS)
+        has_health(account)
 
 
 def accounts(body: Any, ctx: Ctx) -> None:
@@ -343,6 +398,7 @@ def accounts(body: Any, ctx: Ctx) -> None:
     for account in body:
         has(account, ACCOUNT_FIELDS)
         assert {"flood_wait_until", "blocked_until"} <= account.keys()
+        has_health(account)
     used = {a["account_id"]: a["daily_invites_used"] for a in body}
     assert sum(used.values()) >= 3  # the finished campaign's invites count today
 
@@ -391,7 +447,7 @@ class Call:
     name: str
     method: str
     path: str  # {task}: the row's task, {finished}: the campaign run to the end
-    reads: Callable[[Any, Ctx], None]
+    reads: Callable[[Any, Ctx], Awaitable[None] | None]
     body: Any = None
     given: Callable[[Ctx], Awaitable[None]] = nothing
     status: int = 200
@@ -406,6 +462,22 @@ CALLS = [
     Call("3 create message task", "POST", "/tasks/", created_message, body="message", status=201),
     Call("3 create, limits kept", "POST", "/tasks/", clamped, body="clamped", status=201),
     Call(
+        "3 create invite task, fallback to messages",
+        "POST",
+        "/tasks/",
+        falls_back(FALLBACK_MESSAGE, sent=True),
+        body="fallback",
+        status=201,
+    ),
+    Call(
+        "3 create invite task, fallback without a message",
+        "POST",
+        "/tasks/",
+        falls_back(None, sent=True),
+        body="fallback, no message",
+        status=201,
+    ),
+    Call(
         "4 list pending",
         "GET",
         "/tasks/?platform=telegram&status=pending&page=1&page_size=20",
@@ -416,6 +488,30 @@ CALLS = [
     Call("4 list, page 2 of 1", "GET", "/tasks/?page=2&page_size=1", paged, given=draft),
     Call("5 read", "GET", "/tasks/{task}", read, given=draft),
     Call("6 update", "PUT", "/tasks/{task}", updated, body="update", given=draft),
+    Call(
+        "6 update: fallback on",
+        "PUT",
+        "/tasks/{task}",
+        falls_back("Join: {invite_link}", sent=True),
+        body="fallback on",
+        given=draft,
+    ),
+    Call(
+        "6 update: fallback off",
+        "PUT",
+        "/tasks/{task}",
+        falls_back(None, sent=False),
+        body="fallback off",
+        given=fallback_draft,
+    ),
+    Call(
+        "6 update: settings left out, fallback kept",
+        "PUT",
+        "/tasks/{task}",
+        falls_back(FALLBACK_MESSAGE, sent=True),
+        body={"name": "Renamed"},
+        given=fallback_draft,
+    ),
     Call("7 delete", "DELETE", "/tasks/{task}", lambda body, ctx: None, given=draft, status=204),
     Call("8 execute: start", "POST", "/tasks/{task}/execute", executed, given=filled),
     Call("8 execute: resume", "POST", "/tasks/{task}/execute", executed, given=paused),
@@ -532,6 +628,14 @@ def _body(call: Call, ctx: Ctx) -> Any:
         body = create_body(ready)
         body["settings"] |= {f"option_{n}": n for n in range(70)}
         return body
+    if call.body == "fallback":
+        return _fallback_body(ready)
+    if call.body == "fallback, no message":
+        return _fallback_body(ready, message=None)
+    if call.body in ("fallback on", "fallback off"):
+        on = call.body == "fallback on"
+        settings = create_body(ready)["settings"] | {"fallback_to_messages": on}
+        return {"name": "Renamed", "invite_message": "Join: {invite_link}", "settings": settings}
     if call.body == "update":
         settings = {"auto_add_contacts": True, "group_id": GROUP}
         return {
@@ -563,7 +667,9 @@ async def test_the_page_gets_what_it_reads(call: Call, world: World, finished: s
     if not response.is_success:
         assert isinstance(body["detail"], str)
         assert body["detail"]  # the page shows it
-    call.reads(body, ctx)
+    checked = call.reads(body, ctx)
+    if checked is not None:
+        await checked
 
 
 async def test_the_gateway_delivered_every_call_to_the_page_api(world: World) -> None:
@@ -635,6 +741,52 @@ async def test_the_rights_check_leaves_an_account_an_engine_holds_alone(world: W
     assert held not in [a["account_id"] for a in body["ready_accounts"]]
     leased = [lease[0] for lease in world.app.state.accounts_provider.leases[leases_before:]]
     assert sorted(leased) == [world.account(n) for n in (1, 3, 4)]  # never the held one
+
+
+async def test_the_account_lists_show_each_accounts_health(world: World, finished: str) -> None:
+    """/accounts/ and /tasks/{id}/accounts carry GET /accounts's health beside the page's fields:
+    a fresh account warming up (day 1 of WARMUP_DAYS), one resting after a FloodWait until when."""
+    resting = world.account(2)
+    conn = await asyncpg.connect(world.settings.database_url)
+    before = await conn.fetchrow(
+        "SELECT status, status_reason, cooldown_until FROM invite_accounts WHERE id = $1", resting
+    )
+    assert before is not None
+    try:
+        until = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+        await conn.execute(  # as the group commit writes a FloodWait
+            "UPDATE invite_accounts SET status = 'cooldown', status_reason = 'FloodWait 3600 s',"
+            " cooldown_until = $2 WHERE id = $1",
+            resting,
+            until,
+        )
+        listed = {a["account_id"]: a for a in ok(await world.page.call("GET", "/accounts/"))}
+        in_task = ok(await world.page.call("GET", f"/tasks/{finished}/accounts"))["accounts"]
+    finally:
+        await conn.execute(
+            "UPDATE invite_accounts SET status = $2, status_reason = $3, cooldown_until = $4 WHERE id = $1",
+            resting,
+            before["status"],
+            before["status_reason"],
+            before["cooldown_until"],
+        )
+        await conn.close()
+    days = world.settings.warmup_days
+    for entries in (listed.values(), in_task):
+        for account in entries:
+            has(account, ACCOUNT_FIELDS)
+            has_health(account)
+        shown = {a["account_id"]: a for a in entries}
+        cooling = shown[resting]
+        assert (cooling["health"], cooling["status"]) == (
+            "cooling_down",
+            "flood_wait",
+        )  # the page's word kept
+        assert datetime.fromisoformat(cooling["health_until"]) == until
+        assert cooling["health_until"] == cooling["flood_wait_until"]
+        warming = shown[world.account(1)]
+        assert (warming["health"], warming["warmup_day"], warming["warmup_days"]) == ("warming_up", 1, days)
+        assert warming["health_until"] is None
 
 
 ANOTHER_TENANTS_TASK = [
