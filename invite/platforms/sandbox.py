@@ -14,18 +14,30 @@ appended with one ``write`` per action, so a process killed with SIGKILL leaves 
 list of what it "sent", and a new process (or another replica) reads its state back from it.
 A message an account already sent under the same ``random_id`` is not sent again: the answer
 is ``RANDOM_ID_DUPLICATE`` (delivered), and nothing is recorded.
+
+Invite links behave as Telegram's one-use links: ``create_invite_link`` records a link
+(``https://t.me/+`` and 16 characters drawn from seed, account and how many links it asked for
+before) with its expiry. A message sent to a person with a link's URL in its text may bring
+them in: a share ``link_join_rate`` of people (a property of the person) open the first links
+they get, ``link_join_after_seconds`` after the message. A join counts once its time has come,
+through a link neither revoked nor expired by then and not used by anyone before (usage limit
+1), into a group the person is not in yet; it makes them a member. Joins are never recorded:
+they follow from the record (links, messages, revokes, invites), so every replica sees the same.
 """
 
 from __future__ import annotations
 
+import base64
+import bisect
 import hashlib
 import os
+import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, NamedTuple, Protocol
 
 import msgspec
 
@@ -33,7 +45,11 @@ from invite.kernel.settings import Settings, SettingsError
 from invite.platforms.base import (
     AccountData,
     AccountEvent,
+    InviteLink,
     LeasePurpose,
+    LinkJoin,
+    LinkJoins,
+    LinkMade,
     Outcome,
     OutcomeKind,
     RateLimits,
@@ -49,6 +65,8 @@ if TYPE_CHECKING:
 DRIVER = "sandbox"
 # Telegram's answer to a message sent again under a random_id it already delivered
 RANDOM_ID_DUPLICATE = "RANDOM_ID_DUPLICATE: sent before under this random_id, not sent again"
+LINK_PREFIX = "https://t.me/+"
+_LINK_IN_TEXT = re.compile(re.escape(LINK_PREFIX) + r"[A-Za-z0-9_-]+")
 # What the accounts provider is told of the sandbox's account-level answers: the events the
 # Telegram adapter's error table gives the errors the sandbox names (invite/platforms/telegram/
 # errors.py); the others concern the person or the moment and are not reported.
@@ -69,6 +87,8 @@ class SandboxProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # properties of the person: the same for every account and every attempt
     not_found_rate: Rate = 0.0
     privacy_restricted_rate: Rate = 0.0  # invites and messages; adding a contact is not refused
+    # invites only: messages are accepted (the people a link in a message is for)
+    invite_privacy_rate: Rate = 0.0
     already_member_rate: Rate = 0.0  # invites: in the group before the campaign
     blocked_rate: Rate = 0.0  # messages: the person blocks whoever writes to them (USER_IS_BLOCKED)
     # drawn afresh for each attempt
@@ -93,10 +113,22 @@ class SandboxProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     reply_after_seconds: Seconds = 600.0
     reply_text: str = "Thanks, tell me more"
     opt_out_reply_text: str = "Пожалуйста, больше не пишите мне"
+    # invite links, a property of the person (a share of everyone sent a link): they join
+    # through the first usable one, this long after the message ([min, max], drawn per link)
+    link_join_rate: Rate = 0.0
+    link_join_after_seconds: tuple[Seconds, Seconds] = (300.0, 7200.0)
 
     def __post_init__(self) -> None:
-        if self.not_found_rate + self.privacy_restricted_rate + self.already_member_rate > 1.0:
-            raise ValueError("not_found_rate + privacy_restricted_rate + already_member_rate must be <= 1")
+        person = (
+            self.not_found_rate
+            + self.privacy_restricted_rate
+            + self.invite_privacy_rate
+            + self.already_member_rate
+        )
+        if person > 1.0:
+            raise ValueError(
+                "not_found_rate + privacy_restricted_rate + invite_privacy_rate + already_member_rate must be <= 1"
+            )
         if self.flood_wait_rate + self.transient_rate > 1.0:
             raise ValueError("flood_wait_rate + transient_rate must be <= 1")
         if self.reply_rate + self.opt_out_reply_rate > 1.0:
@@ -106,6 +138,7 @@ class SandboxProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         for name, bounds in (
             ("flood_wait_range", self.flood_wait_range),
             ("latency_seconds", self.latency_seconds),
+            ("link_join_after_seconds", self.link_join_after_seconds),
         ):
             if bounds is not None and not 0 <= bounds[0] <= bounds[1]:
                 raise ValueError(f"{name} must be [min, max] with 0 <= min <= max")
@@ -120,7 +153,9 @@ class SandboxProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         """Rough proportions of a real outreach campaign (for demos and dry runs)."""
         return cls(
             not_found_rate=0.03,
-            privacy_restricted_rate=0.12,
+            # 12 % refuse invites, most of them only invites (Telegram's "who can add me")
+            privacy_restricted_rate=0.04,
+            invite_privacy_rate=0.08,
             already_member_rate=0.05,
             flood_wait_rate=0.01,
             flood_wait_range=(20.0, 900.0),
@@ -130,6 +165,7 @@ class SandboxProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             reply_rate=0.05,
             opt_out_reply_rate=0.01,
             reply_after_seconds=1800.0,
+            link_join_rate=0.3,
         )
 
     @classmethod
@@ -145,6 +181,11 @@ class ActionKind(StrEnum):
     INVITE = "invite"
     MESSAGE = "message"
     CONTACT = "contact"
+    LINK = "link"  # an invite link made (target_key empty)
+    REVOKE_LINK = "revoke_link"
+
+
+_PERSON_ACTIONS = frozenset({ActionKind.INVITE, ActionKind.MESSAGE, ActionKind.CONTACT})
 
 
 class SandboxAction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -161,6 +202,8 @@ class SandboxAction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     group_id: str | None = None
     text_hash: str | None = None
     random_id: int | None = None  # a message's idempotency key
+    link_url: str | None = None  # the link made or revoked; for a message, the link its text carries
+    expires_at: datetime | None = None  # a link made: when it stops working
     attempt: int  # earlier actions of this kind on this person (and group / text)
     outcome: OutcomeKind
     seconds: float = 0.0
@@ -240,7 +283,9 @@ def sends_per_target(
     return Counter(
         (a.action, a.destination, a.target_key)
         for a in actions
-        if a.outcome is OutcomeKind.SUCCESS and (action is None or a.action is action)
+        if a.outcome is OutcomeKind.SUCCESS
+        and a.action in _PERSON_ACTIONS
+        and (action is None or a.action is action)
     )
 
 
@@ -248,10 +293,14 @@ def text_hash(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+def _digest(seed: int, *parts: object, size: int = 8) -> bytes:
+    """Bytes determined by the seed and the parts alone."""
+    return hashlib.blake2b("\x1f".join(map(str, (seed, *parts))).encode(), digest_size=size).digest()
+
+
 def _unit(seed: int, *parts: object) -> float:
     """A number in [0, 1) determined by the seed and the parts alone."""
-    digest = hashlib.blake2b("\x1f".join(map(str, (seed, *parts))).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    return int.from_bytes(_digest(seed, *parts), "big") / 2**64
 
 
 _ANSWERED = frozenset(
@@ -265,11 +314,30 @@ _ANSWERED = frozenset(
 )
 
 
-class _World:
-    """What the simulated Telegram remembers, rebuilt from the record (its only input)."""
+class _Link(msgspec.Struct):
+    account_id: str
+    group_id: str
+    expires_at: datetime
+    revoked_at: datetime | None = None
 
-    def __init__(self, record: SandboxRecord) -> None:
+
+class _Join(NamedTuple):
+    at: datetime
+    key: str  # the person
+    url: str
+
+
+# When a person sent a link at a time joins through it (None: they never open it): the profile's
+JoinTime = Callable[[str, str, datetime], datetime | None]
+
+
+class _World:
+    """What the simulated Telegram remembers, rebuilt from the record (its only input); who
+    would open a link, and when, is the profile's (``join_time``)."""
+
+    def __init__(self, record: SandboxRecord, join_time: JoinTime | None = None) -> None:
         self.record = record
+        self.join_time = join_time
         self.members: defaultdict[str, set[str]] = defaultdict(set)
         # keyed by plain strings (the kind's value): such tuples leave the collector's sight too
         self.attempts: Counter[tuple[str, str, str]] = Counter()
@@ -279,6 +347,11 @@ class _World:
         self.messaged: dict[tuple[str, str], datetime] = {}  # (account, person) → its latest message
         self.messaged_by: defaultdict[str, dict[str, datetime]] = defaultdict(dict)  # the same, by account
         self.random_ids: set[tuple[str, int]] = set()  # (account, random_id) of the messages it sent
+        self.links: dict[str, _Link] = {}  # by URL
+        self.link_calls: Counter[str] = Counter()  # links each account asked for, whatever the answer
+        self._joins: list[_Join] = []  # the joins people would make, by time (``join_time``)
+        self._version = 0  # changes whenever what decides the joins does
+        self._resolved: tuple[tuple[int, int], list[_Join], set[tuple[str, str]]] | None = None
         self._position = 0
 
     def catch_up(self) -> None:
@@ -290,12 +363,36 @@ class _World:
         self.record.append(action)
         self.catch_up()
 
+    def joins(self, now: datetime) -> tuple[list[_Join], set[tuple[str, str]]]:
+        """The joins made by ``now``, oldest first, and who they made members: (group, person)."""
+        due = bisect.bisect_right(self._joins, now, key=lambda j: j.at)
+        if self._resolved is None or self._resolved[0] != (self._version, due):
+            used: set[str] = set()
+            joined: set[tuple[str, str]] = set()
+            made: list[_Join] = []
+            for join in self._joins[:due]:  # in time order: the first to open a link uses it up
+                link = self.links[join.url]
+                person = (link.group_id, join.key)
+                if join.url in used or person in joined or join.key in self.members.get(link.group_id, ()):
+                    continue
+                if join.at >= link.expires_at or (link.revoked_at is not None and link.revoked_at <= join.at):
+                    continue
+                used.add(join.url)
+                joined.add(person)
+                made.append(join)
+            self._resolved = ((self._version, due), made, joined)
+        return self._resolved[1], self._resolved[2]
+
     def _apply(self, a: SandboxAction) -> None:
-        self.attempts[(a.action.value, a.destination, a.target_key)] += 1
-        if a.outcome in _ANSWERED:
-            self.answered[a.account_id] += 1
+        if a.action in _PERSON_ACTIONS:
+            self.attempts[(a.action.value, a.destination, a.target_key)] += 1
+            if a.outcome in _ANSWERED:
+                self.answered[a.account_id] += 1
+        if a.action is ActionKind.LINK:
+            self.link_calls[a.account_id] += 1
         if a.outcome is OutcomeKind.SUCCESS and a.action is ActionKind.INVITE and a.group_id is not None:
             self.members[a.group_id].add(a.target_key)
+            self._version += 1
         elif a.outcome is OutcomeKind.SUCCESS and a.action is ActionKind.MESSAGE:
             key = (a.account_id, a.target_key)
             self.messaged[key] = self.messaged_by[a.account_id][a.target_key] = max(
@@ -303,11 +400,30 @@ class _World:
             )
             if a.random_id is not None:
                 self.random_ids.add((a.account_id, a.random_id))
+            if a.link_url in self.links:
+                self._link_sent(a)
+        elif a.outcome is OutcomeKind.SUCCESS and a.action is ActionKind.LINK:
+            if a.link_url is not None and a.group_id is not None and a.expires_at is not None:
+                self.links[a.link_url] = _Link(a.account_id, a.group_id, a.expires_at)
+        elif a.outcome is OutcomeKind.SUCCESS and a.action is ActionKind.REVOKE_LINK:
+            link = self.links.get(a.link_url or "")
+            if link is not None and link.revoked_at is None:
+                link.revoked_at = a.at
+                self._version += 1
         elif a.outcome is OutcomeKind.ACCOUNT_DEAD:
             self.dead.add(a.account_id)
         elif a.outcome is OutcomeKind.FLOOD_WAIT:
             until = a.at + timedelta(seconds=a.seconds)
             self.flood_until[a.account_id] = max(until, self.flood_until.get(a.account_id, until))
+
+    def _link_sent(self, a: SandboxAction) -> None:
+        url = a.link_url
+        if self.join_time is None or url is None:
+            return
+        at = self.join_time(a.target_key, url, a.at)
+        if at is not None:
+            bisect.insort(self._joins, _Join(at, a.target_key, url))
+            self._version += 1
 
 
 _DEAD = Outcome(
@@ -367,8 +483,13 @@ class SandboxStrategy:
 
     async def send_message(self, target: Target, text: str, random_id: int) -> Outcome:
         """As Telegram: a message this account already sent under ``random_id`` is not sent again,
-        and the answer says so (``RANDOM_ID_DUPLICATE``, which means it was delivered)."""
-        return await self._act(ActionKind.MESSAGE, target, text_hash=text_hash(text), random_id=random_id)
+        and the answer says so (``RANDOM_ID_DUPLICATE``, which means it was delivered). The first
+        of the world's invite links in the text is recorded with it (the text itself is not)."""
+        self._world.catch_up()
+        link = next((url for url in _LINK_IN_TEXT.findall(text) if url in self._world.links), None)
+        return await self._act(
+            ActionKind.MESSAGE, target, text_hash=text_hash(text), random_id=random_id, link_url=link
+        )
 
     async def add_to_contacts(self, target: Target) -> Outcome:
         return await self._act(ActionKind.CONTACT, target)
@@ -391,12 +512,10 @@ class SandboxStrategy:
         a dead account reads nothing, one in a FloodWait is refused with the time left."""
         self._world.catch_up()
         p = self._profile
-        if self._is_dead(self._account_id):
-            return Replies([], _DEAD)
+        refused = self._reading_refusal()
+        if refused is not None:
+            return Replies([], refused)
         now = self._clock.now()
-        until = self._world.flood_until.get(self._account_id)
-        if until is not None and now < until:
-            return Replies([], _flood_wait((until - now).total_seconds(), "FLOOD_WAIT_X (still waiting)"))
         replies = []
         if p.reply_rate or p.opt_out_reply_rate:
             after = timedelta(seconds=p.reply_after_seconds)
@@ -408,11 +527,118 @@ class SandboxStrategy:
                 replies.append(Reply((key,), sent + after, text))
         return Replies(sorted(replies, key=lambda r: r.at), Outcome(OutcomeKind.SUCCESS))
 
+    async def create_invite_link(self, group_id: str, expires_at: datetime) -> LinkMade:
+        """A one-use link until ``expires_at``, refused as Telegram would: a frozen, dead or
+        waiting account, a group it has no right in (``groups_without_right``), an expiry not
+        in the future; FloodWaits and transient errors are drawn as for every action."""
+        self._world.catch_up()
+        attempt = self._world.link_calls[self._account_id]
+        latency = self._latency(ActionKind.LINK, group_id, attempt)
+        if latency > 0:
+            await self._clock.sleep(latency)
+            self._world.catch_up()
+            attempt = self._world.link_calls[self._account_id]
+        refused = self._link_refusal(group_id, expires_at, attempt)
+        url = None if refused else self._link_url(attempt)
+        outcome = refused or Outcome(OutcomeKind.SUCCESS)
+        self._world.write(
+            SandboxAction(
+                at=self._clock.now(),
+                account_id=self._account_id,
+                action=ActionKind.LINK,
+                target_key="",
+                group_id=group_id,
+                link_url=url,
+                expires_at=expires_at,
+                attempt=attempt,
+                outcome=outcome.kind,
+                seconds=outcome.seconds,
+                detail=outcome.detail,
+            )
+        )
+        return LinkMade(outcome, InviteLink(url, expires_at) if url else None)
+
+    async def link_joins(self, group_id: str, urls: Sequence[str]) -> LinkJoins:
+        """The joins through ``urls`` into ``group_id`` whose time has come, oldest first; each
+        person named by the target key the link was sent to."""
+        self._world.catch_up()
+        refused = self._reading_refusal()
+        if refused is not None:
+            return LinkJoins([], refused)
+        wanted = set(urls)
+        made, _ = self._world.joins(self._clock.now())
+        joins = [
+            LinkJoin(j.url, (j.key,), j.at)
+            for j in made
+            if j.url in wanted and self._world.links[j.url].group_id == group_id
+        ]
+        return LinkJoins(joins, Outcome(OutcomeKind.SUCCESS))
+
+    async def revoke_invite_link(self, group_id: str, url: str) -> Outcome:
+        """Revoked from now on; a link the world does not have in this group, or has revoked
+        already, is done (as the Telegram adapter answers INVITE_HASH_EXPIRED)."""
+        self._world.catch_up()
+        if self._account_id in self._profile.frozen_accounts:
+            return _FROZEN
+        refused = self._reading_refusal()
+        if refused is not None:
+            return refused
+        link = self._world.links.get(url)
+        if link is None or link.group_id != group_id or link.revoked_at is not None:
+            return Outcome(OutcomeKind.SUCCESS, detail="INVITE_HASH_EXPIRED: already revoked or gone")
+        self._world.write(
+            SandboxAction(
+                at=self._clock.now(),
+                account_id=self._account_id,
+                action=ActionKind.REVOKE_LINK,
+                target_key="",
+                group_id=group_id,
+                link_url=url,
+                attempt=0,
+                outcome=OutcomeKind.SUCCESS,
+            )
+        )
+        return Outcome(OutcomeKind.SUCCESS)
+
     def get_rate_limits(self) -> RateLimits:
         return self._limits
 
     async def close(self) -> None:
         return None
+
+    def _reading_refusal(self) -> Outcome | None:
+        """Why this account can't ask now: dead, or in a FloodWait (with the time left)."""
+        if self._is_dead(self._account_id):
+            return _DEAD
+        now = self._clock.now()
+        until = self._world.flood_until.get(self._account_id)
+        if until is not None and now < until:
+            return _flood_wait((until - now).total_seconds(), "FLOOD_WAIT_X (still waiting)")
+        return None
+
+    def _link_refusal(self, group_id: str, expires_at: datetime, attempt: int) -> Outcome | None:
+        p = self._profile
+        if self._account_id in p.frozen_accounts:
+            return _FROZEN
+        refused = self._reading_refusal()
+        if refused is not None:
+            return refused
+        if group_id in p.groups_without_right:
+            return Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail="CHAT_ADMIN_REQUIRED")
+        if expires_at <= self._clock.now():
+            return Outcome(OutcomeKind.CHAT_UNAVAILABLE, detail="EXPIRE_DATE_INVALID")
+        if p.flood_wait_rate or p.transient_rate:
+            draw = _unit(self._seed, "attempt", self._account_id, ActionKind.LINK, group_id, attempt)
+            if draw < p.flood_wait_rate:
+                return _flood_wait(self._flood_seconds(ActionKind.LINK, group_id, attempt), "FLOOD_WAIT_X")
+            if draw < p.flood_wait_rate + p.transient_rate:
+                return Outcome(OutcomeKind.TRANSIENT, detail="RPC_CALL_FAIL")
+        return None
+
+    def _link_url(self, attempt: int) -> str:
+        """Telegram's shape of a link: ``https://t.me/+`` and 16 URL-safe characters."""
+        digest = _digest(self._seed, "link", self._account_id, attempt, size=12)
+        return LINK_PREFIX + base64.urlsafe_b64encode(digest).decode()
 
     async def _act(
         self,
@@ -422,6 +648,7 @@ class SandboxStrategy:
         group_id: str | None = None,
         text_hash: str | None = None,
         random_id: int | None = None,
+        link_url: str | None = None,
     ) -> Outcome:
         key = target.key
         destination = group_id or text_hash or ""
@@ -445,6 +672,7 @@ class SandboxStrategy:
                 group_id=group_id,
                 text_hash=text_hash,
                 random_id=random_id,
+                link_url=link_url,
                 attempt=attempt,
                 outcome=outcome.kind,
                 seconds=outcome.seconds,
@@ -481,10 +709,16 @@ class SandboxStrategy:
             return _flood_wait(self._flood_seconds(action, key, attempt), "FLOOD_WAIT_X")
         if draw < p.flood_wait_rate + p.transient_rate:
             return Outcome(OutcomeKind.TRANSIENT, detail="RPC_CALL_FAIL")
-        person = _unit(seed, "person", key) if p.not_found_rate or p.privacy_restricted_rate else 1.0
+        if action is ActionKind.INVITE and group_id is not None and self._joined_by_link(key, group_id):
+            # in the group now, whatever their privacy settings keep others from doing
+            return Outcome(OutcomeKind.ALREADY_MEMBER, detail="USER_ALREADY_PARTICIPANT")
+        refusing = p.not_found_rate + p.privacy_restricted_rate
+        person = _unit(seed, "person", key) if refusing or p.invite_privacy_rate else 1.0
         if person < p.not_found_rate:
             return Outcome(OutcomeKind.NOT_FOUND, detail="USERNAME_NOT_OCCUPIED")
-        if action is not ActionKind.CONTACT and person < p.not_found_rate + p.privacy_restricted_rate:
+        if action is not ActionKind.CONTACT and person < refusing:
+            return Outcome(OutcomeKind.PRIVACY_RESTRICTED, detail="USER_PRIVACY_RESTRICTED")
+        if action is ActionKind.INVITE and person < refusing + p.invite_privacy_rate:
             return Outcome(OutcomeKind.PRIVACY_RESTRICTED, detail="USER_PRIVACY_RESTRICTED")
         if action is ActionKind.MESSAGE and p.blocked_rate and _unit(seed, "blocks", key) < p.blocked_rate:
             return Outcome(OutcomeKind.BLOCKED, detail="USER_IS_BLOCKED")
@@ -498,13 +732,19 @@ class SandboxStrategy:
             return False
         return account_id in self._profile.dead_accounts or account_id in self._world.dead
 
+    def _joined_by_link(self, key: str, group_id: str) -> bool:
+        if not self._profile.link_join_rate:
+            return False
+        _, joined = self._world.joins(self._clock.now())
+        return (group_id, key) in joined
+
     def _is_member(self, key: str, group_id: str) -> bool:
         if key in self._world.members[group_id]:
             return True
         # Only people found and not restricted get here; scale so that already_member_rate
         # is a share of everyone, as the profile's other person rates are.
         p = self._profile
-        reachable = 1.0 - p.not_found_rate - p.privacy_restricted_rate
+        reachable = 1.0 - p.not_found_rate - p.privacy_restricted_rate - p.invite_privacy_rate
         return (
             p.already_member_rate > 0
             and _unit(self._seed, "member", group_id, key) * reachable < p.already_member_rate
@@ -523,6 +763,21 @@ class SandboxStrategy:
         if high <= 0:
             return 0.0
         return low + _unit(self._seed, "latency", self._account_id, action, key, attempt) * (high - low)
+
+
+def _join_time(profile: SandboxProfile, seed: int) -> JoinTime | None:
+    """The profile's people: who opens a link sent to them (the person's own draw, the same
+    for every link) and how long after the message (drawn per link)."""
+    if not profile.link_join_rate:
+        return None
+    low, high = profile.link_join_after_seconds
+
+    def join_time(key: str, url: str, sent: datetime) -> datetime | None:
+        if _unit(seed, "link_join", key) >= profile.link_join_rate:
+            return None
+        return sent + timedelta(seconds=low + _unit(seed, "link_join_after", key, url) * (high - low))
+
+    return join_time
 
 
 class SandboxFactory:
@@ -544,7 +799,7 @@ class SandboxFactory:
         self._clock = clock
         self._limits = limits
         self._seed = seed
-        self._world = _World(self.record)
+        self._world = _World(self.record, _join_time(self.profile, seed))
         self._world.catch_up()
 
     @classmethod
