@@ -539,8 +539,8 @@ class SandboxStrategy:
             self._world.catch_up()
             attempt = self._world.link_calls[self._account_id]
         refused = self._link_refusal(group_id, expires_at, attempt)
-        url = None if refused else self._link_url(attempt)
-        outcome = refused or Outcome(OutcomeKind.SUCCESS)
+        url = self._link_url(attempt) if refused is None else None
+        outcome = Outcome(OutcomeKind.SUCCESS) if refused is None else refused
         self._world.write(
             SandboxAction(
                 at=self._clock.now(),
@@ -556,7 +556,7 @@ class SandboxStrategy:
                 detail=outcome.detail,
             )
         )
-        return LinkMade(outcome, InviteLink(url, expires_at) if url else None)
+        return LinkMade(outcome, None if url is None else InviteLink(url, expires_at))
 
     async def link_joins(self, group_id: str, urls: Sequence[str]) -> LinkJoins:
         """The joins through ``urls`` into ``group_id`` whose time has come, oldest first; each
