@@ -182,3 +182,22 @@ async def test_without_a_client_nothing_is_asked(
 
     assert {link.outcome.kind, joins.outcome.kind, revoked.kind} == {OutcomeKind.TRANSIENT}
     assert loopback.delivered == []
+
+
+async def test_a_basic_group_gets_its_links_the_same_way(
+    wired: TelegramStrategy, loopback: MTProtoServer
+) -> None:
+    world = loopback.world
+    chat_id = world.add_basic_group(77)
+    world.dialog_pages = [[world.basic_groups[77]]]  # met in the account's dialogs
+    group = str(chat_id)
+
+    answer = await wired.create_invite_link(group, at(DATE + DAY))
+    assert answer.link is not None
+    assert world.join_by_link(answer.link.url, 5002, DATE + 120)
+
+    [sent] = loopback.calls(raw.functions.messages.ExportChatInvite)
+    assert sent.peer == raw.types.InputPeerChat(chat_id=77)
+    joins = await wired.link_joins(group, [answer.link.url])
+    assert joins == LinkJoins([LinkJoin(answer.link.url, ("id:5002", "u:bob"), at(DATE + 120))], SUCCESS)
+    assert await wired.revoke_invite_link(group, answer.link.url) == SUCCESS
