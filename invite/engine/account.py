@@ -94,6 +94,20 @@ class LeasedAccount:
         self._limits[task.id] = (task, day, limits)
         return limits
 
+    def link_cap(self, task: RunningTask, settings: Settings, now: datetime) -> int:
+        """The most actions in its 24 h window with which it may still send a message carrying
+        a one-use invite link for ``task`` (the link quota, and every other limit that applies)."""
+        limits = task.limits(
+            settings,
+            self.rate,
+            self.daily_limit,
+            self.channel_limit,
+            self.channel_invites.get(task.id, 0),
+            warmup_day(self.warmup_since, now, settings),
+            link=True,
+        )
+        return 0 if limits is None else limits.cap
+
     def restart_warmup(self, at: datetime | None) -> None:
         """Its clean history starts again ``at`` (after a spam flag, a death or a freeze)."""
         self.warmup_since = at

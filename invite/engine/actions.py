@@ -23,7 +23,7 @@ async def act(strategy: InviteStrategy, task: RunningTask, claim: Claim) -> Outc
         except Exception as exc:
             return Raised(RAISED[Call.INVITE], f"driver error: {exc!r}")
     try:
-        text = render(task.template or "", _values(target, claim.data))
+        text = render(task.template or "", values(target, claim.data))
     except TemplateError as exc:
         return Raised(RAISED[Call.TEMPLATE], f"template: {exc}")
     try:
@@ -50,7 +50,7 @@ async def check_right(strategy: InviteStrategy, group_id: str) -> Outcome:
         return Outcome(OutcomeKind(RAISED[Call.CHECK_RIGHT]), detail=f"driver error: {exc!r}")
 
 
-def _values(target: Target, data: dict[str, Any]) -> dict[str, Any]:
+def values(target: Target, data: dict[str, Any]) -> dict[str, Any]:
     """The person's data for the template, with the identifier filling in what it can."""
     known = {
         TargetKind.USERNAME: "username",

@@ -26,6 +26,7 @@ from invite.engine.bucket import Limits
 from invite.engine.outcomes import refused, short_of_contacts
 from invite.engine.registry import Registry, RunningTask
 from invite.engine.repository import CONNECTION_LOST, ClaimingAccount, Lane, Repository
+from invite.engine.statuses import LinkState
 from invite.kernel.clock import Clock
 from invite.kernel.settings import Settings
 from invite.observability.metrics import claim_seconds, lost_claim_targets
@@ -47,6 +48,7 @@ class Claim:
     data: dict[str, Any]
     attempts: int  # this claim's attempt number: the recorder writes back only to it
     at: datetime  # when the quota was reserved (the action's time in the log)
+    link_due: bool = False  # the action is the message with a one-use invite link (links.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +180,7 @@ class Claimer:
                 task_id=task.id,
                 now=now,
                 replica=self._settings.replica_id,
-                accounts=[ClaimingAccount(a.account.id, a.limits.cap, a.limits.min_pause) for a in asks],
+                accounts=[_claiming(a, self._settings, now) for a in asks],
                 expires_at=lost.expires_at,
                 recontact_days=task.recontact_days(self._settings.recontact_days),
                 contacts_cap=self._settings.daily_contacts_quota,
@@ -201,7 +203,14 @@ class Claimer:
             row = claimed.get(ask.account.id)
             if row is not None:
                 ask.answer.set_result(
-                    Claim(row.id, row.identifier_key, row.user_data or {}, row.attempts, now)
+                    Claim(
+                        row.id,
+                        row.identifier_key,
+                        row.user_data or {},
+                        row.attempts,
+                        now,
+                        row.link_state == LinkState.DUE,
+                    )
                 )
             elif ask.account.id in paired:
                 refused.append(ask.account)
@@ -260,6 +269,12 @@ class Claimer:
                 refused(self._settings, account, row.held, now)  # as the decision table's REFUSED says
         self._refresh()
         self._registry.bump()
+
+
+def _claiming(ask: _Ask, settings: Settings, now: datetime) -> ClaimingAccount:
+    limits, task = ask.limits, ask.task
+    link_cap = ask.account.link_cap(task, settings, now) if task.offers_link else None
+    return ClaimingAccount(ask.account.id, limits.cap, limits.min_pause, link_cap)
 
 
 def _refuse_unanswered(asks: list[_Ask]) -> None:

@@ -37,6 +37,8 @@ The cells:
 * counted: a success counted in the account's usage (what the accounts provider hears);
 * recorded: the target's outcome, error and time are written (else kept as they were);
 * refund: the attempt's quota reservation is given back to the account;
+* link: the target's link_state afterwards (migration 0019): ``due`` (a one-use invite link is
+  to be sent), ``sent``, ``joined``, ``expired``; None: as it was;
 * outcome / logged: the target's outcome and the execution log's status (the key's own name
   unless the row says otherwise); reason: the fixed error message of a row the SQL writes.
 
@@ -52,7 +54,7 @@ from enum import StrEnum
 
 import msgspec
 
-from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
+from invite.engine.statuses import AccountStatus, LinkState, TargetStatus, TaskAccountStatus
 from invite.platforms.base import AccountEvent, OutcomeKind
 from invite.tasks.states import TaskStatus
 
@@ -79,6 +81,11 @@ class EngineOutcome(StrEnum):
     CONTACTS_FULL = "contacts_full"  # the claim had only +phone targets, and no contact room for it
     SUPPRESSED = "suppressed"  # the claim found the person on the tenant's suppression list
     RECENTLY_CONTACTED = "recently_contacted"  # ... or reached by another task within the recontact cap
+    # one-use invite links (a task's privacy_fallback; links.py)
+    LINK_DUE = "link_due"  # an invite refused for privacy: the person is offered a link next
+    LINK_SENT = "link_sent"  # the message with the link went out
+    JOINED_VIA_LINK = "joined_via_link"  # the watcher: the person came in through their link
+    LINK_EXPIRED = "link_expired"  # the watcher: the link ran out unused (and was revoked)
 
 
 Key = OutcomeKind | EngineOutcome
@@ -123,6 +130,7 @@ class Decision:
     gives_back: bool = False
     recorded: bool = True
     refund: bool = False
+    link: LinkState | None = None
     outcome: str = ""  # "": the key's name (filled in when the table is built)
     logged: str = ""  # "": the outcome
     reason: str | None = None
@@ -235,9 +243,47 @@ DECISIONS: dict[Key, Decision] = _named(
         E.RECENTLY_CONTACTED: Decision(
             T.DONE, S.SKIPPED, reason="contacted by another of your tasks within the last {days} days"
         ),
+        # one-use invite links: the person the invite could not add is back in the queue for a
+        # personal message with a link (a message, so the claim's rules and quota hold again);
+        # the invite's attempt is not counted against the message's
+        E.LINK_DUE: Decision(
+            T.REQUEUE,
+            S.PENDING,
+            error=False,
+            gives_back=True,
+            link=LinkState.DUE,
+            outcome="privacy_restricted",
+            logged="link_offered",
+        ),
+        E.LINK_SENT: Decision(T.DONE, S.SKIPPED, A.RELAX, error=False, counted=True, link=LinkState.SENT),
+        E.JOINED_VIA_LINK: Decision(T.DONE, S.SUCCEEDED, error=False, link=LinkState.JOINED),
+        E.LINK_EXPIRED: Decision(
+            T.DONE,
+            S.SKIPPED,
+            link=LinkState.EXPIRED,
+            reason="the one-use invite link ran out unused: revoked",
+        ),
     }
 )
 del K, E, T, A, X, S, TA
+
+
+# An invite task that offers one-use links (settings.privacy_fallback): what an answer to an
+# invite becomes (a refusal for privacy: a link offered; the rest as the answer says), and
+# what an answer to the message carrying the link becomes (sent: the link is out; a refusal of
+# the message itself ends it as any message's does, never a second offer).
+LINK_OFFERED: dict[Key, EngineOutcome] = {OutcomeKind.PRIVACY_RESTRICTED: EngineOutcome.LINK_DUE}
+LINK_MESSAGE: dict[Key, EngineOutcome] = {OutcomeKind.SUCCESS: EngineOutcome.LINK_SENT}
+
+
+def decision_key(kind: Key, *, offers_link: bool, link_due: bool) -> Key:
+    """The table's row for an answer: ``link_due`` when it answered the message carrying a
+    link, ``offers_link`` when the task offers links to whom an invite could not add."""
+    if link_due:
+        return LINK_MESSAGE.get(kind, kind)
+    if offers_link:
+        return LINK_OFFERED.get(kind, kind)
+    return kind
 
 
 class Call(StrEnum):
@@ -247,6 +293,9 @@ class Call(StrEnum):
     INVITE = "invite_to_group"
     TEMPLATE = "template"  # the message's text, before any call
     MESSAGE = "send_message"
+    LINK = "create_invite_link"  # the one-use link, before its message
+    LINK_MESSAGE = "send_invite_link"  # the message carrying it
+    LINK_JOINS = "invite_link"  # the watcher: who came in through a link, or its revocation
 
 
 # What a step that raised counts as (a driver breaking its promise not to raise): an invite
@@ -256,6 +305,9 @@ RAISED: dict[Call, Key] = {
     Call.INVITE: OutcomeKind.TRANSIENT,
     Call.TEMPLATE: OutcomeKind.TRANSIENT,
     Call.MESSAGE: EngineOutcome.DRIVER_ERROR,
+    Call.LINK: OutcomeKind.TRANSIENT,  # nothing reached the person yet
+    Call.LINK_MESSAGE: EngineOutcome.DRIVER_ERROR,
+    Call.LINK_JOINS: OutcomeKind.TRANSIENT,  # a read: tried again at the next watch
 }
 
 
@@ -433,6 +485,21 @@ def reconciled_rows() -> tuple[ReconciledRow, ...]:
     return tuple(rows)
 
 
+def link_watch() -> dict[str, object]:
+    """The link watcher's cells (links.sql mark_joined, mark_expired), as named parameters."""
+    joined, expired = DECISIONS[EngineOutcome.JOINED_VIA_LINK], DECISIONS[EngineOutcome.LINK_EXPIRED]
+    return {
+        "joined_status": joined.status,
+        "joined_outcome": joined.outcome,
+        "joined_link": joined.link,
+        "expired_status": expired.status,
+        "expired_outcome": expired.outcome,
+        "expired_link": expired.link,
+        "expired_reason": expired.reason,
+        "action": Call.LINK_JOINS,
+    }
+
+
 def lost_claim() -> dict[str, object]:
     """``release_lost_claim``'s cells, as its named parameters."""
     d = DECISIONS[EngineOutcome.CLAIM_LOST]
@@ -452,6 +519,7 @@ RECONCILED_JSON = msgspec.json.encode(reconciled_rows()).decode()
 CLOSED_JSON = msgspec.json.encode(closed_rows()).decode()
 BARRED_JSON = msgspec.json.encode(barred_rows()).decode()
 LOST_CLAIM = lost_claim()
+LINK_WATCH = link_watch()
 
 # record: a task-account status an outcome set stays, whatever later outcomes' buckets say
 # (an account that left the task, or died, stays so until a person says otherwise)

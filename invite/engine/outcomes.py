@@ -26,6 +26,7 @@ from invite.engine.decisions import (
     Raised,
     TargetFate,
     TaskEffect,
+    decision_key,
 )
 from invite.engine.health import DEAD_REASON, SPAM_FLAG_REASON
 from invite.engine.recorder import AccountChange, Entry, LogRow, TargetOutcome, TaskAccountChange
@@ -58,7 +59,8 @@ def settle(
     """Everything ``result`` changes; ``now`` is when the platform answered (the time the
     execution log shows). ``claim`` is None for the check of the account's right (only a
     failed check is settled: a right granted is kept in the account)."""
-    d = DECISIONS[result.kind]
+    link_due = claim is not None and claim.link_due
+    d = DECISIONS[decision_key(result.kind, offers_link=task.offers_link, link_due=link_due)]
     detail, seconds = result.detail, result.seconds
     entry = Entry(task.id, task.platform, account.user_id, account.id, breaker=d.breaker)
     if claim is None:
@@ -73,7 +75,7 @@ def settle(
         entry.log = LogRow(
             claim.target_id,
             account.id,
-            task.action,
+            Call.LINK_MESSAGE if link_due else task.action,
             d.logged,
             _details(detail, claim.attempts, claim.key, seconds),
             now,
@@ -82,7 +84,7 @@ def settle(
             entry.opt_out = (claim.key, f"opted out: {detail}" if detail else "opted out")
         _count_import(account, claim)
         if d.counted:
-            _count_usage(account, task)
+            _count_usage(account, task, message=link_due)
         stats, used = {d.outcome: 1}, now
     entry.account = _ACCOUNT[d.account](account, detail, seconds, settings, now)
     _TASK[d.task](entry, account, task, detail, d.outcome, registry)
@@ -100,7 +102,7 @@ def give_back(account: LeasedAccount, task: RunningTask, claim: Claim, now: date
     d = DECISIONS[EngineOutcome.NOT_ACTED]
     assert d.status is not None
     target = TargetOutcome(
-        claim.target_id, claim.attempts, d.status, d.outcome, None, why, {}, _attempts(d, claim), now
+        claim.target_id, claim.attempts, d.status, d.outcome, None, why, {}, _attempts(d, claim), now, d.link
     )
     return Entry(task.id, task.platform, account.user_id, account.id, target=target, breaker=d.breaker)
 
@@ -166,8 +168,9 @@ def _count_import(account: LeasedAccount, claim: Claim) -> None:
         account.usage.contacts_added += 1
 
 
-def _count_usage(account: LeasedAccount, task: RunningTask) -> None:
-    if task.is_invite:
+def _count_usage(account: LeasedAccount, task: RunningTask, *, message: bool) -> None:
+    """An action counted: an invite, or a message (a link's message in an invite task too)."""
+    if task.is_invite and not message:
         account.usage.invites_sent += 1
         if task.group_id and task.group_id not in account.usage.channels_used:
             account.usage.channels_used.append(task.group_id)
@@ -212,6 +215,7 @@ def _row(
         result,
         _attempts(d, claim),
         due,
+        d.link,
     )
 
 

@@ -30,7 +30,7 @@ from invite.engine.decisions import KEPT_TASK_ACCOUNT_STATUSES
 from invite.engine.opt_outs import check as check_opt_outs
 from invite.engine.registry import Registry
 from invite.engine.repository import Repository
-from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
+from invite.engine.statuses import AccountStatus, LinkState, TargetStatus, TaskAccountStatus
 from invite.kernel.clock import Clock
 from invite.kernel.events import TaskEvent
 from invite.kernel.settings import Settings
@@ -59,6 +59,7 @@ class TargetOutcome:
     result: dict[str, Any]
     attempts: int
     next_attempt_at: datetime
+    link_state: LinkState | None = None  # None: as it was (decisions.Decision.link)
 
 
 @dataclass(slots=True)

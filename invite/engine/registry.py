@@ -17,7 +17,7 @@ from invite.engine.repository import TaskRow
 from invite.engine.warmup import warmup_cap
 from invite.kernel.settings import Settings
 from invite.platforms.base import RateLimits
-from invite.tasks.task_settings import TaskSettings
+from invite.tasks.task_settings import TaskSettings, offers_link
 from invite.tasks.templates import has_link
 
 
@@ -35,6 +35,11 @@ class RunningTask(msgspec.Struct, frozen=True):
     @property
     def is_invite(self) -> bool:
         return self.task_type == "invite_to_group"
+
+    @property
+    def offers_link(self) -> bool:
+        """An invite task that offers a one-use invite link to whom privacy keeps out (links.py)."""
+        return self.is_invite and offers_link(self.settings)
 
     @property
     def action(self) -> str:
@@ -83,6 +88,8 @@ class RunningTask(msgspec.Struct, frozen=True):
         channel_limit: int | None = None,
         channel_invites: int = 0,
         warmup_day: int | None = None,
+        *,
+        link: bool = False,
     ) -> Limits | None:
         """The quota and pauses this task allows an account: the lowest of every limit that applies
         (None: a quota of zero, the account may not act for this task at all).
@@ -95,9 +102,10 @@ class RunningTask(msgspec.Struct, frozen=True):
         whole 24 h count (the one the claim statement checks on every replica), which counts
         every invite into the channel and more: never passed, however the invites are split.
         An account on ``warmup_day`` of its warm-up (warmup.py; None: warmed up) is held to
-        that day's share of the lowest of the others.
+        that day's share of the lowest of the others. ``link``: the limits of a message carrying
+        a one-use invite link (the link quota), whatever the task's own template holds.
         """
-        if self.has_link:
+        if self.has_link or link:
             caps = [settings.daily_quota_with_link, platform.daily_quota_with_link]
         else:
             caps = [settings.daily_quota, platform.daily_quota]

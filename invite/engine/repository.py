@@ -35,7 +35,8 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-from invite.engine.decisions import BARRED_JSON, LOST_CLAIM, Verdict
+from invite.engine.decisions import BARRED_JSON, LINK_WATCH, LOST_CLAIM, Verdict
+from invite.engine.link_rows import Joined, LinkTarget, OpenLink, SavedLink
 from invite.engine.reply_rows import MarkedReply, OptedOut, OptOutWindow, ReplySeen, Watched
 from invite.engine.statuses import AccountStatus, TaskAccountStatus
 from invite.engine.trial_rows import (
@@ -74,6 +75,7 @@ ENGINE_FILES = (
     "activation",
     "reconcile",
     "trials",
+    "links",
     "replies",
 )
 BORROWED = ("suppressions.lock_tenant", "suppressions.add", "suppressions.skip_pending_targets")
@@ -93,11 +95,13 @@ def statements(sql_dir: str) -> dict[str, Statement]:
 
 
 class ClaimingAccount(msgspec.Struct, frozen=True):
-    """An account asking the claim for a target: its daily cap and minimum pause for the task."""
+    """An account asking the claim for a target: its daily cap and minimum pause for the task,
+    and (in an invite task offering one-use links) its cap for a message carrying one."""
 
     account_id: str
     cap: int
     pause: float
+    link_cap: int | None = None
 
 
 class ListedAccount(msgspec.Struct, frozen=True):
@@ -126,6 +130,7 @@ class Claimed(msgspec.Struct, frozen=True):
     identifier_key: str
     user_data: dict[str, Any] | None
     attempts: int
+    link_state: str | None  # 'due': the action is the message with a one-use invite link
 
 
 class _ClaimTail(msgspec.Struct, frozen=True):
@@ -421,7 +426,7 @@ class Repository:
         )
         first = records[0]  # the statement always returns a row
         check_columns("claims.claim", first, Claimed, _ClaimTail)
-        claimed = [Claimed(*record[:5]) for record in records if record[0] is not None]
+        claimed = [Claimed(*record[:6]) for record in records if record[0] is not None]
         return ClaimResult(
             claimed,
             first["available"],
@@ -750,6 +755,62 @@ class Repository:
             blocked=blocked,
         )
         return rows[0]  # an aggregate always returns its row
+
+    # -- links.sql ------------------------------------------------------------------------------
+
+    async def link_for(self, *, target_id: uuid.UUID) -> SavedLink | None:
+        return await self._one("links.link_for", SavedLink, target_id=target_id)
+
+    async def save_link(
+        self,
+        *,
+        target_id: uuid.UUID,
+        task_id: uuid.UUID,
+        account_id: str,
+        url: str,
+        expires_at: datetime,
+        now: datetime,
+    ) -> None:
+        await self._records(
+            "links.save_link",
+            target_id=target_id,
+            task_id=task_id,
+            account_id=account_id,
+            url=url,
+            expires_at=expires_at,
+            now=now,
+        )
+
+    async def open_links(self, *, account_ids: Sequence[str]) -> list[OpenLink]:
+        return await self._rows("links.open_links", OpenLink, account_ids=list(account_ids))
+
+    async def mark_joined(self, *, joins: Sequence[Joined]) -> list[LinkTarget]:
+        """The targets whose people came in through their links, as decisions.LINK_WATCH says."""
+        w = LINK_WATCH
+        return await self._rows(
+            "links.mark_joined",
+            LinkTarget,
+            joins=joins,
+            joined_status=w["joined_status"],
+            joined_outcome=w["joined_outcome"],
+            joined_link=w["joined_link"],
+            action=w["action"],
+        )
+
+    async def mark_expired(self, *, target_ids: Sequence[uuid.UUID], now: datetime) -> list[LinkTarget]:
+        """The links of ``target_ids`` revoked (run out unused), their targets as LINK_WATCH says."""
+        w = LINK_WATCH
+        return await self._rows(
+            "links.mark_expired",
+            LinkTarget,
+            target_ids=list(target_ids),
+            now=now,
+            expired_status=w["expired_status"],
+            expired_outcome=w["expired_outcome"],
+            expired_link=w["expired_link"],
+            expired_reason=w["expired_reason"],
+            action=w["action"],
+        )
 
     # -- suppressions.sql (the suppression API's own rule) --------------------------------------
 

@@ -16,6 +16,7 @@ from invite.engine.actions import act, check_right
 from invite.engine.bucket import Limits
 from invite.engine.claims import Claim
 from invite.engine.context import EngineContext
+from invite.engine.links import offer
 from invite.engine.outcomes import give_back, settle
 from invite.engine.priorities import choose
 from invite.engine.reconcile import reconcile
@@ -71,7 +72,8 @@ async def act_on(
     ctx: EngineContext, account: LeasedAccount, task: RunningTask, claim: Claim, limits: Limits
 ) -> None:
     """A claimed target (in flight, its quota reserved, committed): acted on and settled, or
-    given back untouched when it must not be acted on now."""
+    given back untouched when it must not be acted on now. A target whose one-use invite link
+    is due gets the message with it (links.py; the claim held it to the link quota)."""
     account.bucket.reserve(claim.at)
     # the pause holds between the sends too, whatever the claim's latency (asked again after
     # each sleep: an event loop's timer may fire a little early, uvloop's by up to a millisecond)
@@ -81,7 +83,9 @@ async def act_on(
     if why_not is not None:
         ctx.recorder.add(give_back(account, task, claim, ctx.clock.now(), why_not))
         return
-    outcome = await act(account.strategy, task, claim)
+    outcome = await (
+        offer(ctx, account, task, claim) if claim.link_due else act(account.strategy, task, claim)
+    )
     answered = ctx.clock.now()
     account.bucket.answered(answered)
     ctx.recorder.add(settle(ctx.settings, ctx.registry, answered, account, task, outcome, claim))

@@ -3,7 +3,7 @@
     Engine(pool, settings, clock, strategies, accounts).start() ... .stop()
 
 Inside: a lease keeper (which accounts this replica drives; one coroutine per account), one
-batched claimer, one group-commit recorder, the replies poller (replies.py) and the lifecycle loop (scheduled starts,
+batched claimer, one group-commit recorder, the replies poller (replies.py), the invite-link watcher (links.py) and the lifecycle loop (scheduled starts,
 activation, recovery sweep, completion), woken on task events by the replica's LISTEN hub
 (``events``: the app's or the worker's one; without it the engine runs a hub of its own). Stop is graceful: no new claims, in-flight actions finish and are committed, leases
 are released.
@@ -22,6 +22,7 @@ from invite.engine.claims import Claimer
 from invite.engine.context import EngineContext
 from invite.engine.leases import LeaseKeeper
 from invite.engine.lifecycle import Lifecycle
+from invite.engine.links import LinkWatcher
 from invite.engine.recorder import Recorder
 from invite.engine.registry import Registry
 from invite.engine.replies import RepliesPoller
@@ -69,6 +70,7 @@ class Engine:
         self.keeper = LeaseKeeper(self.ctx, strategies, accounts)
         self.lifecycle = Lifecycle(self.ctx, accounts, strategies.driver, self._refresh)
         self.replies = RepliesPoller(self.ctx, lambda: self.keeper.held.values(), self._refresh)
+        self.links = LinkWatcher(self.ctx, lambda: self.keeper.held.values())
         self.events = events or TaskEventHub(settings, clock)
         self._own_events = events is None  # a hub of its own: started and stopped with the engine
         self._loops: dict[str, asyncio.Task[None]] = {}
@@ -82,6 +84,7 @@ class Engine:
         self._spawn("lifecycle", self.lifecycle.run())
         self._spawn("leases", self.keeper.run())
         self._spawn("replies", self.replies.run())
+        self._spawn("links", self.links.run())
         self.events.watch(self._on_event)
         if self._own_events:
             await self.events.start()
@@ -94,7 +97,7 @@ class Engine:
         self.events.unwatch(self._on_event)
         if self._own_events:
             await self.events.stop()
-        for name in ("replies", "leases", "lifecycle"):
+        for name in ("replies", "links", "leases", "lifecycle"):
             await self._cancel(name)
         await self.keeper.close()
         await self._cancel("claimer")

@@ -45,3 +45,12 @@ class TrialStatus(StrEnum):
     REFUSED = "refused"  # a rule said no (its name in ``outcome``)
     EXPIRED = "expired"  # nobody took it in time
     DONE = "done"  # its action settled
+
+
+class LinkState(StrEnum):
+    """invite_targets.link_state: a one-use invite link offered (sql/migrations/0019_invite_links.sql)."""
+
+    DUE = "due"  # the message carrying it is to be sent
+    SENT = "sent"  # it went out
+    JOINED = "joined"  # the person came in through it
+    EXPIRED = "expired"  # it ran out unused, and was revoked

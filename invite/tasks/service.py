@@ -37,8 +37,8 @@ from invite.tasks.schemas import (
     priority_number,
 )
 from invite.tasks.states import Action, IllegalTransition, TaskStatus
-from invite.tasks.task_settings import TaskSettings, settings_problems
-from invite.tasks.templates import TemplateError, check_template
+from invite.tasks.task_settings import TaskSettings, offers_link, settings_problems
+from invite.tasks.templates import LINK_VARIABLE, TemplateError, check_template, names
 
 _REASONS = {Action.PAUSE: "paused by the customer", Action.CANCEL: "cancelled by the customer"}
 
@@ -315,6 +315,7 @@ class TaskService:
                 check_template(draft.message_template)
             except TemplateError as exc:
                 problems.append(InvalidParam("message_template", str(exc)))
+        problems.extend(_link_problems(draft.task_type, draft.message_template, draft.settings))
         late = out_of_range(scheduled_at=draft.scheduled_at)
         problems.extend(late)
         if (
@@ -388,3 +389,28 @@ def status_response(task_id: uuid.UUID, row: TaskCounts) -> TaskStatusResponse:
         percent_done=round(100 * processed / total, 1) if total else 0.0,
         counts=counts,
     )
+
+
+def _link_problems(task_type: str, template: str | None, settings: TaskSettings) -> list[InvalidParam]:
+    """A one-use invite link (settings.privacy_fallback) is an invite task's, and travels in
+    the task's template; ``{invite_link}`` means nothing anywhere else."""
+    if offers_link(settings):
+        if task_type != "invite_to_group":
+            return [InvalidParam("settings.privacy_fallback", "invite_link is for invite_to_group tasks")]
+        if not (template or "").strip():
+            return [
+                InvalidParam(
+                    "message_template",
+                    "required with settings.privacy_fallback invite_link: the message that carries "
+                    "the link ({invite_link} where it goes, else it is put after the text)",
+                )
+            ]
+        return []
+    if LINK_VARIABLE in names(template or ""):
+        return [
+            InvalidParam(
+                "message_template",
+                "{invite_link} is only for invite tasks with settings.privacy_fallback invite_link",
+            )
+        ]
+    return []

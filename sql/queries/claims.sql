@@ -10,8 +10,9 @@
 -- name: claim
 -- args: $1 task_id, $2 now, $3 limit, $4 replica, $5 accounts, $6 expires_at, $7 recontact_days, $8 contacts_cap, $9 claim_id, $10 barred
 -- Claims up to `limit` targets of ONE task for the ready `accounts` of `replica` (a jsonb
--- array of {account_id, cap, pause}: each with its daily cap and minimum pause, in the order
--- they are paired with targets), at `now`; targets are leased until `expires_at`;
+-- array of {account_id, cap, pause, link_cap}: each with its daily cap and minimum pause, in the
+-- order they are paired with targets, and -- in an invite task offering one-use invite links --
+-- its cap for a message carrying one), at `now`; targets are leased until `expires_at`;
 -- `recontact_days` is the task's cross-task recontact cap in days (0: none); `contacts_cap`
 -- our own cap on +phone targets an account reaches a day (each imports the number as a
 -- contact first; the accounts provider's contacts_limit in the row may lower it). One statement,
@@ -52,6 +53,12 @@
 --    may take was found. Accounts beyond the targets found reserve nothing. locked: their
 --    rows are locked in id order before any is updated (as every statement of the engine
 --    does), so claims, group commits and heartbeats of one replica cannot deadlock.
+--  * deferred: a target whose one-use invite link is due (link_state, migration 0019) is a
+--    message carrying a link: paired with an account whose 24 h window is at its `link_cap`
+--    (the link quota, lower than the invite quota), it waits for that window to reopen -- its
+--    next_attempt_at moved there, so it leaves the head of the queue instead of holding it --
+--    and the account reserves nothing this time (refused: it rests a moment, then takes an
+--    invite). Never an attempt, never a slot of the quota.
 --  * reserved: the quota is reserved only where this replica still holds the account's lease,
 --    the account is the task's tenant's, not blocked nor cooling down, its minimum pause has
 --    passed and its 24 h window has room (and, for a +phone target, its contacts window: one
@@ -62,7 +69,8 @@
 --    in the trial's claim.
 --  * claimed: only targets paired with a successful reservation go in flight, marked with
 --    `claim_id` (the claimer's id for this statement): should its answer be lost, the claimer
---    finds them by it (release_lost_claim).
+--    finds them by it (release_lost_claim). Each comes back with its `link_state` (a one-use
+--    invite link due: the action is the message carrying it, links.py).
 -- The final SELECT always returns one row at least: `available` (targets found that may be
 -- contacted) tells an empty queue from a refused account, `running` whether the task still
 -- runs, and -- only when the claim came back short -- `next_due` when the earliest other
@@ -73,20 +81,20 @@
 WITH task AS (
     SELECT id, user_id FROM invite_tasks WHERE id = $1 AND status = 'running'
 ), asking AS (
-    SELECT w.account_id, w.cap, w.pause, w.place,
+    SELECT w.account_id, w.cap, w.pause, w.place, COALESCE(w.link_cap, w.cap) AS link_cap,
            COALESCE(invite_window_used(a.contacts_window_start, a.contacts_count, $2)
                     < invite_cap($8::int, a.contacts_limit), false) AS room
-    FROM ROWS FROM (jsonb_to_recordset($5::jsonb) AS (account_id text, cap int, pause float8))
-         WITH ORDINALITY AS w(account_id, cap, pause, place)
+    FROM ROWS FROM (jsonb_to_recordset($5::jsonb) AS (account_id text, cap int, pause float8, link_cap int))
+         WITH ORDINALITY AS w(account_id, cap, pause, link_cap, place)
     LEFT JOIN invite_accounts a ON a.id = w.account_id
 ), next AS (
-    SELECT id, identifier_key, user_data, next_attempt_at, seq FROM invite_targets
+    SELECT id, identifier_key, user_data, next_attempt_at, seq, link_state FROM invite_targets
     WHERE task_id = $1 AND status = 'pending' AND next_attempt_at <= $2
     ORDER BY next_attempt_at, seq
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 ), plain AS (
-    SELECT id, identifier_key, user_data, next_attempt_at, seq FROM invite_targets
+    SELECT id, identifier_key, user_data, next_attempt_at, seq, link_state FROM invite_targets
     WHERE task_id = $1 AND status = 'pending' AND next_attempt_at <= $2
       AND NOT invite_imports_contact(identifier_key)
       AND EXISTS (SELECT 1 FROM asking WHERE NOT room)
@@ -98,7 +106,8 @@ WITH task AS (
     UNION ALL
     SELECT * FROM plain WHERE id NOT IN (SELECT id FROM next)
 ), judged AS (
-    SELECT x.id, x.next_attempt_at, x.seq, invite_imports_contact(x.identifier_key) AS phone, b.barred
+    SELECT x.id, x.next_attempt_at, x.seq, invite_imports_contact(x.identifier_key) AS phone, b.barred,
+           x.link_state = 'due' AS link
     FROM found x
     LEFT JOIN task t ON true
     CROSS JOIN LATERAL invite_barred(t.user_id, t.id, x.identifier_key, x.user_data, $2, $7::int) AS b(barred)
@@ -111,16 +120,16 @@ WITH task AS (
          ON d.barred = j.barred
     WHERE g.id = j.id
 ), numbered AS (
-    SELECT id, phone, row_number() OVER (PARTITION BY phone ORDER BY next_attempt_at, seq) AS n
+    SELECT id, phone, link, row_number() OVER (PARTITION BY phone ORDER BY next_attempt_at, seq) AS n
     FROM judged WHERE barred IS NULL
 ), phones AS (
-    SELECT r.account_id, r.cap, r.pause, nb.id AS target_id, true AS phone
+    SELECT r.account_id, r.cap, r.pause, r.link_cap, nb.id AS target_id, true AS phone, nb.link
     FROM (SELECT *, row_number() OVER (ORDER BY place) AS k FROM asking WHERE room) r
     JOIN numbered nb ON nb.phone AND nb.n = r.k
 ), paired AS (
     SELECT * FROM phones
     UNION ALL
-    SELECT r.account_id, r.cap, r.pause, nb.id, false
+    SELECT r.account_id, r.cap, r.pause, r.link_cap, nb.id, false, nb.link
     FROM (SELECT *, row_number() OVER (ORDER BY place) AS k FROM asking
           WHERE account_id NOT IN (SELECT account_id FROM phones)) r
     JOIN numbered nb ON NOT nb.phone AND nb.n = r.k
@@ -129,6 +138,12 @@ WITH task AS (
     WHERE a.id IN (SELECT account_id FROM paired)
     ORDER BY a.id
     FOR UPDATE
+), deferred AS (
+    UPDATE invite_targets g SET next_attempt_at = a.daily_window_start + interval '24 hours'
+    FROM paired p JOIN invite_accounts a ON a.id = p.account_id
+    WHERE g.id = p.target_id AND p.link AND a.id IN (SELECT id FROM locked)
+      AND invite_window_used(a.daily_window_start, a.daily_count, $2) >= invite_cap(p.link_cap, a.daily_limit)
+    RETURNING g.id
 ), reserved AS (
     UPDATE invite_accounts a SET
         daily_count = invite_window_used(a.daily_window_start, a.daily_count, $2) + 1,
@@ -147,6 +162,7 @@ WITH task AS (
       AND (a.cooldown_until IS NULL OR a.cooldown_until <= $2)
       AND (a.last_action_at IS NULL OR a.last_action_at <= $2::timestamptz - p.pause * interval '1 second')
       AND invite_window_used(a.daily_window_start, a.daily_count, $2) < invite_cap(p.cap, a.daily_limit)
+      AND p.target_id NOT IN (SELECT id FROM deferred)
       AND (NOT p.phone
            OR invite_window_used(a.contacts_window_start, a.contacts_count, $2) < invite_cap($8::int, a.contacts_limit))
       AND EXISTS (SELECT 1 FROM invite_task_accounts ta
@@ -162,9 +178,9 @@ WITH task AS (
         claim_id = $9
     FROM reserved r
     WHERE g.id = r.target_id
-    RETURNING g.id, g.account_id, g.identifier_key, g.user_data, g.attempts
+    RETURNING g.id, g.account_id, g.identifier_key, g.user_data, g.attempts, g.link_state
 )
-SELECT c.id, c.account_id, c.identifier_key, c.user_data, c.attempts,
+SELECT c.id, c.account_id, c.identifier_key, c.user_data, c.attempts, c.link_state,
        (SELECT count(*) FROM numbered) AS available,
        EXISTS (SELECT 1 FROM task) AS running,
        CASE WHEN (SELECT count(*) FROM numbered) < $3 THEN

@@ -113,7 +113,9 @@ RETURNING t.id, t.platform, t.started_at
 -- type having one -- test_decisions.py) says it, joined on the target's task type. As decided
 -- there: a message may have gone out, so it becomes `uncertain` and is never re-sent blindly
 -- -- whoever drives its account next asks the platform whether it went out
--- (reconcile.reconcile_take); an invite is idempotent on Telegram: back to the queue. A target
+-- (reconcile.reconcile_take); an invite is idempotent on Telegram: back to the queue. A
+-- target of an invite task whose one-use link was due was getting a message: it is one (not
+-- asked about either: it stays uncertain, and its saved link still counts a join). A target
 -- not requeued keeps the time its lease ran out (when its attempt began follows) and, unless
 -- its worker is known dead, its owner, so a late outcome from that worker still replaces
 -- "unknown".
@@ -132,7 +134,8 @@ WITH expired AS (
     FROM expired e JOIN invite_targets g ON g.id = e.id JOIN invite_tasks k ON k.id = g.task_id
     JOIN jsonb_to_recordset($4::text::jsonb)
          AS d(task_type text, status text, recorded boolean, outcome text, error_message text, requeue boolean,
-              give_back boolean) ON d.task_type = k.task_type
+              give_back boolean)
+         ON d.task_type = CASE WHEN g.link_state = 'due' THEN 'send_messages' ELSE k.task_type END
 )
 UPDATE invite_targets g SET
     status = f.status,

@@ -12,7 +12,8 @@
 --  * targets: only rows `replica` still holds for this very claim (the attempt number it
 --    claimed) change -- a row taken over after its lease expired is someone else's now; an
 --    `uncertain` left by a recovery sweep is overwritten (the real outcome is better than
---    "unknown"); a target going back to the queue loses its lease;
+--    "unknown"); a target going back to the queue loses its lease; a `link_state` given (a
+--    one-use invite link offered or sent) replaces its own;
 --  * logs: [task id, log row] pairs, one execution-log row per platform call (and per failed
 --    check of an account's right, without a target), under the id the recorder gave it: a
 --    batch written again because the answer to its commit was lost adds none twice; a target
@@ -37,11 +38,12 @@ WITH targets AS (
         result = u.result,
         attempts = u.attempts,
         next_attempt_at = u.next_attempt_at,
+        link_state = COALESCE(u.link_state, g.link_state),
         lease_owner = CASE WHEN u.status = 'pending' THEN NULL ELSE g.lease_owner END,
         lease_expires_at = CASE WHEN u.status = 'pending' THEN NULL ELSE g.lease_expires_at END
     FROM jsonb_to_recordset($2::jsonb)
          AS u(id uuid, claimed int, status text, outcome text, processed_at timestamptz, error_message text,
-              result jsonb, attempts int, next_attempt_at timestamptz)
+              result jsonb, attempts int, next_attempt_at timestamptz, link_state text)
     WHERE g.id = u.id AND g.lease_owner = $1 AND g.attempts = u.claimed
       AND g.status IN ('in_flight', 'uncertain')
     RETURNING g.id

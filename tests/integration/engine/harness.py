@@ -127,7 +127,7 @@ async def make_task(
             user_id,
             task_type,
             group if task_type == "invite_to_group" else None,
-            template if task_type == "send_messages" else None,
+            template,
             priority,
             status,
             settings or {},

@@ -25,6 +25,9 @@ from invite.engine.decisions import (
     CLOSED_JSON,
     DECISIONS,
     KEPT_TASK_ACCOUNT_STATUSES,
+    LINK_MESSAGE,
+    LINK_OFFERED,
+    LINK_WATCH,
     LOST_CLAIM,
     RAISED,
     RECONCILED,
@@ -61,11 +64,12 @@ from invite.engine.outcomes import (
 )
 from invite.engine.recorder import AccountChange, Entry
 from invite.engine.registry import Registry
-from invite.engine.statuses import AccountStatus, TargetStatus, TaskAccountStatus
+from invite.engine.statuses import AccountStatus, LinkState, TargetStatus, TaskAccountStatus
 from invite.kernel.db import queries
 from invite.platforms.base import AccountEvent, Outcome, OutcomeKind
 from invite.tasks.schemas import TaskType
 from invite.tasks.states import TaskStatus
+from invite.tasks.task_settings import TaskSettings
 from tests.conftest import SQL_DIR
 from tests.unit.engine import world
 from tests.unit.engine.world import NOW, SETTINGS, TASK, claim, registry
@@ -146,6 +150,22 @@ PINNED: dict[Key, Decision] = {
     E.CONTACTS_FULL: Decision(T.NONE, None, A.REST, outcome="contacts_full"),
     E.SUPPRESSED: Decision(T.DONE, S.SKIPPED, outcome="suppressed"),
     E.RECENTLY_CONTACTED: Decision(T.DONE, S.SKIPPED, outcome="recently_contacted"),
+    E.LINK_DUE: Decision(
+        T.REQUEUE,
+        S.PENDING,
+        error=False,
+        gives_back=True,
+        link=LinkState.DUE,
+        outcome="privacy_restricted",
+        logged="link_offered",
+    ),
+    E.LINK_SENT: Decision(
+        T.DONE, S.SKIPPED, A.RELAX, error=False, counted=True, link=LinkState.SENT, outcome="link_sent"
+    ),
+    E.JOINED_VIA_LINK: Decision(
+        T.DONE, S.SUCCEEDED, error=False, link=LinkState.JOINED, outcome="joined_via_link"
+    ),
+    E.LINK_EXPIRED: Decision(T.DONE, S.SKIPPED, link=LinkState.EXPIRED, outcome="link_expired"),
 }
 # What settle is handed: every platform answer, and the engine's answers for a step that raised.
 SETTLED: list[Key] = [*OutcomeKind, *{key for key in RAISED.values() if isinstance(key, EngineOutcome)}]
@@ -188,6 +208,10 @@ def test_every_engine_outcome_has_a_way_in() -> None:
         *RECONCILED.values(),
         *REFUSED.values(),
         *BARRED.values(),
+        *LINK_OFFERED.values(),  # settle, in a task that offers links
+        *LINK_MESSAGE.values(),  # settle, of a link's message
+        E.JOINED_VIA_LINK,  # mark_joined
+        E.LINK_EXPIRED,  # mark_expired
         E.NOT_ACTED,  # give_back
         E.CLAIM_LOST,  # release_lost_claim
         E.DEAD_AT_START,  # retire
@@ -211,6 +235,9 @@ def test_what_a_step_that_raised_counts_as() -> None:
         "invite_to_group": K.TRANSIENT,
         "template": K.TRANSIENT,
         "send_message": E.DRIVER_ERROR,
+        "create_invite_link": K.TRANSIENT,
+        "send_invite_link": E.DRIVER_ERROR,
+        "invite_link": K.TRANSIENT,
     }
 
 
@@ -314,7 +341,53 @@ def test_settle_applies_every_cell(key: Key) -> None:
     assert entry.opt_out == ((("u:someone", f"opted out: {DETAIL}")) if d.opt_out else None)
     assert (acc.usage.invites_sent, acc.usage.channels_used) == ((1, ["grp"]) if d.counted else (0, []))
     # what settle cannot do, no row it is handed asks for
-    assert (d.recorded, d.refund, d.reason) == (True, False, None)
+    assert (d.recorded, d.refund, d.reason, d.link, target.link_state) == (True, False, None, None, None)
+
+
+# an invite task that offers one-use links, and the claim of a target whose link is due
+OFFERING = msgspec.structs.replace(TASK, settings=TaskSettings(privacy_fallback="invite_link"))
+
+
+@pytest.mark.parametrize("key", list(OutcomeKind))
+def test_an_invite_task_offering_links_turns_a_privacy_refusal_into_a_link_due(key: Key) -> None:
+    acc = account()
+    offered = settle(SETTINGS, registry(acc), NOW, acc, OFFERING, answer(key), claim(2))
+    plain = settle(SETTINGS, registry(account()), NOW, account(), TASK, answer(key), claim(2))
+    assert offered.target is not None
+    assert plain.target is not None
+    if key is K.PRIVACY_RESTRICTED:
+        d = DECISIONS[E.LINK_DUE]
+        assert (offered.target.status, offered.target.link_state, offered.target.attempts) == (
+            S.PENDING,
+            LinkState.DUE,
+            1,  # the invite's attempt is not the message's
+        )
+        assert (offered.target.outcome, offered.target.error_message, offered.target.next_attempt_at) == (
+            d.outcome,
+            None,
+            NOW,
+        )
+    else:  # every other answer to an invite is as in any invite task
+        assert offered.target == plain.target
+
+
+@pytest.mark.parametrize("key", list(OutcomeKind))
+def test_the_answer_to_a_links_message_is_a_messages_and_never_offers_again(key: Key) -> None:
+    acc = account()
+    link_claim = dataclasses.replace(claim(2), link_due=True)
+    entry = settle(SETTINGS, registry(acc), NOW, acc, OFFERING, answer(key), link_claim)
+    assert entry.target is not None
+    assert entry.log is not None
+    assert entry.log.action == "send_invite_link"
+    d = DECISIONS[E.LINK_SENT if key is K.SUCCESS else key]
+    assert (entry.target.status, entry.target.outcome, entry.target.link_state) == (
+        S.PENDING if d.fate is T.RETRY else d.status,
+        d.outcome,
+        d.link,
+    )
+    assert entry.target.link_state is not LinkState.DUE  # refused for privacy now: no second offer
+    # a link's message is a message in the account's usage, not an invite
+    assert (acc.usage.messages_sent, acc.usage.invites_sent) == ((1, 0) if d.counted else (0, 0))
 
 
 @pytest.mark.parametrize("key", [k for k in SETTLED if DECISIONS[k].fate is T.RETRY])
@@ -381,6 +454,7 @@ def test_a_claim_not_acted_on_goes_back_as_its_row_says() -> None:
         NOW,
         "not acted on: why",
     )
+    assert entry.target.link_state is d.link
     assert entry.breaker is d.breaker
     assert (entry.log, entry.account, entry.task_account, entry.report) == (None, None, None, None)
     assert _seen(acc, entry.account) == [d.account]
@@ -513,6 +587,22 @@ def test_release_lost_claim_receives_the_cells_of_its_row() -> None:
     } == LOST_CLAIM
     # untouched, so as if never claimed: due now, the attempt and the reservation given back
     assert LOST_CLAIM == {"status": S.PENDING, "requeue": True, "give_back": True, "refund": True}
+
+
+def test_the_link_watcher_receives_the_cells_of_its_rows() -> None:
+    joined, expired = DECISIONS[E.JOINED_VIA_LINK], DECISIONS[E.LINK_EXPIRED]
+    assert {
+        "joined_status": joined.status,
+        "joined_outcome": joined.outcome,
+        "joined_link": joined.link,
+        "expired_status": expired.status,
+        "expired_outcome": expired.outcome,
+        "expired_link": expired.link,
+        "expired_reason": expired.reason,
+        "action": "invite_link",
+    } == LINK_WATCH
+    assert (LINK_WATCH["joined_status"], LINK_WATCH["joined_link"]) == (S.SUCCEEDED, LinkState.JOINED)
+    assert LINK_WATCH["expired_reason"] == "the one-use invite link ran out unused: revoked"
 
 
 def test_reconcile_settle_receives_every_cell_of_its_rows() -> None:

@@ -1,0 +1,157 @@
+"""One-use invite links on the virtual clock, with the sandbox (which makes links, lets people
+join through them, and revokes them as Telegram does): a person whose privacy refuses a direct
+add and who accepts messages gets one personal message with a link only they can use, under
+every message rule and within the account's link quota; joins come back as ``joined_via_link``,
+and links that run out unused are revoked."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import timedelta
+
+from invite.kernel.auth import Tenant
+from invite.platforms.sandbox import ActionKind, SandboxAction, SandboxProfile
+from invite.reports.service import ReportService
+from tests.integration.engine.harness import TENANT, Scenario
+
+WATCH = 600.0
+OFFER = {"privacy_fallback": "invite_link"}
+TEMPLATE = "Hi {first_name}, join us here: {invite_link}"
+
+
+async def targets(scenario: Scenario, task_id: uuid.UUID) -> list[dict[str, object]]:
+    with scenario.clock.busy():
+        rows = await scenario.pool.fetch(
+            """SELECT g.identifier_key, g.status, g.outcome, g.link_state, g.processed_at, g.error_message,
+                      l.url, l.expires_at, l.joined_at, l.revoked_at, l.account_id AS maker
+               FROM invite_targets g LEFT JOIN invite_links l ON l.target_id = g.id
+               WHERE g.task_id = $1 ORDER BY g.seq""",
+            task_id,
+        )
+    return [dict(r) for r in rows]
+
+
+def actions(scenario: Scenario, kind: ActionKind) -> list[SandboxAction]:
+    return [a for a in scenario.record.read_since(0)[0] if a.action is kind]
+
+
+async def test_people_privacy_keeps_out_get_one_link_each_and_joins_come_back(
+    engine_scenario: Scenario,
+) -> None:
+    profile = SandboxProfile(
+        invite_privacy_rate=0.5, link_join_rate=0.5, link_join_after_seconds=(600.0, 3600.0)
+    )
+    engine_scenario.configure(profile, invite_link_poll_seconds=WATCH, invite_link_hours=48)
+    task = await engine_scenario.add_task(targets=40, priority=1, template=TEMPLATE, settings=OFFER)
+    # a long task of lower priority keeps the account held (and watched) after the first ends
+    await engine_scenario.add_task(targets=400, priority=3, prefix="later")
+    async with engine_scenario.running(2):
+        await engine_scenario.wait_for_status(task, "completed", step=WATCH)
+
+        async def joins_read() -> bool:
+            rows = await targets(engine_scenario, task)
+            return all(r["link_state"] != "sent" or r["joined_at"] is None for r in rows) and any(
+                r["link_state"] == "joined" for r in rows
+            )
+
+        await engine_scenario.wait_until(joins_read, step=WATCH, limit=86400.0)
+    rows = await targets(engine_scenario, task)
+
+    offered = [r for r in rows if r["link_state"] is not None]
+    assert offered, "the profile refuses half the adds for privacy"
+    # everyone else was invited as usual
+    assert all(r["status"] == "succeeded" and r["outcome"] == "success" for r in rows if r not in offered)
+    messages = actions(engine_scenario, ActionKind.MESSAGE)
+    links = actions(engine_scenario, ActionKind.LINK)
+    # one message and one link per person offered, nobody twice; each message carries its own link
+    assert Counter(m.target_key for m in messages) == Counter(str(r["identifier_key"]) for r in offered)
+    assert len(links) == len(offered) == len({r["url"] for r in offered})
+    assert {m.target_key: m.link_url for m in messages} == {r["identifier_key"]: r["url"] for r in offered}
+    for link in links:  # one use, the expiry asked for
+        assert link.expires_at == link.at + timedelta(hours=48)
+    joined = [r for r in offered if r["link_state"] == "joined"]
+    assert joined
+    assert all(r["status"] == "succeeded" and r["outcome"] == "joined_via_link" for r in joined)
+    assert all(r["processed_at"] == r["joined_at"] for r in joined)
+    waiting = [r for r in offered if r["link_state"] == "sent"]
+    assert all(r["status"] == "skipped" and r["outcome"] == "link_sent" for r in waiting)
+    assert len(joined) + len(waiting) == len(offered)
+
+    with engine_scenario.clock.busy():
+        stats = await ReportService(
+            engine_scenario.pool, engine_scenario.settings, engine_scenario.clock, Tenant(TENANT)
+        ).stats(task, None, None)
+    assert stats.links.offered == stats.links.sent == len(offered)
+    assert (stats.links.joined, stats.links.expired) == (len(joined), 0)
+    assert stats.by_action["send_invite_link"] == len(offered)
+    assert stats.by_outcome["joined_via_link"] == len(joined)
+
+
+async def test_a_link_unused_runs_out_and_is_revoked(engine_scenario: Scenario) -> None:
+    profile = SandboxProfile(invite_privacy_rate=1.0)  # nobody uses their link
+    engine_scenario.configure(profile, invite_link_poll_seconds=WATCH, invite_link_hours=2)
+    task = await engine_scenario.add_task(targets=3, priority=1, template=TEMPLATE, settings=OFFER)
+    await engine_scenario.add_task(targets=400, priority=3, prefix="later")
+    async with engine_scenario.running(1):
+
+        async def revoked() -> bool:
+            return all(r["revoked_at"] is not None for r in await targets(engine_scenario, task))
+
+        await engine_scenario.wait_until(revoked, step=WATCH, limit=86400.0)
+    rows = await targets(engine_scenario, task)
+    assert all(
+        (r["status"], r["outcome"], r["link_state"], r["error_message"])
+        == ("skipped", "link_expired", "expired", "the one-use invite link ran out unused: revoked")
+        for r in rows
+    )
+    revokes = actions(engine_scenario, ActionKind.REVOKE_LINK)
+    assert sorted(str(a.link_url) for a in revokes) == sorted(str(r["url"]) for r in rows)
+    for row in rows:  # not before it ran out
+        assert row["revoked_at"] >= row["expires_at"]  # type: ignore[operator]
+
+
+async def test_without_the_setting_nobody_gets_a_message(engine_scenario: Scenario) -> None:
+    engine_scenario.configure(SandboxProfile(invite_privacy_rate=1.0))
+    task = await engine_scenario.add_task(
+        targets=5, priority=1, template=TEMPLATE.replace("{invite_link}", "")
+    )
+    async with engine_scenario.running(1):
+        await engine_scenario.wait_for_status(task, "completed")
+    rows = await targets(engine_scenario, task)
+    assert {(r["status"], r["outcome"], r["link_state"]) for r in rows} == {
+        ("skipped", "privacy_restricted", None)
+    }
+    assert actions(engine_scenario, ActionKind.MESSAGE) == actions(engine_scenario, ActionKind.LINK) == []
+
+
+async def test_links_wait_for_the_accounts_link_quota_and_suppressions_hold(
+    engine_scenario: Scenario,
+) -> None:
+    # the link quota (3) below the invite quota (10): after three actions in its 24 h window an
+    # account sends no link until the window reopens; a person suppressed meanwhile gets none
+    profile = SandboxProfile(invite_privacy_rate=1.0)
+    engine_scenario.configure(
+        profile, daily_quota=10, daily_quota_with_link=3, invite_link_poll_seconds=WATCH
+    )
+    task = await engine_scenario.add_task(targets=6, priority=1, template=TEMPLATE, settings=OFFER)
+    with engine_scenario.clock.busy():
+        await engine_scenario.pool.execute(
+            "INSERT INTO invite_suppressions (user_id, identifier_key, user_identifier, reason)"
+            " VALUES ($1, 'u:user6', '@user6', 'asked')",
+            TENANT,
+        )
+    async with engine_scenario.running(1):
+        await engine_scenario.wait_for_status(task, "completed", step=WATCH, limit=5 * 86400.0)
+    rows = await targets(engine_scenario, task)
+    messages = actions(engine_scenario, ActionKind.MESSAGE)
+    assert "u:user6" not in {m.target_key for m in messages}
+    assert {r["identifier_key"] for r in rows if r["outcome"] == "suppressed"} == {"u:user6"}
+    assert sorted(m.target_key for m in messages) == [f"u:user{i}" for i in range(1, 6)]
+    # the account's 24 h window (it opens with its first action and reopens 24 h later) took 5
+    # invites: no link on that day; then 3 links in the next window, the last 2 in the one after
+    invites = sorted(a.at for a in actions(engine_scenario, ActionKind.INVITE))
+    sent = sorted(m.at for m in messages)
+    assert len(invites) == 5
+    assert sent[0] >= invites[0] + timedelta(hours=24)
+    assert sent[2] < sent[0] + timedelta(hours=24) <= sent[3]
