@@ -23,6 +23,16 @@ class ReplyStats(msgspec.Struct, kw_only=True):
     block_rate: float  # blocked / reached
 
 
+class LinkStats(msgspec.Struct, kw_only=True):
+    """One-use invite links (an invite task's settings.privacy_fallback; all zero otherwise)."""
+
+    offered: int  # people an invite could not add for privacy, offered a link
+    sent: int  # ... whose message with the link went out
+    joined: int  # ... who came in through it
+    expired: int  # ... whose link ran out unused (revoked)
+    join_rate: float  # joined / sent, 0..1
+
+
 class AccountStats(msgspec.Struct, kw_only=True):
     account_id: str
     state: str | None  # in this task: active, cooldown, blocked, excluded (None: never assigned)
@@ -54,6 +64,7 @@ class TaskStatsResponse(msgspec.Struct, kw_only=True):
     by_account: list[AccountStats]
     by_hour: list[HourStats]  # hours with activity, oldest first, within [since, until)
     replies: ReplyStats  # all accounts
+    links: LinkStats  # all accounts
 
 
 class TargetTotals(msgspec.Struct, kw_only=True):
@@ -73,6 +84,7 @@ class TaskReport(msgspec.Struct, kw_only=True):
     actions: int
     by_outcome: dict[str, int]
     by_account: list[AccountStats]
+    links: LinkStats
 
 
 class LogEntry(msgspec.Struct, kw_only=True):

@@ -31,7 +31,7 @@ from litestar import Request
 
 from invite.engine import opt_outs
 from invite.engine.bucket import Bucket, Limits
-from invite.engine.decisions import RETRYABLE_OUTCOMES
+from invite.engine.decisions import DECISIONS, RETRYABLE_OUTCOMES, EngineOutcome
 from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, Seen, Warmup, plan
 from invite.engine.registry import RunningTask
 from invite.engine.repository import TaskRow
@@ -51,6 +51,7 @@ from invite.reports.rows import ExportRow, LogRow, ProgressRow, Requeued, StatsR
 from invite.reports.schemas import (
     AccountStats,
     HourStats,
+    LinkStats,
     LogEntry,
     LogPage,
     ReplyStats,
@@ -229,6 +230,7 @@ class ReportService:
             by_account=stats.by_account,
             by_hour=stats.by_hour,
             replies=stats.replies,
+            links=link_stats(stats.by_outcome),
         )
 
     async def report(self, task_id: uuid.UUID) -> TaskReport:
@@ -253,6 +255,7 @@ class ReportService:
             actions=sum(stats.by_outcome.values()),
             by_outcome=stats.by_outcome,
             by_account=stats.by_account,
+            links=link_stats(stats.by_outcome),
         )
 
     async def _stats(self, task_id: uuid.UUID, since: datetime, until: datetime) -> _Stats:
@@ -507,6 +510,23 @@ def _fold_stats(task_id: uuid.UUID, row: StatsRow) -> _Stats:
         by_account=[accounts[account_id] for account_id in sorted(accounts)],
         by_hour=list(hours.values()),
         replies=_reply_stats(*(sum(column) for column in zip(*tallies.values(), strict=True))),
+    )
+
+
+def link_stats(by_outcome: dict[str, int]) -> LinkStats:
+    """The one-use invite links, from the execution log's outcomes: each as its row of the
+    decision table logs it."""
+
+    def n(key: EngineOutcome) -> int:
+        return by_outcome.get(DECISIONS[key].logged, 0)
+
+    sent, joined = n(EngineOutcome.LINK_SENT), n(EngineOutcome.JOINED_VIA_LINK)
+    return LinkStats(
+        offered=n(EngineOutcome.LINK_DUE),
+        sent=sent,
+        joined=joined,
+        expired=n(EngineOutcome.LINK_EXPIRED),
+        join_rate=round(joined / sent, 4) if sent else 0.0,
     )
 
 
