@@ -647,3 +647,59 @@ async def test_the_forms_of_a_group_id_are_accepted(
 ) -> None:
     created = await client.post(TASKS, json=invite_task(target_group_id=group_id), headers=headers)
     assert created.status_code == 201, created.text
+
+
+# --- one-use invite links (settings.privacy_fallback) ----------------------------------------
+
+LINKED = {"privacy_fallback": "invite_link", "invite_link_hours": 24}
+
+
+async def test_an_invite_task_offering_links_keeps_its_template(
+    client: Client, headers: dict[str, str]
+) -> None:
+    body = invite_task(message_template="Hi {first_name}, here is your link: {invite_link}", settings=LINKED)
+    task = await create(client, headers, body)
+    assert (task["message_template"], task["settings"]) == (body["message_template"], LINKED)
+    # a template that does not place the link is fine: the link goes after the text
+    assert (await create(client, headers, invite_task(message_template="Hi", settings=LINKED)))[
+        "settings"
+    ] == LINKED
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        (
+            message_task(settings=LINKED),
+            "settings.privacy_fallback",
+            "invite_link is for invite_to_group tasks",
+        ),
+        (
+            invite_task(settings=LINKED),
+            "message_template",
+            "required with settings.privacy_fallback invite_link",
+        ),
+        (invite_task(message_template="  ", settings=LINKED), "message_template", "required with"),
+        (
+            message_task(message_template="Hi {invite_link}"),
+            "message_template",
+            "{invite_link} is only for invite tasks with settings.privacy_fallback invite_link",
+        ),
+        (
+            invite_task(message_template="Hi {invite_link}"),
+            "message_template",
+            "{invite_link} is only for invite tasks",
+        ),
+        (invite_task(settings={"privacy_fallback": "dm"}), "settings.privacy_fallback", "Invalid enum value"),
+        (
+            invite_task(message_template="x", settings={**LINKED, "invite_link_hours": 721}),
+            "settings.invite_link_hours",
+            "<= 720",
+        ),
+    ],
+)
+async def test_the_link_fallback_is_refused_where_it_means_nothing(
+    client: Client, headers: dict[str, str], body: dict[str, Any], field: str, reason: str
+) -> None:
+    fields = invalid_fields(await client.post(TASKS, json=body, headers=headers))
+    assert reason in fields[field], fields
