@@ -15,6 +15,23 @@ class Watched(msgspec.Struct, frozen=True):
     since: datetime
 
 
+class Unheld(msgspec.Struct, frozen=True):
+    """An account worth a poll that no replica holds: its tenant, and where its first read begins."""
+
+    account_id: str
+    user_id: str
+    since: datetime
+
+
+class Borrowed(msgspec.Struct, frozen=True):
+    """A short lease taken for a read, and the lease as it was before (put back after)."""
+
+    id: str
+    user_id: str
+    previous_owner: str | None
+    previous_expires_at: datetime | None
+
+
 class ReplySeen(msgspec.Struct, frozen=True):
     """A reply as the statements match it: who (every key the platform named), and when. No text."""
 

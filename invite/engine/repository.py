@@ -37,7 +37,15 @@ from asyncpg.pool import PoolConnectionProxy
 
 from invite.engine.decisions import BARRED_JSON, LINK_WATCH, LOST_CLAIM, Verdict
 from invite.engine.link_rows import Joined, LinkTarget, OpenLink, SavedLink
-from invite.engine.reply_rows import MarkedReply, OptedOut, OptOutWindow, ReplySeen, Watched
+from invite.engine.reply_rows import (
+    Borrowed,
+    MarkedReply,
+    OptedOut,
+    OptOutWindow,
+    ReplySeen,
+    Unheld,
+    Watched,
+)
 from invite.engine.statuses import AccountStatus, TaskAccountStatus
 from invite.engine.trial_rows import (
     Notified,
@@ -935,6 +943,42 @@ class Repository:
             retry_at=retry_at,
             now=now,
             event=event,
+        )
+
+    # -- replies.sql: reads on accounts no replica holds (followup.py) --------------------------
+
+    async def unheld_watched(
+        self, *, driver: str, now: datetime, watch_seconds: float, avoid: list[str]
+    ) -> list[Unheld]:
+        return await self._rows(
+            "replies.unheld_watched",
+            Unheld,
+            driver=driver,
+            now=now,
+            watch_seconds=watch_seconds,
+            avoid=avoid,
+        )
+
+    async def borrow_account(
+        self, *, owner: str, account_id: str, now: datetime, lease_seconds: float
+    ) -> Borrowed | None:
+        """A short lease for ``owner``; None when someone holds the account (or it is blocked)."""
+        return await self._one(
+            "replies.borrow_account",
+            Borrowed,
+            owner=owner,
+            account_id=account_id,
+            now=now,
+            lease_seconds=lease_seconds,
+        )
+
+    async def give_back_account(self, *, owner: str, borrowed: Borrowed) -> None:
+        await self._records(
+            "replies.give_back_account",
+            owner=owner,
+            account_id=borrowed.id,
+            previous_owner=borrowed.previous_owner,
+            previous_expires_at=borrowed.previous_expires_at,
         )
 
 

@@ -20,6 +20,7 @@ import structlog
 
 from invite.engine.claims import Claimer
 from invite.engine.context import EngineContext
+from invite.engine.followup import ShortLeases
 from invite.engine.leases import LeaseKeeper
 from invite.engine.lifecycle import Lifecycle
 from invite.engine.links import LinkWatcher
@@ -69,7 +70,11 @@ class Engine:
         self.ctx = EngineContext(settings, clock, repo, registry, claimer, recorder, Trials())
         self.keeper = LeaseKeeper(self.ctx, strategies, accounts)
         self.lifecycle = Lifecycle(self.ctx, accounts, strategies.driver, self._refresh)
-        self.replies = RepliesPoller(self.ctx, lambda: self.keeper.held.values(), self._refresh)
+        # reads on accounts no replica holds (replies, link joins), a few at a time per replica
+        self.short_leases = ShortLeases(self.ctx, strategies, accounts)
+        self.replies = RepliesPoller(
+            self.ctx, lambda: self.keeper.held.values(), self._refresh, self.short_leases
+        )
         self.links = LinkWatcher(self.ctx, lambda: self.keeper.held.values())
         self.events = events or TaskEventHub(settings, clock)
         self._own_events = events is None  # a hub of its own: started and stopped with the engine

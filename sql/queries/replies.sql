@@ -6,17 +6,82 @@
 -- args: $1 account_ids, $2 now, $3 watch_seconds
 -- Which of the accounts this replica holds ($1) are worth a poll, and from when: those attached
 -- to a message task that is running or paused, or that ended less than $3 seconds ago (people
--- answer after the campaign too); the earliest start among those tasks, no earlier than $3
--- seconds back (GREATEST passes over a task never started), is where a first read begins. Through invite_task_accounts_account: an
--- account's few task rows, whatever the size of the tasks.
-SELECT ta.account_id, GREATEST(min(k.started_at), $2::timestamptz - make_interval(secs => $3)) AS since
-FROM invite_task_accounts ta
-JOIN invite_tasks k ON k.id = ta.task_id
-WHERE ta.account_id = ANY($1::text[])
-  AND k.task_type = 'send_messages'
-  AND (k.status IN ('running', 'paused') OR k.completed_at > $2::timestamptz - make_interval(secs => $3))
-GROUP BY ta.account_id
-ORDER BY ta.account_id
+-- answer after the campaign too), and those with a one-use invite link still open (0019: the
+-- person may answer the message that carried it). The earliest start among those (a task's
+-- start, a link's making), no earlier than $3 seconds back (GREATEST passes over a task never
+-- started), is where a first read begins. Through invite_task_accounts_account and
+-- invite_links_open: an account's few rows, whatever the size of the tasks.
+WITH watched AS (
+    SELECT ta.account_id, k.started_at AS since
+    FROM invite_task_accounts ta
+    JOIN invite_tasks k ON k.id = ta.task_id
+    WHERE ta.account_id = ANY($1::text[])
+      AND k.task_type = 'send_messages'
+      AND (k.status IN ('running', 'paused') OR k.completed_at > $2::timestamptz - make_interval(secs => $3))
+    UNION ALL
+    SELECT l.account_id, l.created_at
+    FROM invite_links l
+    WHERE l.account_id = ANY($1::text[]) AND l.joined_at IS NULL AND l.revoked_at IS NULL
+)
+SELECT account_id, GREATEST(min(since), $2::timestamptz - make_interval(secs => $3)) AS since
+FROM watched
+GROUP BY account_id
+ORDER BY account_id
+
+-- name: unheld_watched
+-- args: $1 driver, $2 now, $3 watch_seconds, $4 avoid
+-- The accounts worth a poll (as watched_accounts says) that no replica holds: their lease free,
+-- or expired (its owner died), not blocked, not among $4 (those this replica holds or rests).
+-- Read under a short lease each (invite/engine/followup.py): a message task's accounts are let
+-- go of when its last task ends, and people answer for a day after. Only tasks of this
+-- replica's $1 driver, and of the account's own tenant. The tasks are few (running, paused, or
+-- ended within the window) and the open links are a partial index (invite_links_open).
+WITH watched AS (
+    SELECT ta.account_id, k.user_id, k.started_at AS since
+    FROM invite_tasks k
+    JOIN invite_task_accounts ta ON ta.task_id = k.id
+    WHERE k.task_type = 'send_messages' AND k.driver = $1
+      AND (k.status IN ('running', 'paused') OR k.completed_at > $2::timestamptz - make_interval(secs => $3))
+    UNION ALL
+    SELECT l.account_id, k.user_id, l.created_at
+    FROM invite_links l
+    JOIN invite_tasks k ON k.id = l.task_id
+    WHERE l.joined_at IS NULL AND l.revoked_at IS NULL AND k.driver = $1
+)
+SELECT a.id AS account_id, a.user_id,
+       GREATEST(min(w.since), $2::timestamptz - make_interval(secs => $3)) AS since
+FROM watched w
+JOIN invite_accounts a ON a.id = w.account_id AND a.user_id = w.user_id
+WHERE a.status <> 'blocked'
+  AND (a.lease_owner IS NULL OR a.lease_expires_at <= $2)
+  AND NOT (a.id = ANY($4::text[]))
+GROUP BY a.id, a.user_id
+ORDER BY a.id
+
+-- name: borrow_account
+-- args: $1 owner, $2 account_id, $3 now, $4 lease_seconds
+-- A short lease on one account no replica holds, for a read (followup.py): taken as the lease
+-- keeper takes one (free or expired, not blocked; SKIP LOCKED), by `owner` -- the replica's id
+-- with a suffix of its own, so that no lease keeper, this replica's included, takes the account
+-- while the read holds it. What the row said before is returned: give_back_account puts it back
+-- as found (an expired lease stays the dead owner's, so its next holder still knows the account
+-- was not let go of gracefully). No row: someone holds it now.
+WITH found AS MATERIALIZED (
+    SELECT id, lease_owner, lease_expires_at
+    FROM invite_accounts
+    WHERE id = $2 AND status <> 'blocked' AND (lease_owner IS NULL OR lease_expires_at <= $3)
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE invite_accounts a SET lease_owner = $1, lease_expires_at = $3::timestamptz + $4::float8 * interval '1 second'
+FROM found f
+WHERE a.id = f.id
+RETURNING a.id, a.user_id, f.lease_owner AS previous_owner, f.lease_expires_at AS previous_expires_at
+
+-- name: give_back_account
+-- args: $1 owner, $2 account_id, $3 previous_owner, $4 previous_expires_at
+-- The short lease of borrow_account given back: the lease as it was found, if `owner` still has it.
+UPDATE invite_accounts SET lease_owner = $3, lease_expires_at = $4
+WHERE id = $2 AND lease_owner = $1
 
 -- name: mark_replied
 -- args: $1 account_id, $2 replies, $3 statuses
