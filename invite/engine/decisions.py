@@ -84,6 +84,7 @@ class EngineOutcome(StrEnum):
     # one-use invite links (a task's privacy_fallback; links.py)
     LINK_DUE = "link_due"  # an invite refused for privacy: the person is offered a link next
     LINK_SENT = "link_sent"  # the message with the link went out
+    LINK_CONFIRMED = "link_confirmed"  # reconcile: the platform shows the link's message sent
     JOINED_VIA_LINK = "joined_via_link"  # the watcher: the person came in through their link
     LINK_EXPIRED = "link_expired"  # the watcher: the link ran out unused (and was revoked)
 
@@ -256,6 +257,17 @@ DECISIONS: dict[Key, Decision] = _named(
             logged="link_offered",
         ),
         E.LINK_SENT: Decision(T.DONE, S.SKIPPED, A.RELAX, error=False, counted=True, link=LinkState.SENT),
+        # reconcile_settle: a link's message a gone worker left in doubt, which went out
+        E.LINK_CONFIRMED: Decision(
+            T.DONE,
+            S.SKIPPED,
+            error=False,
+            counted=True,
+            link=LinkState.SENT,
+            outcome="link_sent",
+            logged="delivered_confirmed",
+            reason="delivered: the platform shows the message with the invite link sent after its worker stopped",
+        ),
         E.JOINED_VIA_LINK: Decision(T.DONE, S.SUCCEEDED, error=False, link=LinkState.JOINED),
         E.LINK_EXPIRED: Decision(
             T.DONE,
@@ -341,11 +353,13 @@ _FINISHED = {
     TaskStatus.FAILED: EngineOutcome.TASK_FAILED,
 }
 # reconcile_settle: what the platform's verdict on a message makes of it, by its task's status
-RECONCILED: dict[tuple[Verdict, TaskStatus], EngineOutcome] = {
-    (verdict, task): outcome
+# and whether it carried a one-use invite link (an invite task's; sent, it is a link sent)
+RECONCILED: dict[tuple[Verdict, TaskStatus, bool], EngineOutcome] = {
+    (verdict, task, link): outcome
     for task in TaskStatus
+    for link in (False, True)
     for verdict, outcome in (
-        (Verdict.SENT, EngineOutcome.DELIVERED_CONFIRMED),
+        (Verdict.SENT, EngineOutcome.LINK_CONFIRMED if link else EngineOutcome.DELIVERED_CONFIRMED),
         (Verdict.NOT_SENT, _FINISHED.get(task, EngineOutcome.NOT_SENT)),
         (Verdict.UNKNOWN, EngineOutcome.CANNOT_TELL),
     )
@@ -394,8 +408,10 @@ class ReconciledRow(msgspec.Struct, frozen=True):
 
     verdict: Verdict
     task_status: TaskStatus
+    link: bool  # the message carried a one-use invite link (its target's link_state: due)
     status: TargetStatus
     outcome: str
+    link_state: LinkState | None  # the target's link_state afterwards (None: as it was)
     logged: str  # the execution log row's status (action check_delivery)
     reason: str  # the detail in the log and in the target's result
     error_message: str | None
@@ -463,7 +479,7 @@ def recovered_rows() -> tuple[RecoveredRow, ...]:
 
 def reconciled_rows() -> tuple[ReconciledRow, ...]:
     rows = []
-    for (verdict, task_status), key in RECONCILED.items():
+    for (verdict, task_status, link), key in RECONCILED.items():
         d = DECISIONS[key]
         assert d.status is not None
         assert d.reason is not None
@@ -471,8 +487,10 @@ def reconciled_rows() -> tuple[ReconciledRow, ...]:
             ReconciledRow(
                 verdict,
                 task_status,
+                link,
                 d.status,
                 d.outcome,
+                d.link,
                 d.logged,
                 d.reason,
                 d.reason if d.error else None,

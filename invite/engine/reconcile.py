@@ -1,7 +1,7 @@
 """Delivery reconciliation: messages a gone worker left in doubt, settled by asking the platform.
 
-A worker that dies between its claim and its record leaves a message whose fate the database
-cannot know; the recovery (``recover`` in lifecycle.sql) makes it ``uncertain`` and never re-sends
+A worker that dies between its claim and its record leaves a message (a message task's, or an
+invite task's one-use link, links.py) whose fate the database cannot know; the recovery (``recover`` in lifecycle.sql) makes it ``uncertain`` and never re-sends
 it blindly. The platform knows: the account that sent it sees the message in its own dialog
 with the person (``InviteStrategy.was_message_sent``). So before an account's new holder claims
 anything with it, it asks about each such message of that account (``reconcile_take`` holds
@@ -40,10 +40,11 @@ from invite.engine.actions import act
 from invite.engine.claims import Claim
 from invite.engine.context import EngineContext
 from invite.engine.decisions import RECONCILED_JSON, Verdict
+from invite.engine.links import offer
 from invite.engine.outcomes import settle
 from invite.engine.recorder import backoff, task_event
 from invite.engine.repository import Answer, InDoubt
-from invite.engine.statuses import TargetStatus
+from invite.engine.statuses import LinkState, TargetStatus
 from invite.kernel.clock import sleep_until
 from invite.observability.metrics import targets_processed
 from invite.platforms.base import Target
@@ -160,11 +161,13 @@ async def _send_again(
         return False
     await sleep_until(ctx.clock, ready)
     now = ctx.clock.now()
-    claim = Claim(row.id, row.identifier_key, row.user_data or {}, row.attempts, now)
+    link_due = row.link_state == LinkState.DUE
+    claim = Claim(row.id, row.identifier_key, row.user_data or {}, row.attempts, now, link_due)
     # the attempt's reservation is in the account's row already (and so in its bucket): only
     # the time of this send is new
     account.bucket.acted_by(now)
-    outcome = await act(account.strategy, task, claim)
+    # a link's message again: the link saved before the first send, so the same text
+    outcome = await (offer(ctx, account, task, claim) if link_due else act(account.strategy, task, claim))
     answered = ctx.clock.now()
     account.bucket.answered(answered)
     ctx.recorder.add(settle(ctx.settings, ctx.registry, answered, account, task, outcome, claim))

@@ -264,6 +264,7 @@ class InDoubt(msgspec.Struct, frozen=True):
     user_data: dict[str, Any] | None
     attempts: int
     since: datetime | None
+    link_state: str | None  # 'due': the message carried a one-use invite link (links.py)
 
 
 class _TakeTail(msgspec.Struct, frozen=True):
@@ -697,7 +698,7 @@ class Repository:
         )
         first = records[0]  # the statement always returns a row
         check_columns("reconcile.reconcile_take", first, InDoubt, _TakeTail)
-        taken = [InDoubt(*record[:6]) for record in records if record[0] is not None]
+        taken = [InDoubt(*record[:7]) for record in records if record[0] is not None]
         return Taken(taken, first["wait_until"])
 
     async def reconcile_settle(

@@ -114,8 +114,7 @@ RETURNING t.id, t.platform, t.started_at
 -- there: a message may have gone out, so it becomes `uncertain` and is never re-sent blindly
 -- -- whoever drives its account next asks the platform whether it went out
 -- (reconcile.reconcile_take); an invite is idempotent on Telegram: back to the queue. A
--- target of an invite task whose one-use link was due was getting a message: it is one (not
--- asked about either: it stays uncertain, and its saved link still counts a join). A target
+-- target of an invite task whose one-use link was due was getting a message: it is one. A target
 -- not requeued keeps the time its lease ran out (when its attempt began follows) and, unless
 -- its worker is known dead, its owner, so a late outcome from that worker still replaces
 -- "unknown".

@@ -7,7 +7,7 @@
 -- name: reconcile_take
 -- args: $1 now, $2 account_id, $3 replica, $4 lease_seconds, $5 claim_lease_seconds
 -- Delivery reconciliation, step 1: the messages the account may have sent for a worker that
--- is gone -- in flight with the lease run out at `now`, or `uncertain` with outcome
+-- is gone (a message task's, or an invite task's one-use link, `link_state` due) -- in flight with the lease run out at `now`, or `uncertain` with outcome
 -- `lease_expired` (recovered, not yet asked) -- taken in flight by `replica` for
 -- `lease_seconds` before the platform is asked about them. Held in flight: two holders never
 -- ask about one message, a task does not complete under a message that may go back in the
@@ -29,7 +29,8 @@ WITH candidates AS (
     WHERE ta.account_id = $2 AND g.status = 'uncertain' AND g.outcome = 'lease_expired' AND g.account_id = $2
 ), picked AS (
     SELECT g.id, g.lease_expires_at FROM invite_targets g JOIN invite_tasks k ON k.id = g.task_id
-    WHERE g.id IN (SELECT id FROM candidates) AND g.account_id = $2 AND k.task_type = 'send_messages'
+    WHERE g.id IN (SELECT id FROM candidates) AND g.account_id = $2
+      AND (k.task_type = 'send_messages' OR g.link_state = 'due')
       AND ((g.status = 'in_flight' AND g.lease_expires_at <= $1)
            OR (g.status = 'uncertain' AND g.outcome = 'lease_expired'))
     FOR UPDATE OF g SKIP LOCKED
@@ -43,9 +44,9 @@ WITH candidates AS (
     FROM picked p
     WHERE g.id = p.id
     RETURNING g.id, g.task_id, g.identifier_key, g.user_data, g.attempts,
-              (g.result ->> 'attempt_since')::timestamptz AS since
+              (g.result ->> 'attempt_since')::timestamptz AS since, g.link_state
 )
-SELECT t.id, t.task_id, t.identifier_key, t.user_data, t.attempts, t.since,
+SELECT t.id, t.task_id, t.identifier_key, t.user_data, t.attempts, t.since, t.link_state,
        (SELECT max(lease_expires_at) FROM invite_targets
         WHERE status = 'in_flight' AND lease_expires_at > $1 AND account_id = $2) AS wait_until
 FROM (SELECT 1) one LEFT JOIN taken t ON true
@@ -57,9 +58,11 @@ FROM (SELECT 1) one LEFT JOIN taken t ON true
 -- 'sent' | 'not_sent' | 'unknown', since: when the attempt began}), written by `replica` for
 -- the account at `now`, where it still holds them. What a verdict makes of a message is not
 -- decided here: `reconciled` (the decision table's rows, decisions.RECONCILED_JSON: a jsonb
--- array with one row per verdict and task status) says it, joined on the answer's verdict and
--- the status of the message's task. As decided there:
---  * sent: `succeeded`, outcome `delivered_confirmed`. Its claim reserved the quota before
+-- array with one row per verdict, task status and kind of message) says it, joined on the
+-- answer's verdict, the status of the message's task and whether the message carried a
+-- one-use invite link (its target's link_state 'due': an invite task's link, links.py). As
+-- decided there:
+--  * sent: `succeeded`, outcome `delivered_confirmed` (a link's: `link_sent`). Its claim reserved the quota before
 --    the call, so the account's counters are already right (`counted`: the engine counts it
 --    in the account's usage).
 --  * not sent: it never went out, so it may be sent now -- back to `pending`, its attempt not
@@ -84,17 +87,19 @@ WITH answers AS (
     ORDER BY k.id
     FOR SHARE
 ), fate AS (
-    SELECT a.id, a.claimed, a.since, d.status, d.outcome, d.logged, d.reason, d.error_message, d.requeue,
-           d.give_back, d.refund, d.counted
+    SELECT a.id, a.claimed, a.since, d.status, d.outcome, d.link_state, d.logged, d.reason, d.error_message,
+           d.requeue, d.give_back, d.refund, d.counted
     FROM answers a JOIN invite_targets g ON g.id = a.id JOIN tasks k ON k.id = g.task_id
     JOIN jsonb_to_recordset($5::text::jsonb)
-         AS d(verdict text, task_status text, status text, outcome text, logged text, reason text,
-              error_message text, requeue boolean, give_back boolean, refund boolean, counted boolean)
-         ON d.verdict = a.verdict AND d.task_status = k.status
+         AS d(verdict text, task_status text, link boolean, status text, outcome text, link_state text,
+              logged text, reason text, error_message text, requeue boolean, give_back boolean, refund boolean,
+              counted boolean)
+         ON d.verdict = a.verdict AND d.task_status = k.status AND d.link = (g.link_state IS NOT DISTINCT FROM 'due')
 ), settled AS (
     UPDATE invite_targets g SET
         status = f.status,
         outcome = f.outcome,
+        link_state = COALESCE(f.link_state, g.link_state),
         processed_at = CASE WHEN f.requeue THEN NULL ELSE $4::timestamptz END,
         error_message = f.error_message,
         result = CASE WHEN f.requeue THEN g.result - 'attempt_since'

@@ -10,11 +10,15 @@ import uuid
 from collections import Counter
 from datetime import timedelta
 
+from invite.engine.actions import message_random_id
+from invite.engine.links import link_text
 from invite.kernel.auth import Tenant
+from invite.platforms.base import AccountData, OutcomeKind, Target
 from invite.platforms.sandbox import ActionKind, SandboxAction, SandboxProfile
 from invite.reports.service import ReportService
 from tests.integration.engine.harness import TENANT, Scenario
 
+ACCOUNT = f"sandbox-{TENANT}-1"
 WATCH = 600.0
 OFFER = {"privacy_fallback": "invite_link"}
 TEMPLATE = "Hi {first_name}, join us here: {invite_link}"
@@ -155,3 +159,67 @@ async def test_links_wait_for_the_accounts_link_quota_and_suppressions_hold(
     assert len(invites) == 5
     assert sent[0] >= invites[0] + timedelta(hours=24)
     assert sent[2] < sent[0] + timedelta(hours=24) <= sent[3]
+
+
+async def test_a_links_message_a_dead_worker_left_in_doubt_is_settled_and_never_sent_twice(
+    engine_scenario: Scenario,
+) -> None:
+    """A worker died after saving the links of user1 and user2 and sending user1's message: the
+    next holder finds user1's in its dialog (link sent, nothing sent again), sends user2's with
+    the link saved for it (no second link), and goes on with user3 as usual."""
+    engine_scenario.configure(SandboxProfile(invite_privacy_rate=1.0), invite_link_hours=48)
+    clock, pool = engine_scenario.clock, engine_scenario.pool
+    task = await engine_scenario.add_task(targets=3, template=TEMPLATE, settings=OFFER)
+    maker = engine_scenario.factory.for_account(AccountData(ACCOUNT, TENANT))
+    ids = {
+        r["identifier_key"]: r["id"]
+        for r in await pool.fetch("SELECT id, identifier_key FROM invite_targets")
+    }
+    saved = {}
+    for key in ("u:user1", "u:user2"):
+        made = await maker.create_invite_link("group-1", clock.now() + timedelta(hours=48))
+        assert made.link is not None
+        saved[key] = made.link.url
+        await pool.execute(
+            """INSERT INTO invite_links (target_id, task_id, account_id, url, expires_at, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            ids[key],
+            task,
+            ACCOUNT,
+            made.link.url,
+            made.link.expires_at,
+            clock.now(),
+        )
+    sent = await maker.send_message(
+        Target.from_key("u:user1"),
+        link_text(TEMPLATE, {"first_name": "Name1"}, saved["u:user1"]),
+        message_random_id(task, ids["u:user1"]),
+    )
+    assert sent.kind is OutcomeKind.SUCCESS
+    expired = clock.now() - timedelta(seconds=1)
+    await pool.execute(
+        """UPDATE invite_targets SET status = 'in_flight', link_state = 'due', lease_owner = 'dead-replica',
+                  lease_expires_at = $2, account_id = $3, attempts = 1
+           WHERE task_id = $1 AND identifier_key IN ('u:user1', 'u:user2')""",
+        task,
+        expired,
+        ACCOUNT,
+    )
+    async with engine_scenario.running(1):
+        await engine_scenario.wait_for_status(task, "completed")
+    rows = {r["identifier_key"]: r for r in await targets(engine_scenario, task)}
+    assert {k: (r["status"], r["outcome"], r["link_state"]) for k, r in rows.items()} == {
+        key: ("skipped", "link_sent", "sent") for key in ("u:user1", "u:user2", "u:user3")
+    }
+    messages = [m for m in actions(engine_scenario, ActionKind.MESSAGE) if m.outcome is OutcomeKind.SUCCESS]
+    assert Counter(m.target_key for m in messages) == {"u:user1": 1, "u:user2": 1, "u:user3": 1}
+    assert {m.target_key: m.link_url for m in messages if m.target_key != "u:user3"} == saved
+    assert len(actions(engine_scenario, ActionKind.LINK)) == 3  # the two saved, and user3's
+    checked = await pool.fetch(
+        """SELECT g.identifier_key, l.status FROM invite_execution_logs l JOIN invite_targets g ON g.id = l.target_id
+           WHERE l.action = 'check_delivery'"""
+    )
+    assert {(r["identifier_key"], r["status"]) for r in checked} == {
+        ("u:user1", "delivered_confirmed"),
+        ("u:user2", "not_sent"),
+    }

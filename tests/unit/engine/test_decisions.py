@@ -162,6 +162,15 @@ PINNED: dict[Key, Decision] = {
     E.LINK_SENT: Decision(
         T.DONE, S.SKIPPED, A.RELAX, error=False, counted=True, link=LinkState.SENT, outcome="link_sent"
     ),
+    E.LINK_CONFIRMED: Decision(
+        T.DONE,
+        S.SKIPPED,
+        error=False,
+        counted=True,
+        link=LinkState.SENT,
+        outcome="link_sent",
+        logged="delivered_confirmed",
+    ),
     E.JOINED_VIA_LINK: Decision(
         T.DONE, S.SUCCEEDED, error=False, link=LinkState.JOINED, outcome="joined_via_link"
     ),
@@ -219,7 +228,9 @@ def test_every_engine_outcome_has_a_way_in() -> None:
         E.CONTACTS_FULL,  # short_of_contacts
     ]
     assert {key for key in ways_in if isinstance(key, EngineOutcome)} == set(EngineOutcome)
-    assert set(RECONCILED) == {(verdict, task) for verdict in Verdict for task in TaskStatus}
+    assert set(RECONCILED) == {
+        (verdict, task, link) for verdict in Verdict for task in TaskStatus for link in (False, True)
+    }
     assert set(REFUSED) == set(AccountStatus)
 
 
@@ -607,15 +618,17 @@ def test_the_link_watcher_receives_the_cells_of_its_rows() -> None:
 
 def test_reconcile_settle_receives_every_cell_of_its_rows() -> None:
     rows = reconciled_rows()
-    assert [(row.verdict, row.task_status) for row in rows] == list(RECONCILED)
+    assert [(row.verdict, row.task_status, row.link) for row in rows] == list(RECONCILED)
     for row in rows:
-        d = DECISIONS[RECONCILED[row.verdict, row.task_status]]
+        d = DECISIONS[RECONCILED[row.verdict, row.task_status, row.link]]
         assert d.reason is not None
         assert row == ReconciledRow(
             row.verdict,
             row.task_status,
+            row.link,
             status=d.status or S.PENDING,
             outcome=d.outcome,
+            link_state=d.link,
             logged=d.logged,
             reason=d.reason,
             error_message=d.reason if d.error else None,
@@ -627,12 +640,27 @@ def test_reconcile_settle_receives_every_cell_of_its_rows() -> None:
     assert msgspec.json.decode(RECONCILED_JSON, type=tuple[ReconciledRow, ...]) == rows
 
 
+@pytest.mark.parametrize("task", list(TaskStatus))
+def test_a_links_message_in_doubt_is_a_message_and_sent_is_a_link_sent(task: TaskStatus) -> None:
+    rows = {(row.verdict, row.link): row for row in reconciled_rows() if row.task_status is task}
+    for verdict in (Verdict.NOT_SENT, Verdict.UNKNOWN):  # as any message's
+        assert msgspec.structs.replace(rows[verdict, True], link=False) == rows[verdict, False]
+    sent = rows[Verdict.SENT, True]
+    assert (sent.status, sent.outcome, sent.link_state, sent.logged, sent.counted) == (
+        S.SKIPPED,
+        "link_sent",
+        LinkState.SENT,
+        "delivered_confirmed",
+        True,
+    )
+
+
 UNSENT = "its worker stopped before sending it (the platform shows no such message): back in the queue"
 
 
 @pytest.mark.parametrize("task", list(TaskStatus))
 def test_reconcile_settle_makes_what_it_made_before(task: TaskStatus) -> None:
-    rows = {row.verdict: row for row in reconciled_rows() if row.task_status is task}
+    rows = {row.verdict: row for row in reconciled_rows() if row.task_status is task and not row.link}
     sent, unknown, unsent = rows[Verdict.SENT], rows[Verdict.UNKNOWN], rows[Verdict.NOT_SENT]
     assert (sent.status, sent.outcome, sent.logged, sent.error_message, sent.counted) == (
         S.SUCCEEDED,
