@@ -138,9 +138,11 @@ CREATE FUNCTION invite.invite_reply_targets(account text, keys text[], at timest
     AS $$
     SELECT t.id
     FROM invite_task_accounts ta
-    JOIN invite_tasks k ON k.id = ta.task_id AND k.task_type = 'send_messages'
+    JOIN invite_tasks k ON k.id = ta.task_id
     JOIN invite_targets t ON t.task_id = k.id AND t.identifier_key = ANY (keys)
-    WHERE ta.account_id = account AND t.account_id = account AND t.status = ANY (statuses)
+    WHERE ta.account_id = account AND t.account_id = account
+      AND CASE WHEN k.task_type = 'send_messages' THEN t.status = ANY (statuses)
+               ELSE t.link_state IN ('sent', 'joined', 'expired') END
       AND t.processed_at <= at + interval '1 minute'
 $$;
 

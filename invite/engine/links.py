@@ -13,8 +13,10 @@ BEFORE the message is sent, and sends the task's template with it under the targ
 random_id; an attempt again sends the same link, so the same text.
 
 ``LinkWatcher`` reads back, every ``INVITE_LINK_POLL_SECONDS``, who joined through the open
-links of the accounts this replica holds (``link_joins``): their targets become
-``joined_via_link``. Links that ran out unused are revoked and their targets ``link_expired``.
+links of the accounts this replica holds (``link_joins``), and of those nobody holds, each
+under a short lease (followup.py: a task's accounts are let go of when it ends, and people join
+later): their targets become ``joined_via_link``. Links that ran out unused are revoked and
+their targets ``link_expired``. A FloodWait rests that account's reading as long.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
 import structlog
@@ -32,9 +34,10 @@ from invite.engine.actions import message_random_id, values
 from invite.engine.claims import Claim
 from invite.engine.context import EngineContext
 from invite.engine.decisions import RAISED, Call, Raised
+from invite.engine.followup import ShortLeases
 from invite.engine.link_rows import Joined, OpenLink
 from invite.engine.registry import RunningTask
-from invite.platforms.base import LinkJoins, Outcome, OutcomeKind, Target
+from invite.platforms.base import InviteStrategy, LinkJoins, Outcome, OutcomeKind, Target
 from invite.tasks.templates import LINK_VARIABLE, TemplateError, names, render
 
 log = structlog.get_logger(__name__)
@@ -90,11 +93,18 @@ async def offer(
 
 
 class LinkWatcher:
-    """Joins read back and expired links revoked, for the accounts this replica holds."""
+    """Joins read back and expired links revoked: for the accounts this replica holds, and (with
+    ``short``) under a short lease for those nobody holds (followup.py)."""
 
-    def __init__(self, ctx: EngineContext, held: Callable[[], Iterable[LeasedAccount]]) -> None:
+    def __init__(
+        self,
+        ctx: EngineContext,
+        held: Callable[[], Iterable[LeasedAccount]],
+        short: ShortLeases | None = None,
+    ) -> None:
         self._ctx = ctx
         self._held = held
+        self._short = short  # None: only the accounts held here are read
         self._rest: dict[str, datetime] = {}  # account → no reading before (a FloodWait)
 
     async def run(self) -> None:
@@ -102,6 +112,7 @@ class LinkWatcher:
             await self._ctx.clock.sleep(self._ctx.settings.invite_link_poll_seconds)
             try:
                 await self.tick()
+                await self.tick_unheld()
             except Exception:  # the database is away, most likely: next round
                 log.exception("invite link watch failed")
 
@@ -113,22 +124,47 @@ class LinkWatcher:
         ready = {a.id: a for a in self._held() if a.driving and a.held and a.id not in self._rest}
         if not ready:
             return
-        links: defaultdict[str, list[OpenLink]] = defaultdict(list)
-        for link in await ctx.repo.open_links(account_ids=sorted(ready)):
-            links[link.account_id].append(link)
+        await self._each(
+            await ctx.repo.open_links(account_ids=sorted(ready)), lambda a, w: w(ready[a].strategy)
+        )
+
+    async def tick_unheld(self) -> None:
+        """One round of the open links of accounts nobody holds, each account under a short lease."""
+        short = self._short
+        if short is None:
+            return
+        ctx = self._ctx
+        now = ctx.clock.now()
+        avoid = sorted({*(a.id for a in self._held()), *self._rest})
+        links = await ctx.repo.unheld_links(driver=short.driver, now=now, avoid=avoid)
+        await self._each(links, short.read)
+
+    async def _each(
+        self,
+        links: list[OpenLink],
+        run: Callable[[str, Callable[[InviteStrategy], Awaitable[None]]], Awaitable[None]],
+    ) -> None:
+        """``watch`` each account's links, a few accounts at a time, through ``run`` (which gives
+        the work the account's client)."""
+        by_account: defaultdict[str, list[OpenLink]] = defaultdict(list)
+        for link in links:
+            by_account[link.account_id].append(link)
         at_once = asyncio.Semaphore(AT_ONCE)
 
-        async def one(account: LeasedAccount, open_links: list[OpenLink]) -> None:
+        async def one(account_id: str, open_links: list[OpenLink]) -> None:
+            async def work(strategy: InviteStrategy) -> None:
+                await self.watch(account_id, strategy, open_links)
+
             async with at_once:
                 try:
-                    await self.watch(account, open_links)
+                    await run(account_id, work)
                 except Exception as exc:  # the database is away, most likely: next round
-                    log.warning("invite links not recorded", account_id=account.id, error=repr(exc))
+                    log.warning("invite links not recorded", account_id=account_id, error=repr(exc))
 
-        await asyncio.gather(*(one(ready[k], v) for k, v in links.items()))
+        await asyncio.gather(*(one(k, v) for k, v in by_account.items()))
 
-    async def watch(self, account: LeasedAccount, open_links: list[OpenLink]) -> None:
-        """Who came in through ``open_links`` (this account's), and the run-out ones revoked."""
+    async def watch(self, account_id: str, strategy: InviteStrategy, open_links: list[OpenLink]) -> None:
+        """Who came in through ``open_links`` (the account's), and the run-out ones revoked."""
         ctx = self._ctx
         by_group: defaultdict[str, list[OpenLink]] = defaultdict(list)
         for link in open_links:
@@ -137,40 +173,40 @@ class LinkWatcher:
         for group_id, group_links in by_group.items():
             by_url = {link.url: link.target_id for link in group_links}
             try:
-                answer = await account.strategy.link_joins(group_id, list(by_url))
+                answer = await strategy.link_joins(group_id, list(by_url))
             except Exception as exc:  # a driver answers, never raises; this one did
                 answer = LinkJoins([], _raised(exc))
-            if not self._read(account, answer.outcome):
+            if not self._read(account_id, answer.outcome):
                 return
             joined += [Joined(by_url[j.url], j.at) for j in answer.joins if j.url in by_url]
         now = ctx.clock.now()
         if joined:
             marked = await ctx.repo.mark_joined(joins=joined)
-            log.info("joined through invite links", account_id=account.id, people=len(marked))
+            log.info("joined through invite links", account_id=account_id, people=len(marked))
         came_in = {j.target_id for j in joined}
         expired: list[uuid.UUID] = []
         for link in open_links:
             if link.expires_at > now or link.target_id in came_in:
                 continue
             try:
-                revoked = await account.strategy.revoke_invite_link(link.group_id, link.url)
+                revoked = await strategy.revoke_invite_link(link.group_id, link.url)
             except Exception as exc:
                 revoked = _raised(exc)
-            if not self._read(account, revoked):
+            if not self._read(account_id, revoked):
                 break
             expired.append(link.target_id)
         if expired:
             await ctx.repo.mark_expired(target_ids=expired, now=now)
-            log.info("invite links revoked", account_id=account.id, links=len(expired))
+            log.info("invite links revoked", account_id=account_id, links=len(expired))
 
-    def _read(self, account: LeasedAccount, outcome: Outcome) -> bool:
+    def _read(self, account_id: str, outcome: Outcome) -> bool:
         """Whether the platform answered; a FloodWait rests this account's reading as long."""
         if outcome.kind is OutcomeKind.SUCCESS:
             return True
         if outcome.kind is OutcomeKind.FLOOD_WAIT:
-            self._rest[account.id] = self._ctx.clock.now() + timedelta(seconds=outcome.seconds)
+            self._rest[account_id] = self._ctx.clock.now() + timedelta(seconds=outcome.seconds)
         log.info(
-            "invite links not read", account_id=account.id, outcome=str(outcome.kind), detail=outcome.detail
+            "invite links not read", account_id=account_id, outcome=str(outcome.kind), detail=outcome.detail
         )
         return False
 

@@ -1,4 +1,4 @@
-"""The opt-out check of a message task: too many of the people it reached said no → pause it.
+"""The opt-out check of a task's messages (a message task's, an invite task's links): too many of the people it reached said no → pause it.
 
 The circuit breaker's sibling (breaker.py), for what the recipients think rather than what
 Telegram answers: once a task has reached ``OPT_OUT_PAUSE_MIN_PEOPLE`` people, the share of them
@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import uuid
 
-from invite.engine.decisions import DECISIONS, EngineOutcome
+from invite.engine.decisions import DECISIONS, Call, EngineOutcome
 from invite.engine.reply_rows import OptOutWindow
 from invite.engine.repository import Repository
 from invite.kernel.settings import Settings
 from invite.platforms.base import OutcomeKind
 
-ACTION = "send_message"  # what a message task's log rows say (RunningTask.action)
-# the log statuses of people a message reached: delivered (at once, or found so afterwards), or
-# refused because they had blocked the account
+# what the log rows of a task's messages say: a message task's (RunningTask.action), and an
+# invite task's one-use links (links.py)
+ACTIONS = (Call.MESSAGE.value, Call.LINK_MESSAGE.value)
+# the log statuses of people a message reached: delivered (at once, or found so afterwards; a
+# link's too), or refused because they had blocked the account
 REACHED = (
     DECISIONS[OutcomeKind.SUCCESS].logged,
     DECISIONS[EngineOutcome.DELIVERED_CONFIRMED].logged,
+    DECISIONS[EngineOutcome.LINK_SENT].logged,
     DECISIONS[OutcomeKind.BLOCKED].logged,
 )
 BLOCKED = DECISIONS[OutcomeKind.BLOCKED].logged
@@ -49,5 +52,5 @@ def verdict(window: OptOutWindow, settings: Settings) -> tuple[str, str] | None:
 
 
 async def check(tx: Repository, task_id: uuid.UUID, settings: Settings) -> tuple[str, str] | None:
-    window = await tx.opt_out_window(task_id=task_id, action=ACTION, reached=REACHED, blocked=BLOCKED)
+    window = await tx.opt_out_window(task_id=task_id, actions=ACTIONS, reached=REACHED, blocked=BLOCKED)
     return verdict(window, settings)

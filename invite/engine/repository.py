@@ -753,13 +753,13 @@ class Repository:
         )
 
     async def opt_out_window(
-        self, *, task_id: uuid.UUID, action: str, reached: Sequence[str], blocked: str
+        self, *, task_id: uuid.UUID, actions: Sequence[str], reached: Sequence[str], blocked: str
     ) -> OptOutWindow:
         rows = await self._rows(
             "replies.opt_out_window",
             OptOutWindow,
             task_id=task_id,
-            action=action,
+            actions=list(actions),
             reached=list(reached),
             blocked=blocked,
         )
@@ -792,6 +792,10 @@ class Repository:
 
     async def open_links(self, *, account_ids: Sequence[str]) -> list[OpenLink]:
         return await self._rows("links.open_links", OpenLink, account_ids=list(account_ids))
+
+    async def unheld_links(self, *, driver: str, now: datetime, avoid: Sequence[str]) -> list[OpenLink]:
+        """The open links of accounts nobody holds (read under a short lease, followup.py)."""
+        return await self._rows("links.unheld_links", OpenLink, driver=driver, now=now, avoid=list(avoid))
 
     async def mark_joined(self, *, joins: Sequence[Joined]) -> list[LinkTarget]:
         """The targets whose people came in through their links, as decisions.LINK_WATCH says."""

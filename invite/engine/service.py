@@ -72,10 +72,10 @@ class Engine:
         self.lifecycle = Lifecycle(self.ctx, accounts, strategies.driver, self._refresh)
         # reads on accounts no replica holds (replies, link joins), a few at a time per replica
         self.short_leases = ShortLeases(self.ctx, strategies, accounts)
+        self.links = LinkWatcher(self.ctx, lambda: self.keeper.held.values(), self.short_leases)
         self.replies = RepliesPoller(
             self.ctx, lambda: self.keeper.held.values(), self._refresh, self.short_leases
         )
-        self.links = LinkWatcher(self.ctx, lambda: self.keeper.held.values())
         self.events = events or TaskEventHub(settings, clock)
         self._own_events = events is None  # a hub of its own: started and stopped with the engine
         self._loops: dict[str, asyncio.Task[None]] = {}

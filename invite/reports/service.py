@@ -468,7 +468,7 @@ def _fold_stats(task_id: uuid.UUID, row: StatsRow) -> _Stats:
         stats = accounts.get(account_id)
         if stats is None:  # an account that acted here but has no state in the task
             stats = accounts[account_id] = _account(account_id, None, None, None)
-        if action == opt_outs.ACTION and status in opt_outs.REACHED:
+        if action in opt_outs.ACTIONS and status in opt_outs.REACHED:
             tally = tallies.setdefault(account_id, [0, 0, 0, 0])
             tally[0] += n
             tally[3] += n if status == opt_outs.BLOCKED else 0

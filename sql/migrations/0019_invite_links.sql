@@ -24,3 +24,20 @@ CREATE TABLE invite_links (
 -- The watcher's question, per account: its links still open (neither used nor revoked).
 CREATE INDEX invite_links_open ON invite_links (account_id, expires_at)
     WHERE joined_at IS NULL AND revoked_at IS NULL;
+
+-- A reply to the message that carried a link is a reply like any other: invite_reply_targets
+-- (0017) also finds, in the account's invite tasks, the targets whose link's message it sent
+-- (link_state sent, joined or expired) -- never a person it only invited. `statuses` still
+-- holds for message tasks' targets.
+CREATE OR REPLACE FUNCTION invite_reply_targets(account text, keys text[], at timestamptz, statuses text[])
+RETURNS TABLE (id uuid)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT t.id
+    FROM invite_task_accounts ta
+    JOIN invite_tasks k ON k.id = ta.task_id
+    JOIN invite_targets t ON t.task_id = k.id AND t.identifier_key = ANY (keys)
+    WHERE ta.account_id = account AND t.account_id = account
+      AND CASE WHEN k.task_type = 'send_messages' THEN t.status = ANY (statuses)
+               ELSE t.link_state IN ('sent', 'joined', 'expired') END
+      AND t.processed_at <= at + interval '1 minute'
+$$;

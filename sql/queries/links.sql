@@ -31,13 +31,30 @@ JOIN invite_tasks k ON k.id = l.task_id
 WHERE l.account_id = ANY($1::text[]) AND l.joined_at IS NULL AND l.revoked_at IS NULL
 ORDER BY l.account_id, l.expires_at
 
+-- name: unheld_links
+-- args: $1 driver, $2 now, $3 avoid
+-- The open links of accounts no replica holds (their lease free or expired, not blocked, not
+-- among $3: those this replica holds or rests), made in tasks of this replica's $1 driver: an
+-- account is let go of once its last task ends, and its links are still read back and revoked,
+-- each account under a short lease (followup.py). Through the partial index invite_links_open:
+-- the open links are few, whatever the size of the table.
+SELECT l.target_id, l.account_id, k.target_group_id AS group_id, l.url, l.expires_at
+FROM invite_links l
+JOIN invite_tasks k ON k.id = l.task_id
+JOIN invite_accounts a ON a.id = l.account_id
+WHERE l.joined_at IS NULL AND l.revoked_at IS NULL AND k.driver = $1
+  AND a.status <> 'blocked' AND (a.lease_owner IS NULL OR a.lease_expires_at <= $2)
+  AND NOT (l.account_id = ANY($3::text[]))
+ORDER BY l.account_id, l.expires_at
+
 -- name: mark_joined
 -- args: $1 joins, $2 joined_status, $3 joined_outcome, $4 joined_link, $5 action
 -- People who came in through their link ($1: [{target_id, at}], the open links just read): the
 -- link is used, and its target becomes what the decision table's JOINED_VIA_LINK row says
 -- (decisions.LINK_WATCH) -- whatever the message's fate was recorded as (a join proves the link
 -- reached them) unless the target is in flight right now, which the next watch finds again.
--- Each join is one execution-log row (action $5, at the join's time), so /stats, its hours
+-- Its processed time stays the message's (a reply to it is matched by that; the join's time is
+-- the link's joined_at and its log row's). Each join is one execution-log row (action $5, at the join's time), so /stats, its hours
 -- and the report's charts count it as they count every answer. By primary keys only.
 WITH used AS (
     UPDATE invite_links l SET joined_at = j.at
@@ -47,7 +64,7 @@ WITH used AS (
     RETURNING l.target_id, l.task_id, l.account_id, j.at
 ), settled AS (
     UPDATE invite_targets g SET
-        status = $2, outcome = $3, link_state = $4, processed_at = u.at, error_message = NULL
+        status = $2, outcome = $3, link_state = $4, error_message = NULL
     FROM used u
     WHERE g.id = u.target_id
     RETURNING g.id, g.task_id, g.identifier_key, u.account_id, u.at

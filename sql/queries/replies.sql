@@ -141,9 +141,9 @@ FROM marked m JOIN invite_tasks k ON k.id = m.task_id
 ORDER BY m.id
 
 -- name: opt_out_window
--- args: $1 task_id, $2 action, $3 reached, $4 blocked
--- What a message task's recipients said of it, for the opt-out check: the people its messages
--- reached (its $2 actions logged with a status among $3: delivered, or refused because the
+-- args: $1 task_id, $2 actions, $3 reached, $4 blocked
+-- What a task's recipients said of it, for the opt-out check: the people its messages
+-- reached (its actions among $2 -- a message task's, an invite task's links -- logged with a status among $3: delivered, or refused because the
 -- person blocked the account), those who blocked it (status $4), and those who replied asking
 -- to stop. From the per-account rollup (0004) and the reply counters (0017): a few rows per
 -- account, however many targets the task has.
@@ -152,4 +152,4 @@ SELECT COALESCE(sum(s.n) FILTER (WHERE s.status = ANY ($3::text[])), 0)::bigint 
        (SELECT COALESCE(sum(c.opt_outs), 0) FROM invite_reply_counts c WHERE c.task_id = $1)::bigint
            AS opt_outs
 FROM invite_stats_by_account s
-WHERE s.task_id = $1 AND s.action = $2
+WHERE s.task_id = $1 AND s.action = ANY ($2::text[])

@@ -77,7 +77,7 @@ async def test_people_privacy_keeps_out_get_one_link_each_and_joins_come_back(
     joined = [r for r in offered if r["link_state"] == "joined"]
     assert joined
     assert all(r["status"] == "succeeded" and r["outcome"] == "joined_via_link" for r in joined)
-    assert all(r["processed_at"] == r["joined_at"] for r in joined)
+    assert all(r["processed_at"] < r["joined_at"] for r in joined)  # type: ignore[operator]  # the message's time
     waiting = [r for r in offered if r["link_state"] == "sent"]
     assert all(r["status"] == "skipped" and r["outcome"] == "link_sent" for r in waiting)
     assert len(joined) + len(waiting) == len(offered)
@@ -222,4 +222,74 @@ async def test_a_links_message_a_dead_worker_left_in_doubt_is_settled_and_never_
     assert {(r["identifier_key"], r["status"]) for r in checked} == {
         ("u:user1", "delivered_confirmed"),
         ("u:user2", "not_sent"),
+    }
+
+
+async def test_joins_after_the_task_ended_are_read_under_a_short_lease(engine_scenario: Scenario) -> None:
+    """Once its task completes, the account is let go of; the people who join hours later still
+    come back as joined_via_link, each read under a short lease given back at once."""
+    profile = SandboxProfile(
+        invite_privacy_rate=1.0, link_join_rate=1.0, link_join_after_seconds=(4 * 3600.0, 5 * 3600.0)
+    )
+    engine_scenario.configure(profile, invite_link_poll_seconds=WATCH)
+    task = await engine_scenario.add_task(targets=3, template=TEMPLATE, settings=OFFER)
+    async with engine_scenario.running(1):
+        await engine_scenario.wait_for_status(task, "completed")
+        assert {r["link_state"] for r in await targets(engine_scenario, task)} == {"sent"}
+
+        async def joined() -> bool:
+            return {r["link_state"] for r in await targets(engine_scenario, task)} == {"joined"}
+
+        await engine_scenario.wait_until(joined, step=WATCH, limit=86400.0)
+        with engine_scenario.clock.busy():
+            lease = await engine_scenario.pool.fetchrow(
+                "SELECT lease_owner, lease_expires_at FROM invite_accounts WHERE id = $1", ACCOUNT
+            )
+    assert lease is not None
+    assert lease["lease_owner"] is None  # given back as found: let go of
+    rows = await targets(engine_scenario, task)
+    assert all(r["outcome"] == "joined_via_link" and r["joined_at"] is not None for r in rows)
+
+
+async def test_a_reply_to_a_links_message_that_says_stop_suppresses_the_person(
+    engine_scenario: Scenario,
+) -> None:
+    profile = SandboxProfile(invite_privacy_rate=1.0, opt_out_reply_rate=1.0, reply_after_seconds=600.0)
+    engine_scenario.configure(profile, replies_poll_seconds=300.0)
+    task = await engine_scenario.add_task(targets=2, template=TEMPLATE, settings=OFFER)
+    later = await engine_scenario.add_task(
+        targets=2, priority=3, task_type="send_messages", template="Hi again"
+    )
+    async with engine_scenario.running(1):
+        await engine_scenario.wait_for_status(later, "completed", step=300.0)
+
+        async def opted_out() -> bool:
+            with engine_scenario.clock.busy():
+                n: int = await engine_scenario.pool.fetchval(
+                    "SELECT count(*) FROM invite_targets WHERE task_id = $1 AND opted_out_at IS NOT NULL",
+                    task,
+                )
+            return n == 2
+
+        await engine_scenario.wait_until(opted_out, step=300.0)
+    with engine_scenario.clock.busy():
+        suppressed = {
+            r["identifier_key"] for r in await engine_scenario.pool.fetch("SELECT * FROM invite_suppressions")
+        }
+        counted = await engine_scenario.pool.fetchrow(
+            "SELECT sum(replies) AS replies, sum(opt_outs) AS opt_outs FROM invite_reply_counts WHERE task_id = $1",
+            task,
+        )
+    assert suppressed == {"u:user1", "u:user2"}
+    assert counted is not None
+    assert (counted["replies"], counted["opt_outs"]) == (2, 2)
+    # the message task after it finds them on the list: the link's message was their only one
+    with engine_scenario.clock.busy():
+        after = await engine_scenario.pool.fetch(
+            "SELECT status, outcome FROM invite_targets WHERE task_id = $1", later
+        )
+    assert {(r["status"], r["outcome"]) for r in after} == {("skipped", "suppressed")}
+    assert Counter(m.target_key for m in actions(engine_scenario, ActionKind.MESSAGE)) == {
+        "u:user1": 1,
+        "u:user2": 1,
     }
