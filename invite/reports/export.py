@@ -8,7 +8,7 @@ they did after: when they first replied and when they asked to stop (``replied_a
 CSV is streamed page by page as it is read. XLSX is written by xlsxwriter in constant-memory
 mode (each row goes straight to a temporary file) in a worker thread, then the finished file
 is streamed; memory stays flat however many targets the task has. The workbook opens on a
-summary sheet (the last, made active) read at a glance: three small tables (actions per hour by outcome, progress
+summary sheet (the last, made active) read at a glance: small tables (actions per hour by outcome, progress
 hour by hour, results per account, from the task's rollups) each drawn by a native chart
 whose series point at the table's cells, so the customer can restyle or re-plot them.
 
@@ -233,6 +233,23 @@ def _summary_sheet(book: Any, stats: TaskStatsResponse) -> Any:
             sheet.write_number(row, col, account.by_outcome.get(outcome, 0))
     last = max(row, first)
     _chart(book, sheet, {"type": "bar", "subtype": "stacked"}, "Results per account", first, last, outcomes)
+    # 4. one-use invite links (an invite task offering them): the funnel, offered to joined
+    links = stats.links
+    if links.offered:
+        row = max(last + 2, first + 16)
+        sheet.write_string(row, 0, "invite links", bold)
+        sheet.write_string(row, 1, "people", bold)
+        first = row + 1
+        funnel = (
+            ("offered", links.offered),
+            ("sent", links.sent),
+            ("joined", links.joined),
+            ("expired", links.expired),
+        )
+        for row, (name, n) in enumerate(funnel, first):
+            sheet.write_string(row, 0, name)
+            sheet.write_number(row, 1, n)
+        _chart(book, sheet, {"type": "bar"}, "One-use invite links", first, row, ["people"])
     return sheet
 
 

@@ -6,17 +6,22 @@ and links that run out unused are revoked."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections import Counter
 from datetime import timedelta
+
+import openpyxl
 
 from invite.engine.actions import message_random_id
 from invite.engine.links import link_text
 from invite.kernel.auth import Tenant
 from invite.platforms.base import AccountData, OutcomeKind, Target
 from invite.platforms.sandbox import ActionKind, SandboxAction, SandboxProfile
+from invite.reports.export import xlsx_stream
 from invite.reports.service import ReportService
 from tests.integration.engine.harness import TENANT, Scenario
+from tests.integration.test_reports import cells_at, chart_series
 
 ACCOUNT = f"sandbox-{TENANT}-1"
 WATCH = 600.0
@@ -90,6 +95,17 @@ async def test_people_privacy_keeps_out_get_one_link_each_and_joins_come_back(
     assert (stats.links.joined, stats.links.expired) == (len(joined), 0)
     assert stats.by_action["send_invite_link"] == len(offered)
     assert stats.by_outcome["joined_via_link"] == len(joined)
+    # the report's summary sheet draws the funnel from its own table
+    with engine_scenario.clock.busy():
+        reports = ReportService(
+            engine_scenario.pool, engine_scenario.settings, engine_scenario.clock, Tenant(TENANT)
+        )
+        book = b"".join([chunk async for chunk in xlsx_stream(await reports.export_pages(task), stats)])
+    summary = openpyxl.load_workbook(io.BytesIO(book))["Summary"]
+    funnel = next(series for _, kind, series in chart_series(book) if kind == "barChart" and len(series) == 1)
+    name, values = funnel[0]
+    assert cells_at(summary, name) == ["people"]
+    assert cells_at(summary, values) == [len(offered), len(offered), len(joined), 0]
 
 
 async def test_a_link_unused_runs_out_and_is_revoked(engine_scenario: Scenario) -> None:
