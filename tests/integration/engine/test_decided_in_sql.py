@@ -51,7 +51,7 @@ IN_FLIGHT = """UPDATE invite_targets SET status = 'in_flight', outcome = 'earlie
                   result = jsonb_build_object('attempt_since', $6::timestamptz)
            WHERE task_id = $1 RETURNING id"""
 TARGET = """SELECT status, outcome, error_message, processed_at, attempts, next_attempt_at, lease_owner,
-                  lease_expires_at, result FROM invite_targets WHERE id = $1"""
+                  lease_expires_at, result, link_state FROM invite_targets WHERE id = $1"""
 
 
 def _json(rows: Sequence[msgspec.Struct]) -> str:
@@ -132,16 +132,49 @@ async def test_recover_as_decided_leaves_a_message_uncertain_and_requeues_an_inv
     )
 
 
+@pytest.mark.parametrize("rows", [RECOVERED_JSON, _recovered_changed()], ids=["as-decided", "changed"])
+async def test_recover_takes_an_invite_tasks_link_in_flight_for_a_message(
+    fresh_database_url: str, rows: str
+) -> None:
+    """A worker gone while its one-use invite link's message was due: the message task's row."""
+    settings = engine_settings(fresh_database_url)
+    message = {row.task_type: row for row in msgspec.json.decode(rows, type=list[RecoveredRow])}[
+        "send_messages"
+    ]
+    async with engine_pool(settings) as pool:
+        invite = await make_task(pool, targets=1, prefix="inv", template="Hi {invite_link}")
+        target_id = await _in_flight(pool, invite, "gone")
+        await pool.execute("UPDATE invite_targets SET link_state = 'due' WHERE id = $1", target_id)
+        repo = Repository.open(pool, RealClock(), settings.sql_dir)
+        await repo.recover(now=NOW, batch=10, own=None, recovered=rows)
+        target = await pool.fetchrow(TARGET, target_id)
+    assert target is not None
+    assert (target["status"], target["attempts"], target["link_state"]) == (
+        message.status,
+        1 if message.give_back else 2,
+        "due",
+    )
+
+
 # --- reconcile_settle ---------------------------------------------------------------------
 
 
 def _reconciled_changed() -> str:
     """Each verdict gets the row of the next one (sent → not sent → unknown → sent) for the same
-    task status: every cell changes for some answer."""
-    rows = {(row.verdict, row.task_status): row for row in reconciled_rows()}
+    task status and kind of message, and each kind the other's link_state: every cell changes
+    for some answer."""
+    rows = {(row.verdict, row.task_status, row.link): row for row in reconciled_rows()}
     cycle = {Verdict.SENT: Verdict.NOT_SENT, Verdict.NOT_SENT: Verdict.UNKNOWN, Verdict.UNKNOWN: Verdict.SENT}
     return _json(
-        [msgspec.structs.replace(rows[cycle[verdict], task], verdict=verdict) for (verdict, task) in rows]
+        [
+            msgspec.structs.replace(
+                rows[cycle[verdict], task, link],
+                verdict=verdict,
+                link=link,
+                link_state=rows[cycle[verdict], task, not link].link_state,
+            )
+            for (verdict, task, link) in rows
+        ]
     )
 
 
@@ -151,11 +184,18 @@ async def test_reconcile_settle_makes_each_message_what_its_verdicts_row_says(
 ) -> None:
     settings = engine_settings(fresh_database_url)
     decided = {
-        (row.verdict, row.task_status): row for row in msgspec.json.decode(rows, type=list[ReconciledRow])
+        (row.verdict, row.task_status, row.link): row
+        for row in msgspec.json.decode(rows, type=list[ReconciledRow])
     }
     running, completed, cancelled = TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.CANCELLED
-    asked = [(running, Verdict.SENT), (running, Verdict.NOT_SENT), (running, Verdict.UNKNOWN)]
-    asked += [(completed, Verdict.NOT_SENT), (cancelled, Verdict.SENT)]
+    asked = [
+        (running, Verdict.SENT, False),
+        (running, Verdict.NOT_SENT, False),
+        (running, Verdict.UNKNOWN, False),
+    ]
+    asked += [(completed, Verdict.NOT_SENT, False), (cancelled, Verdict.SENT, False)]
+    # an invite task's messages carrying one-use links
+    asked += [(running, Verdict.SENT, True), (running, Verdict.NOT_SENT, True)]
     async with engine_pool(settings) as pool:
         await pool.execute(
             """INSERT INTO invite_accounts (id, user_id, daily_window_start, daily_count, lease_owner)
@@ -165,13 +205,14 @@ async def test_reconcile_settle_makes_each_message_what_its_verdicts_row_says(
             REPLICA,
         )
         answers, expected = [], {}
-        for n, (status, verdict) in enumerate(asked):
-            task_id = await make_task(
-                pool, targets=1, task_type="send_messages", template="Hi", status=status, prefix=f"p{n}_"
-            )
+        for n, (status, verdict, link) in enumerate(asked):
+            kind = {"task_type": "invite_to_group"} if link else {"task_type": "send_messages"}
+            task_id = await make_task(pool, targets=1, template="Hi", status=status, prefix=f"p{n}_", **kind)
             target_id = await _in_flight(pool, task_id, REPLICA)
+            if link:
+                await pool.execute("UPDATE invite_targets SET link_state = 'due' WHERE id = $1", target_id)
             answers.append(Answer(target_id, 2, verdict, SINCE))
-            expected[target_id] = decided[verdict, status]
+            expected[target_id] = decided[verdict, status, link]
         repo = Repository.open(pool, RealClock(), settings.sql_dir)
         settled = await repo.reconcile_settle(
             replica=REPLICA, answers=answers, account_id=ACCOUNT, now=NOW, reconciled=rows
@@ -193,6 +234,7 @@ async def test_reconcile_settle_makes_each_message_what_its_verdicts_row_says(
             row.outcome,
             row.error_message,
         )
+        assert target["link_state"] == (row.link_state or ("due" if row.link else None))
         assert target["attempts"] == (1 if row.give_back else 2)
         assert (target["processed_at"], target["next_attempt_at"]) == (
             (None, NOW) if row.requeue else (NOW, BEFORE_DUE)
