@@ -23,7 +23,6 @@ Integration Service client over a real socket, and everything it did shows in th
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import re
 from pathlib import Path
@@ -37,9 +36,9 @@ from pyrogram import raw
 from invite.kernel.clock import VirtualClock
 from invite.platforms.telegram import TelegramFactory
 from invite.platforms.telegram.sessions import parse_session
-from invite.platforms.telegram.strategy import SessionStorage
 from invite.wiring import build_engine, open_accounts
-from tests.fakeserver import FakeServer, Reply, Request
+from tests.e2e.telegram_wire import Platform, loopback_client, platform_session
+from tests.fakeserver import FakeServer
 from tests.integration.engine.harness import (
     engine_pool,
     engine_settings,
@@ -47,16 +46,21 @@ from tests.integration.engine.harness import (
     make_task,
     wait_for_status,
 )
-from tests.integration.test_integration_client import TENANT, Account, IntegrationService, secret
+from tests.integration.test_integration_client import TENANT, Account, secret
 from tests.mtproto.server import MTProtoServer, key_id
 from tests.mtproto.world import World, rpc_error
-from tests.unit.telegram.conftest import API_HASH, API_ID, telethon_session
+from tests.unit.telegram.conftest import API_HASH, API_ID
 from tests.unit.telegram.test_sessions import pyrogram_exported
 
 ALPHA, BETA, DEAD = (
     "0a1b2c3d-0000-4000-8000-00000000000a",
     "0a1b2c3d-0000-4000-8000-00000000000b",
     "0a1b2c3d-0000-4000-8000-00000000000d",
+)
+ACCOUNTS = (
+    Account(ALPHA, "+79123450001", "alpha_account"),
+    Account(BETA, "+79123450002", "beta_account"),
+    Account(DEAD, "+79123450003", "dead_account"),
 )
 GROUP = "campaign_group"
 PEOPLE = 10
@@ -119,12 +123,7 @@ class Telegram:
         return world
 
     def client(self, **kwargs: Any) -> pyrogram.Client:
-        """The installed ``pyrogram.Client`` for ``TelegramFactory``, its storage pointed at the
-        loopback server (a native Pyrogram session names no address at all)."""
-        storage = kwargs["storage_engine"]
-        address = (self.server.host, self.server.port)
-        kwargs["storage_engine"] = SessionStorage(storage.name, storage.session_string, address)
-        return pyrogram.Client(**kwargs)
+        return loopback_client(self.server, **kwargs)
 
     def _invite(self, world: World, query: Any) -> Any:
         [invitee] = query.users
@@ -145,35 +144,6 @@ class Telegram:
             if sum(map(len, self.messages.values())) == DROP_AFTER:
                 asyncio.get_running_loop().call_later(0.05, self.server.drop_connections)
         return answer
-
-
-class Platform(IntegrationService):
-    """The Integration Service of the client's contract tests, with these accounts and sessions, on
-    the engine's clock: its 30-minute leases are renewed and the rests it gives after a FloodWait
-    or a spam flag end in simulated time."""
-
-    def __init__(self, server: FakeServer, sessions: dict[str, str], clock: VirtualClock) -> None:
-        super().__init__(server, clock)
-        self.sessions = sessions
-        self.accounts = {
-            ALPHA: Account(ALPHA, "+79123450001", "alpha_account"),
-            BETA: Account(BETA, "+79123450002", "beta_account"),
-            DEAD: Account(DEAD, "+79123450003", "dead_account"),
-        }
-
-    def allocate(self, request: Request) -> Reply:
-        reply = super().allocate(request)
-        body: Any = reply.json
-        if reply.status == 200:
-            allocation = body["allocation"]
-            allocation["session_data"] = {"encrypted_session": self.sessions[allocation["account_id"]]}
-        return Reply(reply.status, json=body)
-
-
-def platform_session(key: bytes, port: int) -> str:
-    """``session_data.encrypted_session`` as the platform stores it: base64 of a Telethon string
-    (here naming the loopback server as its DC's address)."""
-    return base64.b64encode(telethon_session(address="127.0.0.1", port=port, key=key).encode()).decode()
 
 
 @pytest.mark.slow
@@ -197,7 +167,7 @@ async def test_a_campaign_through_kurigram_and_the_integration_service(
     clock = VirtualClock()
 
     with FakeServer() as server:
-        platform = Platform(server, sessions, clock)
+        platform = Platform(server, sessions, clock, ACCOUNTS)
         settings = engine_settings(
             fresh_database_url,
             integration_service_url=server.url,

@@ -1,5 +1,6 @@
-"""A small Telegram world: people, groups, the account's contacts and dialogs, invite links
-(made, used through ``World.join_by_link``, revoked), scripted answers.
+"""A small Telegram world: people (some keeping strangers from adding them to groups:
+``World.forbid_invites``), groups, the account's contacts and dialogs, invite links (made,
+used through ``World.join_by_link``, revoked), scripted answers.
 
 ``World.reply`` answers one raw function (the query inside every wrapper) the way Telegram
 would, with real ``pyrogram.raw`` objects: a TL object, a list (a TL vector), or an
@@ -124,7 +125,10 @@ class World:
         self.participant: Any = raw.types.ChannelParticipantCreator(
             user_id=ME_ID, admin_rights=raw.types.ChatAdminRights()
         )
-        self.missing_invitees: list[raw.types.MissingInvitee] = []
+        self.missing_invitees: list[raw.types.MissingInvitee] = []  # left out of every add
+        # people whose privacy lets only their contacts add them to groups (privacyKeyChatInvite),
+        # as ``forbid_invites`` set it; messages stay open to everyone
+        self.invite_privacy: dict[int, raw.types.MissingInvitee] = {}
         # pages of Channel and Chat; none: the dialogs are those with people (``dialogs``)
         self.dialog_pages: list[list[Any]] = []
         self.scripted: dict[type, Answer] = {}
@@ -173,6 +177,18 @@ class World:
         )
         self.dialogs.setdefault(user_id, []).append(message)
         return message
+
+    def forbid_invites(
+        self, user_id: int, *, premium_would_allow_invite: bool = False, premium_required_for_pm: bool = False
+    ) -> None:
+        """``user_id``'s privacy lets only their contacts add them to groups (and Premium users,
+        with ``premium_would_allow_invite``); anyone may still message them. Anyone else's add
+        leaves them out, as Telegram answers since layer 166: no error, a ``MissingInvitee``."""
+        self.invite_privacy[user_id] = raw.types.MissingInvitee(
+            user_id=user_id,
+            premium_would_allow_invite=premium_would_allow_invite or None,
+            premium_required_for_pm=premium_required_for_pm or None,
+        )
 
     def join_by_link(self, url: str, user_id: int, date: int) -> bool:
         """``user_id`` opens the link at ``date`` (a Unix time); whether Telegram lets them in: not
@@ -302,13 +318,18 @@ class World:
         )
 
     def _invite(self, query: Any) -> Any:
-        """Adds whoever is not missing (``missing_invitees``): a service message for each one
-        added now; a current member of a supergroup adds nothing and no error (a basic group
-        answers USER_ALREADY_PARTICIPANT)."""
+        """Adds whoever is not missing (``missing_invitees``, and those whose privacy keeps the
+        account out, ``invite_privacy``, unless they are its contacts): a service message for
+        each one added now; a current member of a supergroup adds nothing and no error (a basic
+        group answers USER_ALREADY_PARTICIPANT)."""
         basic = isinstance(query, raw.functions.messages.AddChatUser)
         group = query.chat_id if basic else query.channel.channel_id
         wanted = [query.user_id.user_id] if basic else [u.user_id for u in query.users]
-        missing = {m.user_id for m in self.missing_invitees}
+        kept_out = [
+            self.invite_privacy[u] for u in wanted if u in self.invite_privacy and u not in self.contacts
+        ]
+        missing_invitees = [*self.missing_invitees, *kept_out]
+        missing = {m.user_id for m in missing_invitees}
         members = self.members.setdefault(group, set())
         if basic and wanted[0] in members:
             return rpc_error(400, "USER_ALREADY_PARTICIPANT")
@@ -332,7 +353,7 @@ class World:
         people: list[Any] = [self.people[u] for u in added if u in self.people]
         return raw.types.messages.InvitedUsers(
             updates=raw.types.Updates(updates=news, users=people, chats=[], date=self.now, seq=0),
-            missing_invitees=list(self.missing_invitees),
+            missing_invitees=missing_invitees,
         )
 
     def _get_full_chat(self, query: Any) -> Any:
