@@ -31,7 +31,7 @@ from litestar import Request
 
 from invite.engine import opt_outs
 from invite.engine.bucket import Bucket, Limits
-from invite.engine.decisions import DECISIONS, RETRYABLE_OUTCOMES, EngineOutcome
+from invite.engine.decisions import DECISIONS, RETRYABLE_OUTCOMES, Call, EngineOutcome
 from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, Seen, Warmup, plan
 from invite.engine.registry import RunningTask
 from invite.engine.repository import TaskRow
@@ -208,6 +208,7 @@ class ReportService:
             user_id=self._tenant,
             rate_since=_rate_since(now),
             account_ids=account_ids,
+            not_actions=[Call.LINK_JOINS.value],
         )
         if row is None:
             raise not_found("task")

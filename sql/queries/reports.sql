@@ -166,12 +166,13 @@ LEFT JOIN LATERAL (
 WHERE t.status = 'running'
 
 -- name: progress
--- args: $1 task_id, $2 user_id, $3 rate_since, $4 account_ids
+-- args: $1 task_id, $2 user_id, $3 rate_since, $4 account_ids, $5 not_actions
 -- /status with its rate, accounts and ETA, and GET /tasks/{id}/forecast, in one statement (one
 -- snapshot, one round trip): the task ($1, tenant $2) with its counters as in
 -- tasks.status_report and the fields its limits come from; the actions logged (in all, as
 -- FloodWaits, and from the hour starting $3 on: the rate's window), from the per-hour rollup (a few rows an
--- hour of the campaign, the primary key's range: no log row is read); and the quota state
+-- hour of the campaign, the primary key's range: no log row is read), but for the log rows of
+-- $5 (what no account spent an action on: the link watcher's joins and revocations); and the quota state
 -- of every account attached to the task or named in $4 (the accounts a task not yet started
 -- would use) -- its warm-up's start too --, with its state in this task, as parallel arrays (one aggregation, so one row
 -- order for all of them, as in reports.stats). The accounts are the tenant's
@@ -190,7 +191,7 @@ CROSS JOIN LATERAL (
     SELECT COALESCE(sum(n) FILTER (WHERE hour >= $3), 0)::bigint AS recent,
            COALESCE(sum(n), 0)::bigint AS actions,
            COALESCE(sum(n) FILTER (WHERE status = 'flood_wait'), 0)::bigint AS floods
-    FROM invite_stats_by_hour WHERE task_id = t.id
+    FROM invite_stats_by_hour WHERE task_id = t.id AND NOT (action = ANY ($5::text[]))
 ) r
 CROSS JOIN LATERAL (
     SELECT array_agg(ac.id) AS a_id,

@@ -165,6 +165,12 @@ async def test_status_while_running_gives_rate_accounts_by_state_and_eta(
            VALUES ($1, $2, 'a-pacing', 'invite_to_group', 'success', $3)""",
         [(tid, r["id"], now - timedelta(minutes=20 * n + 5)) for n, r in enumerate(ids)],
     )
+    # the link watcher's rows (people who joined through a link): no account spent an action on them
+    await pool.executemany(
+        """INSERT INTO invite_execution_logs (task_id, target_id, account_id, action, status, created_at)
+           VALUES ($1, $2, 'a-pacing', 'invite_link', 'joined_via_link', $3)""",
+        [(tid, r["id"], now - timedelta(minutes=3)) for r in ids],
+    )
     response = await client.get(f"{PREFIX}/tasks/{task_id}/status", headers=headers)
     assert response.status_code == 200, response.text
     body = response.json()

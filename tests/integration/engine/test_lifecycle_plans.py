@@ -159,7 +159,7 @@ def _per_pass(campaign: Campaign) -> dict[str, tuple[Any, ...]]:
         "tasks.get": (campaign.running, TENANT),
         "tasks.status_report": (campaign.running, TENANT),
         "reports.stats": (campaign.running, TENANT, NOW - timedelta(days=1), NOW),
-        "reports.progress": (campaign.running, TENANT, NOW - timedelta(hours=1), ["acc-1"]),
+        "reports.progress": (campaign.running, TENANT, NOW - timedelta(hours=1), ["acc-1"], ["invite_link"]),
     }
 
 
