@@ -338,7 +338,7 @@ class TelegramStrategy:
                 return Outcome(OutcomeKind.SUCCESS, detail="restricted member still allowed to add people")
             return Outcome(OutcomeKind.NO_ADMIN_RIGHT, detail=f"{status.value}, may not add people")
 
-        return await self._guarded(check)
+        return await self._bounded(check)
 
     async def invite_to_group(self, target: Target, group_id: str) -> Outcome:
         async def invite(client: pyrogram.Client) -> Outcome:
@@ -353,7 +353,7 @@ class TelegramStrategy:
             finally:
                 await self._forget(client, person)
 
-        return await self._guarded(invite)
+        return await self._bounded(invite)
 
     async def send_message(self, target: Target, text: str, random_id: int) -> Outcome:
         handed_over = False  # from here on, a lost answer means the message may have gone out
@@ -373,14 +373,14 @@ class TelegramStrategy:
                 await self._forget(client, person)
             return Outcome(OutcomeKind.SUCCESS)
 
-        outcome = await self._guarded(send, fate_unknown=lambda: handed_over)
+        outcome = await self._bounded(send, fate_unknown=lambda: handed_over)
         if outcome.kind is not OutcomeKind.DELIVERY_UNKNOWN:
             return outcome
         # The answer was lost. The same request again, under the same random_id, settles it:
         # Telegram answers RANDOM_ID_DUPLICATE (it went out the first time) or sends it now,
         # once. Anything else says nothing about the first send: its fate stays unknown.
         log.info("telegram_send_answer_lost", account_id=self._account.id, detail=outcome.detail)
-        again = await self._guarded(send, fate_unknown=lambda: True)
+        again = await self._bounded(send, fate_unknown=lambda: True)
         return again if again.kind is OutcomeKind.SUCCESS else outcome
 
     async def add_to_contacts(self, target: Target) -> Outcome:
@@ -401,7 +401,7 @@ class TelegramStrategy:
                 self._contacts_before.add(resolved.user_id)
             return Outcome(OutcomeKind.SUCCESS)
 
-        return await self._guarded(add)
+        return await self._bounded(add)
 
     async def was_message_sent(self, target: Target, since: datetime) -> bool | None:
         """Read from the account's own dialog with the person: an outgoing message dated at or
@@ -435,21 +435,13 @@ class TelegramStrategy:
         """The incoming messages of the account's dialogs with people since ``since`` (less
         ``CLOCK_TOLERANCE``), on the raw ``messages.getDialogs`` and ``messages.getHistory``: a
         FloodWait is never slept through (the poll rests), and every error is the outcome."""
-        client = self._client
-        if client is None:
-            return Replies([], Outcome(OutcomeKind.TRANSIENT, detail="client not initialized"))
-        try:
-            async with asyncio.timeout(self._config.call_timeout_seconds):
-                replies = await _watched(client, self._replies(client, since - CLOCK_TOLERANCE))
-        except Exception as exc:  # the engine never sees a pyrogram exception
-            outcome = _failure(client, exc)
-            log.info(
-                "telegram_replies_not_read",
-                account_id=self._account.id,
-                outcome=str(outcome.kind),
-                detail=outcome.detail,
-            )
-            return Replies([], outcome)
+
+        async def read(client: pyrogram.Client) -> list[Reply]:
+            return await self._replies(client, since - CLOCK_TOLERANCE)
+
+        replies = await self._bounded(read, "telegram_replies_not_read")
+        if isinstance(replies, Outcome):
+            return Replies([], replies)
         return Replies(sorted(replies, key=lambda r: r.at), Outcome(OutcomeKind.SUCCESS))
 
     async def _replies(self, client: pyrogram.Client, since: datetime) -> list[Reply]:
@@ -561,7 +553,7 @@ class TelegramStrategy:
             )
             return Outcome(OutcomeKind.SUCCESS)
 
-        outcome = await self._guarded(revoke)
+        outcome = await self._bounded(revoke)
         if outcome.detail in LINK_GONE:  # nobody can use it any more: what a revoke is for
             return Outcome(OutcomeKind.SUCCESS, detail=f"{outcome.detail}: already revoked or gone")
         return outcome
@@ -589,9 +581,14 @@ class TelegramStrategy:
 
     # --- helpers -------------------------------------------------------------------------------
     async def _bounded(
-        self, work: Callable[[pyrogram.Client], Coroutine[Any, Any, T]], event: str
+        self,
+        work: Callable[[pyrogram.Client], Coroutine[Any, Any, T]],
+        event: str = "",
+        fate_unknown: Callable[[], bool] = lambda: False,
     ) -> T | Outcome:
-        """``work``'s answer within the call time limit, or the outcome of its failure (logged as ``event``)."""
+        """``work``'s answer within the call time limit, or the outcome of its failure (logged as
+        ``event``, if named); a failure of the connection after ``fate_unknown()`` turned true
+        (a send handed over) is ``DELIVERY_UNKNOWN``."""
         client = self._client
         if client is None:
             return Outcome(OutcomeKind.TRANSIENT, detail="client not initialized")
@@ -600,29 +597,13 @@ class TelegramStrategy:
                 return await _watched(client, work(client))
         except Exception as exc:  # the engine never sees a pyrogram exception
             outcome = _failure(client, exc)
-            log.info(event, account_id=self._account.id, outcome=str(outcome.kind), detail=outcome.detail)
-            return outcome
-
-    async def _guarded(
-        self,
-        action: Callable[[pyrogram.Client], Coroutine[Any, Any, Outcome]],
-        fate_unknown: Callable[[], bool] = lambda: False,
-    ) -> Outcome:
-        """``action``'s outcome within the call time limit; a failure of the connection after
-        ``fate_unknown()`` turned true is ``DELIVERY_UNKNOWN``."""
-        client = self._client
-        if client is None:
-            return Outcome(OutcomeKind.TRANSIENT, detail="client not initialized")
-        try:
-            async with asyncio.timeout(self._config.call_timeout_seconds):
-                return await _watched(client, action(client))
-        except Exception as exc:  # the engine never sees a pyrogram exception
-            outcome = _failure(client, exc)
             lost = isinstance(exc, (*NETWORK_ERRORS, InternalServerError))
             if lost and outcome.kind is OutcomeKind.TRANSIENT and fate_unknown():
                 return Outcome(
                     OutcomeKind.DELIVERY_UNKNOWN, detail=f"no answer to the send: {outcome.detail}"
                 )
+            if event:
+                log.info(event, account_id=self._account.id, outcome=str(outcome.kind), detail=outcome.detail)
             return outcome
 
     async def _chat(self, client: pyrogram.Client, group_id: str) -> int | Outcome:
