@@ -83,29 +83,30 @@ class LeasedAccount:
         cached = self._limits.get(task.id)
         if cached is not None and cached[0] is task and cached[1] == day:
             return cached[2]
-        limits = task.limits(
-            settings,
-            self.rate,
-            self.daily_limit,
-            self.channel_limit,
-            self.channel_invites.get(task.id, 0),
-            day,
-        )
+        limits = self.computed_limits(task, settings, now)
         self._limits[task.id] = (task, day, limits)
         return limits
+
+    def computed_limits(
+        self,
+        task: RunningTask,
+        settings: Settings,
+        now: datetime,
+        *,
+        channel_invites: int | None = None,
+        link: bool = False,
+    ) -> Limits | None:
+        """The task's limits for this account at ``now``, worked out afresh (``limits_for`` keeps
+        them): its own invites into the channel so far unless ``channel_invites`` says how many;
+        ``link``: a message carrying a one-use invite link's (the link quota)."""
+        invites = self.channel_invites.get(task.id, 0) if channel_invites is None else channel_invites
+        day = warmup_day(self.warmup_since, now, settings)
+        return task.limits(settings, self.rate, self.daily_limit, self.channel_limit, invites, day, link=link)
 
     def link_cap(self, task: RunningTask, settings: Settings, now: datetime) -> int:
         """The most actions in its 24 h window with which it may still send a message carrying
         a one-use invite link for ``task`` (the link quota, and every other limit that applies)."""
-        limits = task.limits(
-            settings,
-            self.rate,
-            self.daily_limit,
-            self.channel_limit,
-            self.channel_invites.get(task.id, 0),
-            warmup_day(self.warmup_since, now, settings),
-            link=True,
-        )
+        limits = self.computed_limits(task, settings, now, link=True)
         return 0 if limits is None else limits.cap
 
     def restart_warmup(self, at: datetime | None) -> None:

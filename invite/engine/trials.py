@@ -40,7 +40,6 @@ from invite.engine.registry import RunningTask
 from invite.engine.repository import Repository, TaskRow
 from invite.engine.runner import act_on, right_refused
 from invite.engine.trial_rows import WaitingTrial
-from invite.engine.warmup import warmup_day
 from invite.engine.windows import DAY, is_open, next_open
 from invite.kernel.events import TaskEvent
 
@@ -132,13 +131,8 @@ async def _serve(ctx: EngineContext, account: LeasedAccount, trial: Trial) -> No
     refused = await right_refused(ctx, account, task)
     if refused is not None:
         return await _refuse(ctx, trial, "no_right", refused, None)
-    limits = task.limits(
-        ctx.settings,
-        account.rate,
-        account.daily_limit,
-        account.channel_limit,
-        trial.channel_invites,
-        warmup_day(account.warmup_since, ctx.clock.now(), ctx.settings),
+    limits = account.computed_limits(
+        task, ctx.settings, ctx.clock.now(), channel_invites=trial.channel_invites
     )
     if limits is None:  # it never passes: no retry_at, and not the daily "quota" that does
         return await _refuse(ctx, trial, "no_quota", _at_zero(ctx, account, task, trial), None)
