@@ -25,7 +25,7 @@ from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Limits
 from invite.engine.outcomes import refused, short_of_contacts
 from invite.engine.registry import Registry, RunningTask
-from invite.engine.repository import CONNECTION_LOST, ClaimingAccount, Lane, Repository
+from invite.engine.repository import CONNECTION_LOST, DATABASE_AWAY, ClaimingAccount, Lane, Repository
 from invite.engine.statuses import LinkState
 from invite.kernel.clock import Clock
 from invite.kernel.settings import Settings
@@ -125,7 +125,7 @@ class Claimer:
             await asyncio.gather(*self._batches, return_exceptions=True)
             try:  # the last word on a lost claim while the database may answer
                 await self._release_lost(self._all_lanes[0])
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_AWAY as exc:
                 log.warning("lost claims left to recovery", claims=len(self._lost), error=repr(exc))
             for lane in self._all_lanes:
                 await lane.close()
@@ -153,13 +153,13 @@ class Claimer:
             failed = False
             try:
                 await self._release_lost(lane)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_AWAY as exc:
                 log.error("lost claim not released", claims=len(self._lost), error=repr(exc))
                 failed = True  # no claim before: a target may not be claimed twice in memory
             for asks in by_task.values() if not failed else ():  # one statement per task
                 try:
                     await self._claim_task(lane, asks)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except DATABASE_AWAY as exc:
                     log.error("claim failed", task_id=str(asks[0].task.id), error=repr(exc))
                     failed = True
             _refuse_unanswered(batch)

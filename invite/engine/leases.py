@@ -35,7 +35,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-import asyncpg
 import structlog
 
 from invite.engine.account import LeasedAccount
@@ -43,7 +42,7 @@ from invite.engine.bucket import Bucket
 from invite.engine.context import EngineContext
 from invite.engine.outcomes import retire
 from invite.engine.registry import RunningTask
-from invite.engine.repository import AcquiredAccount, RenewedLease, Repository
+from invite.engine.repository import DATABASE_AWAY, AcquiredAccount, RenewedLease, Repository
 from invite.engine.runner import run_account
 from invite.engine.statuses import AccountStatus
 from invite.observability.metrics import accounts_by_state, lease_takeovers
@@ -84,7 +83,7 @@ class LeaseKeeper:
             try:
                 await self.tick()
                 wait = self._until_next_beat(heartbeat)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_AWAY as exc:
                 log.error("lease heartbeat failed", error=repr(exc))
                 wait = heartbeat
             await self._ctx.clock.wait(self._kick, wait)

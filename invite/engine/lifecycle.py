@@ -16,7 +16,7 @@ import structlog
 from invite.engine.activation import activate
 from invite.engine.context import EngineContext
 from invite.engine.decisions import CLOSED_JSON, RECOVERED_JSON
-from invite.engine.repository import Unprepared
+from invite.engine.repository import DATABASE_AWAY, Unprepared
 from invite.kernel.events import TaskEvent
 from invite.observability.metrics import task_duration, tasks_total
 from invite.platforms.base import AccountsProvider
@@ -47,7 +47,7 @@ class Lifecycle:
             self._kick.clear()
             try:
                 wait = await self.tick()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_AWAY as exc:
                 log.error("lifecycle step failed", error=repr(exc))
                 wait = poll
             await self._ctx.clock.wait(self._kick, wait)
@@ -106,7 +106,7 @@ class Lifecycle:
             log.error("task paused at activation", task_id=str(task.id), reason=reason)
             await self._ctx.repo.pause_task(task_id=task.id, reason=reason, now=self._ctx.clock.now())
             return TaskStatus.PAUSED
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except DATABASE_AWAY:
             raise  # the database is away: the whole pass waits
         except Exception as exc:  # the accounts provider is away: try again next round
             log.warning("activation postponed", task_id=str(task.id), error=repr(exc))

@@ -37,6 +37,7 @@ from invite.engine.decisions import RAISED, Call, Raised
 from invite.engine.followup import ShortLeases
 from invite.engine.link_rows import Joined, OpenLink
 from invite.engine.registry import RunningTask
+from invite.engine.repository import DATABASE_AWAY
 from invite.platforms.base import InviteStrategy, LinkJoins, Outcome, OutcomeKind, Target
 from invite.tasks.templates import LINK_VARIABLE, TemplateError, names, render
 
@@ -60,28 +61,12 @@ async def offer(
     """Make (or take again) the person's one-use link and send it; the answer, as the table reads it."""
     assert task.group_id is not None  # the schema requires it of invite tasks
     target = Target.from_key(claim.key, claim.data)
-    now = ctx.clock.now()
-    saved = await ctx.repo.link_for(target_id=claim.target_id)
-    if saved is not None and saved.expires_at > now + _FRESH:
-        url = saved.url
-    else:
-        hours = task.settings.invite_link_hours or ctx.settings.invite_link_hours
-        try:
-            made = await account.strategy.create_invite_link(task.group_id, now + timedelta(hours=hours))
-        except Exception as exc:
-            return Raised(RAISED[Call.LINK], f"driver error: {exc!r}")
-        if made.outcome.kind is not OutcomeKind.SUCCESS or made.link is None:
-            return made.outcome
-        # committed before the message: a worker dying now leaves a link the next attempt sends
-        await ctx.repo.save_link(
-            target_id=claim.target_id,
-            task_id=task.id,
-            account_id=account.id,
-            url=made.link.url,
-            expires_at=made.link.expires_at,
-            now=now,
-        )
-        url = made.link.url
+    try:
+        url = await _link(ctx, account, task, claim)
+    except DATABASE_AWAY as exc:  # no link is sent that was not saved first: try again later
+        return Raised(RAISED[Call.LINK], f"the invite link could not be saved: {exc!r}")
+    if isinstance(url, (Outcome, Raised)):
+        return url
     try:
         text = link_text(task.template or "", values(target, claim.data), url)
     except TemplateError as exc:
@@ -90,6 +75,34 @@ async def offer(
         return await account.strategy.send_message(target, text, message_random_id(task.id, claim.target_id))
     except Exception as exc:
         return Raised(RAISED[Call.LINK_MESSAGE], f"driver error: {exc!r}")
+
+
+async def _link(
+    ctx: EngineContext, account: LeasedAccount, task: RunningTask, claim: Claim
+) -> str | Outcome | Raised:
+    """The person's link: the one saved for them while it has time left, else a new one, saved
+    (and committed: the repository runs it on its own) before it is used."""
+    assert task.group_id is not None  # the schema requires it of invite tasks
+    now = ctx.clock.now()
+    saved = await ctx.repo.link_for(target_id=claim.target_id)
+    if saved is not None and saved.expires_at > now + _FRESH:
+        return saved.url
+    hours = task.settings.invite_link_hours or ctx.settings.invite_link_hours
+    try:
+        made = await account.strategy.create_invite_link(task.group_id, now + timedelta(hours=hours))
+    except Exception as exc:
+        return Raised(RAISED[Call.LINK], f"driver error: {exc!r}")
+    if made.outcome.kind is not OutcomeKind.SUCCESS or made.link is None:
+        return made.outcome
+    await ctx.repo.save_link(
+        target_id=claim.target_id,
+        task_id=task.id,
+        account_id=account.id,
+        url=made.link.url,
+        expires_at=made.link.expires_at,
+        now=now,
+    )
+    return made.link.url
 
 
 class LinkWatcher:

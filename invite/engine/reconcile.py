@@ -32,7 +32,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
-import asyncpg
 import structlog
 
 from invite.engine.account import LeasedAccount
@@ -43,7 +42,7 @@ from invite.engine.decisions import RECONCILED_JSON, Verdict
 from invite.engine.links import offer
 from invite.engine.outcomes import settle
 from invite.engine.recorder import backoff, task_event
-from invite.engine.repository import Answer, InDoubt
+from invite.engine.repository import DATABASE_AWAY, Answer, InDoubt
 from invite.engine.statuses import LinkState, TargetStatus
 from invite.kernel.clock import sleep_until
 from invite.observability.metrics import targets_processed
@@ -183,7 +182,7 @@ async def _until_answered(
     while account.driving:
         try:
             return await call()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_AWAY as exc:
             log.error("reconciliation step failed", step=step, account_id=account.id, error=repr(exc))
             await ctx.clock.sleep(next(pauses))
     return None

@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-import asyncpg
 import structlog
 
 from invite.engine import breaker
 from invite.engine.decisions import KEPT_TASK_ACCOUNT_STATUSES
 from invite.engine.opt_outs import check as check_opt_outs
 from invite.engine.registry import Registry
-from invite.engine.repository import Repository
+from invite.engine.repository import DATABASE_AWAY, Repository
 from invite.engine.statuses import AccountStatus, LinkState, TargetStatus, TaskAccountStatus
 from invite.kernel.clock import Clock
 from invite.kernel.events import TaskEvent
@@ -239,7 +238,7 @@ class Recorder:
             tried += 1
             try:
                 done = await step(batch)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_AWAY as exc:
                 self._failing = True
                 log.error(
                     "group commit failed",

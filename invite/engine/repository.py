@@ -64,6 +64,8 @@ if TYPE_CHECKING:
     from invite.engine.recorder import AccountChange, LogRow, TargetOutcome, TaskAccountChange
 
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+# what a statement raises while the database is away or refuses: the loops log it and go on
+DATABASE_AWAY = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # InternalClientError: a call on a connection whose backend was just terminated can find the
 # protocol mid-operation ("cannot switch to state ...") before the loss is noticed
 CONNECTION_LOST = (

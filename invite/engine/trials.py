@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import asyncpg
 import msgspec
 import structlog
 
@@ -37,7 +36,7 @@ from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Limits
 from invite.engine.claims import Claim
 from invite.engine.registry import RunningTask
-from invite.engine.repository import Repository, TaskRow
+from invite.engine.repository import DATABASE_AWAY, Repository, TaskRow
 from invite.engine.runner import act_on, right_refused
 from invite.engine.trial_rows import WaitingTrial
 from invite.engine.windows import DAY, is_open, next_open
@@ -116,7 +115,7 @@ class Trials:
         lease's to recover, as any claimed target's."""
         try:
             await _serve(ctx, account, trial)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_AWAY as exc:
             log.error("trial not served", trial_id=str(trial.id), account_id=account.id, error=repr(exc))
         finally:
             self._serving.discard(account.id)

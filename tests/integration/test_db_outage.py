@@ -32,8 +32,9 @@ from invite.app import create_app
 from invite.kernel.clock import RealClock
 from invite.kernel.db import create_pool
 from invite.kernel.settings import Settings
-from invite.platforms.base import RateLimits
+from invite.platforms.base import OutcomeKind, RateLimits
 from invite.platforms.sandbox import (
+    ActionKind,
     MemoryRecord,
     SandboxAccounts,
     SandboxFactory,
@@ -376,3 +377,63 @@ def _sandbox(run: Settings, record: MemoryRecord, profile: SandboxProfile) -> Sa
     return SandboxFactory(
         RealClock(), limits=RateLimits(PLENTY, PLENTY, run.min_pause_seconds), profile=profile, record=record
     )
+
+
+async def test_a_link_whose_save_lost_its_answer_is_sent_once_and_saved_first(
+    settings: Settings, fresh_database_url: str, relay: Relay
+) -> None:
+    """An invite task offering one-use links (everyone's privacy refuses the add): the
+    connection breaks as the first link is saved, before the answer came back. No message goes
+    out with a link that was not saved first; everyone ends with one message and the link it
+    carries is the one saved for them."""
+    tenant, targets = new_tenant(), 12
+    run = _through_relay(settings, relay.url(fresh_database_url), lease_seconds=600.0)
+    observer = await create_pool(fresh_database_url, settings)
+    record = MemoryRecord()
+    factory = _sandbox(run, record, SandboxProfile(invite_privacy_rate=1.0, latency_seconds=(0.02, 0.05)))
+    try:
+        task_id = await make_task(
+            observer,
+            targets=targets,
+            user_id=tenant,
+            template="Hi, here: {invite_link}",
+            settings={"privacy_fallback": "invite_link"},
+            prefix="linked",
+        )
+        relay.lose_answer_to(b"INSERT INTO invite_links")
+        pool = await create_pool(run.database_url or "", run)
+        engine = build_engine(pool, run, RealClock(), strategies=factory, accounts=SandboxAccounts(2))
+        await engine.start()
+        try:
+            assert await asyncio.to_thread(relay.answer_lost.wait, 30), "no save's answer was lost"
+            relay.restore()
+
+            async def finished() -> bool:
+                status = await observer.fetchval("SELECT status FROM invite_tasks WHERE id = $1", task_id)
+                return bool(status == "completed")
+
+            await eventually(finished, 60, "the campaign finished")
+        finally:
+            await engine.stop()
+            await pool.close()
+        messages = [
+            a for a in record.actions if a.action is ActionKind.MESSAGE and a.outcome is OutcomeKind.SUCCESS
+        ]
+        saved = {
+            r["identifier_key"]: r["url"]
+            for r in await observer.fetch(
+                """SELECT g.identifier_key, l.url FROM invite_links l JOIN invite_targets g ON g.id = l.target_id
+                   WHERE l.task_id = $1""",
+                task_id,
+            )
+        }
+        assert (
+            sorted(m.target_key for m in messages)
+            == sorted(saved)
+            == sorted(f"u:linked{n}" for n in range(1, 13))
+        )
+        assert {m.target_key: m.link_url for m in messages} == saved
+        rows = await observer.fetch("SELECT status, outcome FROM invite_targets WHERE task_id = $1", task_id)
+        assert {(r["status"], r["outcome"]) for r in rows} == {("skipped", "link_sent")}
+    finally:
+        await observer.close()
