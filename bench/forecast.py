@@ -60,12 +60,16 @@ TENANT = "bench"
 POLL_SECONDS = 300.0  # how often (clock seconds) the bench looks whether half is done
 
 
-async def _make_task(pool: asyncpg.Pool, targets: int) -> uuid.UUID:
+async def _make_task(pool: asyncpg.Pool, targets: int, links: bool) -> uuid.UUID:
     async with pool.acquire() as conn, conn.transaction():
         task_id: uuid.UUID = await conn.fetchval(
-            """INSERT INTO invite_tasks (user_id, platform, task_type, title, target_group_id, status)
-               VALUES ($1, 'telegram', 'invite_to_group', 'bench', 'bench-group', 'running') RETURNING id""",
+            """INSERT INTO invite_tasks (user_id, platform, task_type, title, target_group_id, status,
+                                         message_template, settings)
+               VALUES ($1, 'telegram', 'invite_to_group', 'bench', 'bench-group', 'running', $2, $3)
+               RETURNING id""",
             TENANT,
+            "Join us: {invite_link}" if links else None,
+            {"privacy_fallback": "invite_link"} if links else {},
         )
         await conn.execute(
             """INSERT INTO invite_targets (task_id, user_identifier, identifier_key)
@@ -139,17 +143,21 @@ async def campaign(args: argparse.Namespace) -> dict[str, Any]:
         accounts = SandboxAccounts(args.accounts)
         reports = ReportService(pool, settings, clock, Tenant(TENANT), accounts)
         limits = RateLimits(settings.daily_quota, settings.daily_quota_with_link, settings.min_pause_seconds)
-        profile = SandboxProfile(flood_wait_rate=args.flood_wait_rate, flood_wait_range=(1800.0, 14400.0))
+        profile = SandboxProfile(
+            flood_wait_rate=args.flood_wait_rate,
+            flood_wait_range=(1800.0, 14400.0),
+            invite_privacy_rate=args.link_fallback,
+        )
         factory = SandboxFactory(clock, limits=limits, profile=profile, seed=args.seed)
         try:
             first: float | None = None
             if args.previous:
                 # the tenant's previous campaign, on the same accounts; they rest a day after it
-                previous = await _make_task(pool, args.previous)
+                previous = await _make_task(pool, args.previous, args.link_fallback > 0)
                 before, _, ended = await _run(pool, settings, clock, factory, accounts, reports, previous)
                 first = _error(before.finish_at, before.generated_at, ended)
                 await clock.sleep(DAY.total_seconds())
-            task_id = await _make_task(pool, args.targets)
+            task_id = await _make_task(pool, args.targets, args.link_fallback > 0)
             at_start, at_half, last = await _run(pool, settings, clock, factory, accounts, reports, task_id)
             actions: int = await pool.fetchval(
                 "SELECT count(*) FROM invite_execution_logs WHERE task_id = $1", task_id
@@ -201,6 +209,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--accounts", type=int, default=20)
     parser.add_argument("--flood-wait-rate", type=float, default=0.03)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--link-fallback",
+        type=float,
+        default=0.0,
+        help="the share of people whose privacy refuses the add; the tasks offer them a one-use link",
+    )
     parser.add_argument(
         "--warmup-days", type=int, default=0, help="the accounts' warm-up (WARMUP_DAYS; 0: at the full quota)"
     )
