@@ -727,6 +727,12 @@ CREATE INDEX invite_suppressions_user_created ON invite.invite_suppressions USIN
 CREATE INDEX invite_targets_in_flight ON invite.invite_targets USING btree (lease_expires_at) WHERE ((status)::text = 'in_flight'::text);
 
 --
+-- Name: invite_targets_link_due; Type: INDEX; Schema: invite; Owner: -
+--
+
+CREATE INDEX invite_targets_link_due ON invite.invite_targets USING btree (task_id) WHERE (((status)::text = 'pending'::text) AND (link_state = 'due'::text));
+
+--
 -- Name: invite_targets_pending; Type: INDEX; Schema: invite; Owner: -
 --
 

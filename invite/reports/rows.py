@@ -51,6 +51,11 @@ class ProgressRow(TaskCounts, frozen=True):
     recent: int
     actions: int
     floods: int
+    link_actions: int  # messages carrying a one-use invite link (not FloodWaits)
+    offered: int  # invites whose person was offered such a link
+    invites: int  # invites answered (not FloodWaits)
+    refused: int  # ... refused for the person's privacy
+    links_due: int  # people waiting for their link's message
     a_id: list[str] | None
     a_task_status: list[str | None] | None
     a_status: list[str] | None
@@ -110,3 +115,5 @@ class TenantHistory(msgspec.Struct, frozen=True):
     actions: int
     floods: int
     flood_seconds: float | None
+    invites: int  # invites answered (not FloodWaits)
+    refused: int  # ... refused for the person's privacy

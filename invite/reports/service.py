@@ -32,7 +32,7 @@ from litestar import Request
 from invite.engine import opt_outs
 from invite.engine.bucket import Bucket, Limits
 from invite.engine.decisions import DECISIONS, RETRYABLE_OUTCOMES, Call, EngineOutcome
-from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Seat, Seen, Warmup, plan
+from invite.engine.forecast import TELEGRAM_DEFAULTS, History, Refusals, Seat, Seen, Warmup, plan
 from invite.engine.registry import RunningTask
 from invite.engine.repository import TaskRow
 from invite.engine.warmup import warmup_cap, warmup_day
@@ -46,7 +46,7 @@ from invite.kernel.problems import Problem, conflict, invalid, not_found
 from invite.kernel.settings import Settings
 from invite.kernel.sql import Sql
 from invite.observability.metrics import tasks_total
-from invite.platforms.base import AccountsProvider, RateLimits
+from invite.platforms.base import AccountsProvider, OutcomeKind, RateLimits
 from invite.reports.rows import ExportRow, LogRow, ProgressRow, Requeued, StatsRow, TenantHistory
 from invite.reports.schemas import (
     AccountStats,
@@ -70,6 +70,12 @@ from invite.tasks.service import TaskService, status_response
 from invite.tasks.states import TaskStatus
 
 EXPORT_PAGE_SIZE = 5000
+# what an invite refused for the person's privacy is logged as: skipped, or (in a task offering
+# one-use links) offered a link -- the forecast's share of people a link is offered to
+REFUSED_FOR_PRIVACY = (
+    DECISIONS[OutcomeKind.PRIVACY_RESTRICTED].logged,
+    DECISIONS[EngineOutcome.LINK_DUE].logged,
+)
 RETRY_FROM = frozenset({TaskStatus.SCHEDULED, TaskStatus.RUNNING, TaskStatus.PAUSED})
 REOPEN_FROM = states.allowed_from(states.Action.REOPEN)
 STATUS_EVENTS = 50  # reservations /status replays before going on at the steady rate
@@ -158,6 +164,7 @@ class ReportService:
             relax_step=self._settings.pace_multiplier_step,
             history=await self._history(task_id, row, status),
             warmup=_warmup(self._settings),
+            links_due=row.links_due,
         )
         return TaskForecast(
             task_id=str(task_id),
@@ -190,13 +197,20 @@ class ReportService:
             task_type=row.task_type,
             task_id=task_id,
             tasks=PRIOR_TASKS,
+            invite_action=Call.INVITE.value,
+            refused=list(REFUSED_FOR_PRIVACY),
         )
         assert other is not None  # an aggregate row always comes back
         margin = self._settings.flood_wait_margin_seconds
+        # what the people reached cost, one-use links aside (the replay counts those itself): the
+        # messages carrying them, the invites that offered them, and the people whose link went
+        done_by_link = row.offered - row.links_due
         return History.of(
-            Seen(row.actions, row.floods, (own or 0.0) + margin),
-            status.processed,
+            Seen(row.actions - row.link_actions - row.offered, row.floods, (own or 0.0) + margin),
+            status.processed - done_by_link,
             Seen(other.actions, other.floods, (other.flood_seconds or 0.0) + margin),
+            refusals=Refusals(row.invites, row.refused),
+            tenant_refusals=Refusals(other.invites, other.refused),
         )
 
     async def _progress_row(self, task_id: uuid.UUID, now: datetime, account_ids: list[str]) -> ProgressRow:
@@ -209,6 +223,10 @@ class ReportService:
             rate_since=_rate_since(now),
             account_ids=account_ids,
             not_actions=[Call.LINK_JOINS.value],
+            link_action=Call.LINK_MESSAGE.value,
+            invite_action=Call.INVITE.value,
+            offered=DECISIONS[EngineOutcome.LINK_DUE].logged,
+            refused=list(REFUSED_FOR_PRIVACY),
         )
         if row is None:
             raise not_found("task")
@@ -596,6 +614,7 @@ def _status_plan(
         history=history,
         max_events=STATUS_EVENTS,
         warmup=_warmup(settings),
+        links_due=row.links_due,
     )
     since = _rate_since(now)
     return Planned(
@@ -673,10 +692,20 @@ def _seats(
     by_state: dict[str, int] = {}
     computed: dict[int | None, Limits | None] = {}  # accounts share a few limits: one each
 
+    linked: dict[int | None, Limits | None] = {}
+
     def limits_for(account_limit: int | None) -> Limits | None:
         if account_limit not in computed:
             computed[account_limit] = task.limits(settings, platform, account_limit)
         return computed[account_limit]
+
+    def link_limits_for(account_limit: int | None) -> Limits | None:
+        """A one-use link's message's limits, in a task offering them (the link quota)."""
+        if not task.offers_link:
+            return None
+        if account_limit not in linked:
+            linked[account_limit] = task.limits(settings, platform, account_limit, link=True)
+        return linked[account_limit]
 
     for (
         account_id,
@@ -696,14 +725,16 @@ def _seats(
         bucket = Bucket(window, count, last, max(cooldowns) if cooldowns else None, mult)
         own = [c for c in (limit, listed.get(account_id)) if c is not None]
         usable = in_task not in ("excluded", "blocked") and status not in ("blocked", "disabled")
-        limits = limits_for(min(own) if own else None) if usable else None
-        seats.append(Seat(account_id, bucket, limits, since))
+        lowest = min(own) if own else None
+        limits = limits_for(lowest) if usable else None
+        seats.append(Seat(account_id, bucket, limits, since, link_limits_for(lowest)))
         warming = warmup_day(since, now, settings) is not None
         state = _state(in_task, status, reason, bucket, limits, now, warming)
         by_state[state] = by_state.get(state, 0) + 1
     for account_id in listed.keys() - set(row.a_id or ()):
         limits = limits_for(listed[account_id])
-        seats.append(Seat(account_id, Bucket(), limits, now))  # its warm-up starts when first used
+        # its warm-up starts when first used
+        seats.append(Seat(account_id, Bucket(), limits, now, link_limits_for(listed[account_id])))
         fresh = "warming_up" if warmup_day(now, now, settings) is not None else "active"
         state = fresh if limits is not None else "excluded"
         by_state[state] = by_state.get(state, 0) + 1

@@ -21,6 +21,10 @@ CREATE TABLE invite_links (
     revoked_at timestamptz   -- revoked by us (expired unused, or never sent)
 );
 
+-- The forecast's question (reports.progress): how many of a task's pending people wait for
+-- their link's message -- few, however many the task has pending.
+CREATE INDEX invite_targets_link_due ON invite_targets (task_id) WHERE status = 'pending' AND link_state = 'due';
+
 -- The watcher's question, per account: its links still open (neither used nor revoked).
 CREATE INDEX invite_links_open ON invite_links (account_id, expires_at)
     WHERE joined_at IS NULL AND revoked_at IS NULL;

@@ -166,13 +166,17 @@ LEFT JOIN LATERAL (
 WHERE t.status = 'running'
 
 -- name: progress
--- args: $1 task_id, $2 user_id, $3 rate_since, $4 account_ids, $5 not_actions
+-- args: $1 task_id, $2 user_id, $3 rate_since, $4 account_ids, $5 not_actions, $6 link_action, $7 invite_action, $8 offered, $9 refused
 -- /status with its rate, accounts and ETA, and GET /tasks/{id}/forecast, in one statement (one
 -- snapshot, one round trip): the task ($1, tenant $2) with its counters as in
 -- tasks.status_report and the fields its limits come from; the actions logged (in all, as
 -- FloodWaits, and from the hour starting $3 on: the rate's window), from the per-hour rollup (a few rows an
 -- hour of the campaign, the primary key's range: no log row is read), but for the log rows of
--- $5 (what no account spent an action on: the link watcher's joins and revocations); and the quota state
+-- $5 (what no account spent an action on: the link watcher's joins and revocations) -- of those,
+-- what one-use invite links cost (the messages carrying them, $6 rows but FloodWaits; the
+-- invites, $7, whose person was offered one, status $8) and what the invites met (those
+-- answered, and refused for privacy: a status among $9), and the people still waiting for
+-- their link's message (the small partial index invite_targets_link_due); and the quota state
 -- of every account attached to the task or named in $4 (the accounts a task not yet started
 -- would use) -- its warm-up's start too --, with its state in this task, as parallel arrays (one aggregation, so one row
 -- order for all of them, as in reports.stats). The accounts are the tenant's
@@ -180,7 +184,9 @@ WHERE t.status = 'running'
 -- The counters come first, as in tasks.status_report (the row is read as a TaskCounts).
 SELECT t.status, t.status_reason, t.driver, c.statuses, c.ns,
        t.id, t.user_id, t.platform, t.task_type, t.target_group_id, t.message_template, t.priority,
-       t.settings, r.recent, r.actions, r.floods,
+       t.settings, r.recent, r.actions, r.floods, r.link_actions, r.offered, r.invites, r.refused,
+       (SELECT count(*) FROM invite_targets g WHERE g.task_id = t.id AND g.status = 'pending' AND g.link_state = 'due')
+           AS links_due,
        a.a_id, a.a_task_status, a.a_status, a.a_reason, a.a_cooldown, a.a_task_cooldown,
        a.a_window, a.a_count, a.a_limit, a.a_last, a.a_multiplier, a.a_warmup
 FROM invite_tasks t
@@ -190,7 +196,11 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT COALESCE(sum(n) FILTER (WHERE hour >= $3), 0)::bigint AS recent,
            COALESCE(sum(n), 0)::bigint AS actions,
-           COALESCE(sum(n) FILTER (WHERE status = 'flood_wait'), 0)::bigint AS floods
+           COALESCE(sum(n) FILTER (WHERE status = 'flood_wait'), 0)::bigint AS floods,
+           COALESCE(sum(n) FILTER (WHERE action = $6 AND status <> 'flood_wait'), 0)::bigint AS link_actions,
+           COALESCE(sum(n) FILTER (WHERE action = $7 AND status = $8), 0)::bigint AS offered,
+           COALESCE(sum(n) FILTER (WHERE action = $7 AND status <> 'flood_wait'), 0)::bigint AS invites,
+           COALESCE(sum(n) FILTER (WHERE action = $7 AND status = ANY ($9::text[])), 0)::bigint AS refused
     FROM invite_stats_by_hour WHERE task_id = t.id AND NOT (action = ANY ($5::text[]))
 ) r
 CROSS JOIN LATERAL (

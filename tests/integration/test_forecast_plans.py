@@ -84,7 +84,15 @@ async def test_the_mean_floodwait_reads_the_floodwaits_only(fresh_database_url: 
             == sum(FLOODS) + 3
         )
         await conn.execute("ANALYZE")
-        history = ("t", "telegram", "invite_to_group", current, PRIOR_TASKS)
+        history = (
+            "t",
+            "telegram",
+            "invite_to_group",
+            current,
+            PRIOR_TASKS,
+            "invite_to_group",
+            ["privacy_restricted", "link_offered"],
+        )
         for plan_cache_mode in ("auto", "force_generic_plan"):
             await conn.execute(f"SET plan_cache_mode = {plan_cache_mode}")
             indexes, read = await _log_reads(conn, "forecast.tenant_history", *history)

@@ -85,3 +85,38 @@ def test_the_tasks_history_of_floodwaits_and_retries_lengthens_the_plan() -> Non
     # 125 actions besides ~14 FloodWaits; every account cools 2 h at least once or twice
     assert NOW + timedelta(hours=4) < costly.finish_at < NOW + timedelta(hours=8)
     assert costly.people_per_day < clean.people_per_day
+
+
+# --- one-use invite links ------------------------------------------------------------------
+
+
+def linking(n: int, limits: Limits, link: Limits) -> list[Seat]:
+    return [Seat(f"acc{i}", Bucket(), limits, link_limits=link) for i in range(n)]
+
+
+def test_links_cost_one_more_action_each_and_keep_to_the_link_quota() -> None:
+    """One account, 40 actions a day, 10 of them at most for messages carrying a link."""
+    limits, link = Limits.of(40, 15.0), Limits.of(10, 15.0)
+    plain = plan(NOW, 200, linking(1, limits, link), relax_step=0, history=History())
+    # a fifth of the people refused for privacy: 240 actions, 40 of them links, at 40 a day
+    fifth = plan(NOW, 200, linking(1, limits, link), relax_step=0, history=History(link_share=0.2))
+    # everyone refused: 200 links at 10 a day bound it, whatever the invites' pace
+    everyone = plan(NOW, 200, linking(1, limits, link), relax_step=0, history=History(link_share=1.0))
+    assert plain.days is not None
+    assert fifth.days is not None
+    assert everyone.days is not None
+    assert plain.days == pytest.approx(5.0, abs=0.05)
+    # 240 actions at 40 a day: 6 days, and the last links wait for a window with link room
+    assert 6.0 <= fifth.days <= 7.0
+    assert everyone.days == pytest.approx(20.0, abs=0.6)
+    # the share only counts where the seats send links
+    assert plan(NOW, 200, seats(1, limits), relax_step=0, history=History(link_share=1.0)) == plain
+    assert fifth.people_per_day == int(min(40 / 1.2, 10 / 0.2))
+
+
+def test_people_waiting_for_their_link_go_within_each_window_s_link_quota() -> None:
+    """30 people whose link is due and nobody new: 10 a window, the third window's last at ~48 h."""
+    limits, link = Limits.of(40, 15.0), Limits.of(10, 15.0)
+    due = plan(NOW, 30, linking(1, limits, link), relax_step=0, history=History(link_share=0.2), links_due=30)
+    assert due.finish_at is not None
+    assert NOW + timedelta(hours=48) <= due.finish_at <= NOW + timedelta(hours=72)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from invite.engine.bucket import Bucket, Limits
-from invite.engine.forecast import PRIOR_ACTIONS, History, Seat, Seen, plan
+from invite.engine.forecast import PRIOR_ACTIONS, History, Refusals, Seat, Seen, plan
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 TENANT = Seen(actions=4_000, floods=120, flood_seconds=8_100.0)  # 3 % of its actions, 2 h 15 min each
@@ -49,3 +49,19 @@ def test_the_start_forecast_meets_the_floodwaits_the_tenant_meets() -> None:
     assert blind.days is not None
     assert told.days is not None
     assert 6 < (told.days - blind.days) * 24 < 9
+
+
+def test_the_share_of_people_a_link_is_offered_to_comes_from_the_invites_refusals() -> None:
+    # nothing known: no share; the tenant's invites before the task's first; then its own
+    assert History.of(Seen(), 0).link_share == 0.0
+    before = History.of(Seen(), 0, TENANT, tenant_refusals=Refusals(invites=1_000, refused=100))
+    assert before.link_share == pytest.approx(0.1)
+    own = History.of(
+        Seen(1_000, 0),
+        800,
+        TENANT,
+        refusals=Refusals(invites=1_000, refused=300),
+        tenant_refusals=Refusals(invites=1_000, refused=100),
+    )
+    # the tenant's count as PRIOR_ACTIONS (200) of its invites at most: (300 + 20) / (1000 + 200)
+    assert own.link_share == pytest.approx(320 / 1_200)
