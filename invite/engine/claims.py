@@ -23,7 +23,8 @@ import structlog
 
 from invite.engine.account import LeasedAccount
 from invite.engine.bucket import Limits
-from invite.engine.outcomes import refused, short_of_contacts
+from invite.engine.decisions import EngineOutcome
+from invite.engine.outcomes import refused, short_of_room
 from invite.engine.registry import Registry, RunningTask
 from invite.engine.repository import CONNECTION_LOST, DATABASE_AWAY, ClaimingAccount, Lane, Repository
 from invite.engine.statuses import LinkState
@@ -214,12 +215,12 @@ class Claimer:
                 )
             elif ask.account.id in paired:
                 refused.append(ask.account)
-            elif result.phones_left:  # only +phone targets were left, and no contact room for them
+            elif result.phones_left or result.links_left:  # only targets it has no room for were left
                 full.append(ask.account)
         if available < len(asks):
             self._mark_idle(task, now, result.next_due)
         if refused or full:
-            await self._reload(refused, full, now)
+            await self._reload(refused, full, now, links=result.links_left > 0 and not result.phones_left)
 
     async def _release_lost(self, lane: Lane) -> None:
         """Put back what the claims whose answer was lost put in flight: no account was handed
@@ -250,9 +251,12 @@ class Claimer:
             until = max(due, now + _RECHECK)
         self._registry.mark_idle(task.id, until)
 
-    async def _reload(self, accounts: list[LeasedAccount], full: list[LeasedAccount], now: datetime) -> None:
-        """The database refused these accounts' reservations, or found only +phone targets for
-        the ``full`` ones' contacts windows: take its word for their state."""
+    async def _reload(
+        self, accounts: list[LeasedAccount], full: list[LeasedAccount], now: datetime, *, links: bool = False
+    ) -> None:
+        """The database refused these accounts' reservations, or found only targets the
+        ``full`` ones have no room for -- +phone targets for their contacts windows, or (``links``)
+        one-use links for their link quota: take its word for their state."""
         by_id = {a.id: a for a in accounts + full}
         short = {a.id for a in full}
         try:
@@ -264,7 +268,12 @@ class Claimer:
             account = by_id[row.id]
             account.load(row)
             if row.id in short:
-                short_of_contacts(self._settings, account, row.held, row.contacts_open_at, now)
+                if links:
+                    short_of_room(
+                        self._settings, account, row.held, row.daily_open_at, now, EngineOutcome.LINKS_FULL
+                    )
+                else:
+                    short_of_room(self._settings, account, row.held, row.contacts_open_at, now)
             else:
                 refused(self._settings, account, row.held, now)  # as the decision table's REFUSED says
         self._refresh()

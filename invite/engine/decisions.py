@@ -37,6 +37,7 @@ The cells:
 * counted: a success counted in the account's usage (what the accounts provider hears);
 * recorded: the target's outcome, error and time are written (else kept as they were);
 * refund: the attempt's quota reservation is given back to the account;
+* ahead: back at the head of the queue, before the people not reached yet (fate ``REQUEUE``);
 * link: the target's link_state afterwards (migration 0019): ``due`` (a one-use invite link is
   to be sent), ``sent``, ``joined``, ``expired``; None: as it was;
 * outcome / logged: the target's outcome and the execution log's status (the key's own name
@@ -79,6 +80,7 @@ class EngineOutcome(StrEnum):
     REFUSED_BLOCKED = "refused_blocked"  # ... because the account is blocked
     LEASE_LOST = "lease_lost"  # ... because another replica leases the account now
     CONTACTS_FULL = "contacts_full"  # the claim had only +phone targets, and no contact room for it
+    LINKS_FULL = "links_full"  # ... only one-use links due, and the account past its link quota
     SUPPRESSED = "suppressed"  # the claim found the person on the tenant's suppression list
     RECENTLY_CONTACTED = "recently_contacted"  # ... or reached by another task within the recontact cap
     # one-use invite links (a task's privacy_fallback; links.py)
@@ -131,6 +133,7 @@ class Decision:
     gives_back: bool = False
     recorded: bool = True
     refund: bool = False
+    ahead: bool = False
     link: LinkState | None = None
     outcome: str = ""  # "": the key's name (filled in when the table is built)
     logged: str = ""  # "": the outcome
@@ -239,19 +242,23 @@ DECISIONS: dict[Key, Decision] = _named(
         E.REFUSED_BLOCKED: Decision(T.NONE, None, A.STOP),
         E.LEASE_LOST: Decision(T.NONE, None, A.LET_GO),
         E.CONTACTS_FULL: Decision(T.NONE, None, A.REST),
+        E.LINKS_FULL: Decision(T.NONE, None, A.REST),
         # claim: closed before any platform call; "{days}" is the task's recontact cap
         E.SUPPRESSED: Decision(T.DONE, S.SKIPPED, reason="on the suppression list"),
         E.RECENTLY_CONTACTED: Decision(
             T.DONE, S.SKIPPED, reason="contacted by another of your tasks within the last {days} days"
         ),
         # one-use invite links: the person the invite could not add is back in the queue for a
-        # personal message with a link (a message, so the claim's rules and quota hold again);
-        # the invite's attempt is not counted against the message's
+        # personal message with a link (a message, so the claim's rules and quota hold again),
+        # at its head: the accounts with link room send it before inviting anyone new (their
+        # link quota is a share of the same 24 h window); the invite's attempt is not counted
+        # against the message's
         E.LINK_DUE: Decision(
             T.REQUEUE,
             S.PENDING,
             error=False,
             gives_back=True,
+            ahead=True,
             link=LinkState.DUE,
             outcome="privacy_restricted",
             logged="link_offered",

@@ -44,7 +44,7 @@ Answer = Outcome | Raised  # the platform's answer, or the engine's for a step t
 # An account the database refused although its bucket allowed it rests this long (in memory)
 # while the picture is refreshed, instead of asking again at once.
 REFUSED_REST = timedelta(seconds=1)
-CONTACTS_RECHECK = timedelta(minutes=5)
+ROOM_RECHECK = timedelta(minutes=5)
 
 
 def settle(
@@ -136,15 +136,21 @@ def refused(settings: Settings, account: LeasedAccount, held: bool, now: datetim
     _ACCOUNT[d.account](account, "", 0.0, settings, now)
 
 
-def short_of_contacts(
-    settings: Settings, account: LeasedAccount, held: bool, opens_at: datetime | None, now: datetime
+def short_of_room(
+    settings: Settings,
+    account: LeasedAccount,
+    held: bool,
+    opens_at: datetime | None,
+    now: datetime,
+    key: EngineOutcome = EngineOutcome.CONTACTS_FULL,
 ) -> None:
-    """The claim had only +phone targets for the account, whose contacts window is full (its
-    row is loaded into ``account``): it rests until the window closes, ``CONTACTS_RECHECK`` at
-    most (usernames may come into the queue meanwhile) -- the whole of it when no window is
-    open (a contacts limit of 0 never opens one)."""
-    d = DECISIONS[EngineOutcome.CONTACTS_FULL if held else EngineOutcome.LEASE_LOST]
-    rest = CONTACTS_RECHECK if opens_at is None or opens_at <= now else min(opens_at - now, CONTACTS_RECHECK)
+    """The claim had only targets the account has no room for (its row is loaded into
+    ``account``): +phone targets with its contacts window full (``CONTACTS_FULL``), or one-use
+    links with its 24 h window past the link quota (``LINKS_FULL``). It rests until that window
+    opens at ``opens_at``, ``ROOM_RECHECK`` at most (other people may come into the queue
+    meanwhile) -- the whole of it when no window is open (a contacts limit of 0 never opens one)."""
+    d = DECISIONS[key if held else EngineOutcome.LEASE_LOST]
+    rest = ROOM_RECHECK if opens_at is None or opens_at <= now else min(opens_at - now, ROOM_RECHECK)
     _ACCOUNT[d.account](account, "", rest.total_seconds(), settings, now)
 
 
@@ -199,7 +205,7 @@ def _row(
     processed_at: datetime | None,
     error: str | None,
     result: dict[str, Any],
-    due: datetime,
+    due: datetime | None,
     status: TargetStatus | None = None,
 ) -> TargetOutcome:
     """The target's row as the recorder writes it: the decision's status unless ``status``."""
@@ -240,7 +246,7 @@ def _requeue(
     now: datetime,
     account_id: str,
 ) -> TargetOutcome | None:
-    return _row(d, claim, None, _error(d, detail), _result(account_id, detail), now)
+    return _row(d, claim, None, _error(d, detail), _result(account_id, detail), None if d.ahead else now)
 
 
 def _retry(

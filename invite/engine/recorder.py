@@ -57,7 +57,7 @@ class TargetOutcome:
     error_message: str | None
     result: dict[str, Any]
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: datetime | None  # None: at the head of the queue (decisions.Decision.ahead)
     link_state: LinkState | None = None  # None: as it was (decisions.Decision.link)
 
 
@@ -336,8 +336,8 @@ class Recorder:
                 if target.status in FINAL:
                     key = (entry.platform, target.outcome)
                     finished[key] = finished.get(key, 0) + 1
-                elif target.status == TargetStatus.PENDING:
-                    self._registry.note_work(entry.task_id, target.next_attempt_at)
+                elif target.status == TargetStatus.PENDING:  # due when it says, or at once (ahead)
+                    self._registry.note_work(entry.task_id, target.next_attempt_at or self._clock.now())
             if entry.report is not None:
                 self._report(entry.account_id, entry.user_id, *entry.report)
         for (platform, outcome), n in finished.items():

@@ -149,6 +149,7 @@ class _ClaimTail(msgspec.Struct, frozen=True):
     next_due: datetime | None
     paired: list[str]
     phones_left: int
+    links_left: int
 
 
 class Released(msgspec.Struct, frozen=True):
@@ -167,6 +168,7 @@ class ClaimResult(msgspec.Struct, frozen=True):
     next_due: datetime | None  # only when the claim came back short: when the next pending one is due
     paired: list[str]  # the accounts a target was paired with (one not claimed: its reservation was refused)
     phones_left: int  # +phone targets found that no account with contact room was left to take
+    links_left: int  # links due found that no account with link room was left to take
 
 
 class AccountRow(msgspec.Struct, frozen=True):
@@ -186,6 +188,7 @@ class AccountRow(msgspec.Struct, frozen=True):
 class AccountState(AccountRow, frozen=True):
     held: bool  # this replica still leases it
     contacts_open_at: datetime | None  # when its contacts window closes (None: never opened)
+    daily_open_at: datetime | None  # when its 24 h window closes (None: never opened)
 
 
 class AcquiredAccount(AccountRow, frozen=True):
@@ -445,6 +448,7 @@ class Repository:
             first["next_due"],
             first["paired"],
             first["phones_left"],
+            first["links_left"],
         )
 
     async def release_lost_claim(

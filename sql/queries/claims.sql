@@ -18,16 +18,18 @@
 -- contact first; the accounts provider's contacts_limit in the row may lower it). One statement,
 -- one commit, BEFORE any platform call: the in-flight mark and the quota reservation are
 -- written together or not at all.
---  * asking: each account with its place in `accounts` and whether its contacts window has
---    room for one more +phone target (read unlocked to pair; `reserved` checks it again).
+--  * asking: each account with its place in `accounts`, whether its contacts window has room
+--    for one more +phone target, and whether its 24 h window is still under its `link_cap`
+--    (room for a message carrying a one-use invite link: the link quota, lower than the
+--    others) -- read unlocked to pair; `reserved` checks both again.
 --  * next: exactly the partial index invite_targets_pending (task_id, next_attempt_at, seq)
 --    WHERE status = 'pending' -- equality on task_id, range on next_attempt_at, the index order
 --    as ORDER BY -- so the plan reads the head of one task's queue and nothing else, however
 --    many targets are finished. SKIP LOCKED: a concurrent claim passes by instead of queueing.
---  * plain: only when an account is out of contact room (else a one-time filter reads
---    nothing), up to `limit` due targets that need no contact import, from anywhere in the
---    queue -- the partial index invite_targets_pending_plain (migration 0013) -- so +phone
---    targets at the head never hold back the usernames behind them. Its LIMIT is `limit`, not
+--  * plain: only when an account is out of contact or link room (else a one-time filter reads
+--    nothing), up to `limit` due targets that need neither a contact import nor a link, from
+--    anywhere in the queue -- the partial index invite_targets_pending_plain (migration 0013) --
+--    so +phone targets and links due at the head never hold back the usernames behind them. Its LIMIT is `limit`, not
 --    the count of such accounts: a LIMIT the planner cannot know is estimated at a tenth of
 --    the table, and the statement's joins then turned to scans (bench/engine.py: 0.9 -> 0.6 of
 --    pgqueuer's rate). found: both, once each.
@@ -45,24 +47,20 @@
 --    `barred` says (the decision table's rows, decisions.BARRED_JSON: status, outcome and
 --    error message by the bar's name; "{days}" in a message is the recontact cap).
 --  * numbered: window functions may not sit beside FOR UPDATE, so rows are numbered apart,
---    in queue order, +phone targets and the others each on their own, the barred left out.
---  * phones, paired: the accounts with contact room take the +phone targets, in their order
---    and the queue's; every other account (out of room, or with room but no +phone target
---    left for it) takes the other targets in the same way -- so a +phone target is never
---    paired with an account that may not import it, and none stands idle while a target it
---    may take was found. Accounts beyond the targets found reserve nothing. locked: their
+--    in queue order, each kind on its own, the barred left out: +phone targets (a contact to
+--    import), links due (link_state, migration 0019: the action is the message carrying a
+--    one-use invite link -- its person's number was imported by the invite already), the others.
+--  * phones, links, paired: the accounts with contact room take the +phone targets, those
+--    left with link room the links due, in their order and the queue's; every other account
+--    takes the other targets in the same way -- so a +phone target is never paired with an
+--    account that may not import it, nor a link with one past its link quota, and none stands
+--    idle while a target it may take was found. Accounts beyond the targets found reserve nothing. locked: their
 --    rows are locked in id order before any is updated (as every statement of the engine
 --    does), so claims, group commits and heartbeats of one replica cannot deadlock.
---  * deferred: a target whose one-use invite link is due (link_state, migration 0019) is a
---    message carrying a link: paired with an account whose 24 h window is at its `link_cap`
---    (the link quota, lower than the invite quota), it waits for that window to reopen -- its
---    next_attempt_at moved there, so it leaves the head of the queue instead of holding it --
---    and the account reserves nothing this time (refused: it rests a moment, then takes an
---    invite). Never an attempt, never a slot of the quota.
 --  * reserved: the quota is reserved only where this replica still holds the account's lease,
 --    the account is the task's tenant's, not blocked nor cooling down, its minimum pause has
---    passed and its 24 h window has room (and, for a +phone target, its contacts window: one
---    import reserved there too), and the task is running and the account may serve it
+--    passed and its 24 h window has room -- under `link_cap` for a link -- (and, for a +phone
+--    target, its contacts window: one import reserved there too), and the task is running and the account may serve it
 --    (invite_task_accounts active) -- the safety net across replicas and restarts behind the
 --    in-memory bucket, and why pause/cancel take effect before the next action. The windows
 --    and caps are migration 0012's (invite_window_used, invite_window_start, invite_cap), as
@@ -77,13 +75,16 @@
 -- pending target is due, never before now (NULL: nothing pending at all): the first entry of
 -- the same index. `paired`: the accounts a target was paired with (one not claimed among them
 -- was refused by its reservation); `phones_left`: +phone targets found that no account with
--- contact room was left to take (the accounts left without a target wait for their window).
+-- contact room was left to take, `links_left` links due that none with link room was (the
+-- accounts left without a target wait for their window).
 WITH task AS (
     SELECT id, user_id FROM invite_tasks WHERE id = $1 AND status = 'running'
 ), asking AS (
     SELECT w.account_id, w.cap, w.pause, w.place, COALESCE(w.link_cap, w.cap) AS link_cap,
            COALESCE(invite_window_used(a.contacts_window_start, a.contacts_count, $2)
-                    < invite_cap($8::int, a.contacts_limit), false) AS room
+                    < invite_cap($8::int, a.contacts_limit), false) AS room,
+           w.link_cap IS NULL OR COALESCE(invite_window_used(a.daily_window_start, a.daily_count, $2)
+                                          < invite_cap(w.link_cap, a.daily_limit), true) AS link_room
     FROM ROWS FROM (jsonb_to_recordset($5::jsonb) AS (account_id text, cap int, pause float8, link_cap int))
          WITH ORDINALITY AS w(account_id, cap, pause, link_cap, place)
     LEFT JOIN invite_accounts a ON a.id = w.account_id
@@ -96,8 +97,8 @@ WITH task AS (
 ), plain AS (
     SELECT id, identifier_key, user_data, next_attempt_at, seq, link_state FROM invite_targets
     WHERE task_id = $1 AND status = 'pending' AND next_attempt_at <= $2
-      AND NOT invite_imports_contact(identifier_key)
-      AND EXISTS (SELECT 1 FROM asking WHERE NOT room)
+      AND NOT invite_imports_contact(identifier_key) AND link_state IS NULL
+      AND EXISTS (SELECT 1 FROM asking WHERE NOT room OR NOT link_room)
     ORDER BY next_attempt_at, seq
     LIMIT $3
     FOR UPDATE SKIP LOCKED
@@ -106,8 +107,8 @@ WITH task AS (
     UNION ALL
     SELECT * FROM plain WHERE id NOT IN (SELECT id FROM next)
 ), judged AS (
-    SELECT x.id, x.next_attempt_at, x.seq, invite_imports_contact(x.identifier_key) AS phone, b.barred,
-           x.link_state = 'due' AS link
+    SELECT x.id, x.next_attempt_at, x.seq, b.barred, x.link_state IS NOT DISTINCT FROM 'due' AS link,
+           invite_imports_contact(x.identifier_key) AND x.link_state IS NULL AS phone
     FROM found x
     LEFT JOIN task t ON true
     CROSS JOIN LATERAL invite_barred(t.user_id, t.id, x.identifier_key, x.user_data, $2, $7::int) AS b(barred)
@@ -120,30 +121,31 @@ WITH task AS (
          ON d.barred = j.barred
     WHERE g.id = j.id
 ), numbered AS (
-    SELECT id, phone, link, row_number() OVER (PARTITION BY phone ORDER BY next_attempt_at, seq) AS n
+    SELECT id, phone, link, row_number() OVER (PARTITION BY phone, link ORDER BY next_attempt_at, seq) AS n
     FROM judged WHERE barred IS NULL
 ), phones AS (
     SELECT r.account_id, r.cap, r.pause, r.link_cap, nb.id AS target_id, true AS phone, nb.link
     FROM (SELECT *, row_number() OVER (ORDER BY place) AS k FROM asking WHERE room) r
     JOIN numbered nb ON nb.phone AND nb.n = r.k
+), links AS (
+    SELECT r.account_id, r.cap, r.pause, r.link_cap, nb.id AS target_id, false AS phone, true AS link
+    FROM (SELECT *, row_number() OVER (ORDER BY place) AS k FROM asking
+          WHERE link_room AND account_id NOT IN (SELECT account_id FROM phones)) r
+    JOIN numbered nb ON nb.link AND nb.n = r.k
 ), paired AS (
     SELECT * FROM phones
     UNION ALL
-    SELECT r.account_id, r.cap, r.pause, r.link_cap, nb.id, false, nb.link
+    SELECT * FROM links
+    UNION ALL
+    SELECT r.account_id, r.cap, r.pause, r.link_cap, nb.id, false, false
     FROM (SELECT *, row_number() OVER (ORDER BY place) AS k FROM asking
-          WHERE account_id NOT IN (SELECT account_id FROM phones)) r
-    JOIN numbered nb ON NOT nb.phone AND nb.n = r.k
+          WHERE account_id NOT IN (SELECT account_id FROM phones UNION ALL SELECT account_id FROM links)) r
+    JOIN numbered nb ON NOT nb.phone AND NOT nb.link AND nb.n = r.k
 ), locked AS MATERIALIZED (
     SELECT a.id FROM invite_accounts a
     WHERE a.id IN (SELECT account_id FROM paired)
     ORDER BY a.id
     FOR UPDATE
-), deferred AS (
-    UPDATE invite_targets g SET next_attempt_at = a.daily_window_start + interval '24 hours'
-    FROM paired p JOIN invite_accounts a ON a.id = p.account_id
-    WHERE g.id = p.target_id AND p.link AND a.id IN (SELECT id FROM locked)
-      AND invite_window_used(a.daily_window_start, a.daily_count, $2) >= invite_cap(p.link_cap, a.daily_limit)
-    RETURNING g.id
 ), reserved AS (
     UPDATE invite_accounts a SET
         daily_count = invite_window_used(a.daily_window_start, a.daily_count, $2) + 1,
@@ -161,8 +163,8 @@ WITH task AS (
       AND a.status <> 'blocked'
       AND (a.cooldown_until IS NULL OR a.cooldown_until <= $2)
       AND (a.last_action_at IS NULL OR a.last_action_at <= $2::timestamptz - p.pause * interval '1 second')
-      AND invite_window_used(a.daily_window_start, a.daily_count, $2) < invite_cap(p.cap, a.daily_limit)
-      AND p.target_id NOT IN (SELECT id FROM deferred)
+      AND invite_window_used(a.daily_window_start, a.daily_count, $2)
+          < invite_cap(CASE WHEN p.link THEN p.link_cap ELSE p.cap END, a.daily_limit)
       AND (NOT p.phone
            OR invite_window_used(a.contacts_window_start, a.contacts_count, $2) < invite_cap($8::int, a.contacts_limit))
       AND EXISTS (SELECT 1 FROM invite_task_accounts ta
@@ -190,7 +192,8 @@ SELECT c.id, c.account_id, c.identifier_key, c.user_data, c.attempts, c.link_sta
             LIMIT 1)
        END AS next_due,
        ARRAY(SELECT account_id FROM paired) AS paired,
-       (SELECT count(*) FROM numbered WHERE phone AND id NOT IN (SELECT target_id FROM paired)) AS phones_left
+       (SELECT count(*) FROM numbered WHERE phone AND id NOT IN (SELECT target_id FROM paired)) AS phones_left,
+       (SELECT count(*) FROM numbered WHERE link AND id NOT IN (SELECT target_id FROM paired)) AS links_left
 FROM (SELECT 1) one LEFT JOIN claimed c ON true
 
 -- name: release_lost_claim
@@ -241,9 +244,10 @@ FROM released r
 -- name: account_state
 -- args: $1 replica, $2 account_ids
 -- Re-read the quota state of accounts whose reservation the database refused (or that found
--- no target they may take for want of contact room), whether `replica` still holds them, and
--- when their contacts window closes (NULL: never opened).
+-- no target they may take for want of contact or link room), whether `replica` still holds
+-- them, and when their contacts window and their 24 h window close (NULL: never opened).
 SELECT id, platform, status, daily_window_start, daily_count, daily_limit, last_action_at, cooldown_until,
        pace_multiplier, (lease_owner IS NOT DISTINCT FROM $1) AS held,
-       contacts_window_start + interval '24 hours' AS contacts_open_at
+       contacts_window_start + interval '24 hours' AS contacts_open_at,
+       daily_window_start + interval '24 hours' AS daily_open_at
 FROM invite_accounts WHERE id = ANY($2::text[])

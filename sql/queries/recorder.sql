@@ -12,8 +12,9 @@
 --  * targets: only rows `replica` still holds for this very claim (the attempt number it
 --    claimed) change -- a row taken over after its lease expired is someone else's now; an
 --    `uncertain` left by a recovery sweep is overwritten (the real outcome is better than
---    "unknown"); a target going back to the queue loses its lease; a `link_state` given (a
---    one-use invite link offered or sent) replaces its own;
+--    "unknown"); a target going back to the queue loses its lease, and goes to its head when
+--    its next attempt is NULL ('-infinity', before the people not reached yet: a one-use
+--    invite link offered); a `link_state` given (a link offered or sent) replaces its own;
 --  * logs: [task id, log row] pairs, one execution-log row per platform call (and per failed
 --    check of an account's right, without a target), under the id the recorder gave it: a
 --    batch written again because the answer to its commit was lost adds none twice; a target
@@ -37,7 +38,7 @@ WITH targets AS (
         error_message = u.error_message,
         result = u.result,
         attempts = u.attempts,
-        next_attempt_at = u.next_attempt_at,
+        next_attempt_at = COALESCE(u.next_attempt_at, '-infinity'),
         link_state = COALESCE(u.link_state, g.link_state),
         lease_owner = CASE WHEN u.status = 'pending' THEN NULL ELSE g.lease_owner END,
         lease_expires_at = CASE WHEN u.status = 'pending' THEN NULL ELSE g.lease_expires_at END

@@ -168,13 +168,25 @@ async def test_links_wait_for_the_accounts_link_quota_and_suppressions_hold(
     assert "u:user6" not in {m.target_key for m in messages}
     assert {r["identifier_key"] for r in rows if r["outcome"] == "suppressed"} == {"u:user6"}
     assert sorted(m.target_key for m in messages) == [f"u:user{i}" for i in range(1, 6)]
-    # the account's 24 h window (it opens with its first action and reopens 24 h later) took 5
-    # invites: no link on that day; then 3 links in the next window, the last 2 in the one after
-    invites = sorted(a.at for a in actions(engine_scenario, ActionKind.INVITE))
-    sent = sorted(m.at for m in messages)
-    assert len(invites) == 5
-    assert sent[0] >= invites[0] + timedelta(hours=24)
-    assert sent[2] < sent[0] + timedelta(hours=24) <= sent[3]
+    # the account's 24 h window opens with its first action and reopens with the first one 24 h
+    # later: a link's message goes out only as the window's 1st, 2nd or 3rd action (the link
+    # quota), the invites around them up to 10 -- so the links spread over three windows
+    acted = sorted(
+        (a.at, a.action)
+        for a in engine_scenario.record.read_since(0)[0]
+        if a.action in (ActionKind.INVITE, ActionKind.MESSAGE)
+    )
+    start, count, windows = acted[0][0], 0, []
+    for at, action in acted:
+        if at >= start + timedelta(hours=24):
+            start, count = at, 0
+        count += 1
+        if action is ActionKind.MESSAGE:
+            assert count <= 3, (at, count)
+            windows.append(start)
+    assert len(acted) == 10  # 5 invites (user6 suppressed), 5 links
+    assert len(set(windows)) == 3
+    assert messages[0].at < acted[2][0]  # the first link goes before the third invite: ahead of the queue
 
 
 async def test_a_links_message_a_dead_worker_left_in_doubt_is_settled_and_never_sent_twice(

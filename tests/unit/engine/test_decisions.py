@@ -54,13 +54,13 @@ from invite.engine.decisions import (
     recovered_rows,
 )
 from invite.engine.outcomes import (
-    CONTACTS_RECHECK,
     REFUSED_REST,
+    ROOM_RECHECK,
     give_back,
     refused,
     retire,
     settle,
-    short_of_contacts,
+    short_of_room,
 )
 from invite.engine.recorder import AccountChange, Entry
 from invite.engine.registry import Registry
@@ -148,6 +148,7 @@ PINNED: dict[Key, Decision] = {
     E.REFUSED_BLOCKED: Decision(T.NONE, None, A.STOP, outcome="refused_blocked"),
     E.LEASE_LOST: Decision(T.NONE, None, A.LET_GO, outcome="lease_lost"),
     E.CONTACTS_FULL: Decision(T.NONE, None, A.REST, outcome="contacts_full"),
+    E.LINKS_FULL: Decision(T.NONE, None, A.REST, outcome="links_full"),
     E.SUPPRESSED: Decision(T.DONE, S.SKIPPED, outcome="suppressed"),
     E.RECENTLY_CONTACTED: Decision(T.DONE, S.SKIPPED, outcome="recently_contacted"),
     E.LINK_DUE: Decision(
@@ -155,6 +156,7 @@ PINNED: dict[Key, Decision] = {
         S.PENDING,
         error=False,
         gives_back=True,
+        ahead=True,
         link=LinkState.DUE,
         outcome="privacy_restricted",
         logged="link_offered",
@@ -225,7 +227,8 @@ def test_every_engine_outcome_has_a_way_in() -> None:
         E.CLAIM_LOST,  # release_lost_claim
         E.DEAD_AT_START,  # retire
         E.LEASE_LOST,  # refused, by a replica that no longer leases the account
-        E.CONTACTS_FULL,  # short_of_contacts
+        E.CONTACTS_FULL,  # short_of_room
+        E.LINKS_FULL,  # short_of_room, of a link due
     ]
     assert {key for key in ways_in if isinstance(key, EngineOutcome)} == set(EngineOutcome)
     assert set(RECONCILED) == {
@@ -332,7 +335,7 @@ def test_settle_applies_every_cell(key: Key) -> None:
     # fate, status, gives_back, error, outcome, logged
     fates = {
         T.DONE: (d.status, NOW, NOW),
-        T.REQUEUE: (d.status, None, NOW),
+        T.REQUEUE: (d.status, None, None if d.ahead else NOW),
         T.RETRY: (S.PENDING, None, NOW + timedelta(seconds=2 * SETTINGS.retry_backoff_seconds)),
     }
     assert (target.status, target.processed_at, target.next_attempt_at) == fates[d.fate]
@@ -376,7 +379,7 @@ def test_an_invite_task_offering_links_turns_a_privacy_refusal_into_a_link_due(k
         assert (offered.target.outcome, offered.target.error_message, offered.target.next_attempt_at) == (
             d.outcome,
             None,
-            NOW,
+            None,  # at the head of the queue: sent before anyone new is invited
         )
     else:  # every other answer to an invite is as in any invite task
         assert offered.target == plain.target
@@ -502,22 +505,22 @@ def test_a_refused_reservation_does_what_its_row_says(status: AccountStatus, hel
 @pytest.mark.parametrize(
     ("opens_in", "rests"),
     [
-        (timedelta(hours=3), CONTACTS_RECHECK),
+        (timedelta(hours=3), ROOM_RECHECK),
         (timedelta(seconds=40), timedelta(seconds=40)),
-        (None, CONTACTS_RECHECK),  # no window open: a contacts limit of 0
-        (timedelta(seconds=-5), CONTACTS_RECHECK),
+        (None, ROOM_RECHECK),  # no window open: a contacts limit of 0
+        (timedelta(seconds=-5), ROOM_RECHECK),
     ],
 )
-def test_an_account_short_of_contacts_rests_until_its_window_closes_or_a_recheck(
+def test_an_account_short_of_room_rests_until_its_window_closes_or_a_recheck(
     opens_in: timedelta | None, rests: timedelta
 ) -> None:
     acc = account()
-    short_of_contacts(SETTINGS, acc, True, None if opens_in is None else NOW + opens_in, NOW)
+    short_of_room(SETTINGS, acc, True, None if opens_in is None else NOW + opens_in, NOW)
     assert DECISIONS[E.CONTACTS_FULL].account is A.REST  # in memory only, for as long as said
     assert acc.bucket.cooldown_until == NOW + rests
     assert acc.driving
     gone = account()
-    short_of_contacts(SETTINGS, gone, False, NOW, NOW)
+    short_of_room(SETTINGS, gone, False, NOW, NOW)
     assert _seen(gone, None) == [DECISIONS[E.LEASE_LOST].account]
 
 
