@@ -206,8 +206,10 @@ async def test_reconcile_settle_makes_each_message_what_its_verdicts_row_says(
         )
         answers, expected = [], {}
         for n, (status, verdict, link) in enumerate(asked):
-            kind = {"task_type": "invite_to_group"} if link else {"task_type": "send_messages"}
-            task_id = await make_task(pool, targets=1, template="Hi", status=status, prefix=f"p{n}_", **kind)
+            kind = "invite_to_group" if link else "send_messages"
+            task_id = await make_task(
+                pool, targets=1, task_type=kind, template="Hi", status=status, prefix=f"p{n}_"
+            )
             target_id = await _in_flight(pool, task_id, REPLICA)
             if link:
                 await pool.execute("UPDATE invite_targets SET link_state = 'due' WHERE id = $1", target_id)
