@@ -388,6 +388,8 @@ async def test_a_link_whose_save_lost_its_answer_is_sent_once_and_saved_first(
     carries is the one saved for them."""
     tenant, targets = new_tenant(), 12
     run = _through_relay(settings, relay.url(fresh_database_url), lease_seconds=600.0)
+    # the link step the lost answer broke is retried after the backoff: a short one here
+    run = msgspec.structs.replace(run, retry_backoff_seconds=0.5)
     observer = await create_pool(fresh_database_url, settings)
     record = MemoryRecord()
     factory = _sandbox(run, record, SandboxProfile(invite_privacy_rate=1.0, latency_seconds=(0.02, 0.05)))
