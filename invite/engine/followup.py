@@ -56,11 +56,13 @@ class ShortLeases:
         ctx: EngineContext,
         strategies: StrategyFactory,
         accounts: AccountsProvider,
+        wanted: Callable[[], None],
         at_once: int = AT_ONCE,
     ) -> None:
         self._ctx = ctx
         self._strategies = strategies
         self._accounts = accounts
+        self._wanted = wanted  # the lease keeper looks for accounts at once
         self._at_once = asyncio.Semaphore(at_once)
         self.owner = ctx.settings.replica_id + OWNER_SUFFIX
         self.driver = strategies.driver  # the tasks whose accounts it may read: this replica's driver's
@@ -91,6 +93,8 @@ class ShortLeases:
                 return await self._leased(borrowed.id, borrowed.user_id, work, purpose, channel)
             finally:
                 await ctx.repo.give_back_account(owner=self.owner, borrowed=borrowed)
+                if await ctx.repo.servable(account_ids=[account_id], driver=self.driver):
+                    self._wanted()
 
     async def _leased(
         self,

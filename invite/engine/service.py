@@ -71,7 +71,7 @@ class Engine:
         self.keeper = LeaseKeeper(self.ctx, strategies, accounts)
         self.lifecycle = Lifecycle(self.ctx, accounts, strategies.driver, self._refresh)
         # reads on accounts no replica holds (replies, link joins), a few at a time per replica
-        self.short_leases = ShortLeases(self.ctx, strategies, accounts)
+        self.short_leases = ShortLeases(self.ctx, strategies, accounts, self.keeper.kick)
         self.links = LinkWatcher(self.ctx, lambda: self.keeper.held.values(), self.short_leases)
         self.replies = RepliesPoller(
             self.ctx, lambda: self.keeper.held.values(), self._refresh, self.short_leases

@@ -26,11 +26,13 @@ class Provider(SandboxAccounts):
     def __init__(self) -> None:
         super().__init__(1)
         self.busy = False
+        self.refused = 0
 
     async def lease(
         self, account_id: str, user_id: str, purpose: LeasePurpose, channel: str | None = None
     ) -> AccountData | None:
         if self.busy:
+            self.refused += 1
             return None
         return await super().lease(account_id, user_id, purpose, channel)
 
@@ -207,6 +209,39 @@ async def test_a_short_read_holds_the_account_under_an_owner_no_lease_keeper_tak
     assert held_by == owner
     assert until is not None
     assert until > engine_scenario.clock.now() - timedelta(seconds=1)
+
+
+async def test_an_account_a_campaign_wants_is_leased_as_a_read_gives_it_back(
+    engine_scenario: Scenario,
+) -> None:
+    """A new campaign needs the account the replies poller reads (its last task ended). The
+    provider would not lease it at first; the lease keeper may ask again a poll later, but its
+    next beat is a third of a lease away, and reads hold the account a moment every poll: it
+    is leased as the first read after that gives it back -- not at a beat, where a beat keeping
+    time with the reads could find it held again and again."""
+    engine_scenario.configure(SandboxProfile(), replies_poll_seconds=POLL, account_lease_seconds=7200.0)
+    provider = Provider()
+    done = await engine_scenario.add_task(targets=1, **MESSAGE)
+    async with engine_scenario.running(provider) as engine:
+        await finished_and_let_go(engine_scenario, done, provider, engine)
+        settings = engine_scenario.settings
+        beat = settings.account_lease_seconds / 3
+        provider.busy = True
+        await engine_scenario.add_task(targets=2, prefix="next", **MESSAGE)
+
+        async def refused() -> bool:  # the keeper knows the task, and was refused its account
+            return engine.ctx.registry.serves_anything(ACCOUNT) and provider.refused > 0
+
+        await engine_scenario.wait_until(refused, step=1.0, limit=2 * settings.poll_interval_seconds)
+        refused_at = engine_scenario.clock.now()
+        provider.busy = False
+
+        async def held() -> bool:
+            return ACCOUNT in engine.keeper.held
+
+        await engine_scenario.wait_until(held, step=10.0, limit=beat)
+        leased_after = (engine_scenario.clock.now() - refused_at).total_seconds()
+        assert settings.poll_interval_seconds <= leased_after <= settings.poll_interval_seconds + POLL + 10
 
 
 async def test_an_open_invite_link_keeps_its_account_watched(engine_scenario: Scenario) -> None:
