@@ -158,6 +158,13 @@ class IntegrationClient:
         self._unreported: dict[str, tuple[AccountEvent, str]] = {}  # events whose report failed
 
     async def aclose(self) -> None:
+        # a shared summary read outlives a caller cancelled at shutdown: stopped and its outcome
+        # taken here, before the client it would send on is closed
+        reads = [read for _, read in self._summaries.values()]
+        self._summaries.clear()
+        for read in reads:
+            read.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
         await self._client.aclose()
 
     async def list_accounts(self, user_id: str) -> list[AccountData]:

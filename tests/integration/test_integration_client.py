@@ -38,7 +38,9 @@ Its time stands still unless it is given a clock (the engine's, in the engine's 
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -697,6 +699,40 @@ async def test_a_timeout_is_an_upstream_error(server: FakeServer) -> None:
     finally:
         await client.aclose()
     assert "timed out" in caught.value.detail
+
+
+async def test_a_summary_read_in_flight_at_shutdown_is_stopped_with_the_client(
+    server: FakeServer, platform: IntegrationService
+) -> None:
+    """A lease cancelled at shutdown leaves its shared summary read behind: closing the client
+    stops it and takes its outcome, so nothing is sent on the closed client and no error is
+    left unretrieved for the event loop to report."""
+    asked = threading.Event()
+
+    def unavailable(request: Request) -> Reply:
+        asked.set()
+        return Reply(503)  # tried again after a backoff
+
+    server.route("GET", SUMMARY, unavailable, platform.summary)
+    client = IntegrationClient(
+        server.url, secret, MemoryCache(), timeout_seconds=2.0, retries=1, backoff_seconds=0.3
+    )
+    loop = asyncio.get_running_loop()
+    unretrieved: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: unretrieved.append(context))
+    try:
+        lease = asyncio.ensure_future(client.lease(A1, TENANT, LeasePurpose.INVITE_CAMPAIGN))
+        assert await asyncio.to_thread(asked.wait, 5.0)
+        lease.cancel()
+        await asyncio.gather(lease, return_exceptions=True)
+        await client.aclose()
+        await asyncio.sleep(0.5)  # past the backoff: the read would go again now
+        del client, lease
+        gc.collect()  # an error nobody took is reported as its task goes
+    finally:
+        loop.set_exception_handler(None)
+    assert unretrieved == []
+    assert len(server.requests_to("GET", SUMMARY)) == 1
 
 
 async def test_an_unreachable_service_is_an_upstream_error() -> None:
