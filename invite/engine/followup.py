@@ -18,7 +18,12 @@ replica and the platform, never drive one Telegram session at once:
    left on a session the platform hands to another is AUTH_KEY_DUPLICATED);
 4. the provider's lease released with zero usage (a read is not an action), and our lease put
    back as it was found (replies.give_back_account: an expired lease stays its dead owner's,
-   so the account's next holder still treats it as not let go of gracefully).
+   so the account's next holder still treats it as not let go of gracefully);
+5. the lease keeper told (``wanted``) when a running task of this driver needs the account
+   (leases.servable): a read gives way to a campaign. The keeper's beat may have come while
+   the read held the account, and left to the next beat it could miss it again and again --
+   both keep time on one clock, and a beat that is a multiple of REPLIES_POLL_SECONDS falls
+   on a read every time.
 
 At most ``at_once`` reads run side by side per replica (connecting a client is the costly part).
 """
