@@ -973,7 +973,8 @@ class Repository:
     async def borrow_account(
         self, *, owner: str, account_id: str, now: datetime, lease_seconds: float
     ) -> Borrowed | None:
-        """A short lease for ``owner``; None when someone holds the account (or it is blocked)."""
+        """A short lease for ``owner``; None when someone holds the account (or it is blocked, or
+        cools down)."""
         return await self._one(
             "replies.borrow_account",
             Borrowed,

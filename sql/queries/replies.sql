@@ -65,11 +65,15 @@ ORDER BY a.id
 -- with a suffix of its own, so that no lease keeper, this replica's included, takes the account
 -- while the read holds it. What the row said before is returned: give_back_account puts it back
 -- as found (an expired lease stays the dead owner's, so its next holder still knows the account
--- was not let go of gracefully). No row: someone holds it now.
+-- was not let go of gracefully). Not while the account cools down (a FloodWait, a spam flag):
+-- the accounts provider rests it as long, and a read would ask it for a rested account every
+-- round -- the lease keeper asks once, for its renewal, and not again before the cooldown
+-- ends (leases.py). No row: someone holds it now, or it rests.
 WITH found AS MATERIALIZED (
     SELECT id, lease_owner, lease_expires_at
     FROM invite_accounts
     WHERE id = $2 AND status <> 'blocked' AND (lease_owner IS NULL OR lease_expires_at <= $3)
+      AND (cooldown_until IS NULL OR cooldown_until <= $3)
     FOR UPDATE SKIP LOCKED
 )
 UPDATE invite_accounts a SET lease_owner = $1, lease_expires_at = $3::timestamptz + $4::float8 * interval '1 second'

@@ -186,6 +186,37 @@ async def test_an_account_the_provider_will_not_lease_is_skipped_until_it_will(
     assert await lease_row(engine_scenario) == (None, None)
 
 
+async def test_an_account_cooling_down_is_not_asked_for_until_its_cooldown_ends(
+    engine_scenario: Scenario,
+) -> None:
+    """A FloodWait left the account cooling down as its task ended: the provider rests it as
+    long, so no read asks for it before the cooldown is over -- then its replies are read."""
+    engine_scenario.configure(
+        SandboxProfile(reply_rate=1.0, reply_after_seconds=REPLY_AFTER), replies_poll_seconds=POLL
+    )
+    provider = Provider()
+    task = await engine_scenario.add_task(targets=3, **MESSAGE)
+    async with engine_scenario.running(provider) as engine:
+        await finished_and_let_go(engine_scenario, task, provider, engine)
+        leases = len(provider.leases)
+        until = engine_scenario.clock.now() + timedelta(seconds=REPLY_AFTER + 4 * POLL)
+        with engine_scenario.clock.busy():  # as the FloodWait's outcome wrote it
+            await engine_scenario.pool.execute(
+                "UPDATE invite_accounts SET cooldown_until = $2 WHERE id = $1", ACCOUNT, until
+            )
+        await engine_scenario.clock.sleep(REPLY_AFTER + 3 * POLL)
+        assert len(provider.leases) == leases  # not asked for while it rests
+        assert all(r["replied_at"] is None for r in await replied(engine_scenario, task))
+
+        async def answered() -> bool:
+            return all(r["replied_at"] is not None for r in await replied(engine_scenario, task))
+
+        await engine_scenario.wait_until(answered, step=POLL)
+        assert engine_scenario.clock.now() >= until
+        assert len(provider.leases) > leases
+    assert await lease_row(engine_scenario) == (None, None)
+
+
 async def test_a_short_read_holds_the_account_under_an_owner_no_lease_keeper_takes_from(
     engine_scenario: Scenario,
 ) -> None:
