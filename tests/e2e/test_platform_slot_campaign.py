@@ -60,9 +60,12 @@ class Platform(IntegrationService):
         super().__init__(server, clock)
         self.rested: list[Rest] = []
         self.allocated: list[tuple[str, datetime]] = []
+        self.purposes: list[tuple[str, datetime]] = []  # each allocation's purpose, and when
 
     def allocate(self, request: Request) -> Reply:
-        self.allocated.append((request.json()["preferred_account_id"], self.now()))
+        body = request.json()
+        self.allocated.append((body["preferred_account_id"], self.now()))
+        self.purposes.append((body["purpose"], self.now()))
         return super().allocate(request)
 
     def _handle(self, account: Account, error_type: str, message: str, context: Any = None) -> None:
@@ -143,6 +146,24 @@ async def test_a_campaign_in_the_platforms_slot_keeps_its_limits_and_its_rests()
                         return done == ["completed", "completed"]
 
                     await wait_until(clock, both_done, step=3600, real_timeout=240)
+
+                    # a last message task: once it ended and its accounts were let go of, their
+                    # replies are read for a day after, each under an allocation of its own
+                    last = await make_task(
+                        pool,
+                        targets=2,
+                        user_id=TENANT,
+                        task_type="send_messages",
+                        template="Hi {first_name}",
+                        prefix="last",
+                    )
+
+                    async def last_ended_and_let_go() -> bool:
+                        return await task_status(pool, clock, last) == "completed" and not engine.keeper.held
+
+                    await wait_until(clock, last_ended_and_let_go, step=600, real_timeout=120)
+                    reads_from = (len(platform.purposes), len(platform.releases))
+                    await clock.sleep(4 * 3600)
                 finally:
                     await engine.stop()
                 log = await pool.fetch(
@@ -180,3 +201,14 @@ async def test_a_campaign_in_the_platforms_slot_keeps_its_limits_and_its_rests()
         ]
         assert len(asked) <= 1, f"{rest.account_id} asked for {len(asked)} times while resting"  # a renewal
         assert during == [], f"{rest.account_id} driven while the platform rested it: {rest} {during}"
+    # the reads after the last task: message-campaign allocations (counted above among those
+    # asked for while the platform rested an account), released with nothing used, none left
+    reads = platform.purposes[reads_from[0] :]
+    assert reads, "no account read after the last task ended"
+    assert {purpose for purpose, _ in reads} == {"message_campaign"}
+    assert all(
+        stats["usage_stats"]["success"]
+        and stats["usage_stats"]["invites_sent"] == stats["usage_stats"]["messages_sent"] == 0
+        for _, stats in platform.releases[reads_from[1] :]
+    )
+    assert all(account.locked_by is None for account in platform.accounts.values())
