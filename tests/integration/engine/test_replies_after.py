@@ -1,16 +1,19 @@
 """Replies read after the task ends, on the virtual clock: once a message task's last target is
 done its account is let go of, and the replies poller reads it under a short lease of its own
-(followup.py) for REPLIES_WATCH_HOURS after -- never an account another replica holds, nor one
-the accounts provider will not lease."""
+(followup.py) for REPLIES_WATCH_HOURS after -- never an account another replica holds, one the
+accounts provider will not lease, or one cooling down; and a read gives way to a campaign."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from invite.engine.followup import OWNER_SUFFIX
 from invite.engine.repository import Repository
+from invite.engine.service import Engine
 from invite.platforms.base import AccountData, LeasePurpose, UsageStats
 from invite.platforms.sandbox import SandboxAccounts, SandboxProfile
 from tests.integration.engine.harness import TENANT, Scenario
@@ -18,6 +21,7 @@ from tests.integration.engine.test_replies import MESSAGE, POLL, replied
 
 REPLY_AFTER = 3 * 3600.0  # people answer three hours after the message
 ACCOUNT = f"sandbox-{TENANT}-1"
+REPLYING = SandboxProfile(reply_rate=1.0, reply_after_seconds=REPLY_AFTER)  # everybody answers
 
 
 class Provider(SandboxAccounts):
@@ -46,7 +50,9 @@ async def lease_row(scenario: Scenario) -> tuple[str | None, datetime | None]:
     return row["lease_owner"], row["lease_expires_at"]
 
 
-async def finished_and_let_go(scenario: Scenario, task: uuid.UUID, provider: Provider, engine: Any) -> None:
+async def finished_and_let_go(
+    scenario: Scenario, task: uuid.UUID, provider: Provider, engine: Engine
+) -> None:
     """The task completes and the lease keeper releases its account (nothing left to serve)."""
     await scenario.wait_for_status(task, "completed", step=60.0)
 
@@ -57,6 +63,27 @@ async def finished_and_let_go(scenario: Scenario, task: uuid.UUID, provider: Pro
     assert [r.account_id for r in provider.releases] == [ACCOUNT]  # the campaign's lease, given back
 
 
+@asynccontextmanager
+async def after_the_task(
+    scenario: Scenario, *, targets: int = 3, profile: SandboxProfile = REPLYING, **overrides: Any
+) -> AsyncIterator[tuple[uuid.UUID, Provider, Engine]]:
+    """A message task of ``targets`` people run to its end on a single sandbox account, and the
+    account let go of; the engine still running (``overrides``: its settings)."""
+    scenario.configure(profile, replies_poll_seconds=POLL, **overrides)
+    provider = Provider()
+    task = await scenario.add_task(targets=targets, **MESSAGE)
+    async with scenario.running(provider) as engine:
+        await finished_and_let_go(scenario, task, provider, engine)
+        yield task, provider, engine
+
+
+def all_answered(scenario: Scenario, task: uuid.UUID) -> Callable[[], Awaitable[bool]]:
+    async def answered() -> bool:
+        return all(r["replied_at"] is not None for r in await replied(scenario, task))
+
+    return answered
+
+
 async def sent_times(scenario: Scenario, task: uuid.UUID) -> list[datetime]:
     rows = await replied(scenario, task)
     times = [r["processed_at"] for r in rows]
@@ -65,20 +92,11 @@ async def sent_times(scenario: Scenario, task: uuid.UUID) -> list[datetime]:
 
 
 async def test_a_reply_three_hours_after_the_task_ended_is_still_marked(engine_scenario: Scenario) -> None:
-    engine_scenario.configure(
-        SandboxProfile(reply_rate=1.0, reply_after_seconds=REPLY_AFTER), replies_poll_seconds=POLL
-    )
-    provider = Provider()
-    task = await engine_scenario.add_task(targets=3, **MESSAGE)
-    async with engine_scenario.running(provider) as engine:
-        await finished_and_let_go(engine_scenario, task, provider, engine)
+    async with after_the_task(engine_scenario) as (task, provider, engine):
         let_go = engine_scenario.clock.now()
         leases = len(provider.leases)
 
-        async def answered() -> bool:
-            return all(r["replied_at"] is not None for r in await replied(engine_scenario, task))
-
-        await engine_scenario.wait_until(answered, step=POLL)
+        await engine_scenario.wait_until(all_answered(engine_scenario, task), step=POLL)
         assert not engine.keeper.held  # read, never leased again for the campaign
 
     rows = await replied(engine_scenario, task)
@@ -99,15 +117,7 @@ async def test_a_reply_three_hours_after_the_task_ended_is_still_marked(engine_s
 
 async def test_a_reply_after_the_watch_window_is_not_read(engine_scenario: Scenario) -> None:
     watch_hours = 1.0  # the task ends some 80 minutes after its first message: every reply comes later
-    engine_scenario.configure(
-        SandboxProfile(reply_rate=1.0, reply_after_seconds=REPLY_AFTER),
-        replies_poll_seconds=POLL,
-        replies_watch_hours=watch_hours,
-    )
-    provider = Provider()
-    task = await engine_scenario.add_task(targets=3, **MESSAGE)
-    async with engine_scenario.running(provider) as engine:
-        await finished_and_let_go(engine_scenario, task, provider, engine)
+    async with after_the_task(engine_scenario, replies_watch_hours=watch_hours) as (task, provider, _):
         await engine_scenario.clock.sleep(watch_hours * 3600 + 2 * POLL)  # the window is over
         reads = len(provider.leases)
         assert reads > 1  # it was read while the window lasted (nobody had answered yet)
@@ -126,13 +136,7 @@ async def test_a_reply_after_the_watch_window_is_not_read(engine_scenario: Scena
 
 
 async def test_an_account_another_replica_holds_is_left_alone(engine_scenario: Scenario) -> None:
-    engine_scenario.configure(
-        SandboxProfile(reply_rate=1.0, reply_after_seconds=REPLY_AFTER), replies_poll_seconds=POLL
-    )
-    provider = Provider()
-    task = await engine_scenario.add_task(targets=3, **MESSAGE)
-    async with engine_scenario.running(provider) as engine:
-        await finished_and_let_go(engine_scenario, task, provider, engine)
+    async with after_the_task(engine_scenario) as (task, provider, _):
         leases = len(provider.leases)
         far = engine_scenario.clock.now() + timedelta(days=30)
         with (
@@ -156,33 +160,21 @@ async def test_an_account_another_replica_holds_is_left_alone(engine_scenario: S
                 "UPDATE invite_accounts SET lease_expires_at = $2 WHERE id = $1", ACCOUNT, expired
             )
 
-        async def answered() -> bool:
-            return all(r["replied_at"] is not None for r in await replied(engine_scenario, task))
-
-        await engine_scenario.wait_until(answered, step=POLL)
+        await engine_scenario.wait_until(all_answered(engine_scenario, task), step=POLL)
         assert await lease_row(engine_scenario) == ("replica-b", expired)
 
 
 async def test_an_account_the_provider_will_not_lease_is_skipped_until_it_will(
     engine_scenario: Scenario,
 ) -> None:
-    engine_scenario.configure(
-        SandboxProfile(reply_rate=1.0, reply_after_seconds=REPLY_AFTER), replies_poll_seconds=POLL
-    )
-    provider = Provider()
-    task = await engine_scenario.add_task(targets=3, **MESSAGE)
-    async with engine_scenario.running(provider) as engine:
-        await finished_and_let_go(engine_scenario, task, provider, engine)
+    async with after_the_task(engine_scenario) as (task, provider, _):
         provider.busy = True  # another service of the platform uses the session
         await engine_scenario.clock.sleep(REPLY_AFTER + 4 * POLL)
         assert all(r["replied_at"] is None for r in await replied(engine_scenario, task))
         assert await lease_row(engine_scenario) == (None, None)  # our lease given back each time
         provider.busy = False
 
-        async def answered() -> bool:
-            return all(r["replied_at"] is not None for r in await replied(engine_scenario, task))
-
-        await engine_scenario.wait_until(answered, step=POLL)
+        await engine_scenario.wait_until(all_answered(engine_scenario, task), step=POLL)
     assert await lease_row(engine_scenario) == (None, None)
 
 
@@ -191,13 +183,7 @@ async def test_an_account_cooling_down_is_not_asked_for_until_its_cooldown_ends(
 ) -> None:
     """A FloodWait left the account cooling down as its task ended: the provider rests it as
     long, so no read asks for it before the cooldown is over -- then its replies are read."""
-    engine_scenario.configure(
-        SandboxProfile(reply_rate=1.0, reply_after_seconds=REPLY_AFTER), replies_poll_seconds=POLL
-    )
-    provider = Provider()
-    task = await engine_scenario.add_task(targets=3, **MESSAGE)
-    async with engine_scenario.running(provider) as engine:
-        await finished_and_let_go(engine_scenario, task, provider, engine)
+    async with after_the_task(engine_scenario) as (task, provider, _):
         leases = len(provider.leases)
         until = engine_scenario.clock.now() + timedelta(seconds=REPLY_AFTER + 4 * POLL)
         with engine_scenario.clock.busy():  # as the FloodWait's outcome wrote it
@@ -208,10 +194,7 @@ async def test_an_account_cooling_down_is_not_asked_for_until_its_cooldown_ends(
         assert len(provider.leases) == leases  # not asked for while it rests
         assert all(r["replied_at"] is None for r in await replied(engine_scenario, task))
 
-        async def answered() -> bool:
-            return all(r["replied_at"] is not None for r in await replied(engine_scenario, task))
-
-        await engine_scenario.wait_until(answered, step=POLL)
+        await engine_scenario.wait_until(all_answered(engine_scenario, task), step=POLL)
         assert engine_scenario.clock.now() >= until
         assert len(provider.leases) > leases
     assert await lease_row(engine_scenario) == (None, None)
@@ -221,14 +204,8 @@ async def test_a_short_read_holds_the_account_under_an_owner_no_lease_keeper_tak
     engine_scenario: Scenario,
 ) -> None:
     """While a read holds it, the account's row names the replica's read owner, unexpired."""
-    engine_scenario.configure(
-        SandboxProfile(reply_rate=1.0, reply_after_seconds=REPLY_AFTER), replies_poll_seconds=POLL
-    )
-    provider = Provider()
-    task = await engine_scenario.add_task(targets=1, **MESSAGE)
     seen: list[tuple[str | None, datetime | None]] = []
-    async with engine_scenario.running(provider) as engine:
-        await finished_and_let_go(engine_scenario, task, provider, engine)
+    async with after_the_task(engine_scenario, targets=1) as (_, _, engine):
 
         async def look(strategy: Any) -> str:
             seen.append(await lease_row(engine_scenario))
@@ -250,11 +227,12 @@ async def test_an_account_a_campaign_wants_is_leased_as_a_read_gives_it_back(
     next beat is a third of a lease away, and reads hold the account a moment every poll: it
     is leased as the first read after that gives it back -- not at a beat, where a beat keeping
     time with the reads could find it held again and again."""
-    engine_scenario.configure(SandboxProfile(), replies_poll_seconds=POLL, account_lease_seconds=7200.0)
-    provider = Provider()
-    done = await engine_scenario.add_task(targets=1, **MESSAGE)
-    async with engine_scenario.running(provider) as engine:
-        await finished_and_let_go(engine_scenario, done, provider, engine)
+    quiet = SandboxProfile()
+    async with after_the_task(engine_scenario, targets=1, profile=quiet, account_lease_seconds=7200.0) as (
+        _,
+        provider,
+        engine,
+    ):
         settings = engine_scenario.settings
         beat = settings.account_lease_seconds / 3
         provider.busy = True
