@@ -158,6 +158,16 @@ async def test_the_api_answers_503_while_the_database_is_gone_and_recovers(
 # --- the engine -----------------------------------------------------------------------------------
 
 
+def completed(pool: asyncpg.Pool | asyncpg.Connection, task_id: uuid.UUID) -> Callable[[], Awaitable[bool]]:
+    """Whether the task has completed, asked anew on each call (for ``eventually``)."""
+
+    async def check() -> bool:
+        status = await pool.fetchval("SELECT status FROM invite_tasks WHERE id = $1", task_id)
+        return bool(status == "completed")
+
+    return check
+
+
 async def _counts(pool: asyncpg.Pool | asyncpg.Connection, task_id: uuid.UUID) -> dict[str, int]:
     rows = await pool.fetch(
         "SELECT status, count(*) FROM invite_targets WHERE task_id = $1 GROUP BY 1", task_id
@@ -210,11 +220,9 @@ async def test_the_engine_holds_still_while_the_database_is_gone_and_resumes(
 
             relay.restore()
 
-            async def finished() -> bool:
-                status = await observer.fetchval("SELECT status FROM invite_tasks WHERE id = $1", task_id)
-                return bool(status == "completed")
-
-            await eventually(finished, 60, "the campaign finished after the database came back")
+            await eventually(
+                completed(observer, task_id), 60, "the campaign finished after the database came back"
+            )
         finally:
             await engine.stop()
             await pool.close()
@@ -282,11 +290,9 @@ async def test_outcomes_held_through_a_long_outage_land_when_the_database_return
 
             relay.restore()
 
-            async def finished() -> bool:
-                status = await observer.fetchval("SELECT status FROM invite_tasks WHERE id = $1", task_id)
-                return bool(status == "completed")
-
-            await eventually(finished, 60, "the campaign finished after the database came back")
+            await eventually(
+                completed(observer, task_id), 60, "the campaign finished after the database came back"
+            )
         finally:
             await engine.stop()
             await pool.close()
@@ -334,11 +340,11 @@ async def test_a_claim_whose_answer_is_lost_is_put_back_at_once_and_sent_once(
             assert await asyncio.to_thread(relay.answer_lost.wait, 10), "no claim answer was lost"
             relay.restore()
 
-            async def finished() -> bool:
-                status = await observer.fetchval("SELECT status FROM invite_tasks WHERE id = $1", task_id)
-                return bool(status == "completed")
-
-            await eventually(finished, 30, "the campaign finished well before the lost claim's lease ran out")
+            await eventually(
+                completed(observer, task_id),
+                30,
+                "the campaign finished well before the lost claim's lease ran out",
+            )
         finally:
             await engine.stop()
             await pool.close()
@@ -410,11 +416,7 @@ async def test_a_link_whose_save_lost_its_answer_is_sent_once_and_saved_first(
             assert await asyncio.to_thread(relay.answer_lost.wait, 30), "no save's answer was lost"
             relay.restore()
 
-            async def finished() -> bool:
-                status = await observer.fetchval("SELECT status FROM invite_tasks WHERE id = $1", task_id)
-                return bool(status == "completed")
-
-            await eventually(finished, 60, "the campaign finished")
+            await eventually(completed(observer, task_id), 60, "the campaign finished")
         finally:
             await engine.stop()
             await pool.close()
