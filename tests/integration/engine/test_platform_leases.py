@@ -24,6 +24,7 @@ import asyncpg
 from invite.integrations.cache import MemoryCache
 from invite.integrations.integration import integration_from_settings
 from invite.kernel.clock import VirtualClock
+from invite.platforms.base import AccountEvent
 from tests.fakeserver import FakeServer, Reply, Request
 from tests.integration.engine.harness import Scenario
 from tests.integration.test_integration_client import A1, A2, TENANT, IntegrationService, secret
@@ -225,3 +226,63 @@ def _invites_only_under_an_invite_lease(
     invited = [row for row in log if row["task_id"] == invites]
     assert invited
     assert all(row["created_at"] >= leased for row in invited)
+
+
+async def test_no_read_asks_the_platform_for_an_account_it_rests(engine_scenario: Scenario) -> None:
+    """A1's message task has ended and A1 was let go of; its replies are read under short
+    leases (followup.py). A FloodWait rests it now, at the platform and in our row: no read
+    asks for it while the rest lasts -- the platform would hand it out anyway, the preferred
+    allocation ignores the status (PLATFORM-AS-RUN.md) -- and the reads go on after."""
+    poll = 300.0
+    with platform_of(engine_scenario, replies_poll_seconds=poll) as platform:
+        task = await engine_scenario.add_task(
+            targets=2,
+            user_id=TENANT,
+            task_type="send_messages",
+            template="Hello {first_name}!",
+            prefix="msg",
+            settings={"account_ids": [A1]},
+        )
+        async with running(engine_scenario):
+            await engine_scenario.wait_for_status(task, "completed")
+
+            async def let_go() -> bool:
+                with engine_scenario.clock.busy():
+                    owner = await engine_scenario.pool.fetchval(
+                        "SELECT lease_owner FROM invite_accounts WHERE id = $1", A1
+                    )
+                return owner is None and platform.accounts[A1].locked_by is None
+
+            await engine_scenario.wait_until(let_go, step=60)
+            campaign = len(platform.of(A1))
+
+            async def read() -> bool:  # under a short lease of its own, once let go of
+                return any(a.status == 200 for a in platform.of(A1)[campaign:])
+
+            await engine_scenario.wait_until(read, step=poll)
+            reporter = integration_from_settings(engine_scenario.settings, secret, MemoryCache())
+            assert reporter is not None
+            try:  # the FloodWait, as the platform hears of it and our outcome keeps it
+                with engine_scenario.clock.busy():
+                    await reporter.report(
+                        A1, TENANT, AccountEvent.FLOOD_WAIT, "flood_wait: FLOOD_WAIT_X (7200 s)"
+                    )
+            finally:
+                await reporter.aclose()
+            with engine_scenario.clock.busy():
+                until = platform.accounts[A1].flood_wait_until
+                assert until is not None
+                await engine_scenario.pool.execute(
+                    "UPDATE invite_accounts SET cooldown_until = $2 WHERE id = $1",
+                    A1,
+                    until.replace(tzinfo=UTC),
+                )
+            asked = len(platform.of(A1))
+            rest = (until - platform.now()).total_seconds()
+            await engine_scenario.clock.sleep(rest - poll)
+            assert len(platform.of(A1)) == asked  # not asked for while it rests
+            await engine_scenario.clock.sleep(3 * poll)
+            after = platform.of(A1)[asked:]
+        assert after, "not read again once the rest was over"
+        assert {(a.purpose, a.status) for a in after} == {("message_campaign", 200)}
+        assert platform.accounts[A1].locked_by is None
